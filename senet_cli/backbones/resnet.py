@@ -1,0 +1,167 @@
+"""The ResNet family (ResNet, ResNeXt, Wide ResNet and CIFAR-style ResNets) with an attention slot.
+
+Built on torchvision's `ResNet`, `BasicBlock` and `Bottleneck`: our blocks subclass theirs and only
+add the attention module and the forward that places it, so a torchvision state dict loads into
+the plain model strictly, and every key of an attention model is a torchvision key plus the
+attention's own (`layer1.0.se.fc1.weight`).
+
+Papers: "Deep Residual Learning for Image Recognition", https://arxiv.org/abs/1512.03385;
+"Aggregated Residual Transformations for Deep Neural Networks" (ResNeXt), https://arxiv.org/abs/1611.05431;
+"Wide Residual Networks", https://arxiv.org/abs/1605.07146.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models import resnet as tv
+
+from senet_cli.backbones.spec import BlockAttention
+
+STAGE_OF_PLANES = {64: 1, 128: 2, 256: 3, 512: 4}
+"""torchvision's `_make_layer` builds stage s with planes 64 * 2**(s-1); this recovers s."""
+
+
+class _AttentionSlot(nn.Module):
+    """Mixin: the forward of a residual block with an optional attention module placed per
+    the SENet paper's Fig. 5. Subclasses define `residual(x)`, the branch up to its last BN."""
+
+    stage: int
+    placement: str
+    attention_attribute: str | None
+    downsample: nn.Module | None
+    relu: nn.Module
+
+    def _init_attention(
+        self, attention: BlockAttention | None, stage: int, inplanes: int, outplanes: int
+    ) -> None:
+        self.stage = stage
+        self.placement = "standard"
+        self.attention_attribute = None
+        if attention is not None and stage in attention.stages:
+            channels = inplanes if attention.placement == "pre" else outplanes
+            setattr(self, attention.attribute, attention.build(channels, stage))
+            self.attention_attribute = attention.attribute
+            self.placement = attention.placement
+
+    @property
+    def attention(self) -> nn.Module | None:
+        return getattr(self, self.attention_attribute) if self.attention_attribute else None
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        attention = self.attention
+        where = self.placement if attention is not None else None
+        out = self.residual(attention(x) if where == "pre" else x)
+        if where == "standard":
+            out = attention(out)
+        identity = x if self.downsample is None else self.downsample(x)
+        if where == "identity":
+            identity = attention(identity)
+        out = self.relu(out + identity)
+        return attention(out) if where == "post" else out
+
+
+class AttentionBasicBlock(_AttentionSlot, tv.BasicBlock):
+    """torchvision's two-3x3 block with an attention slot."""
+
+    def __init__(
+        self,
+        *args: Any,
+        stage: int,
+        attention: BlockAttention | None = None,
+        variant: str = "v1.5",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        del variant  # the stride already sits on the first conv of a basic block in both variants
+        self._init_attention(attention, stage, self.conv1.in_channels, self.conv2.out_channels)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+
+
+class AttentionBottleneck(_AttentionSlot, tv.Bottleneck):
+    """torchvision's 1x1-3x3-1x1 bottleneck with an attention slot and a choice of stride placement.
+
+    torchvision ("ResNet V1.5") strides the 3x3 conv; the original ResNet, the SENet paper's
+    SE-ResNet-50 (3.87 GMACs) and CBAM stride the first 1x1 (variant "v1"), which runs the 3x3 at
+    the lower resolution: ResNet-50 costs 3.86 GMACs in v1 and 4.09 in v1.5. Keys are the same.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        stage: int,
+        attention: BlockAttention | None = None,
+        variant: str = "v1.5",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if variant == "v1" and self.conv2.stride != (1, 1):
+            self.conv1.stride, self.conv2.stride = self.conv2.stride, (1, 1)
+        self._init_attention(attention, stage, self.conv1.in_channels, self.conv3.out_channels)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.bn3(self.conv3(out))
+
+
+class _BlockFactory:
+    """Stands in for a block class in torchvision's `ResNet(block, layers)`: `_make_layer` reads
+    `expansion` and calls it with the block's positional arguments; we add stage and attention."""
+
+    def __init__(self, block: type[_AttentionSlot], attention: BlockAttention | None, variant: str) -> None:
+        self.block = block
+        self.expansion = block.expansion  # type: ignore[attr-defined]
+        self.attention = attention
+        self.variant = variant
+
+    def __call__(self, inplanes: int, planes: int, *args: Any, **kwargs: Any) -> nn.Module:
+        return self.block(
+            inplanes, planes, *args, **kwargs,
+            stage=STAGE_OF_PLANES[planes], attention=self.attention, variant=self.variant,
+        )
+
+
+ARCHITECTURES: dict[str, tuple[type[_AttentionSlot], list[int], dict[str, Any]]] = {
+    "resnet18": (AttentionBasicBlock, [2, 2, 2, 2], {}),
+    "resnet34": (AttentionBasicBlock, [3, 4, 6, 3], {}),
+    "resnet50": (AttentionBottleneck, [3, 4, 6, 3], {}),
+    "resnet101": (AttentionBottleneck, [3, 4, 23, 3], {}),
+    "resnet152": (AttentionBottleneck, [3, 8, 36, 3], {}),
+    "resnext50_32x4d": (AttentionBottleneck, [3, 4, 6, 3], {"groups": 32, "width_per_group": 4}),
+    "resnext101_32x8d": (AttentionBottleneck, [3, 4, 23, 3], {"groups": 32, "width_per_group": 8}),
+    "wide_resnet50_2": (AttentionBottleneck, [3, 4, 6, 3], {"width_per_group": 128}),
+}
+"""torchvision's configurations: block type, blocks per stage, width options."""
+
+
+def build(arch: str, num_classes: int, variant: str, attention: BlockAttention | None) -> nn.Module:
+    """Build `arch` ("resnet50", or "resnet50_cifar" for the CIFAR stem) on torchvision's ResNet."""
+    depth, _, suffix = arch.partition("_cifar")
+    cifar = arch.endswith("_cifar") and not suffix
+    block, layers, tv_kwargs = ARCHITECTURES[depth if cifar else arch]
+    factory = _BlockFactory(block, attention, variant)
+    model = tv.ResNet(factory, layers, num_classes=num_classes, **tv_kwargs)  # type: ignore[arg-type]
+    if cifar:
+        # The CIFAR ResNets (He et al. Sec. 4.2; the seeds' SENet18): a 3x3 stride-1 stem and no
+        # max-pool, so 32x32 inputs reach the last stage at 4x4. Same keys as the ImageNet model.
+        model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+        model.maxpool = nn.Identity()
+    return model
+
+
+def resnet_blocks(model: nn.Module) -> list[tuple[str, int]]:
+    """Every residual block as (module path, stage), in forward order."""
+    return [
+        (f"layer{stage}.{index}", stage)
+        for stage in (1, 2, 3, 4)
+        for index in range(len(getattr(model, f"layer{stage}")))
+    ]

@@ -1,0 +1,1 @@
+"""The `senet` command line: app.py assembles one module per command."""

@@ -1,0 +1,115 @@
+"""Options shared by the commands, defined once as `Annotated` aliases; choices are Enums.
+
+Torch-free: `senet --help` imports this module.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from senet_cli.errors import SenetError
+from senet_cli.render.output import OutputFormat
+
+BUILD = "Build options"
+OUTPUT = "Output"
+
+
+class Variant(str, Enum):
+    v1_5 = "v1.5"
+    v1 = "v1"
+
+
+class Placement(str, Enum):
+    standard = "standard"
+    pre = "pre"
+    post = "post"
+    identity = "identity"
+
+
+ModelsArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="Model names: <attention>_<backbone> (se_resnet50, cbam_resnet18_cifar) or a bare "
+        "backbone (resnet50). See 'senet list'.",
+        show_default=False,
+    ),
+]
+VariantOpt = Annotated[
+    Variant,
+    typer.Option(help="v1.5: stride on the bottleneck's 3x3 (torchvision, timm); v1: on its first "
+                 "1x1 (Caffe ResNets, SENet/CBAM papers).", rich_help_panel=BUILD),
+]
+PlacementOpt = Annotated[
+    Placement,
+    typer.Option(help="Where attention sits in a block (SENet Fig. 5).", rich_help_panel=BUILD),
+]
+StagesOpt = Annotated[
+    str, typer.Option(help="Stages (1-4) that get attention, comma-separated.", rich_help_panel=BUILD)
+]
+NumClassesOpt = Annotated[
+    Optional[int],
+    typer.Option("--num-classes", min=1, show_default="1000; 10 for _cifar",
+                 help="Classifier outputs.", rich_help_panel=BUILD),
+]
+ModuleOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--opt", "-o", metavar="KEY=VALUE", show_default=False, rich_help_panel=BUILD,
+                 help="A module-specific option, repeatable: -o squeeze=max -o gate=tanh, "
+                 "-o k_size=3,5,5,7. 'senet list' shows each module's options."),
+]
+InputOpt = Annotated[
+    Optional[str],
+    typer.Option("--input", metavar="SIZE", show_default="224; 32 for _cifar",
+                 help="Input side, or HxW such as 224x320."),
+]
+BatchOpt = Annotated[int, typer.Option(min=1, help="Batch size; counts cover the whole batch.")]
+FormatOpt = Annotated[
+    Optional[OutputFormat],
+    typer.Option("--format", "-f", show_default="table, or the --output extension",
+                 help="Output format.", rich_help_panel=OUTPUT),
+]
+OutputPathOpt = Annotated[
+    Optional[Path],
+    typer.Option("--output", metavar="PATH", show_default=False, rich_help_panel=OUTPUT,
+                 help="Write the result to a file (format from its extension unless --format)."),
+]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Overwrite an existing --output file.", rich_help_panel=OUTPUT)
+]
+
+
+def build_options(
+    variant: Variant, placement: Placement, stages: str, num_classes: int | None,
+    module_options: list[str] | None,
+) -> dict[str, Any]:
+    """The CLI's build flags as keyword arguments for `make_config`."""
+    options: dict[str, Any] = {
+        "variant": variant.value, "placement": placement.value, "stages": stages,
+        "num_classes": num_classes,
+    }
+    for item in module_options or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SenetError(f"--opt takes KEY=VALUE, got '{item}'")
+        if key.strip() in options:
+            raise SenetError(f"'{key.strip()}' has its own flag: use --{key.strip().replace('_', '-')}")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def parse_input_size(text: str | None) -> int | tuple[int, int] | None:
+    """"224" -> 224, "224x320" -> (224, 320), None -> None (the backbone's default)."""
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    try:
+        sides = [int(part) for part in parts]
+    except ValueError:
+        raise SenetError(f"--input takes a size such as 224 or 224x320, got '{text}'") from None
+    if len(sides) not in (1, 2) or min(sides) < 1:
+        raise SenetError(f"--input takes a size such as 224 or 224x320, got '{text}'")
+    return sides[0] if len(sides) == 1 else (sides[0], sides[1])

@@ -1,0 +1,168 @@
+"""Build options: the ones every model takes, and the typed spec of a module-specific option.
+
+Options arrive as Python values from the API or as strings from the CLI (`--opt squeeze=max`);
+`OptionSpec.coerce` turns both into one checked value, so validation lives in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from senet_cli.errors import SenetError, unknown_choice
+
+VARIANTS = ("v1.5", "v1")
+"""ResNet variants: "v1.5" puts a bottleneck's stride on the 3x3 conv (torchvision, timm);
+"v1" puts it on the first 1x1 conv (the original Caffe ResNets, the SENet and CBAM papers).
+The difference is about 6% of ResNet-50's MACs (4.09 vs 3.86 GMACs) and no parameters."""
+
+PLACEMENTS = ("standard", "pre", "post", "identity")
+"""Where attention sits in a residual block (SENet paper, Fig. 5 and Table 14):
+standard: on the residual branch, after its last BN and before the addition;
+pre: on the block's input, before the residual branch (the identity path is untouched);
+post: after the addition and its ReLU;
+identity: on the identity path, in parallel with the residual branch."""
+
+ALL_STAGES = (1, 2, 3, 4)
+
+SQUEEZES = ("avg", "max", "none")
+"""SE squeeze choices: global average pooling (paper), global max pooling, none (NoSqueeze)."""
+EXCITATIONS = ("mlp", "none", "channelwise", "fc", "group")
+"""SE excitation choices: the paper's MLP and the ECA-Net paper's SE-Var1/2/3 and SE-GC."""
+GATE_NAMES = ("sigmoid", "tanh", "relu", "hardsigmoid")
+"""Gate non-linearities (SENet paper Table 12, plus the hard sigmoid of MobileNetV3)."""
+
+
+def parse_int_list(text: str | int | Sequence[int], what: str) -> tuple[int, ...]:
+    """Read "1,2,3", 3 or [1, 2, 3] as a tuple of ints."""
+    if isinstance(text, bool):
+        raise SenetError(f"{what} must be an integer or a comma-separated list of integers, got {text!r}")
+    if isinstance(text, int):
+        return (text,)
+    if isinstance(text, str):
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        try:
+            return tuple(int(p) for p in parts)
+        except ValueError:
+            raise SenetError(
+                f"{what} must be an integer or a comma-separated list of integers, got '{text}'"
+            ) from None
+    try:
+        values = tuple(int(v) for v in text)
+    except (TypeError, ValueError):
+        raise SenetError(f"{what} must be an integer or a list of integers, got {text!r}") from None
+    return values
+
+
+def parse_bool(value: Any, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise SenetError(f"{what} must be true or false, got '{value}'")
+
+
+def parse_int(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise SenetError(f"{what} must be an integer, got {value!r}")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise SenetError(f"{what} must be an integer, got '{value}'") from None
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One module-specific build option: its name, default, accepted values and meaning.
+
+    kind is one of "str" (with `choices`), "int", "bool", "int_or_list" (one int, or one per stage)
+    and "optional_int_or_list" (the same, or None for "derive it").
+    """
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: int | None = None
+
+    def coerce(self, value: Any) -> Any:
+        what = f"option '{self.name}'"
+        if self.kind == "str":
+            text = str(value)
+            if self.choices and text not in self.choices:
+                raise unknown_choice(f"value for {what}", text, self.choices)
+            return text
+        if self.kind == "bool":
+            return parse_bool(value, what)
+        if self.kind == "int":
+            number = parse_int(value, what)
+            self._check_minimum((number,))
+            return number
+        if self.kind in ("int_or_list", "optional_int_or_list"):
+            if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "auto")):
+                if self.kind == "optional_int_or_list":
+                    return None
+                raise SenetError(f"{what} needs a value")
+            numbers = parse_int_list(value, what)
+            if len(numbers) not in (1, len(ALL_STAGES)):
+                raise SenetError(f"{what} takes one integer or one per stage (4), got {len(numbers)}")
+            self._check_minimum(numbers)
+            return numbers[0] if len(numbers) == 1 else numbers
+        raise AssertionError(f"unknown option kind {self.kind}")
+
+    def _check_minimum(self, numbers: Sequence[int]) -> None:
+        if self.minimum is not None and any(n < self.minimum for n in numbers):
+            raise SenetError(f"option '{self.name}' must be at least {self.minimum}, got {list(numbers)}")
+
+    def describe(self) -> str:
+        """A short "name=default (a|b|c)" line for `senet list`."""
+        accepted = "|".join(self.choices) if self.choices else self.kind.replace("_", " ")
+        return f"{self.name}={self.default} ({accepted})"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that decides a model's architecture; `build_model` is a pure function of it.
+
+    Stored on every built model as `model.senet_config`, so reports and checkpoints can say exactly
+    what was built.
+    """
+
+    name: str
+    backbone: str
+    attention: str | None = None
+    ratio: int = 16
+    variant: str = "v1.5"
+    placement: str = "standard"
+    stages: tuple[int, ...] = ALL_STAGES
+    num_classes: int = 1000
+    attention_options: tuple[tuple[str, Any], ...] = field(default=())
+
+    @property
+    def baseline_name(self) -> str:
+        """The plain backbone this model is compared against."""
+        return self.backbone
+
+    def option(self, name: str) -> Any:
+        return dict(self.attention_options)[name]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options as a JSON-ready dict (stable keys; module options only when attention is on)."""
+        options: dict[str, Any] = {
+            "ratio": self.ratio,
+            "variant": self.variant,
+            "placement": self.placement,
+            "stages": list(self.stages),
+            "num_classes": self.num_classes,
+        }
+        if self.attention is None:
+            for key in ("ratio", "placement", "stages"):
+                options.pop(key)
+        for key, value in self.attention_options:
+            options[key] = list(value) if isinstance(value, tuple) else value
+        return options

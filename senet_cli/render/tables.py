@@ -1,0 +1,85 @@
+"""One format-neutral table, rendered as a rich Table, GitHub Markdown or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TableData:
+    """Headers and rows of display strings; `raw_rows` carries unformatted values for CSV."""
+
+    title: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    raw_rows: tuple[tuple[Any, ...], ...] = ()
+    footer: tuple[str, ...] | None = None
+    caption: str | None = None
+    left_columns: int = 1  # leading text columns, left-aligned; the rest are numbers
+    notes: tuple[str, ...] = field(default=())
+
+
+def to_rich(table: TableData) -> Any:
+    from rich.table import Table
+
+    rich_table = Table(
+        title=table.title, caption=table.caption, show_footer=table.footer is not None,
+        header_style="bold", title_justify="left", caption_justify="left",
+    )
+    for index, header in enumerate(table.headers):
+        rich_table.add_column(
+            header,
+            justify="left" if index < table.left_columns else "right",
+            footer=table.footer[index] if table.footer else "",
+            no_wrap=index < table.left_columns,
+            overflow="fold",  # a number is never cut to an ellipsis
+        )
+    for row in table.rows:
+        rich_table.add_row(*row)
+    return rich_table
+
+
+def to_markdown(table: TableData) -> str:
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    align = ["---" if i < table.left_columns else "---:" for i in range(len(table.headers))]
+    lines = [f"**{table.title}**", "", line(table.headers), line(align)]
+    lines += [line(row) for row in table.rows]
+    if table.footer:
+        lines.append(line([f"**{cell}**" if cell else "" for cell in table.footer]))
+    if table.caption:
+        lines += ["", table.caption]
+    lines += ["", *(f"- {note}" for note in table.notes)] if table.notes else []
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(headers)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def console(stderr: bool = False) -> Any:
+    """A rich console at least 120 columns wide when writing to a pipe or file (rich's own default
+    is 80), so that tables captured by scripts and CI logs are not folded."""
+    from rich.console import Console
+
+    probe = Console(stderr=stderr)
+    return probe if probe.is_terminal else Console(stderr=stderr, width=max(probe.width, 120))
+
+
+def render_text(renderables: Sequence[Any], width: int = 140) -> str:
+    """Rich renderables as plain text, for `--format table --output FILE`."""
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    for renderable in renderables:
+        console.print(renderable)
+    return console.file.getvalue()  # type: ignore[attr-defined]
