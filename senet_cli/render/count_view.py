@@ -91,18 +91,20 @@ def _overhead_line(report: CountReport) -> str:
 def summary_table(reports: Sequence[CountReport]) -> TableData:
     counters = _reference_names(reports)
     headers = (
-        "model", "options", "params", "+params", "+params %", "MACs (G)", "+MACs (M)", "+MACs %",
-        "elementwise (M)", "+elementwise %", *(f"{name} (G)" for name in counters),
+        "model", "options", "params", "+params", "MACs (G)", "+MACs", "elementwise (M)",
+        "+elementwise", *(f"{name} (G)" for name in counters),
     )
     rows = []
     for report in reports:
         over = report.overhead
         references = {ref.counter: ref.macs for ref in report.references}
         rows.append((
-            report.model, short_options(report), _int(report.params), _int(over.params),
-            _signed_pct(over.params_pct), _scaled(report.macs, 1e9, 3), _scaled(over.macs, 1e6, 3),
-            _signed_pct(over.macs_pct), _scaled(report.elementwise_ops, 1e6, 2),
-            _signed_pct(over.elementwise_ops_pct),
+            report.model, short_options(report), _int(report.params),
+            f"{_int(over.params)} ({_signed_pct(over.params_pct)})",
+            _scaled(report.macs, 1e9, 3),
+            f"{_scaled(over.macs, 1e6, 2)} M ({_signed_pct(over.macs_pct)})",
+            _scaled(report.elementwise_ops, 1e6, 2),
+            f"{_scaled(over.elementwise_ops, 1e6, 2)} M ({_signed_pct(over.elementwise_ops_pct)})",
             *(_scaled(references[name], 1e9, 3) if name in references else "" for name in counters),
         ))
     shapes = sorted({"x".join(map(str, report.input)) for report in reports})

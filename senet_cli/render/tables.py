@@ -67,15 +67,15 @@ def to_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def console(stderr: bool = False) -> Any:
-    """A rich console at least 120 columns wide when writing to a pipe or file (rich's own default
-    is 80), so that tables captured by scripts and CI logs are not folded."""
+    """The terminal's console; when writing to a pipe or file, one wide enough that tables keep
+    their natural width (rich would fold them at 80 columns), so captured output stays readable."""
     from rich.console import Console
 
     probe = Console(stderr=stderr)
-    return probe if probe.is_terminal else Console(stderr=stderr, width=max(probe.width, 120))
+    return probe if probe.is_terminal else Console(stderr=stderr, width=240)
 
 
-def render_text(renderables: Sequence[Any], width: int = 140) -> str:
+def render_text(renderables: Sequence[Any], width: int = 240) -> str:
     """Rich renderables as plain text, for `--format table --output FILE`."""
     from rich.console import Console
 

@@ -1,0 +1,118 @@
+"""`count()` against the papers' tables, closed-form formulas and fvcore."""
+
+from __future__ import annotations
+
+import pytest
+
+import senet_cli
+from senet_cli.analysis.references import reference_counts
+from senet_cli.analysis.report import input_shape
+from senet_cli.errors import SenetError
+from senet_cli.zoo import make_config
+
+from conftest import resnet50_conv_linear_macs
+
+SIDE = {1: 56, 2: 28, 3: 14, 4: 7}  # ResNet-50 stage resolution at 224x224
+
+
+def test_paper_figures():
+    assert round(senet_cli.count("resnet50", variant="v1").macs / 1e9, 2) == 3.86  # SENet Table 2
+    assert round(senet_cli.count("resnet50").macs / 1e9, 2) == 4.09  # torchvision's docs
+    se_v1 = senet_cli.count("se_resnet50", variant="v1").macs / 1e9
+    assert 3.86 <= round(se_v1, 2) <= 3.87  # SENet Table 2
+    assert round(senet_cli.count("se_resnet50", variant="v1", squeeze="none").macs / 1e9, 2) == 4.27  # Table 16
+
+
+@pytest.mark.parametrize("variant", ["v1", "v1.5"])
+def test_resnet50_macs_equal_the_closed_form(variant):
+    assert senet_cli.count("resnet50", variant=variant).macs == resnet50_conv_linear_macs(224, variant)
+
+
+@pytest.mark.parametrize("ratio", [4, 16])
+def test_each_se_block_costs_its_closed_form(ratio):
+    batch = 2
+    report = senet_cli.count("se_resnet50", ratio=ratio, batch=batch, input_size=224)
+    for block in report.blocks:
+        c, hw = 256 * 2 ** (block.stage - 1), SIDE[block.stage] ** 2
+        r = c // ratio
+        assert block.attention_params == 2 * c * r + r + c
+        assert block.attention_macs == batch * 2 * c * r  # W1 and W2
+        # pooling reads C*H*W, gating writes C*H*W; bias adds, ReLU and sigmoid on the vectors
+        assert block.attention_elementwise_ops == batch * (2 * c * hw + (r + c) + r + c)
+    assert report.overhead.params == sum(b.attention_params for b in report.blocks)
+    assert report.overhead.macs == report.attention_total("macs")
+    assert report.overhead.elementwise_ops == report.attention_total("elementwise_ops")
+
+
+def test_nosqueeze_pays_the_fcs_at_every_position():
+    report = senet_cli.count("se_resnet50", variant="v1", squeeze="none")
+    for block in report.blocks:
+        c, hw = 256 * 2 ** (block.stage - 1), SIDE[block.stage] ** 2
+        assert block.attention_macs == 2 * c * (c // 16) * hw
+
+
+def test_cbam_and_eca_attention_costs():
+    eca = senet_cli.count("eca_resnet50")
+    assert eca.overhead.params == 86
+    first = eca.blocks[0]  # C=256, k=5 over a length-256 vector
+    assert first.attention_macs == 256 * 5
+    cbam = senet_cli.count("cbam_resnet18", input_size=224)
+    block = cbam.blocks[0]  # C=64 at 56x56
+    c, hw, r = 64, 56 * 56, 4
+    assert block.attention_macs == 2 * (2 * c * r) + 2 * 49 * hw  # shared MLP twice; 7x7 conv 2->1
+    channel = 2 * c * hw + 2 * (r + c + r) + c + c + c * hw  # 2 pools; MLP twice; add; sigmoid; gate
+    spatial = 2 * c * hw + hw + hw + c * hw  # 2 channel pools; BN; sigmoid; gate
+    assert block.attention_elementwise_ops == channel + spatial
+
+
+@pytest.mark.parametrize("name", senet_cli.list_models())
+def test_rows_add_up_and_nothing_is_left_uncounted(name):
+    report = senet_cli.count(name)
+    for measure in ("params", "macs", "elementwise_ops"):
+        assert sum(getattr(row, measure) for row in report.rows) == getattr(report, measure)
+    assert report.uncounted_ops == ()
+    if report.config.attention is None:
+        assert report.baseline.params == report.params and report.overhead.macs == 0
+    else:
+        assert report.overhead.params == report.attention_total("params") > 0
+
+
+@pytest.mark.parametrize("name", ["resnet18", "se_resnet50", "cbam_resnet18", "eca_resnet34", "se_resnext50_32x4d"])
+def test_conv_and_linear_macs_agree_with_fvcore(name):
+    config = make_config(name)
+    shape = input_shape(config, 64, 1)
+    (fvcore,) = reference_counts(config, shape, ["fvcore"])
+    assert senet_cli.count(name, input_size=64).macs == fvcore.conv_linear_macs
+
+
+def test_meta_counting_handles_huge_inputs_and_scales_linearly():
+    small = senet_cli.count("se_resnet18", input_size=256, batch=1)
+    huge = senet_cli.count("se_resnet18", input_size=1024, batch=64)
+    # Convolutions grow with batch x pixels; the SE FCs and the classifier with the batch only.
+    def spatial(report):
+        return report.macs - report.head.macs - report.attention_total("macs")
+
+    assert spatial(huge) == 64 * 16 * spatial(small)
+    assert huge.attention_total("macs") == 64 * small.attention_total("macs")
+    assert huge.head.macs == 64 * small.head.macs
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"input_size": 16}, "too small for resnet50"),
+    ({"batch": 0}, "batch must be at least 1"),
+    ({"references": ["ptflops"]}, "unknown counter"),
+])
+def test_bad_count_arguments(kwargs, message):
+    with pytest.raises(SenetError, match=message):
+        senet_cli.count("se_resnet50", **kwargs)
+
+
+def test_json_contract_keys():
+    data = senet_cli.count("se_resnet18").to_dict()
+    assert {"model", "options", "input", "params", "macs", "elementwise_ops", "baseline", "overhead",
+            "blocks"} <= set(data)
+    assert set(data["baseline"]) == {"model", "params", "macs", "elementwise_ops"}
+    assert {"params", "macs", "elementwise_ops", "params_pct", "macs_pct"} <= set(data["overhead"])
+    assert set(data["blocks"][0]) == {"name", "stage", "params", "macs", "elementwise_ops", "attention_params",
+                                      "attention_macs", "attention_elementwise_ops"}
+    assert data["input"] == [1, 3, 224, 224] and data["blocks"][0]["name"] == "layer1.0"
