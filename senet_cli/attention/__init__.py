@@ -10,7 +10,7 @@ from senet_cli.attention.spec import AttentionSpec
 from senet_cli.options import EXCITATIONS, GATE_NAMES, SQUEEZES, OptionSpec
 from senet_cli.registry import Registry
 
-_RESIDUAL_BRANCH = "every residual block, on the residual branch after its last BN, before the addition"
+_RESIDUAL_BRANCH = "each block: residual branch, after its last BN, before the add"
 
 ATTENTION: Registry[AttentionSpec] = Registry("attention module")
 

@@ -59,7 +59,7 @@ def catalogue_tables() -> list[TableData]:
         title="Attention modules (prefix of the model name)",
         headers=("name", "paper", "placed at", "options (-o KEY=VALUE)"),
         rows=tuple(
-            (spec.name, f"{spec.title}\n{spec.paper}", spec.placement + (" ; uses --ratio" if spec.uses_ratio else ""),
+            (spec.name, f"{spec.title}\n{spec.paper}", spec.placement + ("\nuses --ratio" if spec.uses_ratio else ""),
              "\n".join(o.describe() for o in spec.options))
             for _, spec in ATTENTION.items()
         ),
