@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from senet_cli.analysis.counting import Trace, trace_costs
+from senet_cli.analysis.counting import Trace, paused_gc, skip_weight_init, trace_costs
 from senet_cli.attention.base import AttentionModule
 from senet_cli.backbones import BACKBONES
 from senet_cli.errors import SenetError
@@ -146,11 +146,12 @@ def count(
     """
     config = make_config(model, **options)
     shape = input_shape(config, input_size, batch)
-    totals, rows, uncounted = _measure(config, shape)
-    if config.attention is None:
-        base_totals = totals
-    else:
-        base_totals, _, _ = _measure(baseline_config(config), shape)
+    with paused_gc():
+        totals, rows, uncounted = _measure(config, shape)
+        if config.attention is None:
+            base_totals = totals
+        else:
+            base_totals, _, _ = _measure(baseline_config(config), shape)
     params, macs, elementwise = totals
     base_params, base_macs, base_elementwise = base_totals
     stem, *blocks, head = rows
@@ -209,7 +210,7 @@ def _measure(
     config: ModelConfig, shape: tuple[int, int, int, int]
 ) -> tuple[tuple[int, int, int], list[BlockCount], dict[str, int]]:
     """Build on the meta device, trace one forward, split the costs into stem, blocks and head."""
-    with torch.device("meta"):
+    with torch.device("meta"), skip_weight_init():
         model = build_from_config(config)
     inputs = torch.empty(shape, device="meta")
     try:
@@ -250,8 +251,12 @@ def _split_rows(model: nn.Module, trace: Trace, blocks: list[tuple[str, int]]) -
                 return candidate
         return None
 
+    attention_memo: dict[str, bool] = {}
+
     def in_attention(path: str) -> bool:
-        return any(_within(path, prefix) for prefix in attention_paths)
+        if path not in attention_memo:
+            attention_memo[path] = any(_within(path, prefix) for prefix in attention_paths)
+        return attention_memo[path]
 
     first_block = blocks[0][0] if blocks else None
     block_started = False
