@@ -11,8 +11,8 @@ from senet_cli.cli.options import (
     BatchOpt, ForceOpt, FormatOpt, InputOpt, ModelsArg, ModuleOpt, NumClassesOpt, OutputPathOpt,
     Placement, PlacementOpt, StagesOpt, Variant, VariantOpt, build_options, parse_input_size,
 )
+from senet_cli.cli.output import emit, prepare_output
 from senet_cli.options import parse_int_list
-from senet_cli.render.output import OutputFormat, check_output_path, choose_format, write_atomic
 
 
 class Counter(str, Enum):
@@ -62,20 +62,21 @@ def count_command(
     ratios = parse_int_list(ratio, "--ratio")
     size = parse_input_size(input_size)
     jobs = _jobs(models, ratios, options, make_config)  # names and options checked before torch loads
-    fmt = choose_format(fmt, output)
-    if output is not None:
-        check_output_path(output, force)
+    fmt = prepare_output(fmt, output, force)
 
     from senet_cli.analysis.report import count
+    from senet_cli.render import count_view
 
     reports = _run(jobs, lambda name, opts: count(name, input_size=size, batch=batch,
                                                    references=_REFERENCES[counter], **opts))
-    text = _render(reports, fmt, per_block if per_block is not None else len(reports) == 1, output)
-    if output is not None:
-        write_atomic(output, text)
-        typer.echo(f"wrote {output}", err=True)
-    elif text:
-        typer.echo(text, nl=False)
+    blocks = per_block if per_block is not None else len(reports) == 1
+    emit(
+        reports, fmt, output,
+        json_view=count_view.to_json,
+        csv_view=count_view.per_block_csv_rows if blocks else count_view.summary_csv_rows,
+        tables=(lambda rs: [count_view.per_block_table(r) for r in rs]) if blocks
+        else (lambda rs: [count_view.summary_table(rs)]),
+    )
 
 
 def _jobs(models, ratios, options, make_config) -> list[tuple[str, dict]]:
@@ -115,29 +116,3 @@ def _stderr_console():
     from senet_cli.render.tables import console
 
     return console(stderr=True)
-
-
-def _render(reports, fmt: OutputFormat, per_block: bool, output) -> str:
-    from senet_cli.render import count_view
-    from senet_cli.render.tables import render_text, to_csv, to_markdown, to_rich
-
-    if fmt is OutputFormat.json:
-        return count_view.to_json(reports)
-    if fmt is OutputFormat.csv:
-        rows = count_view.per_block_csv_rows(reports) if per_block else count_view.summary_csv_rows(reports)
-        return to_csv(*rows)
-    tables = [count_view.per_block_table(r) for r in reports] if per_block else [count_view.summary_table(reports)]
-    if fmt is OutputFormat.md:
-        return "\n".join(to_markdown(t) for t in tables)
-    renderables = []
-    for table in tables:
-        renderables.append(to_rich(table))
-        renderables += [f"[dim]{note}[/dim]" for note in table.notes]
-    if output is not None:
-        return render_text(renderables)
-    from senet_cli.render.tables import console
-
-    out = console()
-    for item in renderables:
-        out.print(item)
-    return ""

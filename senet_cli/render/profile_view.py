@@ -1,0 +1,81 @@
+"""Views of `ProfileReport`s: a table per report, CSV rows, JSON text."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from senet_cli.analysis.latency import ProfileReport
+from senet_cli.render.tables import TableData
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.3f}"
+
+
+def _describe(report: ProfileReport) -> str:
+    precision = f"{report.dtype}{' + autocast' if report.amp else ''}"
+    extras = [x for x, on in (("channels-last", report.channels_last), ("compiled", report.compiled)) if on]
+    threads = f", {report.threads} threads" if report.device == "cpu" else ""
+    return (f"{report.model} - {report.mode} on {report.device}{threads}, {precision}"
+            f"{', ' + ', '.join(extras) if extras else ''}, input {report.input[0]}x{report.input[1]}")
+
+
+def profile_table(report: ProfileReport) -> TableData:
+    headers = ("batch", "median (ms)", "p10-p90 (ms)", "images/s", "peak MB", "baseline median (ms)",
+               "baseline images/s", "overhead")
+    rows = []
+    for r in report.results:
+        if r.error or r.model is None:
+            rows.append((str(r.batch), r.error or "failed", "", "", "", "", "", ""))
+            continue
+        m, b = r.model, r.baseline
+        rows.append((
+            str(r.batch), _ms(m.latency_ms.median), f"{_ms(m.latency_ms.p10)}-{_ms(m.latency_ms.p90)}",
+            f"{m.throughput:,.1f}", "" if m.peak_memory_mb is None else f"{m.peak_memory_mb:,.1f}",
+            _ms(b.latency_ms.median) if b else "", f"{b.throughput:,.1f}" if b else "",
+            f"{r.overhead_pct:+.1f}%" if r.overhead_pct is not None else "",
+        ))
+    notes = [
+        f"latency: wall time per run, median of {_iterations(report)} interleaved runs per model; "
+        f"overhead = (median - baseline median) / baseline median",
+        f"peak MB: {report.memory}",
+    ]
+    for r in report.results:
+        if r.per_stage:
+            stages = ", ".join(f"stage {s.stage} {s.attention_ms:+.3f} ms ({s.attention_pct:+.1f}%)" for s in r.per_stage)
+            notes.append(f"batch {r.batch}, attention per stage (model minus the model without that stage's attention): {stages}")
+    baseline = next((r.baseline.model for r in report.results if r.baseline), None)
+    caption = f"baseline: {baseline}" if baseline else "plain backbone: no baseline"
+    return TableData(title=_describe(report), headers=headers, rows=tuple(rows), left_columns=1,
+                     caption=caption, notes=tuple(notes))
+
+
+def _iterations(report: ProfileReport) -> str:
+    counts = sorted({r.model.iterations for r in report.results if r.model})
+    return "/".join(map(str, counts)) or "0"
+
+
+def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any]]]:
+    headers = ["model", "device", "dtype", "amp", "mode", "batch", "median_ms", "p10_ms", "p90_ms", "min_ms",
+               "mean_ms", "throughput", "peak_memory_mb", "baseline_model", "baseline_median_ms",
+               "baseline_throughput", "overhead_pct", "error"]
+    rows = []
+    for report in reports:
+        for r in report.results:
+            m, b = r.model, r.baseline
+            stats = m.latency_ms if m else None
+            rows.append([
+                report.model, report.device, report.dtype, report.amp, report.mode, r.batch,
+                *(getattr(stats, k) if stats else "" for k in ("median", "p10", "p90", "min", "mean")),
+                m.throughput if m else "", m.peak_memory_mb if m and m.peak_memory_mb is not None else "",
+                b.model if b else "", b.latency_ms.median if b else "", b.throughput if b else "",
+                "" if r.overhead_pct is None else r.overhead_pct, r.error or "",
+            ])
+    return headers, rows
+
+
+def to_json(reports: Sequence[ProfileReport]) -> str:
+    payload: Any = [r.to_dict() for r in reports]
+    return json.dumps(payload[0] if len(payload) == 1 else payload, indent=2) + "\n"

@@ -1,0 +1,98 @@
+"""`profile()` and `senet profile`: statistics, interleaving, contract, errors. CPU only, tiny models;
+the CUDA test skips where there is no GPU (CI has none)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from senet_cli.analysis.latency import LatencyStats, percentile, profile
+from senet_cli.cli.app import main
+from senet_cli.errors import SenetError
+
+FAST = {"input_size": 32, "iters": 3, "warmup": 1}
+
+
+def test_statistics_follow_numpy_conventions():
+    samples = [0.005, 0.001, 0.003, 0.002, 0.004, 0.010]
+    stats = LatencyStats.from_samples(samples)
+    ms = np.array(samples) * 1000
+    assert stats.median == pytest.approx(np.median(ms))
+    assert stats.p10 == pytest.approx(np.percentile(ms, 10))
+    assert stats.p90 == pytest.approx(np.percentile(ms, 90))
+    assert (stats.min, stats.mean) == (pytest.approx(1.0), pytest.approx(ms.mean()))
+    assert percentile([1.0], 90) == 1.0
+
+
+def test_profile_times_model_and_baseline_and_derives_overhead():
+    report = profile("se_resnet18_cifar", batches=(1, 2), **FAST)
+    assert [r.batch for r in report.results] == [1, 2]
+    for result in report.results:
+        model, base = result.model, result.baseline
+        assert base.model == "resnet18_cifar" and model.iterations == base.iterations == 3
+        stats = model.latency_ms
+        assert stats.min <= stats.p10 <= stats.median <= stats.p90
+        assert model.throughput == pytest.approx(result.batch / stats.median * 1000)
+        assert result.overhead_pct == pytest.approx((stats.median - base.latency_ms.median) / base.latency_ms.median * 100)
+        assert model.peak_memory_mb > 0
+    assert report.device == "cpu" and report.threads == torch.get_num_threads()
+
+
+def test_plain_models_have_no_baseline_and_per_stage_ablation_covers_each_stage():
+    plain = profile("resnet18_cifar", **FAST).results[0]
+    assert plain.baseline is None and plain.overhead_pct is None
+    staged = profile("eca_resnet18_cifar", per_stage=True, stages="2,3", **FAST).results[0]
+    assert [s.stage for s in staged.per_stage] == [2, 3]
+
+
+def test_min_time_runs_at_least_five_rounds():
+    result = profile("resnet18_cifar", input_size=32, warmup=0, min_time=0.001).results[0]
+    assert result.model.iterations >= 5
+
+
+def test_train_mode_and_amp_run():
+    result = profile("se_resnet18_cifar", mode="train", amp=True, **FAST).results[0]
+    assert result.model.latency_ms.median > 0
+
+
+def test_json_contract(tmp_path, capsys):
+    target = tmp_path / "p.json"
+    with pytest.raises(SystemExit) as done:
+        main(["profile", "se_resnet18_cifar", "--iters", "2", "--warmup", "0", "--batch", "1,2", "--output", str(target)])
+    assert done.value.code == 0
+    data = json.loads(target.read_text())
+    assert {"model", "device", "dtype", "input", "results"} <= set(data)
+    first = data["results"][0]
+    assert {"batch", "latency_ms", "throughput", "peak_memory_mb", "baseline", "overhead_pct"} <= set(first)
+    assert set(first["latency_ms"]) == {"median", "p10", "p90", "min", "mean"}
+    assert {"model", "latency_ms", "throughput", "peak_memory_mb"} <= set(first["baseline"])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"iters": 0}, "iters must be at least 1"),
+    ({"warmup": -1}, "warm-up must be 0 or more"),
+    ({"batches": (0,)}, "batch sizes must be at least 1"),
+    ({"device": "tpu"}, "unknown device"),
+    ({"dtype": "float64"}, "unknown dtype"),
+    ({"mode": "eval"}, "unknown mode"),
+])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(SenetError, match=message):
+        profile("se_resnet18_cifar", **{"input_size": 32, **kwargs})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is absent")
+def test_cuda_without_a_gpu_is_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["profile", "se_resnet18", "--device", "cuda"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert done.value.code == 2 and len(err) == 1 and "no CUDA device" in err[0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_profile_reports_allocator_peak_memory():
+    result = profile("se_resnet18_cifar", device="cuda", **FAST).results[0]
+    assert result.model.peak_memory_mb > 0 and result.baseline.peak_memory_mb > 0
