@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from senet_cli.cli.options import (
-    BatchOpt, ForceOpt, FormatOpt, InputOpt, ModelsArg, ModuleOpt, NumClassesOpt, OutputPathOpt,
+    BUILD, BatchOpt, ForceOpt, FormatOpt, InputOpt, ModelsArg, ModuleOpt, NumClassesOpt, OutputPathOpt,
     Placement, PlacementOpt, StagesOpt, Variant, VariantOpt, build_options, parse_input_size,
 )
 from senet_cli.cli.output import emit, prepare_output
@@ -30,7 +30,7 @@ def count_command(
     models: ModelsArg,
     ratio: Annotated[
         str, typer.Option(help="Reduction ratio r; a comma list sweeps it (2,4,8,16,32 = SENet Table 10).",
-                          rich_help_panel="Build options"),
+                          rich_help_panel=BUILD),
     ] = "16",
     variant: VariantOpt = Variant.v1_5,
     placement: PlacementOpt = Placement.standard,
