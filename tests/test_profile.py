@@ -96,3 +96,12 @@ def test_cuda_without_a_gpu_is_one_line_exit_2(capsys):
 def test_cuda_profile_reports_allocator_peak_memory():
     result = profile("se_resnet18_cifar", device="cuda", **FAST).results[0]
     assert result.model.peak_memory_mb > 0 and result.baseline.peak_memory_mb > 0
+
+
+def test_single_stage_ablation_is_the_baseline_and_iters_excludes_min_time():
+    result = profile("se_resnet18_cifar", per_stage=True, stages="4", **FAST).results[0]
+    (cost,) = result.per_stage
+    assert cost.stage == 4
+    assert cost.attention_ms == pytest.approx(result.model.latency_ms.median - result.baseline.latency_ms.median)
+    with pytest.raises(SenetError, match="not both"):
+        profile("se_resnet18_cifar", input_size=32, iters=2, min_time=0.1)

@@ -12,8 +12,9 @@ Speed: meta kernels run as Python decompositions (about 0.5 ms an op), and a dee
 the same ops on the same shapes block after block. The mode therefore memoises each op's output
 metadata by (op, input shapes and arguments) and, on a repeat, makes fresh meta tensors of that
 metadata instead of calling the kernel. The memo is shared by every trace in the process (a
-model and its baseline run mostly the same ops), bounded by `_MEMO_LIMIT` entries. Only ops that neither write to nor alias their inputs are
-memoised (read from the op schema), so in-place ops and views still run for real.
+model and its baseline run mostly the same ops), bounded by `_MEMO_LIMIT` entries. Only ops that
+neither write to nor alias their inputs are memoised (read from the op schema), so in-place ops
+and views still run for real.
 """
 
 from __future__ import annotations

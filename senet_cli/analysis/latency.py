@@ -30,7 +30,7 @@ import resource
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -152,6 +152,31 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def check_timing(
+    *, batches: Sequence[int], warmup: int, iters: int | None, min_time: float | None, dtype: str,
+    amp: bool, mode: str, threads: int | None,
+) -> None:
+    """Raise SenetError for timing arguments `profile()` cannot use (the CLI calls it up front)."""
+    if dtype not in DTYPES:
+        raise SenetError(f"unknown dtype '{dtype}'; accepted: {', '.join(DTYPES)}")
+    if amp and dtype != "float32":
+        raise SenetError("--amp runs a float32 model under autocast; do not combine it with --dtype")
+    if mode not in MODES:
+        raise SenetError(f"unknown mode '{mode}'; accepted: {', '.join(MODES)}")
+    if warmup < 0:
+        raise SenetError(f"warm-up must be 0 or more, got {warmup}")
+    if iters is not None and iters < 1:
+        raise SenetError(f"iters must be at least 1, got {iters}")
+    if iters is not None and min_time is not None:
+        raise SenetError("give iters or min-time, not both")
+    if min_time is not None and min_time <= 0:
+        raise SenetError(f"min-time must be positive, got {min_time}")
+    if not batches or any(b < 1 for b in batches):
+        raise SenetError(f"batch sizes must be at least 1, got {list(batches)}")
+    if threads is not None and threads < 1:
+        raise SenetError(f"threads must be at least 1, got {threads}")
+
+
 def profile(
     model: str,
     *,
@@ -179,23 +204,9 @@ def profile(
     """
     config = make_config(model, **options)
     target = resolve_device(device)
-    if dtype not in DTYPES:
-        raise SenetError(f"unknown dtype '{dtype}'; accepted: {', '.join(DTYPES)}")
-    if amp and dtype != "float32":
-        raise SenetError("--amp runs a float32 model under autocast; do not combine it with --dtype")
-    if mode not in MODES:
-        raise SenetError(f"unknown mode '{mode}'; accepted: {', '.join(MODES)}")
-    if warmup < 0:
-        raise SenetError(f"warm-up must be 0 or more, got {warmup}")
-    if iters is not None and iters < 1:
-        raise SenetError(f"iters must be at least 1, got {iters}")
-    if min_time is not None and min_time <= 0:
-        raise SenetError(f"min-time must be positive, got {min_time}")
-    if not batches or any(b < 1 for b in batches):
-        raise SenetError(f"batch sizes must be at least 1, got {list(batches)}")
+    check_timing(batches=batches, warmup=warmup, iters=iters, min_time=min_time, dtype=dtype, amp=amp,
+                 mode=mode, threads=threads)
     if threads is not None:
-        if threads < 1:
-            raise SenetError(f"threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     height, width = input_shape(config, input_size, 1)[2:]
     runs = iters if iters is not None else (None if min_time is not None else 30)
@@ -203,13 +214,10 @@ def profile(
     configs = {"model": config}
     if config.attention is not None:
         configs["baseline"] = baseline_config(config)
-        if per_stage:
+        if per_stage and len(config.stages) > 1:  # with one stage, its ablation is the baseline
             for stage in config.stages:
-                if len(config.stages) > 1:
-                    kept = tuple(s for s in config.stages if s != stage)
-                    configs[f"stage{stage}"] = _replace_stages(config, kept)
-                else:
-                    configs[f"stage{stage}"] = configs["baseline"]
+                kept = tuple(s for s in config.stages if s != stage)
+                configs[f"stage{stage}"] = replace(config, stages=kept)
     prepared = {key: _prepare(c, target, DTYPES[dtype], channels_last, compile, mode) for key, c in configs.items()}
 
     results = []
@@ -217,7 +225,7 @@ def profile(
         try:
             results.append(_measure_batch(config, prepared, batch, (height, width), target, DTYPES[dtype], amp,
                                           channels_last, mode, warmup + (3 if compile else 0), runs, min_time,
-                                          on_round))
+                                          on_round, per_stage))
         except torch.cuda.OutOfMemoryError:
             results.append(BatchResult(batch, None, None, None, error="out of memory"))
         except RuntimeError as error:
@@ -231,12 +239,6 @@ def profile(
               else "process peak resident set size (ru_maxrss) so far, shared by model and baseline")
     return ProfileReport(config, target.type, dtype, amp, mode, (height, width), torch.get_num_threads(),
                          channels_last, compile, memory, tuple(results))
-
-
-def _replace_stages(config: ModelConfig, stages: tuple[int, ...]) -> ModelConfig:
-    from dataclasses import replace
-
-    return replace(config, stages=stages)
 
 
 @dataclass
@@ -258,7 +260,7 @@ def _prepare(config: ModelConfig, device: torch.device, dtype: torch.dtype, chan
 
 
 def _measure_batch(config, prepared, batch, size, device, dtype, amp, channels_last, mode, warmup, runs,
-                   min_time, on_round) -> BatchResult:
+                   min_time, on_round, per_stage) -> BatchResult:
     x = torch.randn(batch, 3, *size, device=device, dtype=dtype)
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
@@ -297,12 +299,15 @@ def _measure_batch(config, prepared, batch, size, device, dtype, amp, channels_l
     overhead = None
     if baseline is not None:
         overhead = (model.latency_ms.median - baseline.latency_ms.median) / baseline.latency_ms.median * 100.0
-    per_stage = tuple(
-        StageCost(int(key[5:]), model.latency_ms.median - m.latency_ms.median,
+    ablations = {int(key[5:]): m for key, m in measured.items() if key.startswith("stage")}
+    if per_stage and baseline is not None and not ablations:
+        ablations = {config.stages[0]: baseline}  # one stage with attention: removing it is the baseline
+    costs = tuple(
+        StageCost(stage, model.latency_ms.median - m.latency_ms.median,
                   (model.latency_ms.median - m.latency_ms.median) / model.latency_ms.median * 100.0)
-        for key, m in measured.items() if key.startswith("stage")
+        for stage, m in ablations.items()
     )
-    return BatchResult(batch, model, baseline, overhead, per_stage)
+    return BatchResult(batch, model, baseline, overhead, costs)
 
 
 def _step_fn(runner: _Runner, x, labels, mode: str, amp: bool, device: torch.device) -> Callable[[], None]:

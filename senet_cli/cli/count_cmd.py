@@ -103,16 +103,12 @@ def _run(jobs, work):
     from rich.progress import Progress
 
     results = []
-    with Progress(transient=True, console=_stderr_console()) as progress:
+    from senet_cli.render.tables import console
+
+    with Progress(transient=True, console=console(stderr=True)) as progress:
         task = progress.add_task("counting", total=len(jobs))
         for name, opts in jobs:
             progress.update(task, description=f"counting {name}")
             results.append(work(name, opts))
             progress.advance(task)
     return results
-
-
-def _stderr_console():
-    from senet_cli.render.tables import console
-
-    return console(stderr=True)

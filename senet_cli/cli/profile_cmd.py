@@ -74,24 +74,21 @@ def profile_command(
     The model and its backbone run interleaved in one process after a warm-up; medians are over the
     timed runs. See README 'How profiling measures'.
     """
-    from senet_cli.errors import SenetError
     from senet_cli.zoo import make_config
 
     options = {**build_options(variant, placement, stages, num_classes, opt), "ratio": ratio}
     batches = parse_int_list(batch, "--batch")
-    if any(b < 1 for b in batches):
-        raise SenetError(f"--batch sizes must be at least 1, got {batch}")
-    if iters is not None and min_time is not None:
-        raise SenetError("give --iters or --min-time, not both")
     size = parse_input_size(input_size)
     configs = [make_config(name, **options) for name in models]  # checked before torch loads
     fmt = prepare_output(fmt, output, force)
 
-    from senet_cli.analysis.latency import profile, resolve_device
+    from senet_cli.analysis.latency import check_timing, profile, resolve_device
     from senet_cli.render import profile_view
     from senet_cli.render.tables import console
 
     resolve_device(device.value)
+    check_timing(batches=batches, warmup=warmup, iters=iters, min_time=min_time, dtype=dtype.value, amp=amp,
+                 mode=mode.value, threads=threads)  # before the progress bar opens
     reports = []
     from rich.progress import Progress
 
