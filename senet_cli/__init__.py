@@ -23,6 +23,12 @@ _LAZY = {
     "make_config": "senet_cli.zoo",
     "count": "senet_cli.analysis.report",
     "CountReport": "senet_cli.analysis.report",
+    "profile": "senet_cli.analysis.latency",
+    "ProfileReport": "senet_cli.analysis.latency",
+    "inspect": "senet_cli.analysis.inspection",
+    "InspectReport": "senet_cli.analysis.inspection",
+    "load_checkpoint": "senet_cli.analysis.checkpoint",
+    "save_checkpoint": "senet_cli.analysis.checkpoint",
 }
 
 __all__ = ["SenetError", "__version__", *_LAZY]

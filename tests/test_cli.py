@@ -10,14 +10,7 @@ import sys
 
 import pytest
 
-from senet_cli.cli.app import main
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
+from helpers import run
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["list"], ["count", "se_resnt50"], ["list", "--format", "json"]])

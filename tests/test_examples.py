@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,3 +15,18 @@ def test_senet_table10_example_runs_and_prints_the_sweep():
                             capture_output=True, text=True, timeout=120, check=True)
     assert "| 16 | 28,088,024 | 28.1M |" in result.stdout
     assert "| 2 | 45,699,240 | 45.7M |" in result.stdout
+
+
+def test_inspect_digits_example_trains_saves_and_inspects(tmp_path):
+    """One epoch on the digits (about 15 s on 2 cores), then `senet inspect` with per-class profiles."""
+    result = subprocess.run([sys.executable, str(EXAMPLES / "inspect_digits.py"), "--epochs", "1", "--out",
+                             str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    accuracy = float(result.stdout.split("held-out accuracy: ")[1].split()[0])
+    assert accuracy > 0.5  # ten classes: chance is 0.1
+    payload = json.loads((tmp_path / "gates.json").read_text())
+    assert payload["images"] == 300 and payload["classes"] == [str(d) for d in range(10)]
+    assert payload["architecture"]["source"] == "metadata" and payload["input"] == [16, 16]
+    assert all(len(block["class_means"]) == 10 for block in payload["blocks"])
+    assert (tmp_path / "gates.png").stat().st_size > 50_000
+    assert "| layer4.1 | se.gate (channel) | 4 | 512 |" in result.stdout

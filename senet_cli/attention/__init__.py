@@ -28,6 +28,8 @@ ATTENTION.add("se", AttentionSpec(
     ),
     uses_ratio=True,
     placement=_RESIDUAL_BRANCH,
+    infer="senet_cli.attention.se:infer_options",
+    shape_free=("squeeze", "gate"),
 ))
 
 ATTENTION.add("eca", AttentionSpec(
@@ -44,6 +46,7 @@ ATTENTION.add("eca", AttentionSpec(
     ),
     uses_ratio=False,
     placement=_RESIDUAL_BRANCH,
+    infer="senet_cli.attention.eca:infer_options",
 ))
 
 ATTENTION.add("cbam", AttentionSpec(
@@ -57,6 +60,7 @@ ATTENTION.add("cbam", AttentionSpec(
     ),
     uses_ratio=True,
     placement=_RESIDUAL_BRANCH,
+    infer="senet_cli.attention.cbam:infer_options",
 ))
 
 __all__ = ["ATTENTION", "AttentionSpec"]

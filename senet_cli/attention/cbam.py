@@ -20,7 +20,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from collections.abc import Mapping
+from typing import Any
+
 from senet_cli.attention.base import AttentionModule, make_gate
+from senet_cli.attention.spec import ratio_candidates
 from senet_cli.errors import SenetError
 
 
@@ -82,3 +86,19 @@ class CBAM(AttentionModule):
         x = self.ChannelGate(x)
         return self.SpatialGate(x) if self.SpatialGate is not None else x
 
+
+
+def infer_options(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Ratio from the channel MLP's first layer; the spatial gate's presence and kernel from its conv."""
+    first = next(iter(stage_keys.values()))
+    if "ChannelGate.mlp.1.weight" not in first:
+        return [], []
+    ratios = ratio_candidates(
+        (keys["ChannelGate.mlp.1.weight"][1], keys["ChannelGate.mlp.1.weight"][0]) for keys in stage_keys.values()
+    )
+    notes = [f"ratio: {min(ratios)}..{max(ratios)} all give these shapes; taking {ratios[0]}"] if len(ratios) > 1 else []
+    spatial = first.get("SpatialGate.spatial.conv.weight")
+    options: dict[str, Any] = {"spatial": spatial is not None}
+    if spatial is not None:
+        options["spatial_kernel"] = spatial[-1]
+    return [{**options, "ratio": r} for r in ratios[:1]], notes

@@ -14,6 +14,8 @@ that. The conv is stored as `conv` and the block attribute is `eca`, as in the o
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,3 +48,13 @@ class EfficientChannelAttention(AttentionModule):
         weights = self.conv(pooled).view(batch, channels, 1, 1)
         return x * self.gate(weights)
 
+
+
+def infer_options(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The adaptive kernel (the paper's default) first; else the kernel sizes the weights hold."""
+    kernels = {stage: keys["conv.weight"][-1] for stage, keys in stage_keys.items() if "conv.weight" in keys}
+    if not kernels:
+        return [], []
+    sizes = set(kernels.values())
+    fixed: Any = sizes.pop() if len(sizes) == 1 else tuple(kernels.get(s, min(kernels.values())) for s in (1, 2, 3, 4))
+    return [{}, {"k_size": fixed}], []

@@ -25,7 +25,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from collections.abc import Mapping
+from typing import Any
+
 from senet_cli.attention.base import AttentionModule, make_gate
+from senet_cli.attention.spec import ratio_candidates
 from senet_cli.errors import SenetError
 from senet_cli.options import EXCITATIONS, SQUEEZES
 
@@ -83,3 +87,23 @@ class SqueezeExcitation(AttentionModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(self._excite(self._squeeze(x)))
 
+
+
+def infer_options(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Excitation, bias, groups and ratio from the weights' shapes (see AttentionSpec.infer_options).
+
+    Squeeze (avg/max/none) and gate leave the shapes unchanged; excitation "none" has no weights.
+    """
+    first = next(iter(stage_keys.values()))
+    if "fc1.weight" in first:
+        ratios = ratio_candidates((keys["fc1.weight"][1], keys["fc1.weight"][0]) for keys in stage_keys.values())
+        notes = [f"ratio: {min(ratios)}..{max(ratios)} all give these shapes; taking {ratios[0]}"] if len(ratios) > 1 else []
+        return [{"excitation": "mlp", "bias": "fc1.bias" in first, "ratio": r} for r in ratios[:1]], notes
+    if "fc.weight" in first:
+        channels, per_group = first["fc.weight"][:2]
+        if per_group == 1:
+            return [{"excitation": "channelwise"}], []
+        if per_group == channels:
+            return [{"excitation": "fc"}], []
+        return [{"excitation": "group", "groups": channels // per_group}], []
+    return [], []

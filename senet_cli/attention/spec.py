@@ -4,7 +4,7 @@ lives. Torch-free, so `senet list` and name checks answer without importing torc
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,8 @@ class AttentionSpec:
     options: tuple[OptionSpec, ...]
     uses_ratio: bool
     placement: str
+    infer: str | None = None  # "package.module:function" reading options back from weight shapes
+    shape_free: tuple[str, ...] = ()  # options that leave every weight shape unchanged
 
     def option_names(self) -> list[str]:
         return [option.name for option in self.options]
@@ -71,3 +73,35 @@ class AttentionSpec:
         module_name, _, class_name = self.module.partition(":")
         return getattr(importlib.import_module(module_name), class_name)
 
+
+    def infer_options(self, stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tuple[list[dict[str, Any]], list[str]]:
+        """Options (and ratio) that give a checkpoint's attention weights, most likely first, plus notes.
+
+        `stage_keys` maps each stage with attention to {key relative to the module: shape} of one
+        of its blocks. A module without an `infer` function is detected with its defaults only.
+        """
+        if self.infer is None:
+            return [{}], []
+        module_name, _, function = self.infer.partition(":")
+        return getattr(importlib.import_module(module_name), function)(stage_keys)
+
+
+PREFERRED_RATIO = 16  # the SENet paper's choice, and every released SE/CBAM model's
+
+
+def ratio_candidates(widths: Iterable[tuple[int, int]]) -> list[int]:
+    """Every ratio r with channels // r == reduced for all (channels, reduced) pairs, 16 first.
+
+    Integer division loses information: 64 channels reduced to 4 fit any r in 13..16. Deeper
+    stages narrow the range (2048 -> 128 leaves only 16).
+    """
+    low, high = 1, None
+    for channels, reduced in widths:
+        if reduced < 1:
+            return []
+        low = max(low, channels // (reduced + 1) + 1)
+        high = channels // reduced if high is None else min(high, channels // reduced)
+    if high is None or low > high:
+        return []
+    fits = list(range(high, low - 1, -1))
+    return sorted(fits, key=lambda r: r != PREFERRED_RATIO)

@@ -31,6 +31,7 @@ def _resnet(name: str, description: str, cifar: bool) -> BackboneSpec:
         arch=name,
         builder="senet_cli.backbones.resnet:build",
         blocks="senet_cli.backbones.resnet:resnet_blocks",
+        fits="senet_cli.backbones.resnet:resnet_fits",
         default_num_classes=10 if cifar else 1000,
         default_input=32 if cifar else 224,
         min_input=8 if cifar else 32,

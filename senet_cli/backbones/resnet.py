@@ -12,6 +12,7 @@ Papers: "Deep Residual Learning for Image Recognition", https://arxiv.org/abs/15
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -165,3 +166,30 @@ def resnet_blocks(model: nn.Module) -> list[tuple[str, int]]:
         for stage in (1, 2, 3, 4)
         for index in range(len(getattr(model, f"layer{stage}")))
     ]
+
+
+def resnet_fits(arch: str, shapes: Mapping[str, tuple[int, ...]]) -> bool:
+    """Can a checkpoint's {key: shape} be `arch`? Blocks per stage, stem kernel and stage-1 width.
+
+    A cheap filter before a full comparison: it tells ResNet-50 from ResNeXt-50 and Wide ResNet-50
+    (the 3x3 conv's width and groups) and the ImageNet stem (7x7) from the CIFAR one (3x3).
+    """
+    depth, _, suffix = arch.partition("_cifar")
+    cifar = arch.endswith("_cifar") and not suffix
+    block, layers, options = ARCHITECTURES[depth if cifar else arch]
+    found = [0, 0, 0, 0]
+    for key in shapes:
+        head, _, rest = key.partition(".")
+        if head.startswith("layer") and head[5:].isdigit() and 1 <= int(head[5:]) <= 4:
+            index = rest.partition(".")[0]
+            if index.isdigit():
+                found[int(head[5:]) - 1] = max(found[int(head[5:]) - 1], int(index) + 1)
+    stem = shapes.get("conv1.weight")
+    if found != layers or stem is None or len(stem) != 4 or stem[-1] != (3 if cifar else 7):
+        return False
+    groups = options.get("groups", 1)
+    width = int(64 * options.get("width_per_group", 64) / 64) * groups
+    mid = shapes.get("layer1.0.conv2.weight")
+    if block is AttentionBottleneck:
+        return mid is not None and mid[0] == width and mid[1] == width // groups and "layer1.0.conv3.weight" in shapes
+    return mid is not None and "layer1.0.conv3.weight" not in shapes

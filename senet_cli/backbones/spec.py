@@ -29,7 +29,9 @@ class BackboneSpec:
 
     builder: "package.module:function", called as function(arch, num_classes, variant, attention);
     blocks: "package.module:function", called as function(model) -> [(module path, stage), ...] in
-    forward order. min_input is the network's total stride: a smaller input collapses whole stages
+    forward order. fits: "package.module:function", called as function(arch, shapes) -> bool, a
+    cheap test of whether a checkpoint's {key: shape} can be this backbone (checkpoint detection
+    builds only the backbones that pass it). min_input is the network's total stride: a smaller input collapses whole stages
     to one pixel, where the counts stop meaning what the papers mean.
     """
 
@@ -39,6 +41,7 @@ class BackboneSpec:
     arch: str
     builder: str
     blocks: str
+    fits: str | None = None
     default_num_classes: int = 1000
     default_input: int = 224
     min_input: int = 32
@@ -48,6 +51,9 @@ class BackboneSpec:
 
     def block_paths(self, model: Any) -> list[tuple[str, int]]:
         return _load(self.blocks)(model)
+
+    def may_fit(self, shapes: Any) -> bool:
+        return True if self.fits is None else bool(_load(self.fits)(self.arch, shapes))
 
 
 def _load(path: str) -> Any:

@@ -11,7 +11,7 @@ from senet_cli.cli.options import (
     BUILD, BatchOpt, ForceOpt, FormatOpt, InputOpt, ModelsArg, ModuleOpt, NumClassesOpt, OutputPathOpt,
     Placement, PlacementOpt, StagesOpt, Variant, VariantOpt, build_options, parse_input_size,
 )
-from senet_cli.cli.output import emit, prepare_output
+from senet_cli.cli.output import emit, prepare_output, progress_bar
 from senet_cli.options import parse_int_list
 
 
@@ -100,12 +100,8 @@ def _run(jobs, work):
     """Run the jobs, with a transient progress bar on a terminal when there is more than one."""
     if len(jobs) == 1:
         return [work(*jobs[0])]
-    from rich.progress import Progress
-
     results = []
-    from senet_cli.render.tables import console
-
-    with Progress(transient=True, console=console(stderr=True)) as progress:
+    with progress_bar() as progress:
         task = progress.add_task("counting", total=len(jobs))
         for name, opts in jobs:
             progress.update(task, description=f"counting {name}")

@@ -91,13 +91,23 @@ def build_options(
         "variant": variant.value, "placement": placement.value, "stages": stages,
         "num_classes": num_classes,
     }
-    for item in module_options or []:
+    return {**options, **parse_module_options(module_options)}
+
+
+COMMON_FLAGS = ("ratio", "variant", "placement", "stages", "num_classes")
+
+
+def parse_module_options(items: list[str] | None) -> dict[str, str]:
+    """`--opt KEY=VALUE` items as a dict; the common options must use their own flags."""
+    options: dict[str, str] = {}
+    for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise SenetError(f"--opt takes KEY=VALUE, got '{item}'")
-        if key.strip() in options:
-            raise SenetError(f"'{key.strip()}' has its own flag: use --{key.strip().replace('_', '-')}")
-        options[key.strip()] = value.strip()
+        if key in COMMON_FLAGS:
+            raise SenetError(f"'{key}' has its own flag: use --{key.replace('_', '-')}")
+        options[key] = value.strip()
     return options
 
 

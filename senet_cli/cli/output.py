@@ -53,3 +53,14 @@ def emit(
         typer.echo(f"wrote {output}", err=True)
     else:
         typer.echo(text, nl=False)
+
+
+def progress_bar() -> Any:
+    """A transient rich progress bar on stderr; silent when stderr is not a terminal (a pipe or a
+    log file gets no bar and no blank line where it was)."""
+    from rich.progress import Progress
+
+    from senet_cli.render.tables import console
+
+    stream = console(stderr=True)
+    return Progress(transient=True, console=stream, disable=not stream.is_terminal)

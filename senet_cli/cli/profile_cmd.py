@@ -11,7 +11,7 @@ from senet_cli.cli.options import (
     BUILD, ForceOpt, FormatOpt, InputOpt, ModelsArg, ModuleOpt, NumClassesOpt, OutputPathOpt,
     Placement, PlacementOpt, StagesOpt, Variant, VariantOpt, build_options, parse_input_size,
 )
-from senet_cli.cli.output import emit, prepare_output
+from senet_cli.cli.output import emit, prepare_output, progress_bar
 from senet_cli.options import parse_int_list
 
 TIMING = "Timing"
@@ -84,15 +84,12 @@ def profile_command(
 
     from senet_cli.analysis.latency import check_timing, profile, resolve_device
     from senet_cli.render import profile_view
-    from senet_cli.render.tables import console
 
     resolve_device(device.value)
     check_timing(batches=batches, warmup=warmup, iters=iters, min_time=min_time, dtype=dtype.value, amp=amp,
                  mode=mode.value, threads=threads)  # before the progress bar opens
     reports = []
-    from rich.progress import Progress
-
-    with Progress(transient=True, console=console(stderr=True)) as progress:
+    with progress_bar() as progress:
         rounds = None if min_time is not None else (iters or 30) * len(batches)
         for config in configs:
             task = progress.add_task(f"timing {config.name}", total=rounds)

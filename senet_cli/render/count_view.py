@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from senet_cli.analysis.report import CONVENTION, CountReport
+from senet_cli.render.config_text import short_options
 from senet_cli.render.tables import TableData
 
 
@@ -22,32 +23,8 @@ def _signed_pct(value: float) -> str:
     return f"{value:+.2f}%"
 
 
-def short_options(report: CountReport) -> str:
-    """The options that differ from the defaults, plus the ratio of a ratio-using module."""
-    from senet_cli.attention import ATTENTION
-    from senet_cli.backbones import BACKBONES
-
-    config = report.config
-    parts: list[str] = []
-    if config.attention is not None:
-        spec = ATTENTION.get(config.attention)
-        if spec.uses_ratio:
-            parts.append(f"r={config.ratio}")
-        defaults = {option.name: option.default for option in spec.options}
-        parts += [f"{k}={v}" for k, v in config.attention_options if defaults.get(k) != v]
-        if config.placement != "standard":
-            parts.append(f"placement={config.placement}")
-        if config.stages != (1, 2, 3, 4):
-            parts.append("stages=" + ",".join(map(str, config.stages)))
-    if config.variant != "v1.5":
-        parts.append(f"variant={config.variant}")
-    if config.num_classes != BACKBONES.get(config.backbone).default_num_classes:
-        parts.append(f"classes={config.num_classes}")
-    return " ".join(parts)
-
-
 def _title(report: CountReport) -> str:
-    options = short_options(report)
+    options = short_options(report.config)
     shape = "x".join(map(str, report.input))
     return f"{report.model}{f' ({options})' if options else ''} - input {shape}"
 
@@ -99,7 +76,7 @@ def summary_table(reports: Sequence[CountReport]) -> TableData:
         over = report.overhead
         references = {ref.counter: ref.macs for ref in report.references}
         rows.append((
-            report.model, short_options(report), _int(report.params),
+            report.model, short_options(report.config), _int(report.params),
             f"{_int(over.params)} ({_signed_pct(over.params_pct)})",
             _scaled(report.macs, 1e9, 3),
             f"{_scaled(over.macs, 1e6, 2)} M ({_signed_pct(over.macs_pct)})",

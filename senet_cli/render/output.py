@@ -29,10 +29,10 @@ def choose_format(requested: OutputFormat | None, output: Path | None) -> Output
     return OutputFormat.table
 
 
-def check_output_path(path: Path, force: bool) -> None:
+def check_output_path(path: Path, force: bool, flag: str = "--output") -> None:
     """Fail before any work if the file exists (without --force) or its folder does not."""
     if path.is_dir():
-        raise SenetError(f"--output {path} is a directory; give a file path")
+        raise SenetError(f"{flag} {path} is a directory; give a file path")
     if path.exists() and not force:
         raise SenetError(f"{path} already exists; pass --force to overwrite it")
     if not path.parent.exists():

@@ -1,0 +1,245 @@
+"""Which zoo model a checkpoint's weights belong to, and the model built from them.
+
+Three ways to name the architecture, in this order:
+  1. the caller's `model` name and options (the CLI's `--model` and build flags);
+  2. the metadata our own `save_checkpoint` writes (model name and every option);
+  3. detection from the weights alone: the backbone whose layout fits (blocks per stage, stem,
+     widths), the one attention module whose keys sit in its blocks, the stages that have it,
+     num_classes from the classifier, and the module's options and ratio from its weight shapes.
+     A candidate is accepted only when a model built from it has exactly the checkpoint's keys
+     and shapes.
+
+What weights cannot tell (the same shapes either way) is assumed at its default and said in the
+notes: the ResNet variant (stride on the 1x1 or the 3x3), standard/post/identity placement, SE's
+squeeze and gate. A misfit is reported as missing, unexpected and mis-shaped keys, in one line.
+
+Models are built on the meta device (no weight initialisation, no memory), then take the
+checkpoint's tensors by `load_state_dict(assign=True)`: no copy of a large checkpoint.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from senet_cli.analysis.checkpoint import Checkpoint
+from senet_cli.analysis.counting import paused_gc, skip_weight_init
+from senet_cli.attention import ATTENTION
+from senet_cli.backbones import BACKBONES
+from senet_cli.errors import SenetError
+from senet_cli.options import ModelConfig
+from senet_cli.zoo import build_from_config, make_config
+
+Shapes = Mapping[str, tuple[int, ...]]
+OPTIONAL_SUFFIXES = ("num_batches_tracked",)
+"""Keys a checkpoint may lack without harm: BN's step counter (Caffe ports and some exports drop it)."""
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """What a configuration's model looks like without its weights."""
+
+    shapes: dict[str, tuple[int, ...]]
+    classifier: str  # key prefix of the last Linear layer, e.g. "fc"
+    blocks: tuple[tuple[str, int], ...]  # (module path, stage) per residual block
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How a checkpoint's keys compare with a model's."""
+
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    misshaped: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]  # key, checkpoint, model
+
+    @property
+    def exact(self) -> bool:
+        return not (self.missing or self.unexpected or self.misshaped)
+
+    @property
+    def size(self) -> int:
+        return len(self.missing) + len(self.unexpected) + len(self.misshaped)
+
+    def describe(self, limit: int = 3) -> str:
+        parts = []
+        for label, keys in (("missing", self.missing), ("unexpected", self.unexpected)):
+            if keys:
+                more = ", ..." if len(keys) > limit else ""
+                parts.append(f"{len(keys)} {label} ({', '.join(keys[:limit])}{more})")
+        if self.misshaped:
+            shown = [f"{k}: checkpoint {list(a)} vs model {list(b)}" for k, a, b in self.misshaped[:limit]]
+            parts.append(f"{len(self.misshaped)} mis-shaped ({'; '.join(shown)}{', ...' if len(self.misshaped) > limit else ''})")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The configuration a checkpoint was matched to, how, and what had to be assumed."""
+
+    config: ModelConfig
+    source: str  # "given", "metadata" or "detected"
+    notes: tuple[str, ...] = ()
+
+
+@functools.lru_cache(maxsize=32)
+def skeleton(config: ModelConfig) -> Skeleton:
+    """Build `config` on the meta device and read its keys, shapes, classifier and blocks."""
+    with torch.device("meta"), skip_weight_init(), paused_gc():
+        model = build_from_config(config)
+    classifier = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)][-1]
+    blocks = BACKBONES.get(config.backbone).block_paths(model)
+    return Skeleton({k: tuple(v.shape) for k, v in model.state_dict().items()}, classifier, tuple(blocks))
+
+
+def compare(shapes: Shapes, expected: Shapes) -> Fit:
+    """Missing (in the model, not the checkpoint), unexpected and mis-shaped keys."""
+    missing = tuple(k for k in expected if k not in shapes and not k.endswith(OPTIONAL_SUFFIXES))
+    unexpected = tuple(k for k in shapes if k not in expected)
+    misshaped = tuple((k, tuple(shapes[k]), v) for k, v in expected.items() if k in shapes and tuple(shapes[k]) != v)
+    return Fit(missing, unexpected, misshaped)
+
+
+def resolve(checkpoint: Checkpoint, model: str | None = None, **options: Any) -> Resolved:
+    """The configuration of `checkpoint`: given, from its metadata, or detected. See the module doc."""
+    shapes = checkpoint.shapes
+    if model is not None:
+        config = make_config(model, **options)
+        try:
+            _require_fit(shapes, config, f"{checkpoint.path} does not fit {config.name}")
+        except SenetError as error:
+            try:
+                found = resolve(checkpoint).config
+            except SenetError:
+                raise error from None
+            described = ", ".join(f"{k}={v}" for k, v in found.as_dict().items() if k in ("ratio", "num_classes", "stages"))
+            raise SenetError(f"{error}; its weights fit {found.name} ({described}): drop --model to use that") from None
+        return Resolved(config, "given")
+    meta_model = checkpoint.metadata.get("model")
+    if isinstance(meta_model, str):
+        meta_options = checkpoint.metadata.get("options") or {}
+        config = make_config(meta_model, **dict(meta_options))
+        _require_fit(shapes, config, f"{checkpoint.path}'s metadata names {config.name}, but its weights do not fit")
+        return Resolved(config, "metadata")
+    return detect(shapes, checkpoint.path)
+
+
+def detect(shapes: Shapes, where: str = "the checkpoint") -> Resolved:
+    """The zoo configuration whose model has exactly these keys and shapes (module doc, step 3)."""
+    closest: tuple[int, str, Fit] | None = None
+    for name in BACKBONES:
+        spec = BACKBONES.get(name)
+        if not spec.may_fit(shapes):
+            continue
+        plain = skeleton(make_config(name))
+        classifier_weight = f"{plain.classifier}.weight"
+        if classifier_weight not in shapes:
+            continue
+        num_classes = shapes[classifier_weight][0]
+        plain = skeleton(make_config(name, num_classes=num_classes))
+        extra = {k: v for k, v in shapes.items() if k not in plain.shapes}
+        attribute, stage_keys, stray = _attention_keys(extra, plain.blocks)
+        if attribute is None and not stray:
+            fit = compare(shapes, plain.shapes)
+            if fit.exact:
+                return Resolved(make_config(name, num_classes=num_classes), "detected", _assumed(None, {}))
+            closest = _closer(closest, name, fit)
+            continue
+        if attribute not in ATTENTION or stray:
+            closest = _closer(closest, name, compare(shapes, plain.shapes))
+            continue
+        attention = ATTENTION.get(attribute)
+        candidates, notes = attention.infer_options(stage_keys)
+        stages = sorted(stage_keys)
+        for candidate in candidates or [{}]:
+            for placement in ("standard", "pre"):
+                try:
+                    config = make_config(f"{attribute}_{name}", num_classes=num_classes, stages=stages,
+                                         placement=placement, **candidate)
+                    fit = compare(shapes, skeleton(config).shapes)
+                except SenetError:
+                    continue
+                if fit.exact:
+                    return Resolved(config, "detected", tuple(notes) + _assumed(attribute, candidate, placement))
+                closest = _closer(closest, config.name, fit)
+    if closest is None:
+        raise SenetError(
+            f"could not detect the architecture of {where}: its keys fit no backbone of the zoo "
+            f"({', '.join(BACKBONES)}); pass --model NAME"
+        )
+    _, name, fit = closest
+    raise SenetError(
+        f"could not detect the architecture of {where}: closest is {name} with {fit.describe()}; "
+        f"pass --model NAME and its options"
+    )
+
+
+def materialize(checkpoint: Checkpoint, config: ModelConfig, device: torch.device | str = "cpu") -> nn.Module:
+    """The model of `config` holding the checkpoint's weights (as float32), in eval mode on `device`."""
+    state = dict(checkpoint.state_dict)
+    expected = skeleton(config).shapes
+    for key in expected:  # fill the harmless omissions (see OPTIONAL_SUFFIXES)
+        if key not in state and key.endswith(OPTIONAL_SUFFIXES):
+            state[key] = torch.zeros((), dtype=torch.long)
+    with torch.device("meta"), skip_weight_init(), paused_gc():
+        model = build_from_config(config)
+    model.load_state_dict(state, strict=True, assign=True)
+    leftover = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
+    if leftover:
+        raise SenetError(f"{config.name} has tensors a checkpoint does not hold: {', '.join(leftover[:3])}")
+    return model.to(device=device, dtype=torch.float32).eval()
+
+
+def _require_fit(shapes: Shapes, config: ModelConfig, message: str) -> None:
+    fit = compare(shapes, skeleton(config).shapes)
+    if fit.exact:
+        return
+    hint = ""
+    classifier = skeleton(config).classifier
+    if all(k.startswith(f"{classifier}.") for k, _, _ in fit.misshaped) and fit.misshaped and not fit.missing:
+        hint = f"; pass --num-classes {fit.misshaped[0][1][0]}"
+    raise SenetError(f"{message}: {fit.describe()}{hint}")
+
+
+def _attention_keys(
+    extra: Shapes, blocks: tuple[tuple[str, int], ...]
+) -> tuple[str | None, dict[int, dict[str, tuple[int, ...]]], list[str]]:
+    """Group keys beyond the plain model by block: (the one attribute, {stage: relative shapes}, strays)."""
+    attributes: set[str] = set()
+    per_block: dict[str, dict[str, tuple[int, ...]]] = {}
+    stray: list[str] = []
+    for key, shape in extra.items():
+        block = next((path for path, _ in blocks if key.startswith(f"{path}.")), None)
+        if block is None:
+            stray.append(key)
+            continue
+        attribute, _, rest = key[len(block) + 1:].partition(".")
+        attributes.add(attribute)
+        per_block.setdefault(block, {})[rest] = tuple(shape)
+    if len(attributes) > 1:
+        return None, {}, sorted(attributes)
+    stage_keys: dict[int, dict[str, tuple[int, ...]]] = {}
+    for path, stage in blocks:  # the last block of each stage: its input and output widths agree
+        if path in per_block:
+            stage_keys[stage] = per_block[path]
+    return (attributes.pop() if attributes else None), stage_keys, stray
+
+
+def _closer(current: tuple[int, str, Fit] | None, name: str, fit: Fit) -> tuple[int, str, Fit]:
+    return (fit.size, name, fit) if current is None or fit.size < current[0] else current
+
+
+def _assumed(attention: str | None, found: Mapping[str, Any], placement: str = "standard") -> tuple[str, ...]:
+    """The note on what the weights could not tell."""
+    unseen = ["variant v1.5 (v1 has the same weights)"]
+    if attention is not None and placement == "standard":
+        unseen.append("placement standard (post and identity have the same weights)")
+    if attention is not None:
+        spec = ATTENTION.get(attention)
+        defaults = {option.name: option.default for option in spec.options}
+        unseen += [f"{option} {defaults[option]}" for option in spec.shape_free if option not in found]
+    return (f"not visible in the weights, assumed: {', '.join(unseen)}; pass --model with options to override",)

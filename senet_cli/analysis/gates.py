@@ -1,0 +1,203 @@
+"""Streaming statistics of attention gates: the values that multiply a block's features.
+
+Every attention module keeps its final non-linearity in a submodule named `gate` (see
+`AttentionModule`), so a forward hook on it sees the gate tensor itself: [B, C, 1, 1] or [B, C]
+for channel gates (SE, ECA, CBAM's channel gate), [B, 1, H, W] for spatial gates (CBAM's spatial
+gate), [B, C, H, W] where a gate varies over both (SE's NoSqueeze ablation).
+
+Accumulation stays on the gate's device and has a fixed size whatever the number of images:
+per channel, the count, mean and centred sum of squares (merged batch by batch with Chan et al.'s
+parallel update, so a constant gate has a standard deviation of exactly 0), min and max, counts
+below 0.1 and above 0.9, a histogram of fixed bins over the gate's range, and per-class per-channel
+sums when labels are given. Nothing is copied to the host until `result()`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+LOW, HIGH = 0.1, 0.9
+"""Thresholds of the table's "< 0.1" and "> 0.9" columns: a gate that nearly closes or passes."""
+
+GATE_RANGES: dict[type[nn.Module], tuple[float, float | None]] = {
+    nn.Sigmoid: (0.0, 1.0),
+    nn.Hardsigmoid: (0.0, 1.0),
+    nn.Tanh: (-1.0, 1.0),
+    nn.ReLU: (0.0, None),  # unbounded above: the first batch sets the top edge (module doc of GateAccumulator)
+}
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Counts of gate values in `len(edges) - 1` bins; bin i is [edges[i], edges[i+1]), the last closed.
+
+    Values outside [edges[0], edges[-1]] (only possible for unbounded gates) are counted in the end
+    bins and reported in `clamped`, so the counts always add up to every value seen.
+    """
+
+    edges: tuple[float, ...]
+    counts: tuple[int, ...]
+    clamped: int = 0
+
+
+@dataclass(frozen=True)
+class GateStats:
+    """Statistics of one gate over every image seen.
+
+    name: the block's module path (`layer3.2`); gate: the gate module's path relative to the block
+    (`se.gate`, `cbam.SpatialGate.gate`); kind: "channel", "spatial" or "channel x position";
+    values: how many gate values were seen (images x channels x positions); channel_stds: per channel,
+    the standard deviation over images (and positions); class_means: class name -> per-channel mean.
+    image_spread is the mean of channel_stds; class_spread the mean over channels of the standard
+    deviation of the class means (0 without labels): how much the gate depends on the input and on
+    the class, the two axes of the SENet paper's Fig. 6-7.
+    """
+
+    name: str
+    gate: str
+    kind: str
+    stage: int
+    channels: int
+    positions: int
+    values: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    below: float
+    above: float
+    histogram: Histogram
+    channel_means: tuple[float, ...]
+    channel_stds: tuple[float, ...]
+    class_means: tuple[tuple[str, tuple[float, ...]], ...]
+    image_spread: float
+    class_spread: float
+    nonfinite: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "gate": self.gate, "kind": self.kind, "stage": self.stage,
+            "channels": self.channels, "positions": self.positions, "values": self.values,
+            "mean": self.mean, "std": self.std, "min": self.min, "max": self.max,
+            "below_0_1": self.below, "above_0_9": self.above,
+            "histogram": {"edges": list(self.histogram.edges), "counts": list(self.histogram.counts),
+                          "clamped": self.histogram.clamped},
+            "channel_means": list(self.channel_means), "channel_stds": list(self.channel_stds),
+            "class_means": {label: list(means) for label, means in self.class_means},
+            "image_spread": self.image_spread, "class_spread": self.class_spread,
+            "nonfinite": self.nonfinite,
+        }
+
+
+class GateAccumulator:
+    """Running statistics of one gate; `update` takes each batch's gate tensor (see the module doc).
+
+    The histogram spans the gate non-linearity's range (sigmoid [0, 1], tanh [-1, 1]). For an
+    unbounded gate (ReLU) the top edge is set once, from the first batch, to twice its maximum
+    (at least 1); later values above it land in the last bin and are counted as clamped.
+    """
+
+    def __init__(self, name: str, gate: str, stage: int, gate_module: nn.Module, *, bins: int,
+                 classes: int) -> None:
+        self.name, self.gate, self.stage = name, gate, stage
+        self.bins, self.classes = bins, classes
+        self.low, self.high = GATE_RANGES.get(type(gate_module), (0.0, None))
+        self.n = 0  # values per channel so far
+        self.positions = 0
+        self.labels: torch.Tensor | None = None  # set by the caller before each forward
+        self._state: dict[str, torch.Tensor] = {}
+
+    def update(self, gate: torch.Tensor) -> None:
+        values = gate.detach()
+        batch = values.shape[0]
+        channels = values.shape[1] if values.ndim > 1 else 1
+        values = values.reshape(batch, channels, -1).float()
+        positions = values.shape[2]
+        if not self._state:
+            self._start(values, channels, positions)
+        s = self._state
+        count = batch * positions
+        wide = values.double()
+        batch_mean = wide.mean((0, 2))
+        batch_m2 = ((wide - batch_mean[None, :, None]) ** 2).sum((0, 2))
+        total = self.n + count
+        delta = batch_mean - s["mean"]
+        s["mean"] += delta * (count / total)
+        s["m2"] += batch_m2 + delta**2 * (self.n * count / total)
+        self.n = total
+        s["min"] = torch.minimum(s["min"], values.amin((0, 2)))
+        s["max"] = torch.maximum(s["max"], values.amax((0, 2)))
+        s["below"] += (values < LOW).sum()
+        s["above"] += (values > HIGH).sum()
+        finite = torch.isfinite(values)
+        s["nonfinite"] += (~finite).sum()
+        s["clamped"] += ((values < s["edges"][0]) | (values > s["edges"][-1])).sum()
+        bucket = torch.bucketize(values.clamp(s["edges"][0], s["edges"][-1]), s["edges"][1:-1], right=True)
+        s["histogram"] += torch.bincount(bucket.flatten(), minlength=self.bins)
+        if self.labels is not None and self.classes:
+            per_image = wide.sum(2)  # [B, C]
+            s["class_sum"].index_add_(0, self.labels, per_image)
+            s["class_count"].index_add_(0, self.labels, torch.full((batch,), float(positions), dtype=torch.float64,
+                                                                   device=values.device))
+
+    def _start(self, values: torch.Tensor, channels: int, positions: int) -> None:
+        device = values.device
+        high = self.high
+        if high is None:
+            top = float(values.max()) if values.numel() else 1.0
+            high = max(1.0, 2 * top) if math.isfinite(top) else 1.0
+        self.positions = positions
+        self._state = {
+            "mean": torch.zeros(channels, dtype=torch.float64, device=device),
+            "m2": torch.zeros(channels, dtype=torch.float64, device=device),
+            "min": torch.full((channels,), math.inf, device=device),
+            "max": torch.full((channels,), -math.inf, device=device),
+            "below": torch.zeros((), dtype=torch.long, device=device),
+            "above": torch.zeros((), dtype=torch.long, device=device),
+            "nonfinite": torch.zeros((), dtype=torch.long, device=device),
+            "clamped": torch.zeros((), dtype=torch.long, device=device),
+            "edges": torch.linspace(self.low, high, self.bins + 1, dtype=torch.float64).float().to(device),
+            "histogram": torch.zeros(self.bins, dtype=torch.long, device=device),
+            "class_sum": torch.zeros(self.classes, channels, dtype=torch.float64, device=device),
+            "class_count": torch.zeros(self.classes, dtype=torch.float64, device=device),
+        }
+
+    def state_bytes(self) -> int:
+        """Memory held by the accumulators: fixed once the first batch has been seen."""
+        return sum(t.numel() * t.element_size() for t in self._state.values())
+
+    def result(self, class_names: tuple[str, ...] = ()) -> GateStats:
+        if not self._state:
+            raise RuntimeError(f"gate {self.name}.{self.gate} never ran")
+        s = {key: value.cpu() for key, value in self._state.items()}
+        channels = s["mean"].numel()
+        values = self.n * channels
+        mean = float(s["mean"].mean())
+        # Pool the channels: total M2 = sum of M2 within channels + n * sum of squared mean offsets.
+        m2 = float(s["m2"].sum() + self.n * ((s["mean"] - mean) ** 2).sum())
+        channel_stds = (s["m2"] / self.n).clamp_min(0).sqrt()
+        seen = s["class_count"] > 0
+        class_means = s["class_sum"][seen] / s["class_count"][seen][:, None]
+        labels = [name for name, present in zip(class_names, seen.tolist()) if present]
+        class_spread = float(class_means.std(0, unbiased=False).mean()) if len(labels) > 1 else 0.0
+        return GateStats(
+            name=self.name, gate=self.gate, kind=_kind(channels, self.positions), stage=self.stage,
+            channels=channels, positions=self.positions, values=values, mean=mean,
+            std=math.sqrt(max(m2 / values, 0.0)), min=float(s["min"].min()), max=float(s["max"].max()),
+            below=int(s["below"]) / values, above=int(s["above"]) / values,
+            histogram=Histogram(tuple(s["edges"].tolist()), tuple(s["histogram"].tolist()), int(s["clamped"])),
+            channel_means=tuple(s["mean"].tolist()), channel_stds=tuple(channel_stds.tolist()),
+            class_means=tuple((label, tuple(row)) for label, row in zip(labels, class_means.tolist())),
+            image_spread=float(channel_stds.mean()), class_spread=class_spread, nonfinite=int(s["nonfinite"]),
+        )
+
+
+def _kind(channels: int, positions: int) -> str:
+    if positions == 1:
+        return "channel"
+    return "spatial" if channels == 1 else "channel x position"

@@ -1,0 +1,117 @@
+"""`senet inspect`: gate statistics of a checkpoint, loaded safely, over real or synthetic images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from senet_cli.cli.options import (
+    BUILD, OUTPUT, ForceOpt, FormatOpt, InputOpt, ModuleOpt, NumClassesOpt, OutputPathOpt, Placement, Variant,
+    parse_input_size, parse_module_options,
+)
+from senet_cli.cli.output import emit, prepare_output, progress_bar
+from senet_cli.cli.profile_cmd import Device
+from senet_cli.errors import SenetError
+
+LOADING = "Loading"
+DATA = "Images"
+
+
+def inspect_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A .pth/.pt/.ckpt (torch) or .safetensors file.",
+                                               show_default=False)],
+    model: Annotated[Optional[str], typer.Option(
+        "--model", "-m", show_default="from the checkpoint's metadata, else detected from its weights",
+        help="The architecture, as in 'senet list'; build options below apply to it.", rich_help_panel=LOADING)] = None,
+    trust: Annotated[bool, typer.Option("--trust", rich_help_panel=LOADING,
+                                        help="Allow arbitrary pickled objects. Unpickling can run code from the "
+                                        "file: only for checkpoints from a source you trust.")] = False,
+    ema: Annotated[bool, typer.Option("--ema", rich_help_panel=LOADING,
+                                      help="Take the EMA weights (state_dict_ema / model_ema).")] = False,
+    data: Annotated[str, typer.Option(metavar="samples|synthetic|DIR", rich_help_panel=DATA,
+                                      help="Images: matplotlib's sample photograph (30 views), random noise, "
+                                      "or an ImageFolder tree whose class folders give labels.")] = "samples",
+    limit: Annotated[Optional[int], typer.Option(min=1, show_default="all; 64 for synthetic", rich_help_panel=DATA,
+                                                 help="At most this many images (a seeded random subset of DIR).")] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Images per forward pass.", rich_help_panel=DATA)] = 16,
+    input_size: InputOpt = None,
+    device: Annotated[Device, typer.Option(help="Where to run.", rich_help_panel=DATA)] = Device.cpu,
+    workers: Annotated[int, typer.Option(min=0, help="DataLoader workers for DIR.", rich_help_panel=DATA)] = 0,
+    bins: Annotated[int, typer.Option(min=1, help="Histogram bins over the gate's range.",
+                                      rich_help_panel=OUTPUT)] = 50,
+    constant_tol: Annotated[float, typer.Option(min=0.0, rich_help_panel=OUTPUT,
+                                                help="Spread below which a block's gates count as constant "
+                                                "(a candidate to drop).")] = 0.05,
+    plot: Annotated[Optional[Path], typer.Option(metavar="PATH", show_default=False, rich_help_panel=OUTPUT,
+                                                 help="Write the figure: .png, .svg or .pdf.")] = None,
+    ratio: Annotated[Optional[int], typer.Option(min=1, show_default="16", help="Reduction ratio r (with --model).",
+                                                 rich_help_panel=BUILD)] = None,
+    variant: Annotated[Optional[Variant], typer.Option(show_default="v1.5", rich_help_panel=BUILD,
+                                                       help="ResNet variant (with --model).")] = None,
+    placement: Annotated[Optional[Placement], typer.Option(show_default="standard", rich_help_panel=BUILD,
+                                                           help="Attention placement (with --model).")] = None,
+    stages: Annotated[Optional[str], typer.Option(show_default="1,2,3,4", rich_help_panel=BUILD,
+                                                  help="Stages with attention (with --model).")] = None,
+    num_classes: NumClassesOpt = None,
+    opt: ModuleOpt = None,
+    fmt: FormatOpt = None,
+    output: OutputPathOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Load a checkpoint safely and show what its attention gates do: per block mean, spread, histograms.
+
+    The SENet paper's 'role of excitation' analysis for any checkpoint: which gates depend on the
+    image or the class, which saturate, and which blocks could be dropped.
+    """
+    options = _build_options(model, ratio=ratio, variant=variant, placement=placement, stages=stages,
+                             num_classes=num_classes, opt=opt)
+    size = parse_input_size(input_size)
+    fmt = prepare_output(fmt, output, force)
+    from senet_cli.render.gate_plots import check_plot_path
+
+    if plot is not None:
+        check_plot_path(plot, force)
+        if output is not None and plot.resolve() == output.resolve():
+            raise SenetError("--plot and --output name the same file")
+
+    from senet_cli.analysis.inspection import inspect
+    from senet_cli.analysis.latency import resolve_device
+    from senet_cli.render import inspect_view
+
+    resolve_device(device.value)
+    progress = progress_bar()
+    task = progress.add_task(f"inspecting {checkpoint.name}", total=None, start=False)
+
+    def advance(done: int, total: int) -> None:
+        if done == 0:  # inspect() has checked everything: errors can no longer land under the bar
+            progress.start()
+            progress.start_task(task)
+        progress.update(task, completed=done, total=total)
+
+    try:
+        report = inspect(checkpoint, model=model, trust=trust, ema=ema, data=data, limit=limit, batch=batch,
+                         input_size=size, device=device.value, bins=bins, workers=workers,
+                         constant_tol=constant_tol, on_batch=advance, **options)
+    finally:
+        if progress.live.is_started:
+            progress.stop()
+    if plot is not None:
+        from senet_cli.render.gate_plots import plot_gates
+
+        plot_gates(report, plot)
+        typer.echo(f"wrote {plot}", err=True)
+    emit([report], fmt, output, json_view=inspect_view.to_json, csv_view=inspect_view.csv_rows,
+         tables=lambda reports: [inspect_view.gate_table(r) for r in reports])
+
+
+def _build_options(model: str | None, **given: Any) -> dict[str, Any]:
+    """The build flags the user gave, as make_config keywords; they need --model."""
+    opt = given.pop("opt") or []
+    chosen = {key: getattr(value, "value", value) for key, value in given.items() if value is not None}
+    if (chosen or opt) and model is None:
+        flags = ", ".join([f"--{key.replace('_', '-')}" for key in chosen] + (["--opt"] if opt else []))
+        raise SenetError(f"{flags} describe an architecture, so they need --model NAME; without it the "
+                         f"architecture comes from the checkpoint")
+    return {**chosen, **parse_module_options(opt)}

@@ -1,0 +1,28 @@
+"""A model configuration in a few words, for table titles: only what differs from the defaults."""
+
+from __future__ import annotations
+
+from senet_cli.options import ModelConfig
+
+
+def short_options(config: ModelConfig) -> str:
+    """The options that differ from the defaults, plus the ratio of a ratio-using module."""
+    from senet_cli.attention import ATTENTION
+    from senet_cli.backbones import BACKBONES
+
+    parts: list[str] = []
+    if config.attention is not None:
+        spec = ATTENTION.get(config.attention)
+        if spec.uses_ratio:
+            parts.append(f"r={config.ratio}")
+        defaults = {option.name: option.default for option in spec.options}
+        parts += [f"{k}={v}" for k, v in config.attention_options if defaults.get(k) != v]
+        if config.placement != "standard":
+            parts.append(f"placement={config.placement}")
+        if config.stages != (1, 2, 3, 4):
+            parts.append("stages=" + ",".join(map(str, config.stages)))
+    if config.variant != "v1.5":
+        parts.append(f"variant={config.variant}")
+    if config.num_classes != BACKBONES.get(config.backbone).default_num_classes:
+        parts.append(f"classes={config.num_classes}")
+    return " ".join(parts)
