@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 LOW, HIGH = 0.1, 0.9
 """Thresholds of the table's "< 0.1" and "> 0.9" columns: a gate that nearly closes or passes."""
@@ -110,6 +111,7 @@ class GateAccumulator:
         self.n = 0  # values per channel so far
         self.positions = 0
         self.labels: torch.Tensor | None = None  # set by the caller before each forward
+        self.handle: RemovableHandle | None = None  # the forward hook feeding `update`
         self._state: dict[str, torch.Tensor] = {}
 
     def update(self, gate: torch.Tensor) -> None:

@@ -14,11 +14,12 @@ with the ImageNet mean and std unless the checkpoint's metadata says otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image, ImageOps
 
 from senet_cli.errors import SenetError
 
@@ -40,7 +41,7 @@ class Preprocess:
 
 
 class ImageSource:
-    """A finite, re-iterable stream of (images [B, 3, H, W], labels [B] or None) batches."""
+    """A finite stream of (images [B, 3, H, W], labels [B] or None) batches, for one pass."""
 
     def __init__(self, description: str, count: int, classes: tuple[str, ...],
                  batches: Iterator[tuple[torch.Tensor, torch.Tensor | None]] | None = None) -> None:
@@ -77,7 +78,7 @@ def open_images(data: str, preprocess: Preprocess, *, limit: int | None = None, 
     return _folder(folder, preprocess, limit, batch, workers, seed)
 
 
-def _transform(preprocess: Preprocess, *, direct: bool = False) -> object:
+def _transform(preprocess: Preprocess, *, direct: bool = False) -> Callable[[Image.Image], torch.Tensor]:
     from torchvision import transforms as T
 
     height, width = preprocess.size
@@ -100,34 +101,33 @@ def _synthetic(preprocess: Preprocess, count: int, batch: int, seed: int) -> Ima
 
 def _samples(preprocess: Preprocess, limit: int | None, batch: int) -> ImageSource:
     import matplotlib.cbook
-    from PIL import Image, ImageOps
 
     with matplotlib.cbook.get_sample_data(SAMPLE_PHOTO) as stream:
         photo = Image.open(stream).convert("RGB")
-    views = _views(photo, Image, ImageOps)
+    views = _views(photo)
     views = views[:limit] if limit else views
     transform = _transform(preprocess, direct=True)  # the views are already square crops
 
     def batches() -> Iterator[tuple[torch.Tensor, None]]:
         for start in range(0, len(views), batch):
-            tensors = [transform(view) for view in views[start:start + batch]]  # type: ignore[operator]
+            tensors = [transform(view) for view in views[start:start + batch]]
             yield torch.stack(tensors), None
 
     description = f"samples: {len(views)} views (crops at 3 scales, mirrored) of matplotlib's {SAMPLE_PHOTO}"
     return ImageSource(description, len(views), (), batches())
 
 
-def _views(photo: object, Image: object, ImageOps: object) -> list[object]:
+def _views(photo: Image.Image) -> list[Image.Image]:
     """Centre and four corner square crops at each of SAMPLE_SCALES, each also mirrored."""
-    width, height = photo.size  # type: ignore[attr-defined]
-    views = []
+    width, height = photo.size
+    views: list[Image.Image] = []
     for scale in SAMPLE_SCALES:
         side = int(min(width, height) * scale)
         corners = [((width - side) // 2, (height - side) // 2), (0, 0), (width - side, 0), (0, height - side),
                    (width - side, height - side)]
         for left, top in corners:
-            crop = photo.crop((left, top, left + side, top + side))  # type: ignore[attr-defined]
-            views += [crop, ImageOps.mirror(crop)]  # type: ignore[attr-defined]
+            crop = photo.crop((left, top, left + side, top + side))
+            views += [crop, ImageOps.mirror(crop)]
     return views
 
 
@@ -137,7 +137,7 @@ def _folder(folder: Path, preprocess: Preprocess, limit: int | None, batch: int,
     from torchvision.datasets import ImageFolder
 
     try:
-        dataset = ImageFolder(str(folder), transform=_transform(preprocess))  # type: ignore[arg-type]
+        dataset = ImageFolder(str(folder), transform=_transform(preprocess))
     except (FileNotFoundError, RuntimeError) as error:
         raise SenetError(f"--data {folder}: not an ImageFolder tree (DIR/<class>/<image>): "
                          f"{str(error).splitlines()[0]}") from None

@@ -151,7 +151,8 @@ def inspect(
                     on_batch(done, source.count)
     finally:
         for accumulator in accumulators:
-            accumulator.handle.remove()  # type: ignore[attr-defined]
+            if accumulator.handle is not None:
+                accumulator.handle.remove()
     if done == 0:
         raise SenetError(f"no images in {source.description}")
     stats = tuple(accumulator.result(source.classes) for accumulator in accumulators)
@@ -191,7 +192,7 @@ def _attach(network: nn.Module, config: ModelConfig, bins: int, classes: int) ->
                 if sub_name.split(".")[-1] != "gate":
                     continue
                 accumulator = GateAccumulator(path, f"{name}.{sub_name}", stage, gate, bins=bins, classes=classes)
-                accumulator.handle = gate.register_forward_hook(  # type: ignore[attr-defined]
+                accumulator.handle = gate.register_forward_hook(
                     lambda _module, _inputs, output, a=accumulator: a.update(output)
                 )
                 accumulators.append(accumulator)
