@@ -20,7 +20,6 @@ import json
 import os
 import pickle
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -31,6 +30,7 @@ from typing import Any
 import torch
 
 from senet_cli._version import __version__
+from senet_cli.atomic import atomic_path
 from senet_cli.errors import SenetError
 
 METADATA_KEY = "senet"
@@ -120,19 +120,13 @@ def save_checkpoint(
     if preprocess:
         metadata["preprocess"] = dict(preprocess)
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    handle, temporary = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent or ".")
-    os.close(handle)
-    try:
+    with atomic_path(file) as temporary:
         if file.suffix.lower() == SAFETENSORS_SUFFIX:
             from safetensors.torch import save_file
 
             save_file(state, temporary, metadata={METADATA_KEY: json.dumps(metadata)})
         else:
             torch.save({"state_dict": state, METADATA_KEY: metadata, **(extra or {})}, temporary)
-        os.replace(temporary, file)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return file
 
 

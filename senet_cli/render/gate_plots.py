@@ -10,13 +10,12 @@ first MAX_CHANNELS channels, so that the lines stay apart.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from senet_cli.analysis.gates import GateStats
 from senet_cli.analysis.inspection import InspectReport
+from senet_cli.atomic import atomic_path
 from senet_cli.errors import SenetError
 from senet_cli.render.output import check_output_path
 
@@ -74,14 +73,9 @@ def plot_gates(report: InspectReport, path: Path) -> Path:
     figure.suptitle(f"{report.model}: attention gate values over {report.images:,} images{labels} "
                     f"({Path(report.checkpoint.path).name})", fontsize=13)
     suffix = path.suffix.lower().lstrip(".")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(handle)
     try:
-        figure.savefig(temporary, format=suffix, dpi=110)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, format=suffix, dpi=110)
     finally:
         plt.close(figure)
     return path
