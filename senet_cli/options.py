@@ -79,8 +79,9 @@ def parse_int(value: Any, what: str) -> int:
 class OptionSpec:
     """One module-specific build option: its name, default, accepted values and meaning.
 
-    kind is one of "str" (with `choices`), "int", "bool", "int_or_list" (one int, or one per stage)
-    and "optional_int_or_list" (the same, or None for "derive it").
+    kind is one of "str" (with `choices`), "int", "float", "bool", "int_or_list" (one int, or one per
+    stage; the zoo checks the count against the backbone's stages) and "optional_int_or_list" (the
+    same, or None for "derive it").
     """
 
     name: str
@@ -103,14 +104,19 @@ class OptionSpec:
             number = parse_int(value, what)
             self._check_minimum((number,))
             return number
+        if self.kind == "float":
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                raise SenetError(f"{what} must be a number, got '{value}'") from None
         if self.kind in ("int_or_list", "optional_int_or_list"):
             if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "auto")):
                 if self.kind == "optional_int_or_list":
                     return None
                 raise SenetError(f"{what} needs a value")
             numbers = parse_int_list(value, what)
-            if len(numbers) not in (1, len(ALL_STAGES)):
-                raise SenetError(f"{what} takes one integer or one per stage (4), got {len(numbers)}")
+            if not numbers:
+                raise SenetError(f"{what} needs a value")
             self._check_minimum(numbers)
             return numbers[0] if len(numbers) == 1 else numbers
         raise AssertionError(f"unknown option kind {self.kind}")

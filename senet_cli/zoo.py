@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from senet_cli.attention import ATTENTION
+from senet_cli.attention import ATTENTION, default_stages
 from senet_cli.backbones import BACKBONES, BackboneSpec, BlockAttention
 from senet_cli.errors import SenetError, close_match_hint, unknown_choice
 from senet_cli.options import (
-    ALL_STAGES,
     PLACEMENTS,
     VARIANTS,
     ModelConfig,
@@ -67,31 +66,47 @@ def make_config(name: str, **options: Any) -> ModelConfig:
                 f"apply; name an attention model such as 'se_{name}'"
             )
         module_options: tuple[tuple[str, Any], ...] = ()
+        ratio, stages = 16, default_stages("all", spec.stage_count)
     else:
-        module_options = ATTENTION.get(attention).resolve_options(options)
+        attention_spec = ATTENTION.get(attention)
+        module_options = attention_spec.resolve_options(options)
+        _check_per_stage(module_options, spec)
+        ratio = common.get("ratio", attention_spec.default_ratio)
+        stages = default_stages(attention_spec.stages, spec.stage_count)
+    placement = _check_choice("placement", common.get("placement", "standard"), PLACEMENTS)
+    if placement != "standard":
+        _check_placement(placement, attention, spec)
+    variant = _check_choice("variant", common.get("variant", spec.variants[0]), VARIANTS)
+    if variant not in spec.variants:
+        raise SenetError(f"variant {variant} applies to ResNet bottlenecks only; {backbone} has one layout")
     return ModelConfig(
         name=name,
         backbone=backbone,
         attention=attention,
-        ratio=_check_ratio(common.get("ratio", 16)),
-        variant=_check_choice("variant", common.get("variant", "v1.5"), VARIANTS),
-        placement=_check_choice("placement", common.get("placement", "standard"), PLACEMENTS),
-        stages=_check_stages(common.get("stages", ALL_STAGES)),
+        ratio=_check_ratio(ratio),
+        variant=variant,
+        placement=placement,
+        stages=_check_stages(common.get("stages", stages), spec),
         num_classes=_check_num_classes(common.get("num_classes"), spec),
         attention_options=module_options,
     )
 
 
 def build_from_config(config: ModelConfig) -> Any:
-    """Build the model a configuration describes (random weights, on the default device)."""
+    """Build the model a configuration describes (random weights, on the default device).
+
+    Attention modules that start as the identity (Non-local's W, GC's add branch) re-initialise
+    themselves after the backbone's own weight init has run over every conv and BN.
+    """
     spec = BACKBONES.get(config.backbone)
     block_attention = None
     if config.attention is not None:
         attention = ATTENTION.get(config.attention)
+        options = dict(config.attention_options)
 
-        def build_attention(channels: int, stage: int) -> Any:
+        def build_attention(channels: int, stage: int, **context: Any) -> Any:
             return attention.build(
-                channels, stage=stage, ratio=config.ratio, options=config.attention_options
+                channels, stage=stage, ratio=config.ratio, options=config.attention_options, **context
             )
 
         block_attention = BlockAttention(
@@ -99,8 +114,15 @@ def build_from_config(config: ModelConfig) -> Any:
             build=build_attention,
             placement=config.placement,
             stages=config.stages,
+            slot=attention.slot,
+            choose=None if attention.blocks == "all" else lambda index, count: attention.selects(options, index, count),
         )
     model = spec.build(config.num_classes, config.variant, block_attention)
+    if block_attention is not None:
+        for module in model.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if reset is not None and type(module).__module__.startswith("senet_cli.attention"):
+                reset()
     model.senet_config = config  # what was built, for reports and checkpoints
     return model
 
@@ -133,11 +155,38 @@ def _check_choice(what: str, value: Any, choices: Sequence[str]) -> str:
     return str(text)
 
 
-def _check_stages(value: Any) -> tuple[int, ...]:
+def _check_stages(value: Any, spec: BackboneSpec) -> tuple[int, ...]:
     stages = parse_int_list(value, "stages")
-    if not stages or any(stage not in ALL_STAGES for stage in stages) or len(set(stages)) != len(stages):
-        raise SenetError(f"stages must be distinct values among 1, 2, 3, 4, got {list(stages)}")
+    allowed = range(1, spec.stage_count + 1)
+    if not stages or any(stage not in allowed for stage in stages) or len(set(stages)) != len(stages):
+        listed = ", ".join(str(s) for s in allowed)
+        raise SenetError(f"stages must be distinct values among {listed} ({spec.name} has {spec.stage_count}), "
+                         f"got {list(stages)}")
     return tuple(sorted(stages))
+
+
+def _check_per_stage(options: tuple[tuple[str, Any], ...], spec: BackboneSpec) -> None:
+    for key, value in options:
+        if isinstance(value, tuple) and len(value) != spec.stage_count:
+            raise SenetError(
+                f"option '{key}' takes one value or one per stage: {spec.name} has {spec.stage_count} stages, "
+                f"got {len(value)} values"
+            )
+
+
+def _check_placement(placement: str, attention: str | None, spec: BackboneSpec) -> None:
+    if attention is None:
+        raise SenetError(f"placement applies to attention models; '{spec.name}' is a plain backbone")
+    slot = ATTENTION.get(attention).slot
+    if slot != "branch":
+        raise SenetError(
+            f"'{attention}' has a fixed place ({'after blocks' if slot == 'after' else 'it replaces the 3x3 conv'}); "
+            f"placement applies to modules on the residual branch"
+        )
+    if placement not in spec.placements:
+        raise SenetError(
+            f"placement {placement} needs a residual block; {spec.name} supports {', '.join(spec.placements)}"
+        )
 
 
 def _check_num_classes(value: Any, spec: BackboneSpec) -> int:

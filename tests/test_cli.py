@@ -95,7 +95,14 @@ def test_version_and_list(capsys):
     assert code == 0 and out.startswith("senet ")
     code, out, _ = run(["list", "--format", "json"], capsys)
     data = json.loads(out)
-    assert code == 0 and {a["name"] for a in data["attention"]} == {"se", "eca", "cbam"}
+    assert code == 0 and [a["name"] for a in data["attention"]] == [
+        "se", "eca", "cbam", "bam", "danet", "nonlocal", "gc", "ge", "sk", "coord", "simam", "triplet", "srm"]
+    by_name = {a["name"]: a for a in data["attention"]}
+    assert by_name["danet"]["default_stages"] == "last" and "quadratic" in by_name["danet"]["placement"]
+    assert by_name["bam"]["slot"] == "after" and by_name["sk"]["slot"] == "conv"
+    assert by_name["coord"]["default_ratio"] == 32 and by_name["simam"]["uses_ratio"] is False
+    assert all(a["paper"].startswith("https://") for a in data["attention"])
+    assert {b["name"]: b["stages"] for b in data["backbones"]}["mobilenet_v2"] == 5
     assert "se_resnet50" in data["models"] and data["grammar"].startswith("<attention>_<backbone>")
     code, out, _ = run(["list", "se_*cifar"], capsys)
     assert out.split() == ["se_resnet18_cifar", "se_resnet34_cifar", "se_resnet50_cifar",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import senet_cli
+from senet_cli.attention import ATTENTION
 from senet_cli.analysis.references import reference_counts
 from senet_cli.analysis.report import input_shape
 from senet_cli.errors import SenetError
@@ -73,16 +74,25 @@ def test_rows_add_up_and_nothing_is_left_uncounted(name):
     assert report.uncounted_ops == ()
     if report.config.attention is None:
         assert report.baseline.params == report.params and report.overhead.macs == 0
+    elif ATTENTION.get(report.config.attention).slot == "conv":
+        # SK replaces each block's 3x3 conv: its units hold more than they add.
+        assert report.attention_total("params") > report.overhead.params > 0
     else:
-        assert report.overhead.params == report.attention_total("params") > 0
+        assert report.overhead.params == report.attention_total("params") >= 0
+        assert report.overhead.elementwise_ops == report.attention_total("elementwise_ops") > 0
 
 
-@pytest.mark.parametrize("name", ["resnet18", "se_resnet50", "cbam_resnet18", "eca_resnet34", "se_resnext50_32x4d"])
+@pytest.mark.parametrize("name", [
+    "resnet18", "se_resnet50", "cbam_resnet18", "eca_resnet34", "se_resnext50_32x4d",
+    # the extended zoo: matrix products (DANet, Non-local, GC), SK's branches, the other families
+    "danet_resnet18", "nonlocal_resnet18", "gc_resnet18", "sk_resnet18", "coord_mobilenet_v2",
+    "bam_shufflenet_v2_x1_0", "triplet_inception_v3",
+])
 def test_conv_and_linear_macs_agree_with_fvcore(name):
     config = make_config(name)
-    shape = input_shape(config, 64, 1)
+    shape = input_shape(config, 64 if "inception" not in name else 96, 1)
     (fvcore,) = reference_counts(config, shape, ["fvcore"])
-    assert senet_cli.count(name, input_size=64).macs == fvcore.conv_linear_macs
+    assert senet_cli.count(name, input_size=shape[2:]).macs == fvcore.conv_linear_macs
 
 
 def test_meta_counting_handles_huge_inputs_and_scales_linearly():

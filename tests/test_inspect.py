@@ -14,6 +14,7 @@ from PIL import Image
 from senet_cli import build_model, inspect, load_checkpoint, save_checkpoint
 from senet_cli.analysis.architecture import detect, materialize, resolve, skeleton
 from senet_cli.analysis.gates import GateAccumulator
+from senet_cli.attention import ATTENTION
 from senet_cli.errors import SenetError
 from senet_cli.zoo import list_models, make_config
 
@@ -185,7 +186,14 @@ def test_ema_weights_are_taken_only_when_asked(se_state, tmp_path):
         load_checkpoint(tmp_path / "plain.pth", ema=True)
 
 
-DETECTION_CASES = [(name, {}) for name in list_models()] + [
+PARAMETER_FREE = ("simam", "ge")  # with default options: their models have the plain backbone's weights
+DETECTION_CASES = [
+    (f"{attention}_{backbone}", {}) for attention in ATTENTION if attention not in PARAMETER_FREE
+    for backbone in ("resnet18", "resnet50", "resnext50_32x4d", "resnet34_cifar", "mobilenet_v2",
+                     "shufflenet_v2_x1_0", "vgg16_bn", "inception_v3")
+] + [(name, {}) for name in list_models("se_*")] + [
+    ("ge_resnet50", {"extent": 4, "parametric": True}), ("ge_mobilenet_v2", {"mlp": True}),
+    ("nonlocal_resnet50", {"sub_sample": False}), ("gc_resnet50", {"fusion": "add+mul"}),
     ("se_resnet50", {"ratio": 4, "bias": False}), ("se_resnet18_cifar", {"stages": "3,4", "num_classes": 7}),
     ("se_resnet50", {"placement": "pre"}), ("se_resnet50", {"excitation": "channelwise"}),
     ("se_resnet50", {"excitation": "group", "groups": 8}), ("se_resnet50", {"excitation": "fc"}),
@@ -199,6 +207,12 @@ DETECTION_CASES = [(name, {}) for name in list_models()] + [
 def test_detection_recovers_every_registered_configuration(name, options):
     config = make_config(name, **options)
     assert detect(skeleton(config).shapes).config == config
+
+
+@pytest.mark.parametrize("name", [f"{a}_{b}" for a in PARAMETER_FREE for b in ("resnet50", "vgg16_bn")])
+def test_parameter_free_models_are_detected_as_their_backbone(name):
+    config = make_config(name)
+    assert detect(skeleton(config).shapes).config == make_config(config.backbone)
 
 
 def test_detection_says_what_weights_cannot_tell():

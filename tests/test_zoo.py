@@ -114,8 +114,14 @@ def test_key_layouts_match_the_official_implementations():
     assert "layer2.3.eca.conv.weight" in set(meta_model("eca_resnet50").state_dict())
 
 
-@pytest.mark.parametrize("name", senet_cli.list_models())
-def test_every_registered_model_builds_and_runs_forward(name):
+FORWARD_BACKBONES = ("resnet18_cifar", "resnet50", "mobilenet_v2", "shufflenet_v2_x1_0", "vgg16_bn", "inception_v3")
+"""One backbone per block type and family for the real forward pass (every pair runs on the meta
+device in test_count's registry-wide test, which checks shapes through the whole network)."""
+FORWARD_CASES = BACKBONES.names() + [f"{a}_{b}" for a in ATTENTION for b in FORWARD_BACKBONES]
+
+
+@pytest.mark.parametrize("name", FORWARD_CASES)
+def test_every_attention_builds_and_runs_forward_on_every_family(name):
     torch.manual_seed(0)
     spec = BACKBONES.get(senet_cli.make_config(name).backbone)
     model = senet_cli.build_model(name).eval()
@@ -181,7 +187,7 @@ def test_nosqueeze_gates_every_position():
 
 @pytest.mark.parametrize("name, options, message", [
     ("se_resnt50", {}, "did you mean 'resnet50'"),
-    ("sx_resnet50", {}, "did you mean 'se_resnet50'"),
+    ("sse_resnet50", {}, "did you mean 'se_resnet50'"),
     ("se_resnet50", {"ratio": 0}, "ratio must be a positive integer"),
     ("se_resnet50", {"ratio": 512}, "larger than the 256 channels"),
     ("se_resnet50", {"variant": "v2"}, "accepted: v1.5, v1"),

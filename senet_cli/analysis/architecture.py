@@ -47,6 +47,7 @@ class Skeleton:
     shapes: dict[str, tuple[int, ...]]
     classifier: str  # key prefix of the last Linear layer, e.g. "fc"
     blocks: tuple[tuple[str, int], ...]  # (module path, stage) per residual block
+    members: tuple[tuple[str, str], ...] = ()  # (module path, block path) of modules outside every block path
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,10 @@ def skeleton(config: ModelConfig) -> Skeleton:
     with torch.device("meta"), skip_weight_init(), paused_gc():
         model = build_from_config(config)
     classifier = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)][-1]
-    blocks = BACKBONES.get(config.backbone).block_paths(model)
-    return Skeleton({k: tuple(v.shape) for k, v in model.state_dict().items()}, classifier, tuple(blocks))
+    spec = BACKBONES.get(config.backbone)
+    blocks = spec.block_paths(model)
+    members = tuple(spec.block_members(model).items())
+    return Skeleton({k: tuple(v.shape) for k, v in model.state_dict().items()}, classifier, tuple(blocks), members)
 
 
 def compare(shapes: Shapes, expected: Shapes) -> Fit:
@@ -142,11 +145,12 @@ def detect(shapes: Shapes, where: str = "the checkpoint") -> Resolved:
         num_classes = shapes[classifier_weight][0]
         plain = skeleton(make_config(name, num_classes=num_classes))
         extra = {k: v for k, v in shapes.items() if k not in plain.shapes}
-        attribute, stage_keys, stray = _attention_keys(extra, plain.blocks)
+        attribute, stage_keys, stray = _attention_keys(extra, plain.blocks, plain.members)
         if attribute is None and not stray:
             fit = compare(shapes, plain.shapes)
             if fit.exact:
-                return Resolved(make_config(name, num_classes=num_classes), "detected", _assumed(None, {}))
+                weightless = "parameter-free attention (simam; ge with a pooling gather) leaves no weights: pass --model if the model had one"
+                return Resolved(make_config(name, num_classes=num_classes), "detected", _assumed(name, None, {}) + (weightless,))
             closest = _closer(closest, name, fit)
             continue
         if attribute not in ATTENTION or stray:
@@ -164,7 +168,7 @@ def detect(shapes: Shapes, where: str = "the checkpoint") -> Resolved:
                 except SenetError:
                     continue
                 if fit.exact:
-                    return Resolved(config, "detected", tuple(notes) + _assumed(attribute, candidate, placement))
+                    return Resolved(config, "detected", tuple(notes) + _assumed(name, attention.name, candidate, placement))
                 closest = _closer(closest, config.name, fit)
     if closest is None:
         raise SenetError(
@@ -206,19 +210,32 @@ def _require_fit(shapes: Shapes, config: ModelConfig, message: str) -> None:
 
 
 def _attention_keys(
-    extra: Shapes, blocks: tuple[tuple[str, int], ...]
+    extra: Shapes, blocks: tuple[tuple[str, int], ...], members: tuple[tuple[str, str], ...] = ()
 ) -> tuple[str | None, dict[int, dict[str, tuple[int, ...]]], list[str]]:
-    """Group keys beyond the plain model by block: (the one attribute, {stage: relative shapes}, strays)."""
-    attributes: set[str] = set()
+    """Group keys beyond the plain model by block: (the one attribute, {stage: relative shapes}, strays).
+
+    A module stored under its registry name (`layer1.0.se.fc1.weight`) gives the attribute; one that
+    replaced a conv (SK at `layer1.0.conv2`) is recognised by its spec's `marker` key suffix, and
+    its keys are kept relative to the block.
+    """
+    owners = [(path, path) for path, _ in blocks] + list(members)
+    replacing = [name for name, spec in ATTENTION.items()
+                 if spec.marker and any(key.endswith(f".{spec.marker}") for key in extra)]
+    attributes: set[str] = set(replacing[:1])
     per_block: dict[str, dict[str, tuple[int, ...]]] = {}
     stray: list[str] = []
     for key, shape in extra.items():
-        block = next((path for path, _ in blocks if key.startswith(f"{path}.")), None)
-        if block is None:
+        owner = next(((path, block) for path, block in owners if key.startswith(f"{path}.")), None)
+        if owner is None:
             stray.append(key)
             continue
-        attribute, _, rest = key[len(block) + 1:].partition(".")
-        attributes.add(attribute)
+        path, block = owner
+        relative = key[len(path) + 1:]
+        if replacing:
+            rest = f"{path}.{relative}"
+        else:
+            attribute, _, rest = relative.partition(".")
+            attributes.add(attribute)
         per_block.setdefault(block, {})[rest] = tuple(shape)
     if len(attributes) > 1:
         return None, {}, sorted(attributes)
@@ -233,13 +250,17 @@ def _closer(current: tuple[int, str, Fit] | None, name: str, fit: Fit) -> tuple[
     return (fit.size, name, fit) if current is None or fit.size < current[0] else current
 
 
-def _assumed(attention: str | None, found: Mapping[str, Any], placement: str = "standard") -> tuple[str, ...]:
+def _assumed(backbone: str, attention: str | None, found: Mapping[str, Any], placement: str = "standard") -> tuple[str, ...]:
     """The note on what the weights could not tell."""
-    unseen = ["variant v1.5 (v1 has the same weights)"]
-    if attention is not None and placement == "standard":
-        unseen.append("placement standard (post and identity have the same weights)")
-    if attention is not None:
-        spec = ATTENTION.get(attention)
+    backbone_spec = BACKBONES.get(backbone)
+    unseen = ["variant v1.5 (v1 has the same weights)"] if len(backbone_spec.variants) > 1 else []
+    spec = ATTENTION.get(attention) if attention is not None else None
+    if spec is not None and spec.slot == "branch" and placement == "standard" and len(backbone_spec.placements) > 1:
+        others = " and ".join(p for p in backbone_spec.placements if p not in ("standard", "pre"))
+        unseen.append(f"placement standard ({others} {'have' if ' and ' in others else 'has'} the same weights)")
+    if spec is not None:
         defaults = {option.name: option.default for option in spec.options}
         unseen += [f"{option} {defaults[option]}" for option in spec.shape_free if option not in found]
+    if not unseen:
+        return ()
     return (f"not visible in the weights, assumed: {', '.join(unseen)}; pass --model with options to override",)

@@ -142,6 +142,9 @@ FREE_OPS = frozenset(
         "full_like", "new_zeros", "new_ones", "fill", "zero", "lift_fresh", "lift_fresh_copy",
         "_to_copy", "to", "repeat", "constant_pad_nd", "roll", "flip", "unfold", "masked_fill",
         "scalar_tensor", "arange", "_local_scalar_dense", "pad", "set_", "resize",
+        # Nearest-neighbour resizing copies values (Gather-Excite's excite step): no arithmetic.
+        "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
+        "_upsample_nearest_exact1d", "_upsample_nearest_exact2d", "_upsample_nearest_exact3d",
     )
 )
 

@@ -3,7 +3,8 @@
 Every attention module keeps its final non-linearity in a submodule named `gate` (see
 `AttentionModule`), so a forward hook on it sees the gate tensor itself: [B, C, 1, 1] or [B, C]
 for channel gates (SE, ECA, CBAM's channel gate), [B, 1, H, W] for spatial gates (CBAM's spatial
-gate), [B, C, H, W] where a gate varies over both (SE's NoSqueeze ablation).
+gate), [B, C, H, W] where a gate varies over both (SE's NoSqueeze ablation, BAM, SimAM). SK's
+softmax over M branches, [B, M, C, 1, 1], is read as M*C channel gates (branch-major).
 
 Accumulation stays on the gate's device and has a fixed size whatever the number of images:
 per channel, the count, mean and centred sum of squares (merged batch by batch with Chan et al.'s
@@ -30,7 +31,15 @@ GATE_RANGES: dict[type[nn.Module], tuple[float, float | None]] = {
     nn.Hardsigmoid: (0.0, 1.0),
     nn.Tanh: (-1.0, 1.0),
     nn.ReLU: (0.0, None),  # unbounded above: the first batch sets the top edge (module doc of GateAccumulator)
+    nn.Softmax: (0.0, 1.0),  # SK's weights over its branches
 }
+
+
+def is_gate(name: str, module: nn.Module) -> bool:
+    """A gate submodule: named `gate`, or `gate_<axis>` (Coordinate attention's gate_h, gate_w) when
+    it is a gate non-linearity (BAM's `gate_c`/`gate_s` are whole branches, not gates)."""
+    last = name.split(".")[-1]
+    return last == "gate" or (last.startswith("gate_") and isinstance(module, tuple(GATE_RANGES)))
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,8 @@ class GateAccumulator:
 
     def update(self, gate: torch.Tensor) -> None:
         values = gate.detach()
+        if values.ndim == 5 and values.shape[-2:] == (1, 1):  # SK: [B, M, C, 1, 1] -> M*C channels
+            values = values.flatten(1, 2)
         batch = values.shape[0]
         channels = values.shape[1] if values.ndim > 1 else 1
         values = values.reshape(batch, channels, -1).float()

@@ -25,7 +25,7 @@ from torch import nn
 
 from senet_cli.analysis.architecture import materialize, resolve, skeleton
 from senet_cli.analysis.checkpoint import Checkpoint, load_checkpoint
-from senet_cli.analysis.gates import HIGH, LOW, GateAccumulator, GateStats
+from senet_cli.analysis.gates import HIGH, LOW, GateAccumulator, GateStats, is_gate
 from senet_cli.analysis.images import IMAGENET_MEAN, IMAGENET_STD, Preprocess, open_images
 from senet_cli.analysis.latency import resolve_device
 from senet_cli.analysis.report import input_shape
@@ -135,7 +135,12 @@ def inspect(
     network = materialize(loaded, config, target)
     accumulators, attention_params = _attach(network, config, bins, len(source.classes))
     if not accumulators:
-        raise SenetError(f"{config.name} has no attention gates to inspect (a plain backbone?)")
+        if config.attention is None:
+            raise SenetError(f"{config.name} has no attention gates to inspect: it is a plain backbone")
+        raise SenetError(
+            f"{config.name} has no attention gates to inspect: its {config.attention} modules add a context term "
+            f"instead of scaling by a gate non-linearity (gc with fusion=mul has one)"
+        )
     done = 0
     if on_batch is not None:
         on_batch(0, source.count)  # everything is checked: the caller may open its progress bar now
@@ -179,17 +184,19 @@ def _preprocess(loaded: Checkpoint, config: ModelConfig, input_size: int | Seque
 
 def _attach(network: nn.Module, config: ModelConfig, bins: int, classes: int) -> tuple[list[GateAccumulator], dict[str, int]]:
     """A hooked accumulator per gate, in forward order, and each block's attention parameter count."""
-    blocks = skeleton(config).blocks
+    layout = skeleton(config)
     accumulators: list[GateAccumulator] = []
     attention_params: dict[str, int] = {}
-    for path, stage in blocks:
-        block = network.get_submodule(path)
-        for name, module in block.named_modules():
+    for path, stage in layout.blocks:
+        parts = [(path, "")] + [(member, f"{member}.") for member, owner in layout.members if owner == path]
+        found = [(f"{prefix}{name}", module) for part, prefix in parts
+                 for name, module in network.get_submodule(part).named_modules()]
+        for name, module in found:
             if not isinstance(module, AttentionModule) or not name:
                 continue
             attention_params[path] = attention_params.get(path, 0) + sum(p.numel() for p in module.parameters())
             for sub_name, gate in module.named_modules():
-                if sub_name.split(".")[-1] != "gate":
+                if not is_gate(sub_name, gate):
                     continue
                 accumulator = GateAccumulator(path, f"{name}.{sub_name}", stage, gate, bins=bins, classes=classes)
                 accumulator.handle = gate.register_forward_hook(

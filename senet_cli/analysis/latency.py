@@ -228,9 +228,12 @@ def profile(
                                           on_round, per_stage))
         except torch.cuda.OutOfMemoryError:
             results.append(BatchResult(batch, None, None, None, error="out of memory"))
-        except RuntimeError as error:
+        except (RuntimeError, ValueError) as error:
             if "out of memory" not in str(error).lower():
-                raise
+                # e.g. Inception's aux classifier on a small training input, BAM's BatchNorm1d at batch 1
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                raise SenetError(f"{config.name} cannot run a {mode} step on {height}x{width} input at batch "
+                                 f"{batch}: {reason}") from None
             results.append(BatchResult(batch, None, None, None, error="out of memory"))
         finally:
             if target.type == "cuda":
@@ -326,7 +329,9 @@ def _step_fn(runner: _Runner, x, labels, mode: str, amp: bool, device: torch.dev
         def step() -> None:
             runner.optimizer.zero_grad(set_to_none=True)
             with autocast():
-                loss = loss_fn(runner.module(x).float(), labels)
+                out = runner.module(x)
+                logits = out[0] if isinstance(out, tuple) else out  # Inception v3 adds aux logits in training
+                loss = loss_fn(logits.float(), labels)
             loss.backward()
             runner.optimizer.step()
     return step

@@ -218,8 +218,8 @@ def _measure(
     except RuntimeError as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise SenetError(f"{config.name} cannot run on input {list(shape)}: {reason}") from None
-    blocks = BACKBONES.get(config.backbone).block_paths(model)
-    rows = _split_rows(model, trace, blocks)
+    spec = BACKBONES.get(config.backbone)
+    rows = _split_rows(model, trace, spec.block_paths(model), spec.block_members(model))
     totals = (
         sum(p.numel() for p in model.parameters()),
         sum(op.macs for op in trace.ops),
@@ -235,9 +235,13 @@ def _within(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + ".")
 
 
-def _split_rows(model: nn.Module, trace: Trace, blocks: list[tuple[str, int]]) -> list[BlockCount]:
-    """Charge each op and parameter to one row: its block, else the stem (before the first block
-    ran) or the head. Within a row, the share inside attention modules is reported separately."""
+def _split_rows(
+    model: nn.Module, trace: Trace, blocks: list[tuple[str, int]], members: dict[str, str] | None = None
+) -> list[BlockCount]:
+    """Charge each op and parameter to one row: its block (or the block a module is a member of,
+    see BackboneSpec.block_members), else the stem (before the first block ran) or the head. Within
+    a row, the share inside attention modules is reported separately."""
+    members = members or {}
     attention_paths = [path for path, m in model.named_modules() if isinstance(m, AttentionModule)]
     names = ["stem", *(name for name, _ in blocks), "head"]
     index_of_block = {name: i + 1 for i, (name, _) in enumerate(blocks)}
@@ -249,6 +253,8 @@ def _split_rows(model: nn.Module, trace: Trace, blocks: list[tuple[str, int]]) -
             candidate = ".".join(parts[:depth])
             if candidate in index_of_block:
                 return candidate
+            if candidate in members:
+                return members[candidate]
         return None
 
     attention_memo: dict[str, bool] = {}

@@ -1,16 +1,15 @@
 """The attention modules of the zoo, registered by name.
 
-Each module's class lives in its own file, one per paper (se.py, eca.py, cbam.py); this catalogue
-is torch-free and names the class by import path, so listing and name checks stay instant.
+Each module's class lives in its own file, one per paper; this catalogue is torch-free and names
+the class by import path, so listing and name checks stay instant. A spec says where the module
+goes (`slot`, `blocks`, `stages`; see spec.py), its options and its default reduction ratio.
 """
 
 from __future__ import annotations
 
-from senet_cli.attention.spec import AttentionSpec
+from senet_cli.attention.spec import SLOTS, STAGE_DEFAULTS, AttentionSpec, default_stages
 from senet_cli.options import EXCITATIONS, GATE_NAMES, SQUEEZES, OptionSpec
 from senet_cli.registry import Registry
-
-_RESIDUAL_BRANCH = "each block: residual branch, after its last BN, before the add"
 
 ATTENTION: Registry[AttentionSpec] = Registry("attention module")
 
@@ -27,7 +26,6 @@ ATTENTION.add("se", AttentionSpec(
         OptionSpec("groups", "int", 16, "groups of the 'group' excitation (SE-GC)", minimum=1),
     ),
     uses_ratio=True,
-    placement=_RESIDUAL_BRANCH,
     infer="senet_cli.attention.se:infer_options",
     shape_free=("squeeze", "gate"),
 ))
@@ -45,7 +43,6 @@ ATTENTION.add("eca", AttentionSpec(
         OptionSpec("b", "int", 1, "b of the adaptive kernel formula"),
     ),
     uses_ratio=False,
-    placement=_RESIDUAL_BRANCH,
     infer="senet_cli.attention.eca:infer_options",
 ))
 
@@ -59,8 +56,144 @@ ATTENTION.add("cbam", AttentionSpec(
         OptionSpec("spatial", "bool", True, "keep the spatial gate (false: channel gate only)"),
     ),
     uses_ratio=True,
-    placement=_RESIDUAL_BRANCH,
     infer="senet_cli.attention.cbam:infer_options",
 ))
 
-__all__ = ["ATTENTION", "AttentionSpec"]
+ATTENTION.add("bam", AttentionSpec(
+    name="bam",
+    title="BAM: Bottleneck Attention Module",
+    paper="https://arxiv.org/abs/1807.06514",
+    module="senet_cli.attention.bam:BAM",
+    options=(OptionSpec("dilation", "int", 4, "dilation of the spatial branch's two 3x3 convs", minimum=1),),
+    uses_ratio=True,
+    slot="after",
+    blocks="last",
+    stages="all_but_last",
+    placement="at the bottlenecks, where the map is about to be down-sampled",
+))
+
+ATTENTION.add("danet", AttentionSpec(
+    name="danet",
+    title="Dual Attention Network (position + channel attention modules)",
+    paper="https://arxiv.org/abs/1809.02983",
+    module="senet_cli.attention.danet:DualAttention",
+    options=(),
+    uses_ratio=True,
+    default_ratio=8,
+    slot="after",
+    blocks="last",
+    stages="last",
+    placement="position attention is quadratic in H*W (N^2 (C/8 + C) MACs), so only the smallest maps "
+              "by default",
+))
+
+ATTENTION.add("nonlocal", AttentionSpec(
+    name="nonlocal",
+    title="Non-local Neural Networks (embedded Gaussian)",
+    paper="https://arxiv.org/abs/1711.07971",
+    module="senet_cli.attention.non_local:NonLocal",
+    options=(
+        OptionSpec("every", "int", 2, "one block after every n-th block (1: every block, the paper's 10-block "
+                   "setup)", minimum=1),
+        OptionSpec("sub_sample", "bool", True, "max-pool phi and g by 2 (quarters the pairwise cost)"),
+        OptionSpec("bn", "bool", True, "BN after W, zero-initialised (false: W itself starts at zero)"),
+    ),
+    uses_ratio=True,
+    default_ratio=2,
+    slot="after",
+    blocks="every",
+    stages="middle",
+    zoo_options=("every",),
+    placement="the paper's ResNet-50 5-block setup; quadratic in H*W",
+    infer="senet_cli.attention.non_local:infer_options",
+))
+
+ATTENTION.add("gc", AttentionSpec(
+    name="gc",
+    title="GCNet: Non-local Networks Meet Squeeze-Excitation Networks and Beyond",
+    paper="https://arxiv.org/abs/1904.11492",
+    module="senet_cli.attention.gc:GlobalContext",
+    options=(
+        OptionSpec("pooling", "str", "att", "context pooling: attention map or global average", ("att", "avg")),
+        OptionSpec("fusion", "str", "add", "how the context enters: add, mul (a sigmoid gate) or both",
+                   ("add", "mul", "add+mul")),
+    ),
+    uses_ratio=True,
+    stages="all_but_first",
+    placement="GCNet's c3-c5",
+    infer="senet_cli.attention.gc:infer_options",
+))
+
+ATTENTION.add("ge", AttentionSpec(
+    name="ge",
+    title="Gather-Excite: Exploiting Feature Context in Convolutional Neural Networks",
+    paper="https://arxiv.org/abs/1810.12348",
+    module="senet_cli.attention.ge:GatherExcite",
+    options=(
+        OptionSpec("extent", "int", 0, "gather extent: 0 = global, else 2, 4, 8 ...", minimum=0),
+        OptionSpec("parametric", "bool", False, "depthwise-conv gather (GE-theta) instead of pooling (GE-theta-)"),
+        OptionSpec("mlp", "bool", False, "an SE-style MLP after the gather (GE-theta+; uses --ratio)"),
+    ),
+    uses_ratio=True,
+    infer="senet_cli.attention.ge:infer_options",
+    shape_free=("extent",),
+))
+
+ATTENTION.add("sk", AttentionSpec(
+    name="sk",
+    title="Selective Kernel Networks",
+    paper="https://arxiv.org/abs/1903.06586",
+    module="senet_cli.attention.sk:SelectiveKernel",
+    options=(
+        OptionSpec("branches", "int", 2, "kernel branches: 3x3 with dilation 1, 2, ... (3x3, 5x5, ...)", minimum=2),
+        OptionSpec("min_channels", "int", 32, "L, the floor of the attention width d = max(C/r, L)", minimum=1),
+    ),
+    uses_ratio=True,
+    slot="conv",
+    marker="attn.fc_select.weight",
+))
+
+ATTENTION.add("coord", AttentionSpec(
+    name="coord",
+    title="Coordinate Attention for Efficient Mobile Network Design",
+    paper="https://arxiv.org/abs/2103.02907",
+    module="senet_cli.attention.coord:CoordinateAttention",
+    options=(OptionSpec("min_channels", "int", 8, "floor of the middle width m = max(C/r, 8)", minimum=1),),
+    uses_ratio=True,
+    default_ratio=32,
+))
+
+ATTENTION.add("simam", AttentionSpec(
+    name="simam",
+    title="SimAM: A Simple, Parameter-Free Attention Module",
+    paper="https://proceedings.mlr.press/v139/yang21o.html",
+    module="senet_cli.attention.simam:SimAM",
+    options=(OptionSpec("e_lambda", "float", 1e-4, "lambda of the energy function"),),
+    uses_ratio=False,
+    placement="the official ResNets put it after the 3x3 conv instead",
+    shape_free=("e_lambda",),
+))
+
+ATTENTION.add("triplet", AttentionSpec(
+    name="triplet",
+    title="Rotate to Attend: Convolutional Triplet Attention Module",
+    paper="https://arxiv.org/abs/2010.03045",
+    module="senet_cli.attention.triplet:TripletAttention",
+    options=(
+        OptionSpec("kernel_size", "int", 7, "kernel of each branch's 2->1 conv", minimum=1),
+        OptionSpec("spatial", "bool", True, "keep the (H, W) branch (false: the official no_spatial)"),
+    ),
+    uses_ratio=False,
+    infer="senet_cli.attention.triplet:infer_options",
+))
+
+ATTENTION.add("srm", AttentionSpec(
+    name="srm",
+    title="SRM: A Style-based Recalibration Module for Convolutional Neural Networks",
+    paper="https://arxiv.org/abs/1903.10829",
+    module="senet_cli.attention.srm:SRM",
+    options=(),
+    uses_ratio=False,
+))
+
+__all__ = ["ATTENTION", "SLOTS", "STAGE_DEFAULTS", "AttentionSpec", "default_stages"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from senet_cli.errors import unknown_choice
@@ -15,6 +16,33 @@ GATES: dict[str, Callable[[], nn.Module]] = {  # keys: senet_cli.options.GATE_NA
     "relu": nn.ReLU,
     "hardsigmoid": nn.Hardsigmoid,
 }
+
+
+class ConvBN(nn.Module):
+    """A bias-free conv followed by BatchNorm (momentum 0.01): the official CBAM and Triplet
+    attention code's `BasicConv` without its activation. Keys `conv.weight`, `bn.*`."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, padding=(kernel_size - 1) // 2, bias=False
+        )
+        self.bn = nn.BatchNorm2d(out_channels, eps=1e-5, momentum=0.01)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x))
+
+
+def channel_pool(x: torch.Tensor) -> torch.Tensor:
+    """[max over channels; mean over channels]: the 2-channel map CBAM's and Triplet attention's
+    spatial gates convolve (Triplet's "Z-pool")."""
+    return torch.cat((x.amax(1, keepdim=True), x.mean(1, keepdim=True)), dim=1)
+
+
+def reduced_channels(channels: int, ratio: int, minimum: int = 1) -> int:
+    """C // r, at least `minimum`: the bottleneck width of a reducing module (SK and Coordinate
+    attention floor it at 32 and 8)."""
+    return max(channels // ratio, minimum)
 
 
 def make_gate(name: str) -> nn.Module:

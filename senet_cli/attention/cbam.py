@@ -23,7 +23,7 @@ from torch import nn
 from collections.abc import Mapping
 from typing import Any
 
-from senet_cli.attention.base import AttentionModule, make_gate
+from senet_cli.attention.base import AttentionModule, ConvBN, channel_pool, make_gate
 from senet_cli.attention.spec import ratio_candidates
 from senet_cli.errors import SenetError
 
@@ -44,31 +44,16 @@ class ChannelGate(nn.Module):
         return x * self.gate(logits)[:, :, None, None]
 
 
-class _ConvBN(nn.Module):
-    """The official code's `BasicConv` as used by the spatial gate: conv without bias, then BN."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(
-            in_channels, out_channels, kernel_size, padding=(kernel_size - 1) // 2, bias=False
-        )
-        self.bn = nn.BatchNorm2d(out_channels, eps=1e-5, momentum=0.01)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x))
-
-
 class SpatialGate(nn.Module):
     """Spatial attention: a k x k conv over [max over channels; mean over channels]."""
 
     def __init__(self, kernel_size: int) -> None:
         super().__init__()
-        self.spatial = _ConvBN(2, 1, kernel_size)
+        self.spatial = ConvBN(2, 1, kernel_size)
         self.gate = make_gate("sigmoid")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = torch.cat((x.amax(1, keepdim=True), x.mean(1, keepdim=True)), dim=1)
-        return x * self.gate(self.spatial(pooled))
+        return x * self.gate(self.spatial(channel_pool(x)))
 
 
 class CBAM(AttentionModule):

@@ -12,6 +12,37 @@ from senet_cli.errors import SenetError, close_match_hint
 from senet_cli.options import OptionSpec
 
 
+SLOTS = {
+    # Where a module goes; each backbone family implements the three (backbones/*.py).
+    "branch": "in every chosen block, on the residual branch after its last BN, before the add "
+              "(SENet Fig. 2-3; the unit's output where there is no residual)",
+    "after": "after a block's output (after the add and its ReLU)",
+    "conv": "replaces the block's 3x3 conv, BN and activation",
+}
+
+STAGE_DEFAULTS = {
+    # Default stages, as a rule on the backbone's stage count n (4 for a ResNet).
+    "all": "every stage",
+    "all_but_first": "every stage but the first (ResNet: 2-4)",
+    "all_but_last": "every stage but the last, at its end (ResNet: after layer1-3)",
+    "last": "the last stage",
+    "middle": "the two stages before the last (ResNet: 2-3, the paper's res3-res4)",
+}
+
+
+def default_stages(rule: str, count: int) -> tuple[int, ...]:
+    """The stages a STAGE_DEFAULTS rule picks on a backbone of `count` stages."""
+    stages = tuple(range(1, count + 1))
+    picks = {
+        "all": stages,
+        "all_but_first": stages[1:] or stages,
+        "all_but_last": stages[:-1] or stages,
+        "last": stages[-1:],
+        "middle": stages[-3:-1] or stages[:1],
+    }
+    return picks[rule]
+
+
 @dataclass(frozen=True)
 class AttentionSpec:
     """A registered attention module: how to build it and what to tell the user about it.
@@ -27,9 +58,36 @@ class AttentionSpec:
     module: str  # "package.module:Class", imported on first build
     options: tuple[OptionSpec, ...]
     uses_ratio: bool
-    placement: str
+    placement: str = ""  # a note on placement beyond the slot (why this place)
     infer: str | None = None  # "package.module:function" reading options back from weight shapes
     shape_free: tuple[str, ...] = ()  # options that leave every weight shape unchanged
+    slot: str = "branch"  # a SLOTS key
+    blocks: str = "all"  # which blocks of a chosen stage: "all", "last", or "every" (option `every`)
+    stages: str = "all"  # a STAGE_DEFAULTS key
+    default_ratio: int = 16
+    zoo_options: tuple[str, ...] = ()  # options the zoo reads (block choice), not passed to the module
+    marker: str | None = None  # a key suffix that identifies a "conv"-slot module at the conv's path
+
+    def describe_placement(self) -> str:
+        """One line for `senet list`: the slot, which blocks, which stages by default."""
+        which = {"all": "every block", "last": "the last block", "every": "every `every`-th block"}[self.blocks]
+        if self.slot == "after":
+            where = f"after {which} of a stage"
+        elif self.slot == "conv":
+            where = f"{SLOTS['conv']}, in {which}"
+        else:
+            where = f"{which}: residual branch, after its last BN"
+        parts = [where, f"stages: {STAGE_DEFAULTS[self.stages]}", self.placement]
+        return "; ".join(part for part in parts if part)
+
+    def selects(self, options: Mapping[str, Any], index: int, count: int) -> bool:
+        """Whether block `index` (0-based) of a chosen stage of `count` blocks gets the module."""
+        if self.blocks == "last":
+            return index == count - 1
+        if self.blocks == "every":
+            every = int(options.get("every", 1))
+            return index % every == every - 1 or (count < every and index == count - 1)
+        return True
 
     def option_names(self) -> list[str]:
         return [option.name for option in self.options]
@@ -50,23 +108,26 @@ class AttentionSpec:
         )
 
     def build(
-        self, channels: int, *, stage: int, ratio: int, options: tuple[tuple[str, Any], ...]
+        self, channels: int, *, stage: int, ratio: int, options: tuple[tuple[str, Any], ...], **context: Any
     ) -> Any:
-        """Build the module for a block of `channels` channels in `stage` (1-4).
+        """Build the module for a block of `channels` channels in `stage` (1-based).
 
-        An option given once per stage (a 4-tuple) is resolved to this stage's value here.
+        An option given once per stage (a tuple) is resolved to this stage's value here. `context`
+        is what a "conv"-slot module needs from the conv it replaces (stride, groups, ...).
         """
         kwargs = {
-            key: (value[stage - 1] if isinstance(value, tuple) else value) for key, value in options
+            key: (value[stage - 1] if isinstance(value, tuple) else value)
+            for key, value in options
+            if key not in self.zoo_options
         }
         if self.uses_ratio:
-            if channels // ratio < 1:
+            if channels // ratio < 1 and "min_channels" not in kwargs:  # SK and Coord floor the width
                 raise SenetError(
                     f"ratio {ratio} is larger than the {channels} channels of stage {stage}; "
                     f"use a ratio between 1 and {channels}"
                 )
             kwargs["ratio"] = ratio
-        return self.module_class()(channels, **kwargs)
+        return self.module_class()(channels, **kwargs, **context)
 
     def module_class(self) -> Any:
         """The nn.Module class (imports torch)."""

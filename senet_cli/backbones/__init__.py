@@ -35,6 +35,8 @@ def _resnet(name: str, description: str, cifar: bool) -> BackboneSpec:
         default_num_classes=10 if cifar else 1000,
         default_input=32 if cifar else 224,
         min_input=8 if cifar else 32,
+        placements=("standard", "pre", "post", "identity"),
+        variants=("v1.5", "v1"),
     )
 
 
@@ -45,5 +47,29 @@ for _name in _CIFAR_DEPTHS:
         f"{_name}_cifar",
         _resnet(f"{_name}_cifar", f"{_RESNETS[_name]}, CIFAR stem (3x3 stride 1, no max-pool)", cifar=True),
     )
+
+BACKBONES.add("mobilenet_v2", BackboneSpec(
+    name="mobilenet_v2", family="mobilenet", description="MobileNetV2 1.0, torchvision layout (17 units, 5 stages)",
+    arch="mobilenet_v2", builder="senet_cli.backbones.mobile:build", blocks="senet_cli.backbones.mobile:mobilenet_blocks",
+    fits="senet_cli.backbones.mobile:mobilenet_fits", stage_count=5, placements=("standard", "post"),
+))
+BACKBONES.add("shufflenet_v2_x1_0", BackboneSpec(
+    name="shufflenet_v2_x1_0", family="shufflenet",
+    description="ShuffleNetV2 1.0x, torchvision layout (16 units, 3 stages)", arch="shufflenet_v2_x1_0",
+    builder="senet_cli.backbones.mobile:build", blocks="senet_cli.backbones.mobile:shufflenet_blocks",
+    fits="senet_cli.backbones.mobile:shufflenet_fits", stage_count=3, placements=("standard", "post"),
+))
+BACKBONES.add("vgg16_bn", BackboneSpec(
+    name="vgg16_bn", family="vgg", description="VGG-16 with BN, torchvision layout (13 conv units, 5 stages)",
+    arch="vgg16_bn", builder="senet_cli.backbones.vgg:build", blocks="senet_cli.backbones.vgg:vgg_blocks",
+    fits="senet_cli.backbones.vgg:vgg_fits", members="senet_cli.backbones.vgg:vgg_members", stage_count=5,
+))
+BACKBONES.add("inception_v3", BackboneSpec(
+    name="inception_v3", family="inception",
+    description="Inception v3 with its aux classifier, torchvision layout (11 modules, 3 stages)",
+    arch="inception_v3", builder="senet_cli.backbones.inception:build",
+    blocks="senet_cli.backbones.inception:inception_blocks", fits="senet_cli.backbones.inception:inception_fits",
+    default_input=299, min_input=75, stage_count=3,
+))
 
 __all__ = ["BACKBONES", "BackboneSpec", "BlockAttention"]

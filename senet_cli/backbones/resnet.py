@@ -36,16 +36,32 @@ class _AttentionSlot(nn.Module):
     relu: nn.Module
 
     def _init_attention(
-        self, attention: BlockAttention | None, stage: int, inplanes: int, outplanes: int
+        self, attention: BlockAttention | None, stage: int, position: tuple[int, int], inplanes: int, outplanes: int
     ) -> None:
+        """Add the module if `attention` selects this block (`position`: index, blocks in stage)."""
         self.stage = stage
         self.placement = "standard"
         self.attention_attribute = None
-        if attention is not None and stage in attention.stages:
-            channels = inplanes if attention.placement == "pre" else outplanes
-            setattr(self, attention.attribute, attention.build(channels, stage))
-            self.attention_attribute = attention.attribute
-            self.placement = attention.placement
+        if attention is None or not attention.selects(stage, *position):
+            return
+        if attention.slot == "conv":
+            self._replace_conv(attention, stage)
+            return
+        channels = inplanes if attention.where == "pre" else outplanes
+        setattr(self, attention.attribute, attention.build(channels, stage))
+        self.attention_attribute = attention.attribute
+        self.placement = attention.where
+
+    replaced_conv: tuple[str, str]  # (conv, its BN): the 3x3 a "conv"-slot module (SK) replaces
+
+    def _replace_conv(self, attention: BlockAttention, stage: int) -> None:
+        """Swap the block's 3x3 conv and BN for the module (SK), under the conv's name; the ReLU
+        after them moves into the module's branches (the block's own ReLU then passes it through)."""
+        conv_name, bn_name = self.replaced_conv
+        conv = getattr(self, conv_name)
+        setattr(self, conv_name, attention.build(conv.out_channels, stage, in_channels=conv.in_channels,
+                                                 stride=conv.stride[0], groups=conv.groups, activation=nn.ReLU))
+        setattr(self, bn_name, nn.Identity())
 
     @property
     def attention(self) -> nn.Module | None:
@@ -70,17 +86,20 @@ class _AttentionSlot(nn.Module):
 class AttentionBasicBlock(_AttentionSlot, tv.BasicBlock):
     """torchvision's two-3x3 block with an attention slot."""
 
+    replaced_conv = ("conv1", "bn1")  # timm's skresnet18/34 make the first 3x3 the SK unit
+
     def __init__(
         self,
         *args: Any,
         stage: int,
+        position: tuple[int, int] = (0, 1),
         attention: BlockAttention | None = None,
         variant: str = "v1.5",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         del variant  # the stride already sits on the first conv of a basic block in both variants
-        self._init_attention(attention, stage, self.conv1.in_channels, self.conv2.out_channels)
+        self._init_attention(attention, stage, position, self.conv1.in_channels, self.conv2.out_channels)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
@@ -94,10 +113,13 @@ class AttentionBottleneck(_AttentionSlot, tv.Bottleneck):
     the lower resolution: ResNet-50 costs 3.86 GMACs in v1 and 4.09 in v1.5. Keys are the same.
     """
 
+    replaced_conv = ("conv2", "bn2")  # SKNet-50 (timm's skresnext50_32x4d): the grouped 3x3
+
     def __init__(
         self,
         *args: Any,
         stage: int,
+        position: tuple[int, int] = (0, 1),
         attention: BlockAttention | None = None,
         variant: str = "v1.5",
         **kwargs: Any,
@@ -105,7 +127,7 @@ class AttentionBottleneck(_AttentionSlot, tv.Bottleneck):
         super().__init__(*args, **kwargs)
         if variant == "v1" and self.conv2.stride != (1, 1):
             self.conv1.stride, self.conv2.stride = self.conv2.stride, (1, 1)
-        self._init_attention(attention, stage, self.conv1.in_channels, self.conv3.out_channels)
+        self._init_attention(attention, stage, position, self.conv1.in_channels, self.conv3.out_channels)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
@@ -117,16 +139,22 @@ class _BlockFactory:
     """Stands in for a block class in torchvision's `ResNet(block, layers)`: `_make_layer` reads
     `expansion` and calls it with the block's positional arguments; we add stage and attention."""
 
-    def __init__(self, block: type[_AttentionSlot], attention: BlockAttention | None, variant: str) -> None:
+    def __init__(self, block: type[_AttentionSlot], layers: list[int], attention: BlockAttention | None,
+                 variant: str) -> None:
         self.block = block
         self.expansion = block.expansion  # type: ignore[attr-defined]
+        self.layers = layers
         self.attention = attention
         self.variant = variant
+        self.built = [0, 0, 0, 0]  # blocks built so far per stage: the next one's index
 
     def __call__(self, inplanes: int, planes: int, *args: Any, **kwargs: Any) -> nn.Module:
+        stage = STAGE_OF_PLANES[planes]
+        index = self.built[stage - 1]
+        self.built[stage - 1] += 1
         return self.block(
             inplanes, planes, *args, **kwargs,
-            stage=STAGE_OF_PLANES[planes], attention=self.attention, variant=self.variant,
+            stage=stage, position=(index, self.layers[stage - 1]), attention=self.attention, variant=self.variant,
         )
 
 
@@ -148,7 +176,7 @@ def build(arch: str, num_classes: int, variant: str, attention: BlockAttention |
     depth, _, suffix = arch.partition("_cifar")
     cifar = arch.endswith("_cifar") and not suffix
     block, layers, tv_kwargs = ARCHITECTURES[depth if cifar else arch]
-    factory = _BlockFactory(block, attention, variant)
+    factory = _BlockFactory(block, layers, attention, variant)
     model = tv.ResNet(factory, layers, num_classes=num_classes, **tv_kwargs)  # type: ignore[arg-type]
     if cifar:
         # The CIFAR ResNets (He et al. Sec. 4.2; the seeds' SENet18): a 3x3 stride-1 stem and no
@@ -189,7 +217,9 @@ def resnet_fits(arch: str, shapes: Mapping[str, tuple[int, ...]]) -> bool:
         return False
     groups = options.get("groups", 1)
     width = int(64 * options.get("width_per_group", 64) / 64) * groups
-    mid = shapes.get("layer1.0.conv2.weight")
+    # An SK unit in place of a bottleneck's conv2 (or a basic block's conv1) keeps that conv's
+    # shape in each branch.
+    mid = shapes.get("layer1.0.conv2.weight") or shapes.get("layer1.0.conv2.paths.0.conv.weight")
     if block is AttentionBottleneck:
         return mid is not None and mid[0] == width and mid[1] == width // groups and "layer1.0.conv3.weight" in shapes
     return mid is not None and "layer1.0.conv3.weight" not in shapes

@@ -11,16 +11,29 @@ from typing import Any
 
 @dataclass(frozen=True)
 class BlockAttention:
-    """How a backbone's blocks get attention: what to build, where in the block, in which stages.
+    """How a backbone's blocks get attention: what to build, where, in which stages and blocks.
 
-    `build(channels, stage)` returns the module; `attribute` is the name the block stores it under
-    (`se`, `eca`, `cbam`).
+    `build(channels, stage, **context)` returns the module; `attribute` is the name a block stores
+    it under (`se`, `eca`, `cbam`). `slot` is "branch" (inside the block, at `placement`), "after"
+    (on the block's output) or "conv" (the module replaces the block's 3x3 conv; `build` then takes
+    the replaced conv's in_channels, stride, groups and activation as context). `selects(stage,
+    index, count)` says whether block `index` of the `count` blocks of `stage` gets a module.
     """
 
     attribute: str
-    build: Callable[[int, int], Any]
+    build: Callable[..., Any]
     placement: str = "standard"
     stages: tuple[int, ...] = (1, 2, 3, 4)
+    slot: str = "branch"
+    choose: Callable[[int, int], bool] | None = None  # (index, count) -> bool; None: every block
+
+    def selects(self, stage: int, index: int, count: int) -> bool:
+        return stage in self.stages and (self.choose is None or self.choose(index, count))
+
+    @property
+    def where(self) -> str:
+        """The in-block placement a block implements: "post" for the "after" slot."""
+        return "post" if self.slot == "after" else self.placement
 
 
 @dataclass(frozen=True)
@@ -45,12 +58,21 @@ class BackboneSpec:
     default_num_classes: int = 1000
     default_input: int = 224
     min_input: int = 32
+    stage_count: int = 4
+    placements: tuple[str, ...] = ("standard",)  # in-block placements of the "branch" slot it supports
+    variants: tuple[str, ...] = ("v1.5",)
+    members: str | None = None  # "package.module:function": model -> {module path: block path}
 
     def build(self, num_classes: int, variant: str, attention: BlockAttention | None) -> Any:
         return _load(self.builder)(self.arch, num_classes, variant, attention)
 
     def block_paths(self, model: Any) -> list[tuple[str, int]]:
         return _load(self.blocks)(model)
+
+    def block_members(self, model: Any) -> dict[str, str]:
+        """Modules outside every block path that belong to a block (VGG's conv and BN belong to the
+        unit that ends in their ReLU)."""
+        return {} if self.members is None else _load(self.members)(model)
 
     def may_fit(self, shapes: Any) -> bool:
         return True if self.fits is None else bool(_load(self.fits)(self.arch, shapes))

@@ -9,7 +9,7 @@ import typer
 
 from senet_cli.cli.options import (
     BUILD, BatchOpt, ForceOpt, FormatOpt, InputOpt, ModelsArg, ModuleOpt, NumClassesOpt, OutputPathOpt,
-    Placement, PlacementOpt, StagesOpt, Variant, VariantOpt, build_options, parse_input_size,
+    PlacementOpt, StagesOpt, VariantOpt, build_options, parse_input_size,
 )
 from senet_cli.cli.output import emit, prepare_output, progress_bar
 from senet_cli.options import parse_int_list
@@ -29,12 +29,12 @@ _REFERENCES = {Counter.native: (), Counter.fvcore: ("fvcore",), Counter.thop: ("
 def count_command(
     models: ModelsArg,
     ratio: Annotated[
-        str, typer.Option(help="Reduction ratio r; a comma list sweeps it (2,4,8,16,32 = SENet Table 10).",
-                          rich_help_panel=BUILD),
-    ] = "16",
-    variant: VariantOpt = Variant.v1_5,
-    placement: PlacementOpt = Placement.standard,
-    stages: StagesOpt = "1,2,3,4",
+        Optional[str], typer.Option(help="Reduction ratio r; a comma list sweeps it (2,4,8,16,32 = SENet Table 10).",
+                                    show_default="per module: 16 for se", rich_help_panel=BUILD),
+    ] = None,
+    variant: VariantOpt = None,
+    placement: PlacementOpt = None,
+    stages: StagesOpt = None,
     num_classes: NumClassesOpt = None,
     opt: ModuleOpt = None,
     input_size: InputOpt = None,
@@ -59,7 +59,7 @@ def count_command(
     from senet_cli.zoo import make_config
 
     options = build_options(variant, placement, stages, num_classes, opt)
-    ratios = parse_int_list(ratio, "--ratio")
+    ratios: list[int | None] = list(parse_int_list(ratio, "--ratio")) if ratio is not None else [None]
     size = parse_input_size(input_size)
     jobs = _jobs(models, ratios, options, make_config)  # names and options checked before torch loads
     fmt = prepare_output(fmt, output, force)
@@ -85,15 +85,19 @@ def _jobs(models, ratios, options, make_config) -> list[tuple[str, dict]]:
 
     jobs: list[tuple[str, dict]] = []
     for name in models:
-        config = make_config(name, ratio=ratios[0], **dict(options))
+        config = make_config(name, **_with_ratio(options, ratios[0]))
         sweep = ratios if config.attention and ATTENTION.get(config.attention).uses_ratio else ratios[:1]
         for r in sweep:
-            make_config(name, ratio=r, **dict(options))
-            job = (name, {**options, "ratio": r} if config.attention else {"variant": options["variant"],
-                                                                           "num_classes": options["num_classes"]})
+            make_config(name, **_with_ratio(options, r))
+            plain = {key: options[key] for key in ("variant", "num_classes") if key in options}
+            job = (name, _with_ratio(options, r) if config.attention else plain)
             if job not in jobs:
                 jobs.append(job)
     return jobs
+
+
+def _with_ratio(options: dict, ratio: int | None) -> dict:
+    return options if ratio is None else {**options, "ratio": ratio}
 
 
 def _run(jobs, work):

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from senet_cli.cli.options import (
-    BUILD, OUTPUT, ForceOpt, FormatOpt, InputOpt, ModuleOpt, NumClassesOpt, OutputPathOpt, Placement, Variant,
-    parse_input_size, parse_module_options,
+    BUILD, OUTPUT, ForceOpt, FormatOpt, InputOpt, ModuleOpt, NumClassesOpt, OutputPathOpt, PlacementOpt, StagesOpt,
+    VariantOpt, parse_input_size, parse_module_options,
 )
 from senet_cli.cli.output import emit, prepare_output, progress_bar
 from senet_cli.cli.profile_cmd import Device
@@ -46,14 +46,11 @@ def inspect_command(
                                                 "(a candidate to drop).")] = 0.05,
     plot: Annotated[Optional[Path], typer.Option(metavar="PATH", show_default=False, rich_help_panel=OUTPUT,
                                                  help="Write the figure: .png, .svg or .pdf.")] = None,
-    ratio: Annotated[Optional[int], typer.Option(min=1, show_default="16", help="Reduction ratio r (with --model).",
-                                                 rich_help_panel=BUILD)] = None,
-    variant: Annotated[Optional[Variant], typer.Option(show_default="v1.5", rich_help_panel=BUILD,
-                                                       help="ResNet variant (with --model).")] = None,
-    placement: Annotated[Optional[Placement], typer.Option(show_default="standard", rich_help_panel=BUILD,
-                                                           help="Attention placement (with --model).")] = None,
-    stages: Annotated[Optional[str], typer.Option(show_default="1,2,3,4", rich_help_panel=BUILD,
-                                                  help="Stages with attention (with --model).")] = None,
+    ratio: Annotated[Optional[int], typer.Option(min=1, show_default="per module: 16 for se",
+                                                 help="Reduction ratio r (with --model).", rich_help_panel=BUILD)] = None,
+    variant: VariantOpt = None,
+    placement: PlacementOpt = None,
+    stages: StagesOpt = None,
     num_classes: NumClassesOpt = None,
     opt: ModuleOpt = None,
     fmt: FormatOpt = None,

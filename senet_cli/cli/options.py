@@ -39,16 +39,19 @@ ModelsArg = Annotated[
     ),
 ]
 VariantOpt = Annotated[
-    Variant,
-    typer.Option(help="v1.5: stride on the bottleneck's 3x3 (torchvision, timm); v1: on its first "
-                 "1x1 (Caffe ResNets, SENet/CBAM papers).", rich_help_panel=BUILD),
+    Optional[Variant],
+    typer.Option(help="ResNets: v1.5 puts the stride on the bottleneck's 3x3 (torchvision, timm); v1 on "
+                 "its first 1x1 (Caffe ResNets, SENet/CBAM papers).", show_default="v1.5", rich_help_panel=BUILD),
 ]
 PlacementOpt = Annotated[
-    Placement,
-    typer.Option(help="Where attention sits in a block (SENet Fig. 5).", rich_help_panel=BUILD),
+    Optional[Placement],
+    typer.Option(help="Where a residual-branch module sits in a block (SENet Fig. 5).", show_default="standard",
+                 rich_help_panel=BUILD),
 ]
 StagesOpt = Annotated[
-    str, typer.Option(help="Stages (1-4) that get attention, comma-separated.", rich_help_panel=BUILD)
+    Optional[str],
+    typer.Option(help="Stages that get attention, comma-separated (1 to the backbone's stage count).",
+                 show_default="per module, see 'senet list'", rich_help_panel=BUILD),
 ]
 NumClassesOpt = Annotated[
     Optional[int],
@@ -83,14 +86,13 @@ ForceOpt = Annotated[
 
 
 def build_options(
-    variant: Variant, placement: Placement, stages: str, num_classes: int | None,
+    variant: Variant | None, placement: Placement | None, stages: str | None, num_classes: int | None,
     module_options: list[str] | None,
 ) -> dict[str, Any]:
-    """The CLI's build flags as keyword arguments for `make_config`."""
-    options: dict[str, Any] = {
-        "variant": variant.value, "placement": placement.value, "stages": stages,
-        "num_classes": num_classes,
-    }
+    """The CLI's build flags as keyword arguments for `make_config`: only those given, so the
+    model's own defaults (per-module ratio and stages, per-backbone variant) apply to the rest."""
+    given = {"variant": variant, "placement": placement, "stages": stages, "num_classes": num_classes}
+    options = {key: getattr(value, "value", value) for key, value in given.items() if value is not None}
     return {**options, **parse_module_options(module_options)}
 
 

@@ -9,7 +9,7 @@ import typer
 
 from senet_cli.cli.options import (
     BUILD, ForceOpt, FormatOpt, InputOpt, ModelsArg, ModuleOpt, NumClassesOpt, OutputPathOpt,
-    Placement, PlacementOpt, StagesOpt, Variant, VariantOpt, build_options, parse_input_size,
+    PlacementOpt, StagesOpt, VariantOpt, build_options, parse_input_size,
 )
 from senet_cli.cli.output import emit, prepare_output, progress_bar
 from senet_cli.options import parse_int_list
@@ -59,10 +59,11 @@ def profile_command(
                                                    rich_help_panel=TIMING)] = None,
     per_block: Annotated[bool, typer.Option("--per-block", help="Attribute latency to each stage's attention by ablation.",
                                             rich_help_panel=TIMING)] = False,
-    ratio: Annotated[int, typer.Option(min=1, help="Reduction ratio r.", rich_help_panel=BUILD)] = 16,
-    variant: VariantOpt = Variant.v1_5,
-    placement: PlacementOpt = Placement.standard,
-    stages: StagesOpt = "1,2,3,4",
+    ratio: Annotated[Optional[int], typer.Option(min=1, help="Reduction ratio r.", show_default="per module: 16 for se",
+                                                 rich_help_panel=BUILD)] = None,
+    variant: VariantOpt = None,
+    placement: PlacementOpt = None,
+    stages: StagesOpt = None,
     num_classes: NumClassesOpt = None,
     opt: ModuleOpt = None,
     fmt: FormatOpt = None,
@@ -76,7 +77,9 @@ def profile_command(
     """
     from senet_cli.zoo import make_config
 
-    options = {**build_options(variant, placement, stages, num_classes, opt), "ratio": ratio}
+    options = build_options(variant, placement, stages, num_classes, opt)
+    if ratio is not None:
+        options["ratio"] = ratio
     batches = parse_int_list(batch, "--batch")
     size = parse_input_size(input_size)
     configs = [make_config(name, **options) for name in models]  # checked before torch loads

@@ -14,10 +14,13 @@ from senet_cli.zoo import list_models
 GRAMMAR = "<attention>_<backbone> (se_resnet50, cbam_resnet18_cifar), or a bare backbone for the plain model"
 
 COMMON_OPTIONS = (
-    ("ratio", "16", "reduction ratio r of modules that reduce channels (se, cbam)"),
-    ("variant", "v1.5", f"{' | '.join(VARIANTS)}: stride on the bottleneck's 3x3 (v1.5) or first 1x1 (v1)"),
-    ("placement", "standard", f"{' | '.join(PLACEMENTS)}: where attention sits in a block (SENet Fig. 5)"),
-    ("stages", "1,2,3,4", "stages that get attention"),
+    ("ratio", "per module", "channel reduction r of modules that reduce (16 for se/cbam/bam/gc/ge/sk, "
+     "32 coord, 8 danet, 2 nonlocal)"),
+    ("variant", "v1.5", f"{' | '.join(VARIANTS)}: stride on the bottleneck's 3x3 (v1.5) or first 1x1 (v1); "
+     "ResNets only"),
+    ("placement", "standard", f"{' | '.join(PLACEMENTS)}: where a branch module sits in a block (SENet "
+     "Fig. 5); pre/identity need a ResNet"),
+    ("stages", "per module", "stages that get attention, 1..the backbone's stage count"),
     ("num_classes", "1000 (10 for _cifar)", "classifier outputs"),
 )
 
@@ -29,7 +32,9 @@ def catalogue() -> dict[str, Any]:
         "attention": [
             {
                 "name": spec.name, "title": spec.title, "paper": spec.paper,
-                "placement": spec.placement, "uses_ratio": spec.uses_ratio,
+                "placement": spec.describe_placement(), "slot": spec.slot, "blocks": spec.blocks,
+                "default_stages": spec.stages, "uses_ratio": spec.uses_ratio,
+                "default_ratio": spec.default_ratio if spec.uses_ratio else None,
                 "options": [
                     {"name": o.name, "kind": o.kind, "default": o.default, "choices": list(o.choices), "help": o.help}
                     for o in spec.options
@@ -41,7 +46,8 @@ def catalogue() -> dict[str, Any]:
             {
                 "name": spec.name, "family": spec.family, "description": spec.description,
                 "num_classes": spec.default_num_classes, "input": spec.default_input,
-                "min_input": spec.min_input,
+                "min_input": spec.min_input, "stages": spec.stage_count,
+                "placements": list(spec.placements),
             }
             for _, spec in BACKBONES.items()
         ],
@@ -59,17 +65,21 @@ def catalogue_tables() -> list[TableData]:
         title="Attention modules (prefix of the model name)",
         headers=("name", "paper", "placed at", "options (-o KEY=VALUE)"),
         rows=tuple(
-            (spec.name, f"{spec.title}\n{spec.paper}", spec.placement + ("\nuses --ratio" if spec.uses_ratio else ""),
-             "\n".join(o.describe() for o in spec.options))
+            (spec.name, f"{spec.title}\n{spec.paper}",
+             spec.describe_placement().replace("; ", "\n")
+             + (f"\n--ratio default {spec.default_ratio}" if spec.uses_ratio else ""),
+             "\n".join(o.describe() for o in spec.options) or "none")
             for _, spec in ATTENTION.items()
         ),
         left_columns=4,
+        wrapped_from=1,
     )
     backbones = TableData(
         title="Backbones",
-        headers=("name", "description", "classes", "input", "min input"),
+        headers=("name", "description", "stages", "classes", "input", "min input"),
         rows=tuple(
-            (spec.name, spec.description, str(spec.default_num_classes), str(spec.default_input), str(spec.min_input))
+            (spec.name, spec.description, str(spec.stage_count), str(spec.default_num_classes),
+             str(spec.default_input), str(spec.min_input))
             for _, spec in BACKBONES.items()
         ),
         left_columns=2,

@@ -20,6 +20,7 @@ class TableData:
     footer: tuple[str, ...] | None = None
     caption: str | None = None
     left_columns: int = 1  # leading text columns, left-aligned; the rest are numbers
+    wrapped_from: int | None = None  # first column rich may wrap (default: none of the text columns)
     notes: tuple[str, ...] = field(default=())
 
 
@@ -35,7 +36,7 @@ def to_rich(table: TableData) -> Any:
             header,
             justify="left" if index < table.left_columns else "right",
             footer=table.footer[index] if table.footer else "",
-            no_wrap=index < table.left_columns,
+            no_wrap=index < (table.left_columns if table.wrapped_from is None else table.wrapped_from),
             overflow="fold",  # a number is never cut to an ellipsis
         )
     for row in table.rows:
