@@ -14,6 +14,13 @@ class SenetError(ValueError):
     """A bad name, option or input, described in one line that says what is accepted."""
 
 
+def first_line(error: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (at most `limit` characters), or its type's name
+    when it has none: how a library error becomes part of a one-line SenetError."""
+    text = str(error).strip().splitlines()
+    return (text[0][:limit] if limit is not None else text[0]) if text else type(error).__name__
+
+
 def close_match_hint(word: str, choices: Iterable[str]) -> str:
     """Return " (did you mean 'x'?)" for the closest of `choices`, or "" when none is close."""
     matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)

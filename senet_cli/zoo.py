@@ -115,7 +115,7 @@ def build_from_config(config: ModelConfig) -> Any:
             placement=config.placement,
             stages=config.stages,
             slot=attention.slot,
-            choose=None if attention.blocks == "all" else lambda index, count: attention.selects(options, index, count),
+            choose=lambda index, count: attention.selects(options, index, count),
         )
     model = spec.build(config.num_classes, config.variant, block_attention)
     if block_attention is not None:

@@ -216,7 +216,7 @@ def _attention_keys(
 
     A module stored under its registry name (`layer1.0.se.fc1.weight`) gives the attribute; one that
     replaced a conv (SK at `layer1.0.conv2`) is recognised by its spec's `marker` key suffix, and
-    its keys are kept relative to the block.
+    its keys are kept relative to the block or member module it sits in (`conv2.paths.0.conv.weight`).
     """
     owners = [(path, path) for path, _ in blocks] + list(members)
     replacing = [name for name, spec in ATTENTION.items()
@@ -230,11 +230,9 @@ def _attention_keys(
             stray.append(key)
             continue
         path, block = owner
-        relative = key[len(path) + 1:]
-        if replacing:
-            rest = f"{path}.{relative}"
-        else:
-            attribute, _, rest = relative.partition(".")
+        rest = key[len(path) + 1:]
+        if not replacing:
+            attribute, _, rest = rest.partition(".")
             attributes.add(attribute)
         per_block.setdefault(block, {})[rest] = tuple(shape)
     if len(attributes) > 1:

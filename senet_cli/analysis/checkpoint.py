@@ -31,7 +31,7 @@ import torch
 
 from senet_cli._version import __version__
 from senet_cli.atomic import atomic_path
-from senet_cli.errors import SenetError
+from senet_cli.errors import SenetError, first_line
 
 METADATA_KEY = "senet"
 """Where our own checkpoints keep {"model", "options", "preprocess", "version"}: a top-level key of
@@ -146,7 +146,7 @@ def _read_safetensors(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
             raw = reader.metadata() or {}
         tensors = load_file(str(file))
     except (SafetensorError, OSError, ValueError) as error:
-        raise SenetError(f"checkpoint {file} is not a readable safetensors file ({_first_line(error)})") from None
+        raise SenetError(f"checkpoint {file} is not a readable safetensors file ({first_line(error, 200)})") from None
     metadata: dict[str, Any] = {}
     if METADATA_KEY in raw:
         try:
@@ -163,7 +163,7 @@ def _read_torch(file: Path, trust: bool) -> Any:
             return torch.load(file, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as error:
         if trust:
-            raise SenetError(f"{file} is not a torch checkpoint ({_first_line(error)})") from None
+            raise SenetError(f"{file} is not a torch checkpoint ({first_line(error, 200)})") from None
         blocked = _unsafe_globals(file, str(error))
         if blocked:
             names = ", ".join(blocked[:6]) + (", ..." if len(blocked) > 6 else "")
@@ -172,13 +172,13 @@ def _read_torch(file: Path, trust: bool) -> Any:
                 f"the file, so it was not loaded. Pass --trust only if you trust its source"
             ) from None
         found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(error))
-        detail = found.group(1).strip() if found else _first_line(error)
+        detail = found.group(1).strip() if found else first_line(error, 200)
         raise SenetError(
             f"{file} is not a checkpoint torch's safe loader can read ({detail}); "
             f"pass --trust only if you trust its source"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile) as error:
-        reason = "empty or cut short" if isinstance(error, EOFError) else _first_line(error).split(". ")[0]
+        reason = "empty or cut short" if isinstance(error, EOFError) else first_line(error, 200).split(". ")[0]
         raise SenetError(f"{file} is not a complete torch checkpoint (truncated or corrupt: {reason})") from None
     except (KeyError, ValueError, OSError, UnicodeDecodeError):
         raise SenetError(f"{file} is not a torch checkpoint or safetensors file (neither a torch.save "
@@ -187,7 +187,7 @@ def _read_torch(file: Path, trust: bool) -> Any:
         if not trust:
             raise
         raise SenetError(f"{file} failed to unpickle even with --trust ({type(error).__name__}: "
-                         f"{_first_line(error)})") from None
+                         f"{first_line(error, 200)})") from None
 
 
 def _unsafe_globals(file: Path, message: str) -> list[str]:
@@ -198,11 +198,6 @@ def _unsafe_globals(file: Path, message: str) -> list[str]:
     except Exception:  # an old-format or odd file: fall back to the message
         found = []
     return found or re.findall(r"Unsupported global: GLOBAL ([\w.]+)", message)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
 
 
 def _is_state_dict(value: Any) -> bool:

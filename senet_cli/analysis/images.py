@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageOps
 
-from senet_cli.errors import SenetError
+from senet_cli.errors import SenetError, first_line
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -140,7 +140,7 @@ def _folder(folder: Path, preprocess: Preprocess, limit: int | None, batch: int,
         dataset = ImageFolder(str(folder), transform=_transform(preprocess))
     except (FileNotFoundError, RuntimeError) as error:
         raise SenetError(f"--data {folder}: not an ImageFolder tree (DIR/<class>/<image>): "
-                         f"{str(error).splitlines()[0]}") from None
+                         f"{first_line(error)}") from None
     indices: Sequence[int] = range(len(dataset))
     description = f"{folder}: {len(dataset)} images in {len(dataset.classes)} classes"
     if limit is not None and limit < len(dataset):

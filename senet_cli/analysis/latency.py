@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from senet_cli.analysis.report import input_shape
-from senet_cli.errors import SenetError
+from senet_cli.errors import SenetError, first_line
 from senet_cli.options import ModelConfig
 from senet_cli.zoo import baseline_config, build_from_config, make_config
 
@@ -231,9 +231,8 @@ def profile(
         except (RuntimeError, ValueError) as error:
             if "out of memory" not in str(error).lower():
                 # e.g. Inception's aux classifier on a small training input, BAM's BatchNorm1d at batch 1
-                reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
                 raise SenetError(f"{config.name} cannot run a {mode} step on {height}x{width} input at batch "
-                                 f"{batch}: {reason}") from None
+                                 f"{batch}: {first_line(error)}") from None
             results.append(BatchResult(batch, None, None, None, error="out of memory"))
         finally:
             if target.type == "cuda":

@@ -19,7 +19,7 @@ from torch import nn
 from senet_cli.analysis.counting import Trace, paused_gc, skip_weight_init, trace_costs
 from senet_cli.attention.base import AttentionModule
 from senet_cli.backbones import BACKBONES
-from senet_cli.errors import SenetError
+from senet_cli.errors import SenetError, first_line
 from senet_cli.options import ModelConfig, parse_int
 from senet_cli.zoo import baseline_config, build_from_config, make_config
 
@@ -216,8 +216,7 @@ def _measure(
     try:
         trace = trace_costs(model, inputs)
     except RuntimeError as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise SenetError(f"{config.name} cannot run on input {list(shape)}: {reason}") from None
+        raise SenetError(f"{config.name} cannot run on input {list(shape)}: {first_line(error)}") from None
     spec = BACKBONES.get(config.backbone)
     rows = _split_rows(model, trace, spec.block_paths(model), spec.block_members(model))
     totals = (

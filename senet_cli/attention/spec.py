@@ -13,11 +13,12 @@ from senet_cli.options import OptionSpec
 
 
 SLOTS = {
-    # Where a module goes; each backbone family implements the three (backbones/*.py).
-    "branch": "in every chosen block, on the residual branch after its last BN, before the add "
-              "(SENet Fig. 2-3; the unit's output where there is no residual)",
-    "after": "after a block's output (after the add and its ReLU)",
-    "conv": "replaces the block's 3x3 conv, BN and activation",
+    # Where a module goes, as `senet list` says it ({which}: the blocks it goes in); each backbone
+    # family implements the three (backbones/*.py). "branch" is SENet Fig. 2-3: before the add, or
+    # on the unit's output where there is no residual; "after" follows the add and its ReLU.
+    "branch": "{which}: residual branch, after its last BN",
+    "after": "after {which} of a stage",
+    "conv": "replaces the block's 3x3 conv, BN and activation, in {which}",
 }
 
 STAGE_DEFAULTS = {
@@ -71,13 +72,7 @@ class AttentionSpec:
     def describe_placement(self) -> str:
         """One line for `senet list`: the slot, which blocks, which stages by default."""
         which = {"all": "every block", "last": "the last block", "every": "every `every`-th block"}[self.blocks]
-        if self.slot == "after":
-            where = f"after {which} of a stage"
-        elif self.slot == "conv":
-            where = f"{SLOTS['conv']}, in {which}"
-        else:
-            where = f"{which}: residual branch, after its last BN"
-        parts = [where, f"stages: {STAGE_DEFAULTS[self.stages]}", self.placement]
+        parts = [SLOTS[self.slot].format(which=which), f"stages: {STAGE_DEFAULTS[self.stages]}", self.placement]
         return "; ".join(part for part in parts if part)
 
     def selects(self, options: Mapping[str, Any], index: int, count: int) -> bool:

@@ -20,6 +20,7 @@ from torch import nn
 from torchvision.models import resnet as tv
 
 from senet_cli.backbones.spec import BlockAttention
+from senet_cli.backbones.surgery import replace_conv
 
 STAGE_OF_PLANES = {64: 1, 128: 2, 256: 3, 512: 4}
 """torchvision's `_make_layer` builds stage s with planes 64 * 2**(s-1); this recovers s."""
@@ -58,10 +59,7 @@ class _AttentionSlot(nn.Module):
         """Swap the block's 3x3 conv and BN for the module (SK), under the conv's name; the ReLU
         after them moves into the module's branches (the block's own ReLU then passes it through)."""
         conv_name, bn_name = self.replaced_conv
-        conv = getattr(self, conv_name)
-        setattr(self, conv_name, attention.build(conv.out_channels, stage, in_channels=conv.in_channels,
-                                                 stride=conv.stride[0], groups=conv.groups, activation=nn.ReLU))
-        setattr(self, bn_name, nn.Identity())
+        replace_conv(self, conv_name, attention, stage, nn.ReLU, absorbed=(bn_name,))
 
     @property
     def attention(self) -> nn.Module | None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from senet_cli.cli.options import (
-    BUILD, OUTPUT, ForceOpt, FormatOpt, InputOpt, ModuleOpt, NumClassesOpt, OutputPathOpt, PlacementOpt, StagesOpt,
+    OUTPUT, ForceOpt, FormatOpt, InputOpt, ModuleOpt, NumClassesOpt, OutputPathOpt, PlacementOpt, RatioOpt, StagesOpt,
     VariantOpt, parse_input_size, parse_module_options,
 )
 from senet_cli.cli.output import emit, prepare_output, progress_bar
@@ -46,8 +46,7 @@ def inspect_command(
                                                 "(a candidate to drop).")] = 0.05,
     plot: Annotated[Optional[Path], typer.Option(metavar="PATH", show_default=False, rich_help_panel=OUTPUT,
                                                  help="Write the figure: .png, .svg or .pdf.")] = None,
-    ratio: Annotated[Optional[int], typer.Option(min=1, show_default="per module: 16 for se",
-                                                 help="Reduction ratio r (with --model).", rich_help_panel=BUILD)] = None,
+    ratio: RatioOpt = None,
     variant: VariantOpt = None,
     placement: PlacementOpt = None,
     stages: StagesOpt = None,

@@ -38,6 +38,10 @@ ModelsArg = Annotated[
         show_default=False,
     ),
 ]
+RatioOpt = Annotated[
+    Optional[int],
+    typer.Option(min=1, help="Reduction ratio r.", show_default="per module: 16 for se", rich_help_panel=BUILD),
+]
 VariantOpt = Annotated[
     Optional[Variant],
     typer.Option(help="ResNets: v1.5 puts the stride on the bottleneck's 3x3 (torchvision, timm); v1 on "

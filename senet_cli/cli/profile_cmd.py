@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from senet_cli.cli.options import (
-    BUILD, ForceOpt, FormatOpt, InputOpt, ModelsArg, ModuleOpt, NumClassesOpt, OutputPathOpt,
-    PlacementOpt, StagesOpt, VariantOpt, build_options, parse_input_size,
+    ForceOpt, FormatOpt, InputOpt, ModelsArg, ModuleOpt, NumClassesOpt, OutputPathOpt,
+    PlacementOpt, RatioOpt, StagesOpt, VariantOpt, build_options, parse_input_size,
 )
 from senet_cli.cli.output import emit, prepare_output, progress_bar
 from senet_cli.options import parse_int_list
@@ -59,8 +59,7 @@ def profile_command(
                                                    rich_help_panel=TIMING)] = None,
     per_block: Annotated[bool, typer.Option("--per-block", help="Attribute latency to each stage's attention by ablation.",
                                             rich_help_panel=TIMING)] = False,
-    ratio: Annotated[Optional[int], typer.Option(min=1, help="Reduction ratio r.", show_default="per module: 16 for se",
-                                                 rich_help_panel=BUILD)] = None,
+    ratio: RatioOpt = None,
     variant: VariantOpt = None,
     placement: PlacementOpt = None,
     stages: StagesOpt = None,
