@@ -25,6 +25,7 @@ _LAZY = {
     "CountReport": "senet_cli.analysis.report",
     "profile": "senet_cli.analysis.latency",
     "ProfileReport": "senet_cli.analysis.latency",
+    "time_modules": "senet_cli.analysis.latency",
     "inspect": "senet_cli.analysis.inspection",
     "InspectReport": "senet_cli.analysis.inspection",
     "load_checkpoint": "senet_cli.analysis.checkpoint",

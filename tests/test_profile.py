@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from senet_cli.analysis.latency import LatencyStats, percentile, profile
+from senet_cli.analysis.latency import LatencyStats, percentile, profile, time_modules
 from senet_cli.cli.app import main
 from senet_cli.errors import SenetError
 
@@ -92,10 +92,48 @@ def test_cuda_without_a_gpu_is_one_line_exit_2(capsys):
     assert done.value.code == 2 and len(err) == 1 and "no CUDA device" in err[0]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@needs_cuda
 def test_cuda_profile_reports_allocator_peak_memory():
     result = profile("se_resnet18_cifar", device="cuda", **FAST).results[0]
     assert result.model.peak_memory_mb > 0 and result.baseline.peak_memory_mb > 0
+    # the SE model holds more weights than its backbone, and the allocator sees them
+    assert result.model.peak_memory_mb > result.baseline.peak_memory_mb
+
+
+@needs_cuda
+def test_cuda_out_of_memory_is_reported_for_that_batch_and_the_sweep_goes_on():
+    before = torch.backends.cudnn.benchmark
+    report = profile("resnet18_cifar", device="cuda", batches=(2, 2**22, 4), input_size=224, iters=2, warmup=1)
+    assert [r.batch for r in report.results] == [2, 2**22, 4]  # never shrunk
+    assert report.results[1].error == "out of memory" and report.results[1].model is None
+    assert report.results[0].model and report.results[2].model
+    assert torch.backends.cudnn.benchmark == before  # autotuning was on only while timing
+
+
+@needs_cuda
+def test_cuda_amp_train_and_per_stage_run():
+    staged = profile("cbam_resnet18_cifar", device="cuda", amp=True, per_stage=True, stages="3,4", **FAST).results[0]
+    assert [s.stage for s in staged.per_stage] == [3, 4]
+    trained = profile("se_resnet18_cifar", device="cuda", mode="train", dtype="bfloat16", **FAST).results[0]
+    assert trained.model.latency_ms.median > 0
+
+
+def test_time_modules_times_foreign_modules_with_the_same_harness():
+    from torchvision.models import resnet18
+
+    from senet_cli.zoo import build_model
+
+    modules = {"torchvision resnet18": resnet18(num_classes=10), "senet resnet18": build_model("resnet18", num_classes=10)}
+    measured = time_modules(modules, batch=2, input_size=(32, 32), num_classes=10, iters=3, warmup=1)
+    assert list(measured) == list(modules)
+    for name, m in measured.items():
+        assert m.model == name and m.iterations == 3
+        assert m.latency_ms.min <= m.latency_ms.median and m.throughput == pytest.approx(2 / m.latency_ms.median * 1000)
+    with pytest.raises(SenetError, match="iters must be at least 1"):
+        time_modules(modules, iters=0)
 
 
 def test_single_stage_ablation_is_the_baseline_and_iters_excludes_min_time():

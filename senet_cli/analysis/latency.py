@@ -8,12 +8,16 @@ Method (also in README):
   calls compile).
 - The model, its baseline and any per-stage ablations are then timed round-robin, one run each per
   round, so drift of the machine (clocks, other load) hits all of them alike. On CUDA the device is
-  synchronised before each host clock read, so a sample is the whole run on the GPU.
+  synchronised before each host clock read, so a sample is the whole run on the GPU, launch
+  overhead included; cuDNN autotuning (`torch.backends.cudnn.benchmark`) is on while timing, as in
+  timm's benchmark script, and PyTorch's default TF32 setting for convolutions is left as it is.
 - A sample is one run's wall time; the report gives median, p10, p90 (linear interpolation between
   order statistics), min and mean in milliseconds. Throughput = batch / median, in images/s.
   overhead_pct = (median_model - median_baseline) / median_baseline x 100.
-- Peak memory: on CUDA, `torch.cuda.max_memory_allocated` after `reset_peak_memory_stats`, over one
-  run of each model on its own (allocator memory, not the driver's reserve). On CPU, the process's
+- Peak memory: on CUDA, allocator memory (not the driver's reserve) of one run of each model: its
+  parameters and buffers, the input batch, and the rise of `torch.cuda.max_memory_allocated` over
+  what was allocated before the run (activations, workspaces, gradients in training). The other
+  models on the GPU at the same time are not charged to it. On CPU, the process's
   peak resident set size (ru_maxrss) at the end of the batch: shared by model and baseline, and
   monotonic over the process.
 - Per-stage attribution (`per_stage=True`): for each stage with attention, the same model with that
@@ -21,6 +25,9 @@ Method (also in README):
   medians. Limits: differences of two noisy medians, and the stage costs need not add up to the
   total overhead (caches and kernel choices interact); no per-module synchronisation is used, so
   the absolute numbers are not distorted.
+
+`time_modules()` exposes the same harness for any modules (timm's, torchvision's, your own), so a
+comparison with models outside the zoo is timed the same way (benchmarks/profile_cuda.py uses it).
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ import math
 import resource
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -177,6 +185,21 @@ def check_timing(
         raise SenetError(f"threads must be at least 1, got {threads}")
 
 
+@dataclass(frozen=True)
+class Timing:
+    """How to run and time: what `profile()` and `time_modules()` share."""
+
+    device: torch.device
+    dtype: torch.dtype = torch.float32
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    mode: str = "inference"
+    warmup: int = 10
+    iters: int | None = 30  # None: time until min_time
+    min_time: float | None = None
+
+
 def profile(
     model: str,
     *,
@@ -203,13 +226,9 @@ def profile(
     progress per batch.
     """
     config = make_config(model, **options)
-    target = resolve_device(device)
-    check_timing(batches=batches, warmup=warmup, iters=iters, min_time=min_time, dtype=dtype, amp=amp,
-                 mode=mode, threads=threads)
-    if threads is not None:
-        torch.set_num_threads(threads)
+    timing = _timing(device=device, batches=batches, warmup=warmup, iters=iters, min_time=min_time, dtype=dtype,
+                     amp=amp, channels_last=channels_last, compile=compile, mode=mode, threads=threads)
     height, width = input_shape(config, input_size, 1)[2:]
-    runs = iters if iters is not None else (None if min_time is not None else 30)
 
     configs = {"model": config}
     if config.attention is not None:
@@ -218,29 +237,91 @@ def profile(
             for stage in config.stages:
                 kept = tuple(s for s in config.stages if s != stage)
                 configs[f"stage{stage}"] = replace(config, stages=kept)
-    prepared = {key: _prepare(c, target, DTYPES[dtype], channels_last, compile, mode) for key, c in configs.items()}
+    runners = {key: _Runner.prepare(c.name, build_from_config(c), timing) for key, c in configs.items()}
 
     results = []
-    for batch in batches:
-        try:
-            results.append(_measure_batch(config, prepared, batch, (height, width), target, DTYPES[dtype], amp,
-                                          channels_last, mode, warmup + (3 if compile else 0), runs, min_time,
-                                          on_round, per_stage))
-        except torch.cuda.OutOfMemoryError:
-            results.append(BatchResult(batch, None, None, None, error="out of memory"))
-        except (RuntimeError, ValueError) as error:
-            if "out of memory" not in str(error).lower():
-                # e.g. Inception's aux classifier on a small training input, BAM's BatchNorm1d at batch 1
-                raise SenetError(f"{config.name} cannot run a {mode} step on {height}x{width} input at batch "
-                                 f"{batch}: {first_line(error)}") from None
-            results.append(BatchResult(batch, None, None, None, error="out of memory"))
-        finally:
-            if target.type == "cuda":
-                torch.cuda.empty_cache()
-    memory = ("torch.cuda.max_memory_allocated over one run of each model" if target.type == "cuda"
-              else "process peak resident set size (ru_maxrss) so far, shared by model and baseline")
-    return ProfileReport(config, target.type, dtype, amp, mode, (height, width), torch.get_num_threads(),
-                         channels_last, compile, memory, tuple(results))
+    with _cudnn_autotuning(timing.device):
+        for batch in batches:
+            try:
+                measured = _time_runners(runners, batch, (height, width), timing, config.num_classes, on_round)
+                results.append(_batch_result(config, batch, measured, per_stage))
+            except torch.cuda.OutOfMemoryError:
+                results.append(BatchResult(batch, None, None, None, error="out of memory"))
+            except (RuntimeError, ValueError) as error:
+                if "out of memory" not in str(error).lower():
+                    # e.g. Inception's aux classifier on a small training input, BAM's BatchNorm1d at batch 1
+                    raise SenetError(f"{config.name} cannot run a {mode} step on {height}x{width} input at batch "
+                                     f"{batch}: {first_line(error)}") from None
+                results.append(BatchResult(batch, None, None, None, error="out of memory"))
+            finally:
+                if timing.device.type == "cuda":
+                    torch.cuda.empty_cache()
+    return ProfileReport(config, timing.device.type, dtype, amp, mode, (height, width), torch.get_num_threads(),
+                         channels_last, compile, _memory_note(timing.device), tuple(results))
+
+
+def time_modules(
+    modules: Mapping[str, nn.Module],
+    *,
+    batch: int = 1,
+    input_size: tuple[int, int] = (224, 224),
+    num_classes: int = 1000,
+    device: str = "cpu",
+    warmup: int = 10,
+    iters: int | None = None,
+    min_time: float | None = None,
+    dtype: str = "float32",
+    amp: bool = False,
+    channels_last: bool = False,
+    compile: bool = False,
+    mode: str = "inference",
+    threads: int | None = None,
+    on_round: Callable[[int, int], None] | None = None,
+) -> dict[str, Measurement]:
+    """Time any modules (yours, timm's, torchvision's) with `profile()`'s harness, interleaved.
+
+    The harness `senet profile` uses, for models that are not in the zoo: each module is moved to
+    the device and dtype in place, warmed up, then timed round-robin with the others on one input
+    of `batch` x 3 x input_size. Returns one Measurement per key, in the order given. Out-of-memory
+    errors propagate.
+    """
+    timing = _timing(device=device, batches=(batch,), warmup=warmup, iters=iters, min_time=min_time, dtype=dtype,
+                     amp=amp, channels_last=channels_last, compile=compile, mode=mode, threads=threads)
+    runners = {key: _Runner.prepare(key, module, timing) for key, module in modules.items()}
+    with _cudnn_autotuning(timing.device):
+        return _time_runners(runners, batch, tuple(input_size), timing, num_classes, on_round)
+
+
+def _timing(*, device: str, batches: Sequence[int], warmup: int, iters: int | None, min_time: float | None,
+            dtype: str, amp: bool, channels_last: bool, compile: bool, mode: str, threads: int | None) -> Timing:
+    target = resolve_device(device)
+    check_timing(batches=batches, warmup=warmup, iters=iters, min_time=min_time, dtype=dtype, amp=amp,
+                 mode=mode, threads=threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    runs = iters if iters is not None else (None if min_time is not None else 30)
+    return Timing(target, DTYPES[dtype], amp, channels_last, compile, mode,
+                  warmup + (3 if compile else 0), runs, min_time)
+
+
+def _memory_note(device: torch.device) -> str:
+    if device.type == "cuda":
+        return "CUDA allocator: the model's weights and input plus the peak one run allocates (max_memory_allocated)"
+    return "process peak resident set size (ru_maxrss) so far, shared by model and baseline"
+
+
+@contextmanager
+def _cudnn_autotuning(device: torch.device) -> Iterator[None]:
+    """On CUDA, let cuDNN pick the fastest kernels during warm-up, as timm's benchmark does."""
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 @dataclass
@@ -249,53 +330,56 @@ class _Runner:
     module: nn.Module
     optimizer: torch.optim.Optimizer | None
 
-
-def _prepare(config: ModelConfig, device: torch.device, dtype: torch.dtype, channels_last: bool,
-             compile: bool, mode: str) -> _Runner:
-    model = build_from_config(config).to(device=device, dtype=dtype)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    model.train(mode == "train")
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3) if mode == "train" else None
-    module = torch.compile(model) if compile else model
-    return _Runner(config.name, module, optimizer)
+    @classmethod
+    def prepare(cls, name: str, model: nn.Module, timing: Timing) -> _Runner:
+        model = model.to(device=timing.device, dtype=timing.dtype)
+        if timing.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        model.train(timing.mode == "train")
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3) if timing.mode == "train" else None
+        return cls(name, torch.compile(model) if timing.compile else model, optimizer)
 
 
-def _measure_batch(config, prepared, batch, size, device, dtype, amp, channels_last, mode, warmup, runs,
-                   min_time, on_round, per_stage) -> BatchResult:
-    x = torch.randn(batch, 3, *size, device=device, dtype=dtype)
-    if channels_last:
+def _time_runners(runners: Mapping[str, _Runner], batch: int, size: tuple[int, int], timing: Timing,
+                  num_classes: int, on_round: Callable[[int, int], None] | None) -> dict[str, Measurement]:
+    device = timing.device
+    x = torch.randn(batch, 3, *size, device=device, dtype=timing.dtype)
+    if timing.channels_last:
         x = x.to(memory_format=torch.channels_last)
-    labels = torch.randint(0, config.num_classes, (batch,), device=device)
-    steps = {key: _step_fn(runner, x, labels, mode, amp, device) for key, runner in prepared.items()}
+    labels = torch.randint(0, num_classes, (batch,), device=device)
+    steps = {key: _step_fn(runner, x, labels, timing.mode, timing.amp, device) for key, runner in runners.items()}
     peaks: dict[str, float | None] = {}
     for key, step in steps.items():
-        for _ in range(warmup):
+        for _ in range(timing.warmup):
             step()
-        peaks[key] = _peak_memory(step, device)
+        module = runners[key].module
+        resident = _tensor_bytes(module.parameters()) + _tensor_bytes(module.buffers()) + _tensor_bytes([x])
+        peaks[key] = _peak_memory(step, device, resident)
     samples: dict[str, list[float]] = {key: [] for key in steps}
     order = list(steps)
     done = 0
-    total = runs if runs is not None else 0
     while True:
         for key in order:
             samples[key].append(_timed(steps[key], device))
         order.reverse()  # alternate who goes first, so neither always follows the other
         done += 1
         if on_round:
-            on_round(done, total)
-        if runs is not None and done >= runs:
+            on_round(done, timing.iters or 0)
+        if timing.iters is not None and done >= timing.iters:
             break
-        if runs is None and done >= 5 and min(sum(s) for s in samples.values()) >= min_time:
+        if timing.iters is None and done >= 5 and min(sum(s) for s in samples.values()) >= timing.min_time:
             break
     if device.type == "cpu":
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
         peaks = {key: rss for key in peaks}
-    measured = {
-        key: Measurement(prepared[key].name, stats := LatencyStats.from_samples(s), batch / stats.median * 1000.0,
+    return {
+        key: Measurement(runners[key].name, stats := LatencyStats.from_samples(s), batch / stats.median * 1000.0,
                          peaks[key], len(s))
         for key, s in samples.items()
     }
+
+
+def _batch_result(config: ModelConfig, batch: int, measured: Mapping[str, Measurement], per_stage: bool) -> BatchResult:
     model = measured["model"]
     baseline = measured.get("baseline")
     overhead = None
@@ -346,11 +430,22 @@ def _timed(step: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def _peak_memory(step: Callable[[], None], device: torch.device) -> float | None:
+def _peak_memory(step: Callable[[], None], device: torch.device, resident_bytes: int) -> float | None:
+    """MiB one run needs on CUDA: what it allocates on top of what was there, plus `resident_bytes`.
+
+    Several models sit on the GPU at once (model, baseline, ablations), so the raw
+    max_memory_allocated would charge each with all of them; this charges each with its own
+    weights and the input (resident_bytes) and the peak its run adds (activations, workspaces).
+    """
     if device.type != "cuda":
         return None
     torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
     torch.cuda.reset_peak_memory_stats(device)
     step()
     torch.cuda.synchronize(device)
-    return torch.cuda.max_memory_allocated(device) / 2**20
+    return (torch.cuda.max_memory_allocated(device) - before + resident_bytes) / 2**20
+
+
+def _tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)

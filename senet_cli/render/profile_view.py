@@ -23,7 +23,7 @@ def _describe(report: ProfileReport) -> str:
 
 
 def profile_table(report: ProfileReport) -> TableData:
-    headers = ("batch", "median (ms)", "p10-p90 (ms)", "images/s", "peak MB", "baseline median (ms)",
+    headers = ("batch", "median (ms)", "p10-p90 (ms)", "images/s", "peak MiB", "baseline median (ms)",
                "baseline images/s", "overhead")
     rows = []
     for r in report.results:
@@ -40,7 +40,7 @@ def profile_table(report: ProfileReport) -> TableData:
     notes = [
         f"latency: wall time per run, median of {_iterations(report)} interleaved runs per model; "
         f"overhead = (median - baseline median) / baseline median",
-        f"peak MB: {report.memory}",
+        f"peak MiB (2^20 bytes; the JSON key is peak_memory_mb): {report.memory}",
     ]
     for r in report.results:
         if r.per_stage:
