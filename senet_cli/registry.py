@@ -7,8 +7,9 @@ an unknown name with the accepted names and the closest match.
 from __future__ import annotations
 
 import fnmatch
+import importlib
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from senet_cli.errors import SenetError, unknown_choice
 
@@ -58,3 +59,10 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def load_object(reference: str) -> Any:
+    """The object a "package.module:name" reference names, imported on first use: how the torch-free
+    registry entries point at their torch code."""
+    module_name, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)

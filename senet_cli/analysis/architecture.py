@@ -257,7 +257,7 @@ def _assumed(backbone: str, attention: str | None, found: Mapping[str, Any], pla
         others = " and ".join(p for p in backbone_spec.placements if p not in ("standard", "pre"))
         unseen.append(f"placement standard ({others} {'have' if ' and ' in others else 'has'} the same weights)")
     if spec is not None:
-        defaults = {option.name: option.default for option in spec.options}
+        defaults = spec.option_defaults()
         unseen += [f"{option} {defaults[option]}" for option in spec.shape_free if option not in found]
     if not unseen:
         return ()

@@ -232,7 +232,7 @@ def _unwrap(
         )
     if ema and container not in EMA_KEYS:
         raise SenetError(f"--ema asked for, but {path} holds no EMA weights (looked for {', '.join(EMA_KEYS)})")
-    state, stripped = strip_prefixes({k: v for k, v in weights.items()})
+    state, stripped = strip_prefixes(dict(weights))
     return Checkpoint(path=path, format=fmt, state_dict=state, container=container, stripped=stripped,
                       metadata=dict(metadata), trusted=trusted, other_weights=others)
 
@@ -243,16 +243,18 @@ def _find_weights(payload: Any, ema: bool) -> tuple[str, Mapping[str, torch.Tens
         return "", direct, ()
     if not isinstance(payload, Mapping):
         return "", None, ()
-    raw = [(key, _as_weights(payload[key])) for key in WEIGHT_KEYS if key in payload]
-    averaged = [(key, _as_weights(payload[key])) for key in EMA_KEYS if key in payload]
-    raw = [(k, w) for k, w in raw if w is not None]
-    averaged = [(k, w) for k, w in averaged if w is not None]
+    raw, averaged = _weights_under(payload, WEIGHT_KEYS), _weights_under(payload, EMA_KEYS)
     preferred, rest = (averaged, raw) if ema or not raw else (raw, averaged)
     if preferred:
         key, weights = preferred[0]
         return key, weights, tuple(k for k, _ in preferred[1:] + rest)
-    fallback = _as_weights(payload)
-    return ("", fallback, ()) if fallback is not None else ("", None, ())
+    return "", _as_weights(payload), ()
+
+
+def _weights_under(payload: Mapping[str, Any], keys: tuple[str, ...]) -> list[tuple[str, Mapping[str, torch.Tensor]]]:
+    """(key, weights) for each of `keys` in `payload` whose value holds weights, in `keys`' order."""
+    found = ((key, _as_weights(payload[key])) for key in keys if key in payload)
+    return [(key, weights) for key, weights in found if weights is not None]
 
 
 def strip_prefixes(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:

@@ -352,9 +352,7 @@ def _time_runners(runners: Mapping[str, _Runner], batch: int, size: tuple[int, i
     for key, step in steps.items():
         for _ in range(timing.warmup):
             step()
-        module = runners[key].module
-        resident = _tensor_bytes(module.parameters()) + _tensor_bytes(module.buffers()) + _tensor_bytes([x])
-        peaks[key] = _peak_memory(step, device, resident)
+        peaks[key] = _peak_memory(step, device, runners[key].module, x)
     samples: dict[str, list[float]] = {key: [] for key in steps}
     order = list(steps)
     done = 0
@@ -430,15 +428,17 @@ def _timed(step: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def _peak_memory(step: Callable[[], None], device: torch.device, resident_bytes: int) -> float | None:
-    """MiB one run needs on CUDA: what it allocates on top of what was there, plus `resident_bytes`.
+def _peak_memory(step: Callable[[], None], device: torch.device, module: nn.Module, x: torch.Tensor) -> float | None:
+    """MiB one run of `module` needs on CUDA: its weights, the input `x`, and what the run allocates
+    on top of what was there.
 
     Several models sit on the GPU at once (model, baseline, ablations), so the raw
     max_memory_allocated would charge each with all of them; this charges each with its own
-    weights and the input (resident_bytes) and the peak its run adds (activations, workspaces).
+    weights and the input and the peak its run adds (activations, workspaces).
     """
     if device.type != "cuda":
         return None
+    resident_bytes = _tensor_bytes(module.parameters()) + _tensor_bytes(module.buffers()) + _tensor_bytes([x])
     torch.cuda.synchronize(device)
     before = torch.cuda.memory_allocated(device)
     torch.cuda.reset_peak_memory_stats(device)

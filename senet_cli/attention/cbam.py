@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from senet_cli.attention.base import AttentionModule, ConvBN, channel_pool, make_gate
-from senet_cli.attention.spec import ratio_candidates
+from senet_cli.attention.spec import infer_ratio, ratio_note
 from senet_cli.errors import SenetError
 
 
@@ -78,12 +78,9 @@ def infer_options(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tu
     first = next(iter(stage_keys.values()))
     if "ChannelGate.mlp.1.weight" not in first:
         return [], []
-    ratios = ratio_candidates(
-        (keys["ChannelGate.mlp.1.weight"][1], keys["ChannelGate.mlp.1.weight"][0]) for keys in stage_keys.values()
-    )
-    notes = [f"ratio: {min(ratios)}..{max(ratios)} all give these shapes; taking {ratios[0]}"] if len(ratios) > 1 else []
+    ratios = infer_ratio(stage_keys, "ChannelGate.mlp.1.weight")
     spatial = first.get("SpatialGate.spatial.conv.weight")
     options: dict[str, Any] = {"spatial": spatial is not None}
     if spatial is not None:
         options["spatial_kernel"] = spatial[-1]
-    return [{**options, "ratio": r} for r in ratios[:1]], notes
+    return [{**options, "ratio": r} for r in ratios[:1]], ratio_note(ratios)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from senet_cli.attention.base import AttentionModule, make_gate
-from senet_cli.attention.spec import ratio_candidates
+from senet_cli.attention.spec import infer_ratio
 from senet_cli.errors import unknown_choice
 
 POOLINGS = ("att", "avg")
@@ -90,6 +90,6 @@ def infer_options(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tu
     if not branches:
         return [], []
     key = f"channel_{branches[0]}_conv.0.weight"
-    ratios = ratio_candidates((keys[key][1], keys[key][0]) for keys in stage_keys.values())
+    ratios = infer_ratio(stage_keys, key)
     options = {"pooling": "att" if "conv_mask.weight" in first else "avg", "fusion": "+".join(branches)}
     return [{**options, "ratio": r} for r in ratios[:1]], []

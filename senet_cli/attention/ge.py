@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from senet_cli.attention.base import AttentionModule, make_gate
-from senet_cli.attention.spec import ratio_candidates
+from senet_cli.attention.spec import infer_ratio
 from senet_cli.errors import SenetError
 
 
@@ -103,5 +103,5 @@ def infer_options(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tu
         options["extent"] = 2**convs
     if not options["mlp"]:
         return [options], []
-    ratios = ratio_candidates((keys["mlp.fc1.weight"][1], keys["mlp.fc1.weight"][0]) for keys in stage_keys.values())
+    ratios = infer_ratio(stage_keys, "mlp.fc1.weight")
     return [{**options, "ratio": r} for r in ratios[:1]], []

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from senet_cli.attention.base import AttentionModule
-from senet_cli.attention.spec import ratio_candidates
+from senet_cli.attention.spec import infer_ratio
 from senet_cli.errors import SenetError
 
 _LAYERS = {
@@ -80,6 +80,6 @@ def infer_options(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tu
     first = next(iter(stage_keys.values()))
     if "theta.weight" not in first:
         return [], []
-    ratios = ratio_candidates((keys["theta.weight"][1], keys["theta.weight"][0]) for keys in stage_keys.values())
+    ratios = infer_ratio(stage_keys, "theta.weight")
     options = {"sub_sample": "g.0.weight" in first, "bn": "W.1.weight" in first}
     return [{**options, "ratio": r} for r in ratios[:1]], []

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from senet_cli.attention.base import AttentionModule, make_gate
-from senet_cli.attention.spec import ratio_candidates
+from senet_cli.attention.spec import infer_ratio, ratio_note
 from senet_cli.errors import SenetError
 from senet_cli.options import EXCITATIONS, SQUEEZES
 
@@ -96,9 +96,8 @@ def infer_options(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tu
     """
     first = next(iter(stage_keys.values()))
     if "fc1.weight" in first:
-        ratios = ratio_candidates((keys["fc1.weight"][1], keys["fc1.weight"][0]) for keys in stage_keys.values())
-        notes = [f"ratio: {min(ratios)}..{max(ratios)} all give these shapes; taking {ratios[0]}"] if len(ratios) > 1 else []
-        return [{"excitation": "mlp", "bias": "fc1.bias" in first, "ratio": r} for r in ratios[:1]], notes
+        ratios = infer_ratio(stage_keys, "fc1.weight")
+        return [{"excitation": "mlp", "bias": "fc1.bias" in first, "ratio": r} for r in ratios[:1]], ratio_note(ratios)
     if "fc.weight" in first:
         channels, per_group = first["fc.weight"][:2]
         if per_group == 1:

@@ -3,13 +3,13 @@ lives. Torch-free, so `senet list` and name checks answer without importing torc
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from senet_cli.errors import SenetError, close_match_hint
 from senet_cli.options import OptionSpec
+from senet_cli.registry import load_object
 
 
 SLOTS = {
@@ -87,6 +87,9 @@ class AttentionSpec:
     def option_names(self) -> list[str]:
         return [option.name for option in self.options]
 
+    def option_defaults(self) -> dict[str, Any]:
+        return {option.name: option.default for option in self.options}
+
     def resolve_options(self, given: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
         """Check user-given options against this module's specs; fill in defaults, in spec order."""
         specs = {option.name: option for option in self.options}
@@ -126,8 +129,7 @@ class AttentionSpec:
 
     def module_class(self) -> Any:
         """The nn.Module class (imports torch)."""
-        module_name, _, class_name = self.module.partition(":")
-        return getattr(importlib.import_module(module_name), class_name)
+        return load_object(self.module)
 
 
     def infer_options(self, stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -138,8 +140,7 @@ class AttentionSpec:
         """
         if self.infer is None:
             return [{}], []
-        module_name, _, function = self.infer.partition(":")
-        return getattr(importlib.import_module(module_name), function)(stage_keys)
+        return load_object(self.infer)(stage_keys)
 
 
 PREFERRED_RATIO = 16  # the SENet paper's choice, and every released SE/CBAM model's
@@ -161,3 +162,14 @@ def ratio_candidates(widths: Iterable[tuple[int, int]]) -> list[int]:
         return []
     fits = list(range(high, low - 1, -1))
     return sorted(fits, key=lambda r: r != PREFERRED_RATIO)
+
+
+def infer_ratio(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]], key: str) -> list[int]:
+    """`ratio_candidates` for a reducing layer stored under `key` (weight [reduced, channels, ...])
+    in every stage's keys: what each module's `infer_options` reads its ratio from."""
+    return ratio_candidates((keys[key][1], keys[key][0]) for keys in stage_keys.values())
+
+
+def ratio_note(ratios: list[int]) -> list[str]:
+    """The note saying the weights allow several ratios, and which one was taken."""
+    return [f"ratio: {min(ratios)}..{max(ratios)} all give these shapes; taking {ratios[0]}"] if len(ratios) > 1 else []

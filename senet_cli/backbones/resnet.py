@@ -169,11 +169,17 @@ ARCHITECTURES: dict[str, tuple[type[_AttentionSlot], list[int], dict[str, Any]]]
 """torchvision's configurations: block type, blocks per stage, width options."""
 
 
-def build(arch: str, num_classes: int, variant: str, attention: BlockAttention | None) -> nn.Module:
-    """Build `arch` ("resnet50", or "resnet50_cifar" for the CIFAR stem) on torchvision's ResNet."""
+def _architecture(arch: str) -> tuple[type[_AttentionSlot], list[int], dict[str, Any], bool]:
+    """ARCHITECTURES' entry for `arch`, and whether it has the CIFAR stem ("resnet18_cifar")."""
     depth, _, suffix = arch.partition("_cifar")
     cifar = arch.endswith("_cifar") and not suffix
     block, layers, tv_kwargs = ARCHITECTURES[depth if cifar else arch]
+    return block, layers, tv_kwargs, cifar
+
+
+def build(arch: str, num_classes: int, variant: str, attention: BlockAttention | None) -> nn.Module:
+    """Build `arch` ("resnet50", or "resnet50_cifar" for the CIFAR stem) on torchvision's ResNet."""
+    block, layers, tv_kwargs, cifar = _architecture(arch)
     factory = _BlockFactory(block, layers, attention, variant)
     model = tv.ResNet(factory, layers, num_classes=num_classes, **tv_kwargs)  # type: ignore[arg-type]
     if cifar:
@@ -200,9 +206,7 @@ def resnet_fits(arch: str, shapes: Mapping[str, tuple[int, ...]]) -> bool:
     A cheap filter before a full comparison: it tells ResNet-50 from ResNeXt-50 and Wide ResNet-50
     (the 3x3 conv's width and groups) and the ImageNet stem (7x7) from the CIFAR one (3x3).
     """
-    depth, _, suffix = arch.partition("_cifar")
-    cifar = arch.endswith("_cifar") and not suffix
-    block, layers, options = ARCHITECTURES[depth if cifar else arch]
+    block, layers, options, cifar = _architecture(arch)
     found = [0, 0, 0, 0]
     for key in shapes:
         head, _, rest = key.partition(".")

@@ -3,10 +3,11 @@ named by import path and loaded on first build."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from senet_cli.registry import load_object
 
 
 @dataclass(frozen=True)
@@ -64,20 +65,15 @@ class BackboneSpec:
     members: str | None = None  # "package.module:function": model -> {module path: block path}
 
     def build(self, num_classes: int, variant: str, attention: BlockAttention | None) -> Any:
-        return _load(self.builder)(self.arch, num_classes, variant, attention)
+        return load_object(self.builder)(self.arch, num_classes, variant, attention)
 
     def block_paths(self, model: Any) -> list[tuple[str, int]]:
-        return _load(self.blocks)(model)
+        return load_object(self.blocks)(model)
 
     def block_members(self, model: Any) -> dict[str, str]:
         """Modules outside every block path that belong to a block (VGG's conv and BN belong to the
         unit that ends in their ReLU)."""
-        return {} if self.members is None else _load(self.members)(model)
+        return {} if self.members is None else load_object(self.members)(model)
 
     def may_fit(self, shapes: Any) -> bool:
-        return True if self.fits is None else bool(_load(self.fits)(self.arch, shapes))
-
-
-def _load(path: str) -> Any:
-    module_name, _, attribute = path.partition(":")
-    return getattr(importlib.import_module(module_name), attribute)
+        return True if self.fits is None else bool(load_object(self.fits)(self.arch, shapes))

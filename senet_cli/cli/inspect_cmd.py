@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from senet_cli.cli.options import (
-    OUTPUT, ForceOpt, FormatOpt, InputOpt, ModuleOpt, NumClassesOpt, OutputPathOpt, PlacementOpt, RatioOpt, StagesOpt,
-    VariantOpt, parse_input_size, parse_module_options,
+    OUTPUT, ForceOpt, FormatOpt, InputOpt, ModuleOpt, NumClassesOpt, OutputPathOpt, PlacementOpt,
+    RatioOpt, StagesOpt, VariantOpt, build_options, parse_input_size,
 )
 from senet_cli.cli.output import emit, prepare_output, progress_bar
 from senet_cli.cli.profile_cmd import Device
@@ -61,8 +61,14 @@ def inspect_command(
     The SENet paper's 'role of excitation' analysis for any checkpoint: which gates depend on the
     image or the class, which saturate, and which blocks could be dropped.
     """
-    options = _build_options(model, ratio=ratio, variant=variant, placement=placement, stages=stages,
-                             num_classes=num_classes, opt=opt)
+    if model is None:  # before parsing them: without --model, no build flag applies
+        given = (("--ratio", ratio), ("--variant", variant), ("--placement", placement), ("--stages", stages),
+                 ("--num-classes", num_classes), ("--opt", opt or None))
+        flags = [flag for flag, value in given if value is not None]
+        if flags:
+            raise SenetError(f"{', '.join(flags)} describe an architecture, so they need --model NAME; without it "
+                             f"the architecture comes from the checkpoint")
+    options = build_options(variant, placement, stages, num_classes, opt, ratio)
     size = parse_input_size(input_size)
     fmt = prepare_output(fmt, output, force)
     from senet_cli.render.gate_plots import check_plot_path
@@ -100,14 +106,3 @@ def inspect_command(
         typer.echo(f"wrote {plot}", err=True)
     emit([report], fmt, output, json_view=inspect_view.to_json, csv_view=inspect_view.csv_rows,
          tables=lambda reports: [inspect_view.gate_table(r) for r in reports])
-
-
-def _build_options(model: str | None, **given: Any) -> dict[str, Any]:
-    """The build flags the user gave, as make_config keywords; they need --model."""
-    opt = given.pop("opt") or []
-    chosen = {key: getattr(value, "value", value) for key, value in given.items() if value is not None}
-    if (chosen or opt) and model is None:
-        flags = ", ".join([f"--{key.replace('_', '-')}" for key in chosen] + (["--opt"] if opt else []))
-        raise SenetError(f"{flags} describe an architecture, so they need --model NAME; without it the "
-                         f"architecture comes from the checkpoint")
-    return {**chosen, **parse_module_options(opt)}

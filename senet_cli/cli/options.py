@@ -91,11 +91,12 @@ ForceOpt = Annotated[
 
 def build_options(
     variant: Variant | None, placement: Placement | None, stages: str | None, num_classes: int | None,
-    module_options: list[str] | None,
+    module_options: list[str] | None, ratio: int | None = None,
 ) -> dict[str, Any]:
     """The CLI's build flags as keyword arguments for `make_config`: only those given, so the
-    model's own defaults (per-module ratio and stages, per-backbone variant) apply to the rest."""
-    given = {"variant": variant, "placement": placement, "stages": stages, "num_classes": num_classes}
+    model's own defaults (per-module ratio and stages, per-backbone variant) apply to the rest.
+    `count` leaves `ratio` out: it sweeps a list of them itself."""
+    given = {"ratio": ratio, "variant": variant, "placement": placement, "stages": stages, "num_classes": num_classes}
     options = {key: getattr(value, "value", value) for key, value in given.items() if value is not None}
     return {**options, **parse_module_options(module_options)}
 

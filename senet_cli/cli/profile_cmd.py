@@ -76,9 +76,7 @@ def profile_command(
     """
     from senet_cli.zoo import make_config
 
-    options = build_options(variant, placement, stages, num_classes, opt)
-    if ratio is not None:
-        options["ratio"] = ratio
+    options = build_options(variant, placement, stages, num_classes, opt, ratio)
     batches = parse_int_list(batch, "--batch")
     size = parse_input_size(input_size)
     configs = [make_config(name, **options) for name in models]  # checked before torch loads

@@ -15,7 +15,7 @@ def short_options(config: ModelConfig) -> str:
         spec = ATTENTION.get(config.attention)
         if spec.uses_ratio:
             parts.append(f"r={config.ratio}")
-        defaults = {option.name: option.default for option in spec.options}
+        defaults = spec.option_defaults()
         parts += [f"{k}={v}" for k, v in config.attention_options if defaults.get(k) != v]
         if config.placement != "standard":
             parts.append(f"placement={config.placement}")
