@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import warnings
+from functools import partial
 
 MODELS = ("resnet50", "se_resnet50", "cbam_resnet50", "se_resnet152")
 
@@ -37,31 +38,30 @@ def in_process(repeats: int) -> None:
     from thop import profile
 
     import senet_cli
-    from senet_cli.analysis import counting
+    from senet_cli.count.dispatch import SHAPE_MEMO
 
     def cold_count(name: str) -> None:
-        counting._MEMO.clear()  # as in a fresh CLI process: no shapes memoised yet
+        SHAPE_MEMO.clear()  # as in a fresh CLI process: no shapes memoised yet
         senet_cli.count(name)
+
+    def run_fvcore(model: torch.nn.Module, x: torch.Tensor) -> None:
+        with torch.no_grad():
+            FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False).total()
+
+    def run_thop(name: str, x: torch.Tensor) -> None:
+        fresh = senet_cli.build_model(name).eval()  # thop adds buffers; building is part of its cost here
+        with torch.no_grad():
+            profile(fresh, inputs=(x,), verbose=False)
 
     logging.getLogger("fvcore").setLevel(logging.ERROR)
     warnings.simplefilter("ignore")
     print(f"{'model':<16}{'ours (s)':>10}{'fvcore (s)':>12}{'thop (s)':>10}{'fvcore/ours':>13}{'thop/ours':>11}")
     for name in MODELS:
-        ours = median_seconds(lambda: cold_count(name), repeats)
+        ours = median_seconds(partial(cold_count, name), repeats)
         model = senet_cli.build_model(name).eval()
         x = torch.randn(1, 3, 224, 224)
-
-        def run_fvcore():
-            with torch.no_grad():
-                FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False).total()
-
-        def run_thop():
-            fresh = senet_cli.build_model(name).eval()  # thop adds buffers; building is part of its cost here
-            with torch.no_grad():
-                profile(fresh, inputs=(x,), verbose=False)
-
-        fv = median_seconds(run_fvcore, repeats)
-        th = median_seconds(run_thop, repeats)
+        fv = median_seconds(partial(run_fvcore, model, x), repeats)
+        th = median_seconds(partial(run_thop, name, x), repeats)
         print(f"{name:<16}{ours:>10.3f}{fv:>12.3f}{th:>10.3f}{fv / ours:>13.1f}{th / ours:>11.1f}")
     print("ours = senet_cli.count with an empty shape memo (model and baseline built on meta and traced); "
           "fvcore = JIT trace "

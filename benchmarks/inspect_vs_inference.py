@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 
 from senet_cli import build_model, inspect, load_checkpoint, save_checkpoint
-from senet_cli.analysis.architecture import materialize, resolve
-from senet_cli.analysis.images import Preprocess, open_images
+from senet_cli.inspect.detection import materialize, resolve
+from senet_cli.inspect.images import open_images
+from senet_cli.inspect.results import Preprocess
 
 CASES = [  # model, input side, batch, images
     ("se_resnet18_cifar", 32, 64, 512),
@@ -65,7 +66,7 @@ def throughput(rounds: int, folder: Path) -> None:
         for _ in range(rounds):
             plain.append(plain_rate(checkpoint, size, batch, images))
             hooked.append(inspect_rate(checkpoint, size, batch, images))
-        ratios = [h / p for h, p in zip(hooked, plain)]
+        ratios = [h / p for h, p in zip(hooked, plain, strict=True)]
         print(f"| {name} | {size} | {batch} | {images} | {statistics.median(plain):.1f} | "
               f"{statistics.median(hooked):.1f} | {statistics.median(ratios):.3f} | "
               f"{min(ratios):.3f}-{max(ratios):.3f} |", flush=True)

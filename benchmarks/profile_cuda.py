@@ -29,7 +29,7 @@ import time
 import torch
 import torch.utils.benchmark as tb
 
-from senet_cli.analysis.latency import profile, time_modules
+from senet_cli.profile import profile, time_modules
 from senet_cli.zoo import build_model
 
 OURS = ("resnet50", "se_resnet50", "eca_resnet50", "cbam_resnet50")

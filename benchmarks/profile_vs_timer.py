@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import statistics
 
+import numpy
 import torch
 import torch.utils.benchmark as tb
 
-from senet_cli.analysis.latency import percentile, profile, time_modules
+from senet_cli.profile import profile, time_modules
 from senet_cli.zoo import build_model
 
 CASES = (("resnet18", 1, 224), ("se_resnet18", 1, 224), ("se_resnet50", 1, 224), ("se_resnet18", 8, 224))
@@ -74,9 +75,9 @@ def main() -> None:
     for name, batch, side in CASES:
         mine, theirs = compare(name, batch, side, args)
         a, b = statistics.median(mine), statistics.median(theirs)
-        ratios = sorted(x / y for x, y in zip(mine, theirs))
+        ratios = sorted(x / y for x, y in zip(mine, theirs, strict=True))
         print(f"{name:<14}{batch:>6}{a:>11.3f}{spread(mine):>7.1f}%{b:>12.3f}{spread(theirs):>7.1f}%{a / b:>8.3f}"
-              f"{percentile(ratios, 25):>10.3f}-{percentile(ratios, 75):.3f}")
+              f"{numpy.percentile(ratios, 25):>10.3f}-{numpy.percentile(ratios, 75):.3f}")
 
     reports = [
         profile("se_resnet50", batches=(1,), input_size=224, iters=30, warmup=5, threads=args.threads).results[0]

@@ -71,7 +71,7 @@ def train(images: torch.Tensor, labels: torch.Tensor, epochs: int, mean: float, 
 
 def write_image_folder(images: np.ndarray, labels: np.ndarray, root: Path) -> None:
     """The held-out digits as root/<digit>/<index>.png (8x8 grey, values 0-16 scaled to 0-255)."""
-    for index, (image, label) in enumerate(zip(images, labels)):
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
         folder = root / str(label)
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.round(image * 255 / 16).astype(np.uint8), mode="L").save(folder / f"{index}.png")

@@ -1,43 +1,32 @@
 """senet: build, count, profile and inspect attention-augmented CNNs.
 
-The public API mirrors the CLI. It is imported lazily (PEP 562) so that `senet --help`, which
-imports this package, does not import torch.
+The public API mirrors the CLI, and importing it does not import torch (each job imports torch
+when it runs), so the command line's help starts fast.
 
     >>> import senet_cli
     >>> model = senet_cli.build_model("se_resnet50", ratio=16)
     >>> report = senet_cli.count("se_resnet50", input_size=224)
     >>> report.params, report.baseline.params
     (28088024, 25557032)
+
+The jobs live in packages named after them (senet_cli/count/, profile/, inspect/), which export
+functions of the same names, as fvcore.nn.flop_count does. The imports below bind
+`senet_cli.count` (and profile, inspect) to the functions after their packages load, so the names
+stay functions whatever is imported later; reach the packages' modules with
+`from senet_cli.count import results` (not `import senet_cli.count.results as results`).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from senet_cli._version import __version__
+from senet_cli.count import CountReport, count
 from senet_cli.errors import SenetError
+from senet_cli.inspect import InspectReport, inspect, load_checkpoint, save_checkpoint
+from senet_cli.profile import Measurement, ProfileReport, Timing, profile, time_modules
+from senet_cli.zoo import build_model, list_models, make_config
 
-_LAZY = {
-    "build_model": "senet_cli.zoo",
-    "list_models": "senet_cli.zoo",
-    "make_config": "senet_cli.zoo",
-    "count": "senet_cli.analysis.report",
-    "CountReport": "senet_cli.analysis.report",
-    "profile": "senet_cli.analysis.latency",
-    "ProfileReport": "senet_cli.analysis.latency",
-    "time_modules": "senet_cli.analysis.latency",
-    "inspect": "senet_cli.analysis.inspection",
-    "InspectReport": "senet_cli.analysis.inspection",
-    "load_checkpoint": "senet_cli.analysis.checkpoint",
-    "save_checkpoint": "senet_cli.analysis.checkpoint",
-}
-
-__all__ = ["SenetError", "__version__", *_LAZY]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'senet_cli' has no attribute '{name}'")
+__all__ = [
+    "CountReport", "InspectReport", "Measurement", "ProfileReport", "SenetError", "Timing", "__version__",
+    "build_model", "count", "inspect", "list_models", "load_checkpoint", "make_config", "profile",
+    "save_checkpoint", "time_modules",
+]

@@ -1,3 +1,3 @@
-"""The package version, kept apart so `senet --version` imports nothing heavy."""
+"""The package version, kept apart so that asking for it imports nothing heavy."""
 
 __version__ = "0.1.0"

@@ -1,7 +1,9 @@
 """Build options: the ones every model takes, and the typed spec of a module-specific option.
 
-Options arrive as Python values from the API or as strings from the CLI (`--opt squeeze=max`);
-`OptionSpec.coerce` turns both into one checked value, so validation lives in one place.
+Options arrive as Python values from the API or as strings from the CLI ("squeeze=max");
+`OptionSpec.coerce` turns both into one checked value, so validation lives in one place. Every
+closed set of choices is a tuple here (or beside the code that uses it), and the CLI's Enums, `senet
+list` and the README's tables are made from them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from senet_cli.errors import SenetError, unknown_choice
+from senet_cli.errors import OptionError, UnknownChoiceError
 
 VARIANTS = ("v1.5", "v1")
 """ResNet variants: "v1.5" puts a bottleneck's stride on the 3x3 conv (torchvision, timm);
@@ -25,6 +27,30 @@ post: after the addition and its ReLU;
 identity: on the identity path, in parallel with the residual branch."""
 
 ALL_STAGES = (1, 2, 3, 4)
+"""The stages of a ResNet, the default of a configuration built without a backbone to ask."""
+
+
+
+@dataclass(frozen=True)
+class CommonOption:
+    """An option every model takes: its name (the keyword; the CLI derives its flag), its default as
+    shown to users, and its meaning."""
+
+    name: str
+    default: str
+    help: str
+
+
+COMMON_OPTIONS = (
+    CommonOption("ratio", "per module", "channel reduction r of modules that reduce"),
+    CommonOption("variant", VARIANTS[0], f"{' | '.join(VARIANTS)}: stride on the bottleneck's 3x3 (v1.5) or first "
+                 "1x1 (v1); ResNets only"),
+    CommonOption("placement", PLACEMENTS[0], f"{' | '.join(PLACEMENTS)}: where a branch module sits in a block "
+                 "(SENet Fig. 5); pre/identity need a ResNet"),
+    CommonOption("stages", "per module", "stages that get attention, 1..the backbone's stage count"),
+    CommonOption("num_classes", "1000 (10 for _cifar)", "classifier outputs"),
+)
+COMMON_OPTION_NAMES = tuple(option.name for option in COMMON_OPTIONS)
 
 SQUEEZES = ("avg", "max", "none")
 """SE squeeze choices: global average pooling (paper), global max pooling, none (NoSqueeze)."""
@@ -37,7 +63,7 @@ GATE_NAMES = ("sigmoid", "tanh", "relu", "hardsigmoid")
 def parse_int_list(text: str | int | Sequence[int], what: str) -> tuple[int, ...]:
     """Read "1,2,3", 3 or [1, 2, 3] as a tuple of ints."""
     if isinstance(text, bool):
-        raise SenetError(f"{what} must be an integer or a comma-separated list of integers, got {text!r}")
+        raise OptionError(what, text, "an integer or a comma-separated list of integers")
     if isinstance(text, int):
         return (text,)
     if isinstance(text, str):
@@ -45,13 +71,14 @@ def parse_int_list(text: str | int | Sequence[int], what: str) -> tuple[int, ...
         try:
             return tuple(int(p) for p in parts)
         except ValueError:
-            raise SenetError(
-                f"{what} must be an integer or a comma-separated list of integers, got '{text}'"
+            raise OptionError(
+                what, text, "an integer or a comma-separated list of integers",
+                f"{what} must be an integer or a comma-separated list of integers, got '{text}'",
             ) from None
     try:
         values = tuple(int(v) for v in text)
     except (TypeError, ValueError):
-        raise SenetError(f"{what} must be an integer or a list of integers, got {text!r}") from None
+        raise OptionError(what, text, "an integer or a list of integers") from None
     return values
 
 
@@ -63,16 +90,16 @@ def parse_bool(value: Any, what: str) -> bool:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    raise SenetError(f"{what} must be true or false, got '{value}'")
+    raise OptionError(what, value, "true or false", f"{what} must be true or false, got '{value}'")
 
 
 def parse_int(value: Any, what: str) -> int:
     if isinstance(value, bool):
-        raise SenetError(f"{what} must be an integer, got {value!r}")
+        raise OptionError(what, value, "an integer")
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise SenetError(f"{what} must be an integer, got '{value}'") from None
+        raise OptionError(what, value, "an integer", f"{what} must be an integer, got '{value}'") from None
 
 
 @dataclass(frozen=True)
@@ -96,7 +123,7 @@ class OptionSpec:
         if self.kind == "str":
             text = str(value)
             if self.choices and text not in self.choices:
-                raise unknown_choice(f"value for {what}", text, self.choices)
+                raise UnknownChoiceError(f"value for {what}", text, self.choices)
             return text
         if self.kind == "bool":
             return parse_bool(value, what)
@@ -108,22 +135,23 @@ class OptionSpec:
             try:
                 return float(value)
             except (TypeError, ValueError):
-                raise SenetError(f"{what} must be a number, got '{value}'") from None
+                raise OptionError(self.name, value, "a number", f"{what} must be a number, got '{value}'") from None
         if self.kind in ("int_or_list", "optional_int_or_list"):
             if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "auto")):
                 if self.kind == "optional_int_or_list":
                     return None
-                raise SenetError(f"{what} needs a value")
+                raise OptionError(self.name, value, "a value", f"{what} needs a value")
             numbers = parse_int_list(value, what)
             if not numbers:
-                raise SenetError(f"{what} needs a value")
+                raise OptionError(self.name, value, "a value", f"{what} needs a value")
             self._check_minimum(numbers)
             return numbers[0] if len(numbers) == 1 else numbers
-        raise AssertionError(f"unknown option kind {self.kind}")
+        raise AssertionError(f"unknown option kind {self.kind}")  # a registry bug, caught by the tests
 
     def _check_minimum(self, numbers: Sequence[int]) -> None:
         if self.minimum is not None and any(n < self.minimum for n in numbers):
-            raise SenetError(f"option '{self.name}' must be at least {self.minimum}, got {list(numbers)}")
+            raise OptionError(self.name, list(numbers), f"at least {self.minimum}",
+                              f"option '{self.name}' must be at least {self.minimum}, got {list(numbers)}")
 
     def describe(self) -> str:
         """A short "name=default (a|b|c)" line for `senet list`."""
@@ -148,14 +176,6 @@ class ModelConfig:
     stages: tuple[int, ...] = ALL_STAGES
     num_classes: int = 1000
     attention_options: tuple[tuple[str, Any], ...] = field(default=())
-
-    @property
-    def baseline_name(self) -> str:
-        """The plain backbone this model is compared against."""
-        return self.backbone
-
-    def option(self, name: str) -> Any:
-        return dict(self.attention_options)[name]
 
     def as_dict(self) -> dict[str, Any]:
         """The options as a JSON-ready dict (stable keys; module options only when attention is on)."""

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
-from senet_cli.errors import SenetError, unknown_choice
+from senet_cli.errors import SenetError, UnknownChoiceError
 
 T = TypeVar("T")
 
@@ -29,19 +29,11 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
-    def register(self, name: str) -> Callable[[T], T]:
-        """Decorator form of `add`."""
-
-        def decorator(entry: T) -> T:
-            return self.add(name, entry)
-
-        return decorator
-
     def get(self, name: str) -> T:
         try:
             return self._entries[name]
         except KeyError:
-            raise unknown_choice(self.kind, name, self._entries) from None
+            raise UnknownChoiceError(self.kind, name, self._entries) from None
 
     def names(self, pattern: str | None = None) -> list[str]:
         """Registered names, optionally filtered by an fnmatch pattern such as 'resnet*'."""

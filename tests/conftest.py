@@ -1,43 +1,63 @@
-"""Shared helpers: closed-form ResNet arithmetic used as the independent reference for counts."""
+"""Fixtures shared by the test modules: the in-process CLI, and the checkpoints and images that
+loading, detection and `inspect` are tested on."""
 
 from __future__ import annotations
 
-STAGE_BLOCKS = {
-    "resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3), "resnet50": (3, 4, 6, 3),
-    "resnet101": (3, 4, 23, 3), "resnet152": (3, 8, 36, 3),
-}
-BOTTLENECK_OUT = (256, 512, 1024, 2048)
-BASIC_OUT = (64, 128, 256, 512)
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from senet_cli import build_model
+from senet_cli.cli.app import main
+
+MODEL = "se_resnet18_cifar"  # the model se_state and constant_model are built from
 
 
-def block_channels(depth: str) -> list[tuple[int, int]]:
-    """(stage, output channels) of every block of a ResNet depth, in order."""
-    widths = BASIC_OUT if depth in ("resnet18", "resnet34") else BOTTLENECK_OUT
-    return [
-        (stage + 1, widths[stage])
-        for stage, count in enumerate(STAGE_BLOCKS[depth])
-        for _ in range(count)
-    ]
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[[list[str]], tuple[int, str, str]]:
+    """Run the CLI in-process: cli(argv) -> (exit code, stdout, stderr)."""
+
+    def invoke(argv: list[str]) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        captured = capsys.readouterr()
+        return exit_info.value.code, captured.out, captured.err
+
+    return invoke
 
 
-def resnet50_conv_linear_macs(size: int, variant: str) -> int:
-    """ResNet-50's conv + fc MACs from its definition (He et al. Table 1), without running it."""
-    macs = 0
-    h = size // 2  # 7x7/2 stem conv
-    macs += h * h * 64 * 3 * 49
-    h //= 2  # 3x3/2 max-pool
-    inplanes = 64
-    for stage, blocks in enumerate((3, 4, 6, 3)):
-        width = 64 * 2**stage
-        out = width * 4
-        for index in range(blocks):
-            stride = 2 if (index == 0 and stage > 0) else 1
-            h_out = h // stride
-            h_mid = h_out if variant == "v1" else h  # v1 strides the first 1x1, v1.5 the 3x3
-            macs += h_mid * h_mid * width * inplanes  # 1x1 reduce
-            macs += h_out * h_out * width * width * 9  # 3x3
-            macs += h_out * h_out * out * width  # 1x1 expand
-            if index == 0:
-                macs += h_out * h_out * out * inplanes  # projection shortcut
-            inplanes, h = out, h_out
-    return macs + 2048 * 1000  # fc
+@pytest.fixture(scope="module")
+def se_state() -> dict[str, torch.Tensor]:
+    """se_resnet18_cifar at ratio 8 and 7 classes: options detection must recover."""
+    torch.manual_seed(0)
+    return build_model(MODEL, ratio=8, num_classes=7).state_dict()
+
+
+@pytest.fixture(scope="module")
+def constant_model() -> torch.nn.Module:
+    """SE gates that ignore the image: fc2 weights 0, biases b_c spread over [-4, 4], so gate_c = sigmoid(b_c)."""
+    torch.manual_seed(1)
+    model = build_model(MODEL)
+    for name, module in model.named_modules():
+        if name.endswith(".se"):
+            module.fc2.weight.data.zero_()
+            channels = module.fc2.bias.numel()
+            module.fc2.bias.data = torch.linspace(-4, 4, channels)
+    return model
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> Path:
+    """An ImageFolder tree: classes 'cat' (3 images) and 'dog' (2), random pixels."""
+    root = tmp_path_factory.mktemp("images")
+    generator = np.random.default_rng(0)
+    for label, count in (("cat", 3), ("dog", 2)):
+        (root / label).mkdir()
+        for index in range(count):
+            pixels = generator.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / label / f"{index}.png")
+    return root

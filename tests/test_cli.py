@@ -10,8 +10,6 @@ import sys
 
 import pytest
 
-from helpers import run
-
 
 @pytest.mark.parametrize("argv", [["--help"], ["list"], ["count", "se_resnt50"], ["list", "--format", "json"]])
 def test_help_list_and_name_errors_do_not_import_torch(argv):
@@ -41,59 +39,59 @@ def test_help_list_and_name_errors_do_not_import_torch(argv):
     ["list", "nothing*"],
     ["frobnicate"],
 ])
-def test_bad_input_gives_one_line_and_exit_code_2(argv, capsys):
-    code, out, err = run(argv, capsys)
+def test_bad_input_gives_one_line_and_exit_code_2(argv, cli):
+    code, out, err = cli(argv)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("senet: error: "), err
     assert "Traceback" not in err + out
 
 
-def test_misspelled_model_names_the_close_match(capsys):
-    _, _, err = run(["count", "se_resnet05"], capsys)
+def test_misspelled_model_names_the_close_match(cli):
+    _, _, err = cli(["count", "se_resnet05"])
     assert "did you mean 'se_resnet50'" in err or "did you mean 'resnet50'" in err
 
 
-def test_output_is_never_half_written_nor_overwritten(tmp_path, capsys):
+def test_output_is_never_half_written_nor_overwritten(tmp_path, cli):
     target = tmp_path / "counts.json"
-    code, _, _ = run(["count", "se_resnet50", "--ratio", "0", "--output", str(target)], capsys)
+    code, _, _ = cli(["count", "se_resnet50", "--ratio", "0", "--output", str(target)])
     assert code == 2 and not target.exists()
-    code, _, _ = run(["count", "se_resnet18", "--output", str(target)], capsys)
+    code, _, _ = cli(["count", "se_resnet18", "--output", str(target)])
     assert code == 0 and json.loads(target.read_text())["model"] == "se_resnet18"
-    code, _, err = run(["count", "eca_resnet18", "--output", str(target)], capsys)
+    code, _, err = cli(["count", "eca_resnet18", "--output", str(target)])
     assert code == 2 and "--force" in err and json.loads(target.read_text())["model"] == "se_resnet18"
-    code, _, _ = run(["count", "eca_resnet18", "--output", str(target), "--force"], capsys)
+    code, _, _ = cli(["count", "eca_resnet18", "--output", str(target), "--force"])
     assert code == 0 and json.loads(target.read_text())["model"] == "eca_resnet18"
     assert [p.name for p in tmp_path.iterdir()] == ["counts.json"]  # no temporary files left
 
 
-def test_ratio_sweep_gives_one_json_list(capsys):
-    code, out, _ = run(["count", "resnet50", "se_resnet50", "--ratio", "2,4,8,16,32", "--format", "json"], capsys)
+def test_ratio_sweep_gives_one_json_list(cli):
+    code, out, _ = cli(["count", "resnet50", "se_resnet50", "--ratio", "2,4,8,16,32", "--format", "json"])
     data = json.loads(out)
     assert code == 0 and [d["model"] for d in data] == ["resnet50"] + ["se_resnet50"] * 5
     assert [d["options"].get("ratio") for d in data[1:]] == [2, 4, 8, 16, 32]
     assert [round(d["params"] / 1e6, 1) for d in data[1:]] == [45.7, 35.6, 30.6, 28.1, 26.8]
 
 
-def test_csv_and_markdown(capsys):
-    code, out, _ = run(["count", "se_resnet18", "--format", "csv"], capsys)
+def test_csv_and_markdown(cli):
+    code, out, _ = cli(["count", "se_resnet18", "--format", "csv"])
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and rows[0]["block"] == "stem" and rows[-1]["block"] == "head" and len(rows) == 10
     assert sum(int(r["params"]) for r in rows) == 11_778_592
-    code, out, _ = run(["count", "se_resnet18", "eca_resnet18", "--format", "md"], capsys)
+    code, out, _ = cli(["count", "se_resnet18", "eca_resnet18", "--format", "md"])
     assert code == 0 and "| se_resnet18 | r=16 |" in out and "| eca_resnet18 |" in out
 
 
-def test_table_output_and_references(capsys):
-    code, out, _ = run(["count", "se_resnet18", "--input", "64", "--counter", "all"], capsys)
+def test_table_output_and_references(cli):
+    code, out, _ = cli(["count", "se_resnet18", "--input", "64", "--counter", "all"])
     assert code == 0
     assert "layer4.1" in out and "vs resnet18" in out and "fvcore:" in out and "thop:" in out
 
 
-def test_version_and_list(capsys):
-    code, out, _ = run(["--version"], capsys)
+def test_version_and_list(cli):
+    code, out, _ = cli(["--version"])
     assert code == 0 and out.startswith("senet ")
-    code, out, _ = run(["list", "--format", "json"], capsys)
+    code, out, _ = cli(["list", "--format", "json"])
     data = json.loads(out)
     assert code == 0 and [a["name"] for a in data["attention"]] == [
         "se", "eca", "cbam", "bam", "danet", "nonlocal", "gc", "ge", "sk", "coord", "simam", "triplet", "srm"]
@@ -104,6 +102,6 @@ def test_version_and_list(capsys):
     assert all(a["paper"].startswith("https://") for a in data["attention"])
     assert {b["name"]: b["stages"] for b in data["backbones"]}["mobilenet_v2"] == 5
     assert "se_resnet50" in data["models"] and data["grammar"].startswith("<attention>_<backbone>")
-    code, out, _ = run(["list", "se_*cifar"], capsys)
+    code, out, _ = cli(["list", "se_*cifar"])
     assert out.split() == ["se_resnet18_cifar", "se_resnet34_cifar", "se_resnet50_cifar",
                            "se_resnet101_cifar", "se_resnet152_cifar"]

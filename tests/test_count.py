@@ -1,17 +1,26 @@
-"""`count()` against the papers' tables, closed-form formulas and fvcore."""
+"""`count()` against the papers' tables, closed-form formulas (the quadratic modules' MACs at two input
+sizes included) and fvcore; every row adds up, VGG's units included."""
 
 from __future__ import annotations
 
 import pytest
+from closed_forms import (
+    cbam_block_elementwise_ops,
+    cbam_block_macs,
+    danet_macs,
+    danet_pairwise_macs,
+    nonlocal_macs,
+    resnet50_conv_linear_macs,
+    se_block_elementwise_ops,
+    se_block_macs,
+    se_block_params,
+)
 
 import senet_cli
 from senet_cli.attention import ATTENTION
-from senet_cli.analysis.references import reference_counts
-from senet_cli.analysis.report import input_shape
+from senet_cli.count.references import reference_counts
 from senet_cli.errors import SenetError
-from senet_cli.zoo import make_config
-
-from conftest import resnet50_conv_linear_macs
+from senet_cli.zoo import input_shape, make_config
 
 SIDE = {1: 56, 2: 28, 3: 14, 4: 7}  # ResNet-50 stage resolution at 224x224
 
@@ -35,11 +44,10 @@ def test_each_se_block_costs_its_closed_form(ratio):
     report = senet_cli.count("se_resnet50", ratio=ratio, batch=batch, input_size=224)
     for block in report.blocks:
         c, hw = 256 * 2 ** (block.stage - 1), SIDE[block.stage] ** 2
-        r = c // ratio
-        assert block.attention_params == 2 * c * r + r + c
-        assert block.attention_macs == batch * 2 * c * r  # W1 and W2
+        assert block.attention_params == se_block_params(c, ratio)
+        assert block.attention_macs == se_block_macs(c, ratio, batch=batch)  # W1 and W2
         # pooling reads C*H*W, gating writes C*H*W; bias adds, ReLU and sigmoid on the vectors
-        assert block.attention_elementwise_ops == batch * (2 * c * hw + (r + c) + r + c)
+        assert block.attention_elementwise_ops == se_block_elementwise_ops(c, hw, ratio, batch=batch)
     assert report.overhead.params == sum(b.attention_params for b in report.blocks)
     assert report.overhead.macs == report.attention_total("macs")
     assert report.overhead.elementwise_ops == report.attention_total("elementwise_ops")
@@ -49,7 +57,7 @@ def test_nosqueeze_pays_the_fcs_at_every_position():
     report = senet_cli.count("se_resnet50", variant="v1", squeeze="none")
     for block in report.blocks:
         c, hw = 256 * 2 ** (block.stage - 1), SIDE[block.stage] ** 2
-        assert block.attention_macs == 2 * c * (c // 16) * hw
+        assert block.attention_macs == se_block_macs(c, 16, positions=hw)
 
 
 def test_cbam_and_eca_attention_costs():
@@ -59,11 +67,25 @@ def test_cbam_and_eca_attention_costs():
     assert first.attention_macs == 256 * 5
     cbam = senet_cli.count("cbam_resnet18", input_size=224)
     block = cbam.blocks[0]  # C=64 at 56x56
-    c, hw, r = 64, 56 * 56, 4
-    assert block.attention_macs == 2 * (2 * c * r) + 2 * 49 * hw  # shared MLP twice; 7x7 conv 2->1
-    channel = 2 * c * hw + 2 * (r + c + r) + c + c + c * hw  # 2 pools; MLP twice; add; sigmoid; gate
-    spatial = 2 * c * hw + hw + hw + c * hw  # 2 channel pools; BN; sigmoid; gate
-    assert block.attention_elementwise_ops == channel + spatial
+    c, hw = 64, 56 * 56
+    assert block.attention_macs == cbam_block_macs(c, hw)  # shared MLP twice; 7x7 conv 2->1
+    assert block.attention_elementwise_ops == cbam_block_elementwise_ops(c, hw)
+
+
+def test_quadratic_modules_macs_grow_with_the_square_of_the_positions():
+    """DANet on ResNet-50's last stage (C=2048), Non-local (C=512, sub-sampled) in layer2: MACs in
+    closed form at 224 and 448 input; doubling the side quadruples N and multiplies the pairwise
+    terms by 16."""
+    for side in (224, 448):
+        report = senet_cli.count("danet_resnet50", input_size=side)
+        n = (side // 32) ** 2
+        assert report.blocks[-1].attention_macs == danet_macs(n)
+        report = senet_cli.count("nonlocal_resnet50", input_size=side)
+        n = (side // 8) ** 2
+        assert next(b for b in report.blocks if b.name == "layer2.1").attention_macs == nonlocal_macs(n)
+    small, large = (senet_cli.count("danet_resnet50", input_size=s).attention_total("macs") for s in (224, 448))
+    pairwise = danet_pairwise_macs  # DANet's terms in N^2
+    assert large - 4 * small == pairwise(14 * 14) - 4 * pairwise(7 * 7) == 12 * pairwise(7 * 7)
 
 
 @pytest.mark.parametrize("name", senet_cli.list_models())
@@ -80,6 +102,15 @@ def test_rows_add_up_and_nothing_is_left_uncounted(name):
     else:
         assert report.overhead.params == report.attention_total("params") >= 0
         assert report.overhead.elementwise_ops == report.attention_total("elementwise_ops") > 0
+
+
+def test_vgg_units_carry_their_conv_and_bn_in_counts():
+    report = senet_cli.count("se_vgg16_bn", input_size=32)
+    assert [row.name for row in report.blocks][:2] == ["features.2", "features.5"]
+    assert report.stem.macs == 0 and report.stem.params == 0  # VGG has no stem: unit 1 starts at the input
+    first = report.blocks[0]
+    assert first.params - first.attention_params == 3 * 64 * 9 + 64 + 2 * 64  # conv with bias, BN
+    assert first.macs - first.attention_macs == 32 * 32 * 64 * 27
 
 
 @pytest.mark.parametrize("name", [
@@ -126,3 +157,11 @@ def test_json_contract_keys():
     assert set(data["blocks"][0]) == {"name", "stage", "params", "macs", "elementwise_ops", "attention_params",
                                       "attention_macs", "attention_elementwise_ops"}
     assert data["input"] == [1, 3, 224, 224] and data["blocks"][0]["name"] == "layer1.0"
+
+
+
+def test_a_configuration_counts_as_its_name_and_options_do():
+    config = make_config("cbam_resnet18", ratio=8, stages="2,3")
+    assert senet_cli.count(config) == senet_cli.count("cbam_resnet18", ratio=8, stages="2,3")
+    with pytest.raises(SenetError, match="holds every option"):
+        senet_cli.count(config, ratio=4)

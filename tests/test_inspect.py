@@ -1,58 +1,22 @@
-"""`inspect`: safe loading, container unwrapping, architecture detection, exact gate statistics."""
+"""`inspect`: exact gate statistics (against constant gates and a brute-force pass), the streaming
+accumulator, the gates of the extended zoo (Coordinate, SK; DANet refused), and the command line's
+JSON and plot."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import math
 
 import numpy as np
 import pytest
 import torch
-from helpers import run
-from PIL import Image
 
 from senet_cli import build_model, inspect, load_checkpoint, save_checkpoint
-from senet_cli.analysis.architecture import detect, materialize, resolve, skeleton
-from senet_cli.analysis.gates import GateAccumulator
-from senet_cli.attention import ATTENTION
 from senet_cli.errors import SenetError
-from senet_cli.zoo import list_models, make_config
+from senet_cli.inspect.detection import materialize, resolve
+from senet_cli.inspect.gates import GateAccumulator
 
-MODEL = "se_resnet18_cifar"
-
-
-@pytest.fixture(scope="module")
-def se_state() -> dict[str, torch.Tensor]:
-    """se_resnet18_cifar at ratio 8 and 7 classes: options detection must recover."""
-    torch.manual_seed(0)
-    return build_model(MODEL, ratio=8, num_classes=7).state_dict()
-
-
-@pytest.fixture(scope="module")
-def constant_model() -> torch.nn.Module:
-    """SE gates that ignore the image: fc2 weights 0, biases b_c spread over [-4, 4], so gate_c = sigmoid(b_c)."""
-    torch.manual_seed(1)
-    model = build_model(MODEL)
-    for name, module in model.named_modules():
-        if name.endswith(".se"):
-            module.fc2.weight.data.zero_()
-            channels = module.fc2.bias.numel()
-            module.fc2.bias.data = torch.linspace(-4, 4, channels)
-    return model
-
-
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory) -> Path:
-    """An ImageFolder tree: classes 'cat' (3 images) and 'dog' (2), random pixels."""
-    root = tmp_path_factory.mktemp("images")
-    generator = np.random.default_rng(0)
-    for label, count in (("cat", 3), ("dog", 2)):
-        (root / label).mkdir()
-        for index in range(count):
-            pixels = generator.integers(0, 256, (40, 40, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(root / label / f"{index}.png")
-    return root
-
+MODEL = "se_resnet18_cifar"  # the model conftest's constant_model is built from
 
 # --- statistics -------------------------------------------------------------------------------------
 
@@ -70,7 +34,8 @@ def test_constant_gates_give_exactly_those_statistics(constant_model, image_fold
         assert gate.mean == pytest.approx(expected.mean(), rel=1e-14)
         assert gate.std == pytest.approx(expected.std(), rel=1e-12)
         assert (gate.min, gate.max) == (expected.min(), expected.max())
-        assert gate.below == pytest.approx((expected < 0.1).mean()) and gate.above == pytest.approx((expected > 0.9).mean())
+        assert gate.below == pytest.approx((expected < 0.1).mean())
+        assert gate.above == pytest.approx((expected > 0.9).mean())
         counts, _ = np.histogram(expected.astype(np.float32), bins=np.array(gate.histogram.edges, dtype=np.float32))
         assert list(gate.histogram.counts) == (5 * counts).tolist() and sum(gate.histogram.counts) == gate.values
         assert [label for label, _ in gate.class_means] == ["cat", "dog"]
@@ -130,170 +95,33 @@ def test_unbounded_gates_count_clamped_values():
     assert result.histogram.counts == (1, 0, 1, 0, 0, 1, 0, 0, 0, 1)  # 0.0, 0.5, 1.0, and 3.0 in the last bin
 
 
-# --- loading ----------------------------------------------------------------------------------------
-
-
-def _wrapped(state):
-    prefixed = lambda prefix: {prefix + k: v for k, v in state.items()}  # noqa: E731
-    return {
-        "plain": state,
-        "state_dict": {"state_dict": state, "epoch": 3},
-        "model": {"model": state, "optimizer": {"lr": 0.1}},
-        "model_state_dict": {"model_state_dict": state},
-        "state_dict_ema": {"state_dict_ema": state},
-        "model_ema": {"model_ema": state},
-        "lightning.ckpt": {"state_dict": prefixed("model."), "pytorch-lightning_version": "2.4.0",
-                           "hyper_parameters": {"lr": 0.1}, "global_step": 10},
-        "dataparallel": prefixed("module."),
-        "compiled": prefixed("_orig_mod."),
-        "ddp_compiled_in_state_dict": {"state_dict": prefixed("module._orig_mod.")},
-    }
-
-
-@pytest.mark.parametrize("wrapping", list(_wrapped({})))
-def test_every_wrapping_loads_and_detection_finds_architecture_and_ratio(wrapping, se_state, tmp_path):
-    path = tmp_path / (wrapping if wrapping.endswith(".ckpt") else f"{wrapping}.pth")
-    torch.save(_wrapped(se_state)[wrapping], path)
-    checkpoint = load_checkpoint(path)
-    assert set(checkpoint.state_dict) == set(se_state)
-    resolved = resolve(checkpoint)
-    assert resolved.source == "detected"
-    assert resolved.config == make_config(MODEL, ratio=8, num_classes=7)
-
-
-def test_safetensors_and_our_metadata(se_state, tmp_path):
-    model = build_model(MODEL, ratio=8, num_classes=7, stages="2,3,4")
-    path = save_checkpoint(model, tmp_path / "model.safetensors", preprocess={"input": 48})
-    checkpoint = load_checkpoint(path)
-    assert checkpoint.format == "safetensors" and checkpoint.metadata["model"] == MODEL
-    assert resolve(checkpoint).config == model.senet_config
-    with pytest.raises(SenetError, match="already exists"):
-        save_checkpoint(model, path)
-    report = inspect(path, data="synthetic", limit=2)
-    assert report.input == (48, 48) and report.blocks[0].name == "layer2.0"
-
-
-def test_ema_weights_are_taken_only_when_asked(se_state, tmp_path):
-    averaged = {k: v + 1 if v.is_floating_point() else v for k, v in se_state.items()}
-    path = tmp_path / "ema.pth"
-    torch.save({"state_dict": se_state, "state_dict_ema": averaged}, path)
-    raw, ema = load_checkpoint(path), load_checkpoint(path, ema=True)
-    assert raw.container == "state_dict" and raw.other_weights == ("state_dict_ema",)
-    assert ema.container == "state_dict_ema"
-    assert torch.equal(ema.state_dict["fc.bias"], se_state["fc.bias"] + 1)
-    torch.save(se_state, tmp_path / "plain.pth")
-    with pytest.raises(SenetError, match="no EMA weights"):
-        load_checkpoint(tmp_path / "plain.pth", ema=True)
-
-
-PARAMETER_FREE = ("simam", "ge")  # with default options: their models have the plain backbone's weights
-DETECTION_CASES = [
-    (f"{attention}_{backbone}", {}) for attention in ATTENTION if attention not in PARAMETER_FREE
-    for backbone in ("resnet18", "resnet50", "resnext50_32x4d", "resnet34_cifar", "mobilenet_v2",
-                     "shufflenet_v2_x1_0", "vgg16_bn", "inception_v3")
-] + [(name, {}) for name in list_models("se_*")] + [
-    ("ge_resnet50", {"extent": 4, "parametric": True}), ("ge_mobilenet_v2", {"mlp": True}),
-    ("nonlocal_resnet50", {"sub_sample": False}), ("gc_resnet50", {"fusion": "add+mul"}),
-    ("se_resnet50", {"ratio": 4, "bias": False}), ("se_resnet18_cifar", {"stages": "3,4", "num_classes": 7}),
-    ("se_resnet50", {"placement": "pre"}), ("se_resnet50", {"excitation": "channelwise"}),
-    ("se_resnet50", {"excitation": "group", "groups": 8}), ("se_resnet50", {"excitation": "fc"}),
-    ("eca_resnet50", {"k_size": 3}), ("eca_resnet18", {"k_size": "3,5,7,9"}),
-    ("cbam_resnet18", {"spatial": False}), ("cbam_resnet18", {"spatial_kernel": 3, "ratio": 8}),
-    ("se_resnet34", {"ratio": 32}), ("se_resnext50_32x4d", {"ratio": 8}),
-]
-
-
-@pytest.mark.parametrize("name,options", DETECTION_CASES, ids=[f"{n}-{o}" for n, o in DETECTION_CASES])
-def test_detection_recovers_every_registered_configuration(name, options):
-    config = make_config(name, **options)
-    assert detect(skeleton(config).shapes).config == config
-
-
-@pytest.mark.parametrize("name", [f"{a}_{b}" for a in PARAMETER_FREE for b in ("resnet50", "vgg16_bn")])
-def test_parameter_free_models_are_detected_as_their_backbone(name):
-    config = make_config(name)
-    assert detect(skeleton(config).shapes).config == make_config(config.backbone)
-
-
-def test_detection_says_what_weights_cannot_tell():
-    notes = " ".join(detect(skeleton(make_config("se_resnet50")).shapes).notes)
-    assert "variant v1.5" in notes and "placement standard" in notes and "squeeze avg" in notes
-
-
-def test_wrong_architecture_is_reported_as_keys_with_the_fitting_model(se_state, tmp_path):
-    path = tmp_path / "se.pth"
-    torch.save(se_state, path)
-    with pytest.raises(SenetError) as error:
-        inspect(path, model="cbam_resnet18_cifar", data="synthetic", limit=1)
-    message = str(error.value)
-    assert "missing (layer1.0.cbam" in message and "unexpected (layer1.0.se" in message
-    assert "its weights fit se_resnet18_cifar" in message
-    with pytest.raises(SenetError, match="pass --num-classes 7"):
-        inspect(path, model=MODEL, ratio=8, data="synthetic", limit=1)
-
-
-def test_unknown_weights_are_not_detected(tmp_path):
-    path = tmp_path / "other.pth"
-    torch.save({"encoder.weight": torch.zeros(3, 3), "decoder.weight": torch.zeros(3)}, path)
-    with pytest.raises(SenetError, match="could not detect the architecture"):
-        resolve(load_checkpoint(path))
-
-
-# --- safety and bad files ---------------------------------------------------------------------------
-
-
-class Payload:
-    """Unpickling this touches a marker file: the stand-in for arbitrary code execution."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (self.marker.touch, ())
-
-
-def test_a_pickle_payload_is_never_executed_without_trust(se_state, tmp_path, capsys):
-    marker = tmp_path / "executed"
-    path = tmp_path / "evil.pth"
-    torch.save({"state_dict": se_state, "hook": Payload(marker)}, path)
-    code, _, err = run(["inspect", str(path), "--data", "synthetic", "--limit", "1"], capsys)
-    assert code == 2 and not marker.exists()
-    assert "pathlib" in err and "--trust" in err and len(err.strip().splitlines()) == 1
-    checkpoint = load_checkpoint(path, trust=True)
-    assert marker.exists() and checkpoint.trusted  # the flag is what lets it run
-
-
-@pytest.mark.parametrize("kind", ["truncated", "empty", "text", "directory", "missing", "raw pickle", "no weights"])
-def test_bad_files_get_one_line_and_exit_2(kind, se_state, tmp_path, capsys):
-    path = tmp_path / "bad.pth"
-    if kind == "truncated":
-        torch.save(se_state, path)
-        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    elif kind == "empty":
-        path.write_bytes(b"")
-    elif kind == "text":
-        path.write_text("not a checkpoint\n" * 10)
-    elif kind == "directory":
-        path.mkdir()
-    elif kind == "raw pickle":
-        import pickle
-
-        path.write_bytes(pickle.dumps({"a": 1}))
-    elif kind == "no weights":
-        torch.save({"epoch": 3, "lr": 0.1}, path)
-    code, out, err = run(["inspect", str(path), "--data", "synthetic", "--limit", "1"], capsys)
-    assert code == 2, err
-    assert len(err.strip().splitlines()) == 1 and err.startswith("senet: error: ") and "Traceback" not in err + out
+def test_inspect_reads_the_new_gates(tmp_path):
+    torch.manual_seed(0)
+    coord = tmp_path / "coord.pth"
+    save_checkpoint(build_model("coord_resnet18_cifar"), coord)
+    report = inspect(coord, data="synthetic", limit=4)
+    gates = {(g.name, g.gate): g for g in report.blocks}
+    assert {g for _, g in gates if _ == "layer1.0"} == {"coord.gate_h", "coord.gate_w"}
+    assert gates[("layer1.0", "coord.gate_h")].positions == 32 and gates[("layer1.0", "coord.gate_w")].positions == 32
+    sk = tmp_path / "sk.pth"
+    save_checkpoint(build_model("sk_resnet18_cifar"), sk)
+    first = inspect(sk, data="synthetic", limit=4).blocks[0]
+    assert (first.gate, first.kind, first.channels) == ("conv1.gate", "channel", 2 * 64)
+    assert math.isclose(sum(first.channel_means[:64]) + sum(first.channel_means[64:]), 64, rel_tol=1e-6)
+    danet = tmp_path / "danet.pth"
+    save_checkpoint(build_model("danet_resnet18_cifar"), danet)
+    with pytest.raises(SenetError, match="add a context term"):
+        inspect(danet, data="synthetic", limit=2)
 
 
 # --- command line -----------------------------------------------------------------------------------
 
 
-def test_cli_json_contract_and_plot(constant_model, image_folder, tmp_path, capsys):
+def test_cli_json_contract_and_plot(constant_model, image_folder, tmp_path, cli):
     checkpoint = save_checkpoint(constant_model, tmp_path / "c.pth")
     figure, output = tmp_path / "gates.png", tmp_path / "gates.json"
-    code, _, err = run(["inspect", str(checkpoint), "--data", str(image_folder), "--plot", str(figure),
-                        "--output", str(output), "--bins", "20"], capsys)
+    code, _, err = cli(["inspect", str(checkpoint), "--data", str(image_folder), "--plot", str(figure),
+                        "--output", str(output), "--bins", "20"])
     assert code == 0, err
     payload = json.loads(output.read_text())
     assert {"model", "checkpoint", "images", "blocks"} <= set(payload)
@@ -304,7 +132,7 @@ def test_cli_json_contract_and_plot(constant_model, image_folder, tmp_path, caps
     assert block["name"] == "layer1.0" and len(block["histogram"]["edges"]) == 21
     assert sum(block["histogram"]["counts"]) == 5 * 64 and set(block["class_means"]) == {"cat", "dog"}
     assert figure.read_bytes()[:4] == b"\x89PNG" and figure.stat().st_size > 20_000
-    code, _, err = run(["inspect", str(checkpoint), "--data", "synthetic", "--plot", str(figure)], capsys)
+    code, _, err = cli(["inspect", str(checkpoint), "--data", "synthetic", "--plot", str(figure)])
     assert code == 2 and "--force" in err
 
 
@@ -315,17 +143,17 @@ def test_cli_json_contract_and_plot(constant_model, image_folder, tmp_path, caps
     (["--model", "se_resnt18_cifar"], "did you mean 'resnet18_cifar'"),
     (["--device", "tpu"], "tpu"),
 ])
-def test_cli_bad_options(argv, message, constant_model, tmp_path, capsys):
+def test_cli_bad_options(argv, message, constant_model, tmp_path, cli):
     checkpoint = tmp_path / "c.pth"
     torch.save(constant_model.state_dict(), checkpoint)
-    code, _, err = run(["inspect", str(checkpoint), *argv], capsys)
+    code, _, err = cli(["inspect", str(checkpoint), *argv])
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_default_data_is_the_shipped_photograph(constant_model, tmp_path, capsys):
+def test_default_data_is_the_shipped_photograph(constant_model, tmp_path, cli):
     checkpoint = tmp_path / "c.pth"
     torch.save(constant_model.state_dict(), checkpoint)
-    code, out, err = run(["inspect", str(checkpoint), "--limit", "4", "--format", "json"], capsys)
+    code, out, err = cli(["inspect", str(checkpoint), "--limit", "4", "--format", "json"])
     assert code == 0, err
     payload = json.loads(out)
     assert payload["images"] == 4 and "grace_hopper.jpg" in payload["data"]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from senet_cli.analysis.latency import LatencyStats, percentile, profile, time_modules
-from senet_cli.cli.app import main
 from senet_cli.errors import SenetError
+from senet_cli.profile import LatencyStats, Timing, profile, time_modules
+from senet_cli.zoo import make_config
 
 FAST = {"input_size": 32, "iters": 3, "warmup": 1}
 
@@ -24,7 +24,7 @@ def test_statistics_follow_numpy_conventions():
     assert stats.p10 == pytest.approx(np.percentile(ms, 10))
     assert stats.p90 == pytest.approx(np.percentile(ms, 90))
     assert (stats.min, stats.mean) == (pytest.approx(1.0), pytest.approx(ms.mean()))
-    assert percentile([1.0], 90) == 1.0
+    assert LatencyStats.from_samples([0.001]).p90 == 1.0  # one sample: every percentile is it
 
 
 def test_profile_times_model_and_baseline_and_derives_overhead():
@@ -36,9 +36,10 @@ def test_profile_times_model_and_baseline_and_derives_overhead():
         stats = model.latency_ms
         assert stats.min <= stats.p10 <= stats.median <= stats.p90
         assert model.throughput == pytest.approx(result.batch / stats.median * 1000)
-        assert result.overhead_pct == pytest.approx((stats.median - base.latency_ms.median) / base.latency_ms.median * 100)
+        base_median = base.latency_ms.median
+        assert result.overhead_pct == pytest.approx((stats.median - base_median) / base_median * 100)
         assert model.peak_memory_mb > 0
-    assert report.device == "cpu" and report.threads == torch.get_num_threads()
+    assert report.timing.device == "cpu" and report.threads == torch.get_num_threads()
 
 
 def test_plain_models_have_no_baseline_and_per_stage_ablation_covers_each_stage():
@@ -58,11 +59,11 @@ def test_train_mode_and_amp_run():
     assert result.model.latency_ms.median > 0
 
 
-def test_json_contract(tmp_path, capsys):
+def test_json_contract(tmp_path, cli):
     target = tmp_path / "p.json"
-    with pytest.raises(SystemExit) as done:
-        main(["profile", "se_resnet18_cifar", "--iters", "2", "--warmup", "0", "--batch", "1,2", "--output", str(target)])
-    assert done.value.code == 0
+    code, _, _ = cli(["profile", "se_resnet18_cifar", "--iters", "2", "--warmup", "0", "--batch", "1,2",
+                      "--output", str(target)])
+    assert code == 0
     data = json.loads(target.read_text())
     assert {"model", "device", "dtype", "input", "results"} <= set(data)
     first = data["results"][0]
@@ -73,7 +74,7 @@ def test_json_contract(tmp_path, capsys):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"iters": 0}, "iters must be at least 1"),
-    ({"warmup": -1}, "warm-up must be 0 or more"),
+    ({"warmup": -1}, "warmup must be 0 or more"),
     ({"batches": (0,)}, "batch sizes must be at least 1"),
     ({"device": "tpu"}, "unknown device"),
     ({"dtype": "float64"}, "unknown dtype"),
@@ -85,11 +86,33 @@ def test_bad_arguments(kwargs, message):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is absent")
-def test_cuda_without_a_gpu_is_one_line_exit_2(capsys):
-    with pytest.raises(SystemExit) as done:
-        main(["profile", "se_resnet18", "--device", "cuda"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert done.value.code == 2 and len(err) == 1 and "no CUDA device" in err[0]
+def test_cuda_without_a_gpu_is_one_line_exit_2(cli):
+    code, _, err = cli(["profile", "se_resnet18", "--device", "cuda"])
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "no CUDA device" in lines[0]
+    assert lines[0].endswith("use --device cpu") and "--device cuda asked for" in lines[0]
+    with pytest.raises(SenetError, match=r"device='cuda' asked for.*use device='cpu'"):
+        profile("se_resnet18", device="cuda")
+
+
+def test_timing_is_checked_once_and_carried_through(cli):
+    timing = Timing(iters=2, warmup=0)
+    report = profile("se_resnet18_cifar", input_size=32, timing=timing)
+    assert report.timing == timing and report.results[0].model.iterations == 2
+    override = profile("se_resnet18_cifar", input_size=32, timing=timing, iters=3)  # a keyword overrides
+    assert override.timing == Timing(iters=3, warmup=0) and override.results[0].model.iterations == 3
+    config = make_config("se_resnet18_cifar", ratio=8)
+    assert profile(config, input_size=32, timing=timing).config == config
+    with pytest.raises(SenetError, match="holds every option"):
+        profile(config, ratio=4, timing=timing)
+    with pytest.raises(SenetError, match="give iters or min_time, not both"):
+        Timing(iters=2, min_time=1.0)
+    with pytest.raises(SenetError, match="amp=True runs a float32 model under autocast; do not combine it with dtype"):
+        Timing(amp=True, dtype="bfloat16")
+    code, _, err = cli(["profile", "se_resnet18_cifar", "--iters", "2", "--min-time", "1"])
+    assert code == 2 and "give --iters or --min-time, not both" in err
+    code, _, err = cli(["profile", "se_resnet18_cifar", "--amp", "--dtype", "float16"])
+    assert code == 2 and "--amp runs a float32 model under autocast; do not combine it with --dtype" in err
 
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -126,7 +149,8 @@ def test_time_modules_times_foreign_modules_with_the_same_harness():
 
     from senet_cli.zoo import build_model
 
-    modules = {"torchvision resnet18": resnet18(num_classes=10), "senet resnet18": build_model("resnet18", num_classes=10)}
+    modules = {"torchvision resnet18": resnet18(num_classes=10),
+               "senet resnet18": build_model("resnet18", num_classes=10)}
     measured = time_modules(modules, batch=2, input_size=(32, 32), num_classes=10, iters=3, warmup=1)
     assert list(measured) == list(modules)
     for name, m in measured.items():

@@ -2,12 +2,12 @@
 
 Each module's class lives in its own file, one per paper; this catalogue is torch-free and names
 the class by import path, so listing and name checks stay instant. A spec says where the module
-goes (`slot`, `blocks`, `stages`; see spec.py), its options and its default reduction ratio.
+sits (`slot`, `block_rule`, `stage_rule`; see spec.py), its options and its default reduction ratio.
 """
 
 from __future__ import annotations
 
-from senet_cli.attention.spec import SLOTS, STAGE_DEFAULTS, AttentionSpec, default_stages
+from senet_cli.attention.spec import BLOCK_RULES, SLOTS, STAGE_RULES, AttentionSpec, stages_by_rule
 from senet_cli.options import EXCITATIONS, GATE_NAMES, SQUEEZES, OptionSpec
 from senet_cli.registry import Registry
 
@@ -67,9 +67,9 @@ ATTENTION.add("bam", AttentionSpec(
     options=(OptionSpec("dilation", "int", 4, "dilation of the spatial branch's two 3x3 convs", minimum=1),),
     uses_ratio=True,
     slot="after",
-    blocks="last",
-    stages="all_but_last",
-    placement="at the bottlenecks, where the map is about to be down-sampled",
+    block_rule="last",
+    stage_rule="all_but_last",
+    slot_note="at the bottlenecks, where the map is about to be down-sampled",
 ))
 
 ATTENTION.add("danet", AttentionSpec(
@@ -81,9 +81,9 @@ ATTENTION.add("danet", AttentionSpec(
     uses_ratio=True,
     default_ratio=8,
     slot="after",
-    blocks="last",
-    stages="last",
-    placement="position attention is quadratic in H*W (N^2 (C/8 + C) MACs), so only the smallest maps "
+    block_rule="last",
+    stage_rule="last",
+    slot_note="position attention is quadratic in H*W (N^2 (C/8 + C) MACs), so only the smallest maps "
               "by default",
 ))
 
@@ -101,10 +101,10 @@ ATTENTION.add("nonlocal", AttentionSpec(
     uses_ratio=True,
     default_ratio=2,
     slot="after",
-    blocks="every",
-    stages="middle",
+    block_rule="every",
+    stage_rule="middle",
     zoo_options=("every",),
-    placement="the paper's ResNet-50 5-block setup; quadratic in H*W",
+    slot_note="the paper's ResNet-50 5-block setup; quadratic in H*W",
     infer="senet_cli.attention.non_local:infer_options",
 ))
 
@@ -119,8 +119,8 @@ ATTENTION.add("gc", AttentionSpec(
                    ("add", "mul", "add+mul")),
     ),
     uses_ratio=True,
-    stages="all_but_first",
-    placement="GCNet's c3-c5",
+    stage_rule="all_but_first",
+    slot_note="GCNet's c3-c5",
     infer="senet_cli.attention.gc:infer_options",
 ))
 
@@ -132,7 +132,7 @@ ATTENTION.add("ge", AttentionSpec(
     options=(
         OptionSpec("extent", "int", 0, "gather extent: 0 = global, else 2, 4, 8 ...", minimum=0),
         OptionSpec("parametric", "bool", False, "depthwise-conv gather (GE-theta) instead of pooling (GE-theta-)"),
-        OptionSpec("mlp", "bool", False, "an SE-style MLP after the gather (GE-theta+; uses --ratio)"),
+        OptionSpec("mlp", "bool", False, "an SE-style MLP after the gather (GE-theta+; uses the ratio)"),
     ),
     uses_ratio=True,
     infer="senet_cli.attention.ge:infer_options",
@@ -170,7 +170,7 @@ ATTENTION.add("simam", AttentionSpec(
     module="senet_cli.attention.simam:SimAM",
     options=(OptionSpec("e_lambda", "float", 1e-4, "lambda of the energy function"),),
     uses_ratio=False,
-    placement="the official ResNets put it after the 3x3 conv instead",
+    slot_note="the official ResNets put it after the 3x3 conv instead",
     shape_free=("e_lambda",),
 ))
 
@@ -196,4 +196,4 @@ ATTENTION.add("srm", AttentionSpec(
     uses_ratio=False,
 ))
 
-__all__ = ["ATTENTION", "SLOTS", "STAGE_DEFAULTS", "AttentionSpec", "default_stages"]
+__all__ = ["ATTENTION", "BLOCK_RULES", "SLOTS", "STAGE_RULES", "AttentionSpec", "stages_by_rule"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from senet_cli.attention.base import AttentionModule, make_gate
+from senet_cli.attention.base import AttentionModule, make_gate, reduced_channels
 
 
 class BAMChannelGate(nn.Module):
@@ -30,7 +30,7 @@ class BAMChannelGate(nn.Module):
 
     def __init__(self, channels: int, ratio: int, layers: int = 1) -> None:
         super().__init__()
-        widths = [channels] + [channels // ratio] * layers + [channels]
+        widths = [channels] + [reduced_channels(channels, ratio)] * layers + [channels]
         self.gate_c = nn.Sequential()
         self.gate_c.add_module("flatten", nn.Flatten())
         for i in range(len(widths) - 2):
@@ -48,7 +48,7 @@ class BAMSpatialGate(nn.Module):
 
     def __init__(self, channels: int, ratio: int, dilation: int = 4, convs: int = 2) -> None:
         super().__init__()
-        reduced = channels // ratio
+        reduced = reduced_channels(channels, ratio)
         self.gate_s = nn.Sequential()
         self.gate_s.add_module("gate_s_conv_reduce0", nn.Conv2d(channels, reduced, kernel_size=1))
         self.gate_s.add_module("gate_s_bn_reduce0", nn.BatchNorm2d(reduced))

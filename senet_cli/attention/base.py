@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from senet_cli.errors import unknown_choice
+from senet_cli.errors import RatioTooLargeError, UnknownChoiceError
 
 GATES: dict[str, Callable[[], nn.Module]] = {  # keys: senet_cli.options.GATE_NAMES
     # SENet paper Table 12 compares the excitation's final non-linearity; sigmoid is the default.
@@ -39,10 +39,15 @@ def channel_pool(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((x.amax(1, keepdim=True), x.mean(1, keepdim=True)), dim=1)
 
 
-def reduced_channels(channels: int, ratio: int, minimum: int = 1) -> int:
-    """C // r, at least `minimum`: the bottleneck width of a reducing module (SK and Coordinate
-    attention floor it at 32 and 8)."""
-    return max(channels // ratio, minimum)
+def reduced_channels(channels: int, ratio: int, minimum: int | None = None) -> int:
+    """C // r, the bottleneck width of every reducing module. SK and Coordinate attention floor it
+    (`minimum`: L = 32 and 8); every other module refuses a ratio that leaves it no channels."""
+    width = channels // ratio
+    if minimum is not None:
+        return max(width, minimum)
+    if width < 1:
+        raise RatioTooLargeError(ratio, channels)
+    return width
 
 
 def make_gate(name: str) -> nn.Module:
@@ -50,7 +55,7 @@ def make_gate(name: str) -> nn.Module:
     try:
         return GATES[name]()
     except KeyError:
-        raise unknown_choice("gate", name, GATES) from None
+        raise UnknownChoiceError("gate", name, GATES) from None
 
 
 class AttentionModule(nn.Module):

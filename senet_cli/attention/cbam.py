@@ -17,15 +17,14 @@ per block (100 for k=7).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from collections.abc import Mapping
-from typing import Any
-
-from senet_cli.attention.base import AttentionModule, ConvBN, channel_pool, make_gate
-from senet_cli.attention.spec import infer_ratio, ratio_note
-from senet_cli.errors import SenetError
+from senet_cli.attention.base import AttentionModule, ConvBN, channel_pool, make_gate, reduced_channels
+from senet_cli.attention.spec import StageKeys, infer_ratio, ratio_note
+from senet_cli.errors import OptionError
 
 
 class ChannelGate(nn.Module):
@@ -33,7 +32,7 @@ class ChannelGate(nn.Module):
 
     def __init__(self, channels: int, ratio: int) -> None:
         super().__init__()
-        reduced = channels // ratio
+        reduced = reduced_channels(channels, ratio)
         self.mlp = nn.Sequential(
             nn.Flatten(), nn.Linear(channels, reduced), nn.ReLU(), nn.Linear(reduced, channels)
         )
@@ -62,7 +61,8 @@ class CBAM(AttentionModule):
     def __init__(self, channels: int, ratio: int = 16, *, spatial_kernel: int = 7, spatial: bool = True) -> None:
         super().__init__()
         if spatial_kernel not in (3, 7):
-            raise SenetError(f"CBAM spatial_kernel must be 7 (paper) or 3, got {spatial_kernel}")
+            raise OptionError("spatial_kernel", spatial_kernel, "7 (paper) or 3",
+                              f"CBAM spatial_kernel must be 7 (paper) or 3, got {spatial_kernel}")
         # Attribute names are the official checkpoint's keys, hence CamelCase.
         self.ChannelGate = ChannelGate(channels, ratio)
         self.SpatialGate = SpatialGate(spatial_kernel) if spatial else None
@@ -73,7 +73,7 @@ class CBAM(AttentionModule):
 
 
 
-def infer_options(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tuple[list[dict[str, Any]], list[str]]:
+def infer_options(stage_keys: StageKeys, stage_count: int) -> tuple[list[dict[str, Any]], list[str]]:
     """Ratio from the channel MLP's first layer; the spatial gate's presence and kernel from its conv."""
     first = next(iter(stage_keys.values()))
     if "ChannelGate.mlp.1.weight" not in first:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from senet_cli.attention.base import AttentionModule
+from senet_cli.attention.base import AttentionModule, reduced_channels
 
 
 class PositionAttention(nn.Module):
@@ -35,8 +35,9 @@ class PositionAttention(nn.Module):
 
     def __init__(self, channels: int, ratio: int = 8) -> None:
         super().__init__()
-        self.query_conv = nn.Conv2d(channels, channels // ratio, kernel_size=1)
-        self.key_conv = nn.Conv2d(channels, channels // ratio, kernel_size=1)
+        reduced = reduced_channels(channels, ratio)
+        self.query_conv = nn.Conv2d(channels, reduced, kernel_size=1)
+        self.key_conv = nn.Conv2d(channels, reduced, kernel_size=1)
         self.value_conv = nn.Conv2d(channels, channels, kernel_size=1)
         self.gamma = nn.Parameter(torch.zeros(1))
         self.softmax = nn.Softmax(dim=-1)

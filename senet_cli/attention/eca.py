@@ -14,14 +14,14 @@ that. The conv is stored as `conv` and the block attribute is `eca`, as in the o
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from senet_cli.attention.base import AttentionModule, make_gate
-from senet_cli.errors import SenetError
+from senet_cli.attention.spec import StageKeys
+from senet_cli.errors import OptionError
 
 
 def adaptive_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
@@ -37,7 +37,8 @@ class EfficientChannelAttention(AttentionModule):
         super().__init__()
         k = adaptive_kernel_size(channels, gamma, b) if k_size is None else k_size
         if k < 1 or k % 2 == 0:
-            raise SenetError(f"ECA k_size must be a positive odd integer, got {k}")
+            raise OptionError("k_size", k, "a positive odd integer",
+                              f"ECA k_size must be a positive odd integer, got {k}")
         self.kernel_size = k
         self.conv = nn.Conv1d(1, 1, kernel_size=k, padding=(k - 1) // 2, bias=False)
         self.gate = make_gate("sigmoid")
@@ -50,11 +51,14 @@ class EfficientChannelAttention(AttentionModule):
 
 
 
-def infer_options(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tuple[list[dict[str, Any]], list[str]]:
+def infer_options(stage_keys: StageKeys, stage_count: int) -> tuple[list[dict[str, Any]], list[str]]:
     """The adaptive kernel (the paper's default) first; else the kernel sizes the weights hold."""
     kernels = {stage: keys["conv.weight"][-1] for stage, keys in stage_keys.items() if "conv.weight" in keys}
     if not kernels:
         return [], []
     sizes = set(kernels.values())
-    fixed: Any = sizes.pop() if len(sizes) == 1 else tuple(kernels.get(s, min(kernels.values())) for s in (1, 2, 3, 4))
+    fixed: Any = (
+        sizes.pop() if len(sizes) == 1
+        else tuple(kernels.get(s, min(kernels.values())) for s in range(1, stage_count + 1))
+    )
     return [{}, {"k_size": fixed}], []

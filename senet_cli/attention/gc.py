@@ -18,15 +18,14 @@ bottleneck in stages c3-c5 (our stages 2-4), which is the zoo's default.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from senet_cli.attention.base import AttentionModule, make_gate
-from senet_cli.attention.spec import infer_ratio
-from senet_cli.errors import unknown_choice
+from senet_cli.attention.base import AttentionModule, make_gate, reduced_channels
+from senet_cli.attention.spec import StageKeys, infer_ratio
+from senet_cli.errors import UnknownChoiceError
 
 POOLINGS = ("att", "avg")
 FUSIONS = ("add", "mul", "add+mul")
@@ -47,10 +46,10 @@ class GlobalContext(AttentionModule):
     def __init__(self, channels: int, ratio: int = 16, *, pooling: str = "att", fusion: str = "add") -> None:
         super().__init__()
         if pooling not in POOLINGS:
-            raise unknown_choice("GC pooling", pooling, POOLINGS)
+            raise UnknownChoiceError("GC pooling", pooling, POOLINGS)
         if fusion not in FUSIONS:
-            raise unknown_choice("GC fusion", fusion, FUSIONS)
-        reduced = channels // ratio
+            raise UnknownChoiceError("GC fusion", fusion, FUSIONS)
+        reduced = reduced_channels(channels, ratio)
         self.pooling = pooling
         self.conv_mask = nn.Conv2d(channels, 1, kernel_size=1) if pooling == "att" else None
         self.softmax = nn.Softmax(dim=2)
@@ -83,7 +82,7 @@ class GlobalContext(AttentionModule):
         return out
 
 
-def infer_options(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tuple[list[dict[str, Any]], list[str]]:
+def infer_options(stage_keys: StageKeys, stage_count: int) -> tuple[list[dict[str, Any]], list[str]]:
     """Pooling (an attention mask or not), fusion (which transforms exist) and ratio from the keys."""
     first = next(iter(stage_keys.values()))
     branches = [name for name in ("add", "mul") if f"channel_{name}_conv.0.weight" in first]

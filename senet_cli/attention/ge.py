@@ -20,16 +20,15 @@ Layout as timm's GatherExcite (timm/layers/gather_excite.py): `gather.conv1`, `g
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from senet_cli.attention.base import AttentionModule, make_gate
-from senet_cli.attention.spec import infer_ratio
-from senet_cli.errors import SenetError
+from senet_cli.attention.base import AttentionModule, make_gate, reduced_channels
+from senet_cli.attention.spec import StageKeys, infer_ratio
+from senet_cli.errors import OptionError
 
 
 class GatherMlp(nn.Module):
@@ -53,11 +52,13 @@ class GatherExcite(AttentionModule):
     ) -> None:
         super().__init__()
         if extent < 0 or (extent and extent & (extent - 1)):
-            raise SenetError(f"GE extent must be 0 (global) or a power of two, got {extent}")
+            raise OptionError("extent", extent, "0 (global) or a power of two",
+                              f"GE extent must be 0 (global) or a power of two, got {extent}")
         if parametric and extent < 2:
-            raise SenetError(
+            raise OptionError(
+                "extent", extent, "2, 4 or 8 with parametric=true",
                 "GE's parametric gather with global extent needs a conv as large as the feature map; "
-                "use extent=2, 4 or 8 with parametric=true"
+                "use extent=2, 4 or 8 with parametric=true",
             )
         self.extent = extent
         self.gather: nn.Sequential | None = None
@@ -71,7 +72,7 @@ class GatherExcite(AttentionModule):
                 self.gather.add_module(f"norm{i}", nn.BatchNorm2d(channels))
                 if i < steps:
                     self.gather.add_module(f"act{i}", nn.ReLU(inplace=True))
-        self.mlp = GatherMlp(channels, channels // ratio) if mlp else None
+        self.mlp = GatherMlp(channels, reduced_channels(channels, ratio)) if mlp else None
         self.gate = make_gate("sigmoid")
 
     def _gather(self, x: torch.Tensor) -> torch.Tensor:
@@ -91,7 +92,7 @@ class GatherExcite(AttentionModule):
         return x * self.gate(gathered)
 
 
-def infer_options(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tuple[list[dict[str, Any]], list[str]]:
+def infer_options(stage_keys: StageKeys, stage_count: int) -> tuple[list[dict[str, Any]], list[str]]:
     """Parametric gather (its conv count gives the extent), the MLP and its ratio, from the keys.
 
     A pooling gather has no weights, so its extent is invisible; the default (global) is assumed.

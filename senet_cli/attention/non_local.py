@@ -22,15 +22,14 @@ sub-sampling and BN wrap them in Sequentials). All convs have biases, as there.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from senet_cli.attention.base import AttentionModule
-from senet_cli.attention.spec import infer_ratio
-from senet_cli.errors import SenetError
+from senet_cli.attention.base import AttentionModule, reduced_channels
+from senet_cli.attention.spec import StageKeys, infer_ratio
+from senet_cli.errors import OptionError
 
 _LAYERS = {
     1: (nn.Conv1d, nn.BatchNorm1d, lambda: nn.MaxPool1d(kernel_size=2)),
@@ -47,16 +46,18 @@ class NonLocal(AttentionModule):
     ) -> None:
         super().__init__()
         if dimension not in _LAYERS:
-            raise SenetError(f"non-local dimension must be 1, 2 or 3, got {dimension}")
+            raise OptionError("dimension", dimension, "1, 2 or 3",
+                              f"non-local dimension must be 1, 2 or 3, got {dimension}")
         conv, norm, pool = _LAYERS[dimension]
-        inner = max(channels // ratio, 1)
+        inner = reduced_channels(channels, ratio)
         self.inner_channels = inner
         g: nn.Module = conv(channels, inner, kernel_size=1)
         phi: nn.Module = conv(channels, inner, kernel_size=1)
         self.g = nn.Sequential(g, pool()) if sub_sample else g
         self.theta = conv(channels, inner, kernel_size=1)
         self.phi = nn.Sequential(phi, pool()) if sub_sample else phi
-        self.W = nn.Sequential(conv(inner, channels, kernel_size=1), norm(channels)) if bn else conv(inner, channels, kernel_size=1)
+        project = conv(inner, channels, kernel_size=1)
+        self.W = nn.Sequential(project, norm(channels)) if bn else project
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -75,7 +76,7 @@ class NonLocal(AttentionModule):
         return self.W(y) + x
 
 
-def infer_options(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tuple[list[dict[str, Any]], list[str]]:
+def infer_options(stage_keys: StageKeys, stage_count: int) -> tuple[list[dict[str, Any]], list[str]]:
     """Sub-sampling and BN from the Sequential wrappers' keys (`g.0`, `W.1`), the ratio from theta."""
     first = next(iter(stage_keys.values()))
     if "theta.weight" not in first:

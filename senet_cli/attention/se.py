@@ -22,15 +22,14 @@ The ECA variants have no bias, as in the ECA-Net paper's parameter counts (C, C^
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from collections.abc import Mapping
-from typing import Any
-
-from senet_cli.attention.base import AttentionModule, make_gate
-from senet_cli.attention.spec import infer_ratio, ratio_note
-from senet_cli.errors import SenetError
+from senet_cli.attention.base import AttentionModule, make_gate, reduced_channels
+from senet_cli.attention.spec import StageKeys, infer_ratio, ratio_note
+from senet_cli.errors import OptionError, UnknownChoiceError
 from senet_cli.options import EXCITATIONS, SQUEEZES
 
 
@@ -49,12 +48,14 @@ class SqueezeExcitation(AttentionModule):
         groups: int = 16,
     ) -> None:
         super().__init__()
-        if squeeze not in SQUEEZES or excitation not in EXCITATIONS:
-            raise SenetError(f"squeeze must be one of {SQUEEZES} and excitation one of {EXCITATIONS}")
+        if squeeze not in SQUEEZES:
+            raise UnknownChoiceError("SE squeeze", squeeze, SQUEEZES)
+        if excitation not in EXCITATIONS:
+            raise UnknownChoiceError("SE excitation", excitation, EXCITATIONS)
         self.squeeze = squeeze
         self.excitation = excitation
         if excitation == "mlp":
-            reduced = channels // ratio
+            reduced = reduced_channels(channels, ratio)
             self.fc1 = nn.Conv2d(channels, reduced, kernel_size=1, bias=bias)
             self.act = nn.ReLU(inplace=True)
             self.fc2 = nn.Conv2d(reduced, channels, kernel_size=1, bias=bias)
@@ -64,8 +65,9 @@ class SqueezeExcitation(AttentionModule):
             self.fc = nn.Conv2d(channels, channels, kernel_size=1, bias=False)
         elif excitation == "group":
             if channels % groups:
-                raise SenetError(
-                    f"excitation 'group' needs channels divisible by groups: {channels} % {groups} != 0"
+                raise OptionError(
+                    "groups", groups, f"a divisor of {channels}",
+                    f"excitation 'group' needs channels divisible by groups: {channels} % {groups} != 0",
                 )
             self.fc = nn.Conv2d(channels, channels, kernel_size=1, groups=groups, bias=False)
         self.gate = make_gate(gate)
@@ -89,7 +91,7 @@ class SqueezeExcitation(AttentionModule):
 
 
 
-def infer_options(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tuple[list[dict[str, Any]], list[str]]:
+def infer_options(stage_keys: StageKeys, stage_count: int) -> tuple[list[dict[str, Any]], list[str]]:
     """Excitation, bias, groups and ratio from the weights' shapes (see AttentionSpec.infer_options).
 
     Squeeze (avg/max/none) and gate leave the shapes unchanged; excitation "none" has no weights.

@@ -1,4 +1,4 @@
-"""The registration record of an attention module: paper, options, placement, and where its class
+"""The registration record of an attention module: paper, options, where it sits, and where its class
 lives. Torch-free, so `senet list` and name checks answer without importing torch."""
 
 from __future__ import annotations
@@ -7,21 +7,28 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from senet_cli.errors import SenetError, close_match_hint
+from senet_cli.errors import OptionError, RatioTooLargeError, close_match_hint
 from senet_cli.options import OptionSpec
 from senet_cli.registry import load_object
 
-
 SLOTS = {
-    # Where a module goes, as `senet list` says it ({which}: the blocks it goes in); each backbone
-    # family implements the three (backbones/*.py). "branch" is SENet Fig. 2-3: before the add, or
-    # on the unit's output where there is no residual; "after" follows the add and its ReLU.
+    # Where a module sits in a unit, as `senet list` says it ({which}: the blocks it goes in); each
+    # backbone family implements the three (backbones/*.py). "branch" is SENet Fig. 2-3: before the
+    # add, or on the unit's output where there is no residual; the `placement` option (SENet Fig. 5)
+    # moves a branch module within a residual block. "after" follows the add and its ReLU.
     "branch": "{which}: residual branch, after its last BN",
     "after": "after {which} of a stage",
     "conv": "replaces the block's 3x3 conv, BN and activation, in {which}",
 }
 
-STAGE_DEFAULTS = {
+BLOCK_RULES = {
+    # Which blocks of a chosen stage get the module.
+    "all": "every block",
+    "last": "the last block",
+    "every": "every `every`-th block",
+}
+
+STAGE_RULES = {
     # Default stages, as a rule on the backbone's stage count n (4 for a ResNet).
     "all": "every stage",
     "all_but_first": "every stage but the first (ResNet: 2-4)",
@@ -31,8 +38,8 @@ STAGE_DEFAULTS = {
 }
 
 
-def default_stages(rule: str, count: int) -> tuple[int, ...]:
-    """The stages a STAGE_DEFAULTS rule picks on a backbone of `count` stages."""
+def stages_by_rule(rule: str, count: int) -> tuple[int, ...]:
+    """The stages a STAGE_RULES rule picks on a backbone of `count` stages."""
     stages = tuple(range(1, count + 1))
     picks = {
         "all": stages,
@@ -44,13 +51,19 @@ def default_stages(rule: str, count: int) -> tuple[int, ...]:
     return picks[rule]
 
 
+StageKeys = Mapping[int, Mapping[str, tuple[int, ...]]]
+"""A checkpoint's attention weights per stage: {stage: {key relative to the module: shape}}."""
+
+
 @dataclass(frozen=True)
 class AttentionSpec:
     """A registered attention module: how to build it and what to tell the user about it.
 
     `name` is the registry key, the model-name prefix (`se_resnet50`) and the attribute the block
     stores the module under (`layer1.0.se`), which is what the papers' official code calls it, so
-    their checkpoints' keys line up.
+    their checkpoints' keys line up. Where it sits: `slot` (a SLOTS key), `block_rule` (a
+    BLOCK_RULES key) and `stage_rule` (a STAGE_RULES key, the default stages); `slot_note` says why
+    there, when the paper gives a reason.
     """
 
     name: str
@@ -59,33 +72,30 @@ class AttentionSpec:
     module: str  # "package.module:Class", imported on first build
     options: tuple[OptionSpec, ...]
     uses_ratio: bool
-    placement: str = ""  # a note on placement beyond the slot (why this place)
+    slot_note: str = ""
     infer: str | None = None  # "package.module:function" reading options back from weight shapes
     shape_free: tuple[str, ...] = ()  # options that leave every weight shape unchanged
-    slot: str = "branch"  # a SLOTS key
-    blocks: str = "all"  # which blocks of a chosen stage: "all", "last", or "every" (option `every`)
-    stages: str = "all"  # a STAGE_DEFAULTS key
+    slot: str = "branch"
+    block_rule: str = "all"
+    stage_rule: str = "all"
     default_ratio: int = 16
     zoo_options: tuple[str, ...] = ()  # options the zoo reads (block choice), not passed to the module
     marker: str | None = None  # a key suffix that identifies a "conv"-slot module at the conv's path
 
-    def describe_placement(self) -> str:
+    def describe_slot(self) -> str:
         """One line for `senet list`: the slot, which blocks, which stages by default."""
-        which = {"all": "every block", "last": "the last block", "every": "every `every`-th block"}[self.blocks]
-        parts = [SLOTS[self.slot].format(which=which), f"stages: {STAGE_DEFAULTS[self.stages]}", self.placement]
+        which = BLOCK_RULES[self.block_rule]
+        parts = [SLOTS[self.slot].format(which=which), f"stages: {STAGE_RULES[self.stage_rule]}", self.slot_note]
         return "; ".join(part for part in parts if part)
 
-    def selects(self, options: Mapping[str, Any], index: int, count: int) -> bool:
+    def selects_block(self, options: Mapping[str, Any], index: int, count: int) -> bool:
         """Whether block `index` (0-based) of a chosen stage of `count` blocks gets the module."""
-        if self.blocks == "last":
+        if self.block_rule == "last":
             return index == count - 1
-        if self.blocks == "every":
+        if self.block_rule == "every":
             every = int(options.get("every", 1))
             return index % every == every - 1 or (count < every and index == count - 1)
         return True
-
-    def option_names(self) -> list[str]:
-        return [option.name for option in self.options]
 
     def option_defaults(self) -> dict[str, Any]:
         return {option.name: option.default for option in self.options}
@@ -96,9 +106,9 @@ class AttentionSpec:
         for key in given:
             if key not in specs:
                 accepted = ", ".join(specs) or "none"
-                raise SenetError(
-                    f"'{self.name}' has no option '{key}'"
-                    f"{close_match_hint(key, specs)}; its options: {accepted}"
+                raise OptionError(
+                    key, given[key], f"one of this module's options ({accepted})",
+                    f"'{self.name}' has no option '{key}'{close_match_hint(key, specs)}; its options: {accepted}",
                 )
         return tuple(
             (name, spec.coerce(given[name]) if name in given else spec.default)
@@ -119,28 +129,26 @@ class AttentionSpec:
             if key not in self.zoo_options
         }
         if self.uses_ratio:
-            if channels // ratio < 1 and "min_channels" not in kwargs:  # SK and Coord floor the width
-                raise SenetError(
-                    f"ratio {ratio} is larger than the {channels} channels of stage {stage}; "
-                    f"use a ratio between 1 and {channels}"
-                )
             kwargs["ratio"] = ratio
-        return self.module_class()(channels, **kwargs, **context)
+        try:
+            return self.module_class()(channels, **kwargs, **context)
+        except RatioTooLargeError as error:  # raised by reduced_channels, which does not know the stage
+            raise RatioTooLargeError(ratio, error.channels, stage) from None
 
     def module_class(self) -> Any:
         """The nn.Module class (imports torch)."""
         return load_object(self.module)
 
-
-    def infer_options(self, stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tuple[list[dict[str, Any]], list[str]]:
+    def infer_options(self, stage_keys: StageKeys, stage_count: int) -> tuple[list[dict[str, Any]], list[str]]:
         """Options (and ratio) that give a checkpoint's attention weights, most likely first, plus notes.
 
         `stage_keys` maps each stage with attention to {key relative to the module: shape} of one
-        of its blocks. A module without an `infer` function is detected with its defaults only.
+        of its blocks, on a backbone of `stage_count` stages. A module without an `infer` function
+        is detected with its defaults only.
         """
         if self.infer is None:
             return [{}], []
-        return load_object(self.infer)(stage_keys)
+        return load_object(self.infer)(stage_keys, stage_count)
 
 
 PREFERRED_RATIO = 16  # the SENet paper's choice, and every released SE/CBAM model's
@@ -164,7 +172,7 @@ def ratio_candidates(widths: Iterable[tuple[int, int]]) -> list[int]:
     return sorted(fits, key=lambda r: r != PREFERRED_RATIO)
 
 
-def infer_ratio(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]], key: str) -> list[int]:
+def infer_ratio(stage_keys: StageKeys, key: str) -> list[int]:
     """`ratio_candidates` for a reducing layer stored under `key` (weight [reduced, channels, ...])
     in every stage's keys: what each module's `infer_options` reads its ratio from."""
     return ratio_candidates((keys[key][1], keys[key][0]) for keys in stage_keys.values())

@@ -16,13 +16,13 @@ with `conv.conv` and `conv.bn` and its sigmoid in `gate`; `spatial=False` drops 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from senet_cli.attention.base import AttentionModule, ConvBN, channel_pool, make_gate
+from senet_cli.attention.spec import StageKeys
 
 
 class TripletGate(nn.Module):
@@ -57,7 +57,7 @@ class TripletAttention(AttentionModule):
         return (out_cw + out_hc + self.hw(x)) / 3
 
 
-def infer_options(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]]) -> tuple[list[dict[str, Any]], list[str]]:
+def infer_options(stage_keys: StageKeys, stage_count: int) -> tuple[list[dict[str, Any]], list[str]]:
     """The (H, W) branch's presence and the kernel size from the branch convs' keys."""
     first = next(iter(stage_keys.values()))
     if "cw.conv.conv.weight" not in first:

@@ -30,8 +30,7 @@ def _resnet(name: str, description: str, cifar: bool) -> BackboneSpec:
         description=description,
         arch=name,
         builder="senet_cli.backbones.resnet:build",
-        blocks="senet_cli.backbones.resnet:resnet_blocks",
-        fits="senet_cli.backbones.resnet:resnet_fits",
+        block_lister="senet_cli.backbones.resnet:resnet_blocks",
         default_num_classes=10 if cifar else 1000,
         default_input=32 if cifar else 224,
         min_input=8 if cifar else 32,
@@ -50,25 +49,25 @@ for _name in _CIFAR_DEPTHS:
 
 BACKBONES.add("mobilenet_v2", BackboneSpec(
     name="mobilenet_v2", family="mobilenet", description="MobileNetV2 1.0, torchvision layout (17 units, 5 stages)",
-    arch="mobilenet_v2", builder="senet_cli.backbones.mobile:build", blocks="senet_cli.backbones.mobile:mobilenet_blocks",
-    fits="senet_cli.backbones.mobile:mobilenet_fits", stage_count=5, placements=("standard", "post"),
+    arch="mobilenet_v2", builder="senet_cli.backbones.mobile:build",
+    block_lister="senet_cli.backbones.mobile:mobilenet_blocks", stage_count=5, placements=("standard", "post"),
 ))
 BACKBONES.add("shufflenet_v2_x1_0", BackboneSpec(
     name="shufflenet_v2_x1_0", family="shufflenet",
     description="ShuffleNetV2 1.0x, torchvision layout (16 units, 3 stages)", arch="shufflenet_v2_x1_0",
-    builder="senet_cli.backbones.mobile:build", blocks="senet_cli.backbones.mobile:shufflenet_blocks",
-    fits="senet_cli.backbones.mobile:shufflenet_fits", stage_count=3, placements=("standard", "post"),
+    builder="senet_cli.backbones.mobile:build", block_lister="senet_cli.backbones.mobile:shufflenet_blocks",
+    stage_count=3, placements=("standard", "post"),
 ))
 BACKBONES.add("vgg16_bn", BackboneSpec(
     name="vgg16_bn", family="vgg", description="VGG-16 with BN, torchvision layout (13 conv units, 5 stages)",
-    arch="vgg16_bn", builder="senet_cli.backbones.vgg:build", blocks="senet_cli.backbones.vgg:vgg_blocks",
-    fits="senet_cli.backbones.vgg:vgg_fits", members="senet_cli.backbones.vgg:vgg_members", stage_count=5,
+    arch="vgg16_bn", builder="senet_cli.backbones.vgg:build", block_lister="senet_cli.backbones.vgg:vgg_blocks",
+    member_lister="senet_cli.backbones.vgg:vgg_members", stage_count=5,
 ))
 BACKBONES.add("inception_v3", BackboneSpec(
     name="inception_v3", family="inception",
     description="Inception v3 with its aux classifier, torchvision layout (11 modules, 3 stages)",
     arch="inception_v3", builder="senet_cli.backbones.inception:build",
-    blocks="senet_cli.backbones.inception:inception_blocks", fits="senet_cli.backbones.inception:inception_fits",
+    block_lister="senet_cli.backbones.inception:inception_blocks",
     default_input=299, min_input=75, stage_count=3,
 ))
 

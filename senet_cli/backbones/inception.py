@@ -14,8 +14,6 @@ each a BasicConv2d (conv, BN, ReLU).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from torch import nn
 from torchvision.models import inception
 
@@ -66,7 +64,8 @@ def build(arch: str, num_classes: int, variant: str, attention: BlockAttention |
     model = inception.inception_v3(num_classes=num_classes, aux_logits=True, init_weights=True)
     if attention is None:
         return model
-    for (name, (_, width)), (stage, index, count) in zip(UNITS.items(), positions([s for s, _ in UNITS.values()])):
+    places = positions([stage for stage, _ in UNITS.values()])
+    for (name, (_, width)), (stage, index, count) in zip(UNITS.items(), places, strict=True):
         if not attention.selects(stage, index, count):
             continue
         unit = getattr(model, name)
@@ -77,7 +76,3 @@ def build(arch: str, num_classes: int, variant: str, attention: BlockAttention |
         else:
             attach(unit, _SUBCLASS[type(unit)], attention, width, stage)
     return model
-
-
-def inception_fits(arch: str, shapes: Mapping[str, tuple[int, ...]]) -> bool:
-    return "Mixed_5b.branch1x1.conv.weight" in shapes and "Conv2d_1a_3x3.conv.weight" in shapes

@@ -17,8 +17,6 @@ ShuffleNetV2 experiments do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import torch
 from torch import nn
 from torchvision.models import mobilenetv2, shufflenetv2
@@ -71,7 +69,7 @@ def build(arch: str, num_classes: int, variant: str, attention: BlockAttention |
         blocks = shufflenet_blocks(model)
     if attention is None:
         return model
-    for (path, _), (stage, index, count) in zip(blocks, positions([s for _, s in blocks])):
+    for (path, _), (stage, index, count) in zip(blocks, positions([s for _, s in blocks]), strict=True):
         if attention.selects(stage, index, count):
             _add(model.get_submodule(path), attention, stage)
     return model
@@ -80,7 +78,8 @@ def build(arch: str, num_classes: int, variant: str, attention: BlockAttention |
 def _add(unit: nn.Module, attention: BlockAttention, stage: int) -> None:
     if isinstance(unit, mobilenetv2.InvertedResidual):
         if attention.slot == "conv":
-            depthwise = next(i for i, layer in enumerate(unit.conv) if isinstance(layer, nn.Sequential) and is_3x3_same(layer[0]))
+            depthwise = next(i for i, layer in enumerate(unit.conv)
+                             if isinstance(layer, nn.Sequential) and is_3x3_same(layer[0]))
             replace_conv(unit.conv, str(depthwise), attention, stage, nn.ReLU6)
         else:
             attach(unit, AttentionInvertedResidual, attention, unit.out_channels, stage)
@@ -93,12 +92,3 @@ def _add(unit: nn.Module, attention: BlockAttention, stage: int) -> None:
         return
     width = unit.branch2[5].out_channels
     attach(unit, AttentionShuffleUnit, attention, width if attention.slot == "branch" else 2 * width, stage)
-
-
-def mobilenet_fits(arch: str, shapes: Mapping[str, tuple[int, ...]]) -> bool:
-    """The stem conv, 17 units and the 1280-wide last conv, untouched by any attention."""
-    return shapes.get("features.0.0.weight") == (32, 3, 3, 3) and "features.18.0.weight" in shapes and "features.17.conv.2.weight" in shapes
-
-
-def shufflenet_fits(arch: str, shapes: Mapping[str, tuple[int, ...]]) -> bool:
-    return shapes.get("conv1.0.weight") == (24, 3, 3, 3) and "stage4.3.branch2.0.weight" in shapes

@@ -12,7 +12,6 @@ Papers: "Deep Residual Learning for Image Recognition", https://arxiv.org/abs/15
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -48,10 +47,10 @@ class _AttentionSlot(nn.Module):
         if attention.slot == "conv":
             self._replace_conv(attention, stage)
             return
-        channels = inplanes if attention.where == "pre" else outplanes
+        channels = inplanes if attention.block_placement == "pre" else outplanes
         setattr(self, attention.attribute, attention.build(channels, stage))
         self.attention_attribute = attention.attribute
-        self.placement = attention.where
+        self.placement = attention.block_placement
 
     replaced_conv: tuple[str, str]  # (conv, its BN): the 3x3 a "conv"-slot module (SK) replaces
 
@@ -70,15 +69,15 @@ class _AttentionSlot(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         attention = self.attention
-        where = self.placement if attention is not None else None
-        out = self.residual(attention(x) if where == "pre" else x)
-        if where == "standard":
+        placement = self.placement if attention is not None else None
+        out = self.residual(attention(x) if placement == "pre" else x)
+        if placement == "standard":
             out = attention(out)
         identity = x if self.downsample is None else self.downsample(x)
-        if where == "identity":
+        if placement == "identity":
             identity = attention(identity)
         out = self.relu(out + identity)
-        return attention(out) if where == "post" else out
+        return attention(out) if placement == "post" else out
 
 
 class AttentionBasicBlock(_AttentionSlot, tv.BasicBlock):
@@ -169,8 +168,15 @@ ARCHITECTURES: dict[str, tuple[type[_AttentionSlot], list[int], dict[str, Any]]]
 """torchvision's configurations: block type, blocks per stage, width options."""
 
 
-def _architecture(arch: str) -> tuple[type[_AttentionSlot], list[int], dict[str, Any], bool]:
-    """ARCHITECTURES' entry for `arch`, and whether it has the CIFAR stem ("resnet18_cifar")."""
+def architecture(arch: str) -> tuple[bool, list[int], dict[str, Any], bool]:
+    """For `arch`: whether its blocks are bottlenecks, blocks per stage, torchvision's width options,
+    and whether it has the CIFAR stem ("resnet18_cifar")."""
+    block, layers, tv_kwargs, cifar = _entry(arch)
+    return block is AttentionBottleneck, layers, tv_kwargs, cifar
+
+
+def _entry(arch: str) -> tuple[type[_AttentionSlot], list[int], dict[str, Any], bool]:
+    """ARCHITECTURES' entry for `arch`, and whether it has the CIFAR stem."""
     depth, _, suffix = arch.partition("_cifar")
     cifar = arch.endswith("_cifar") and not suffix
     block, layers, tv_kwargs = ARCHITECTURES[depth if cifar else arch]
@@ -179,7 +185,7 @@ def _architecture(arch: str) -> tuple[type[_AttentionSlot], list[int], dict[str,
 
 def build(arch: str, num_classes: int, variant: str, attention: BlockAttention | None) -> nn.Module:
     """Build `arch` ("resnet50", or "resnet50_cifar" for the CIFAR stem) on torchvision's ResNet."""
-    block, layers, tv_kwargs, cifar = _architecture(arch)
+    block, layers, tv_kwargs, cifar = _entry(arch)
     factory = _BlockFactory(block, layers, attention, variant)
     model = tv.ResNet(factory, layers, num_classes=num_classes, **tv_kwargs)  # type: ignore[arg-type]
     if cifar:
@@ -198,30 +204,3 @@ def resnet_blocks(model: nn.Module) -> list[tuple[str, int]]:
         for stage in (1, 2, 3, 4)
         for index in range(len(getattr(model, f"layer{stage}")))
     ]
-
-
-def resnet_fits(arch: str, shapes: Mapping[str, tuple[int, ...]]) -> bool:
-    """Can a checkpoint's {key: shape} be `arch`? Blocks per stage, stem kernel and stage-1 width.
-
-    A cheap filter before a full comparison: it tells ResNet-50 from ResNeXt-50 and Wide ResNet-50
-    (the 3x3 conv's width and groups) and the ImageNet stem (7x7) from the CIFAR one (3x3).
-    """
-    block, layers, options, cifar = _architecture(arch)
-    found = [0, 0, 0, 0]
-    for key in shapes:
-        head, _, rest = key.partition(".")
-        if head.startswith("layer") and head[5:].isdigit() and 1 <= int(head[5:]) <= 4:
-            index = rest.partition(".")[0]
-            if index.isdigit():
-                found[int(head[5:]) - 1] = max(found[int(head[5:]) - 1], int(index) + 1)
-    stem = shapes.get("conv1.weight")
-    if found != layers or stem is None or len(stem) != 4 or stem[-1] != (3 if cifar else 7):
-        return False
-    groups = options.get("groups", 1)
-    width = int(64 * options.get("width_per_group", 64) / 64) * groups
-    # An SK unit in place of a bottleneck's conv2 (or a basic block's conv1) keeps that conv's
-    # shape in each branch.
-    mid = shapes.get("layer1.0.conv2.weight") or shapes.get("layer1.0.conv2.paths.0.conv.weight")
-    if block is AttentionBottleneck:
-        return mid is not None and mid[0] == width and mid[1] == width // groups and "layer1.0.conv3.weight" in shapes
-    return mid is not None and "layer1.0.conv3.weight" not in shapes

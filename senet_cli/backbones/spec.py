@@ -26,14 +26,14 @@ class BlockAttention:
     placement: str = "standard"
     stages: tuple[int, ...] = (1, 2, 3, 4)
     slot: str = "branch"
-    choose: Callable[[int, int], bool] | None = None  # (index, count) -> bool; None: every block
+    selects_block: Callable[[int, int], bool] | None = None  # (index, count) -> bool; None: every block
 
     def selects(self, stage: int, index: int, count: int) -> bool:
-        return stage in self.stages and (self.choose is None or self.choose(index, count))
+        return stage in self.stages and (self.selects_block is None or self.selects_block(index, count))
 
     @property
-    def where(self) -> str:
-        """The in-block placement a block implements: "post" for the "after" slot."""
+    def block_placement(self) -> str:
+        """The placement a residual block implements: the option's, or "post" for the "after" slot."""
         return "post" if self.slot == "after" else self.placement
 
 
@@ -42,11 +42,11 @@ class BackboneSpec:
     """A registered backbone.
 
     builder: "package.module:function", called as function(arch, num_classes, variant, attention);
-    blocks: "package.module:function", called as function(model) -> [(module path, stage), ...] in
-    forward order. fits: "package.module:function", called as function(arch, shapes) -> bool, a
-    cheap test of whether a checkpoint's {key: shape} can be this backbone (checkpoint detection
-    builds only the backbones that pass it). min_input is the network's total stride: a smaller input collapses whole stages
-    to one pixel, where the counts stop meaning what the papers mean.
+    block_lister: "package.module:function", called as function(model) -> [(module path, stage), ...]
+    in forward order; member_lister (optional): function(model) -> {module path: block path} for
+    modules outside every block path that belong to a block. min_input is the network's total
+    stride: a smaller input collapses whole stages to one pixel, where the counts stop meaning what
+    the papers mean.
     """
 
     name: str
@@ -54,26 +54,22 @@ class BackboneSpec:
     description: str
     arch: str
     builder: str
-    blocks: str
-    fits: str | None = None
+    block_lister: str
     default_num_classes: int = 1000
     default_input: int = 224
     min_input: int = 32
     stage_count: int = 4
     placements: tuple[str, ...] = ("standard",)  # in-block placements of the "branch" slot it supports
     variants: tuple[str, ...] = ("v1.5",)
-    members: str | None = None  # "package.module:function": model -> {module path: block path}
+    member_lister: str | None = None
 
     def build(self, num_classes: int, variant: str, attention: BlockAttention | None) -> Any:
         return load_object(self.builder)(self.arch, num_classes, variant, attention)
 
     def block_paths(self, model: Any) -> list[tuple[str, int]]:
-        return load_object(self.blocks)(model)
+        return load_object(self.block_lister)(model)
 
     def block_members(self, model: Any) -> dict[str, str]:
         """Modules outside every block path that belong to a block (VGG's conv and BN belong to the
         unit that ends in their ReLU)."""
-        return {} if self.members is None else load_object(self.members)(model)
-
-    def may_fit(self, shapes: Any) -> bool:
-        return True if self.fits is None else bool(load_object(self.fits)(self.arch, shapes))
+        return {} if self.member_lister is None else load_object(self.member_lister)(model)

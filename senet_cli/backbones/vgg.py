@@ -13,8 +13,6 @@ branches).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from torch import nn
 from torchvision.models import vgg
 
@@ -56,16 +54,12 @@ def build(arch: str, num_classes: int, variant: str, attention: BlockAttention |
     if attention is None:
         return model
     units = _units()
-    for (index, width, _), (stage, position, count) in zip(units, positions([s for _, _, s in units])):
+    for (index, width, _), (stage, position, count) in zip(units, positions([s for _, _, s in units]), strict=True):
         if not attention.selects(stage, position, count):
             continue
         if attention.slot == "conv":
-            replace_conv(model.features, str(index), attention, stage, nn.ReLU, absorbed=(str(index + 1), str(index + 2)))
+            replace_conv(model.features, str(index), attention, stage, nn.ReLU,
+                         absorbed=(str(index + 1), str(index + 2)))
         else:
             attach(model.features[index + 2], AttentionReLU, attention, width, stage)
     return model
-
-
-def vgg_fits(arch: str, shapes: Mapping[str, tuple[int, ...]]) -> bool:
-    """The classifier's 512*7*7 -> 4096 layer (convs may have become SK units)."""
-    return shapes.get("classifier.0.weight") == (4096, 25088) and "classifier.6.weight" in shapes

@@ -13,6 +13,7 @@ import typer
 
 from senet_cli._version import __version__
 from senet_cli.cli import count_cmd, inspect_cmd, list_cmd, profile_cmd
+from senet_cli.cli.errors import message as error_line
 from senet_cli.errors import SenetError
 
 app = typer.Typer(
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = app(args=argv, prog_name="senet", standalone_mode=False)
     except SenetError as error:
-        fail(str(error))
+        fail(error_line(error))
     except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("senet: interrupted\n")
         raise SystemExit(130) from None

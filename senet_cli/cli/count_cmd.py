@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Annotated, Optional
+from collections.abc import Callable
+from typing import Annotated, Any, Optional
 
 import typer
 
 from senet_cli.cli.options import (
-    BUILD, BatchOpt, ForceOpt, FormatOpt, InputOpt, ModelsArg, ModuleOpt, NumClassesOpt, OutputPathOpt,
-    PlacementOpt, StagesOpt, VariantOpt, build_options, parse_input_size,
+    BUILD,
+    BatchOpt,
+    ForceOpt,
+    FormatOpt,
+    InputOpt,
+    ModelsArg,
+    ModuleOpt,
+    NumClassesOpt,
+    OutputPathOpt,
+    PlacementOpt,
+    StagesOpt,
+    VariantOpt,
+    build_options,
+    choices,
+    parse_input_size,
 )
-from senet_cli.cli.output import emit, prepare_output, progress_bar
-from senet_cli.options import parse_int_list
+from senet_cli.cli.output import LazyProgress, emit, prepare_output
+from senet_cli.count.references import COUNTERS
+from senet_cli.options import ModelConfig, parse_int_list
 
-
-class Counter(str, Enum):
-    native = "native"
-    fvcore = "fvcore"
-    thop = "thop"
-    all = "all"
-
-
-_REFERENCES = {Counter.native: (), Counter.fvcore: ("fvcore",), Counter.thop: ("thop",),
-               Counter.all: ("fvcore", "thop")}
+Counter = choices("Counter", ("native", *COUNTERS, "all"))
+_REFERENCES = {"native": (), **{name: (name,) for name in COUNTERS}, "all": COUNTERS}
 
 
 def count_command(
@@ -46,7 +52,7 @@ def count_command(
     ] = None,
     counter: Annotated[
         Counter, typer.Option(help="Also run fvcore and/or thop on a real copy of the model, for comparison."),
-    ] = Counter.native,
+    ] = Counter["native"],
     fmt: FormatOpt = None,
     output: OutputPathOpt = None,
     force: ForceOpt = False,
@@ -56,59 +62,51 @@ def count_command(
     Runs the model on the meta device (no weights, no arithmetic), charging every op to the module
     that ran it. Overheads are against the same backbone without attention.
     """
-    from senet_cli.zoo import make_config
-
     options = build_options(variant, placement, stages, num_classes, opt)
     ratios: list[int | None] = list(parse_int_list(ratio, "--ratio")) if ratio is not None else [None]
     size = parse_input_size(input_size)
-    jobs = _jobs(models, ratios, options, make_config)  # names and options checked before torch loads
+    configs = _configs(models, ratios, options)  # names and options checked once, before torch loads
     fmt = prepare_output(fmt, output, force)
 
-    from senet_cli.analysis.report import count
+    from senet_cli.count import count
     from senet_cli.render import count_view
 
-    reports = _run(jobs, lambda name, opts: count(name, input_size=size, batch=batch,
-                                                   references=_REFERENCES[counter], **opts))
+    reports = _run(configs, lambda config: count(config, input_size=size, batch=batch,
+                                                 references=_REFERENCES[counter.value]))
     blocks = per_block if per_block is not None else len(reports) == 1
     emit(
         reports, fmt, output,
-        json_view=count_view.to_json,
         csv_view=count_view.per_block_csv_rows if blocks else count_view.summary_csv_rows,
         tables=(lambda rs: [count_view.per_block_table(r) for r in rs]) if blocks
         else (lambda rs: [count_view.summary_table(rs)]),
     )
 
 
-def _jobs(models, ratios, options, make_config) -> list[tuple[str, dict]]:
-    """(model, options) for every model and ratio; a model whose attention has no ratio runs once."""
+def _configs(models: list[str], ratios: list[int | None], options: dict[str, Any]) -> list[ModelConfig]:
+    """One configuration per model and ratio; a model whose attention takes no ratio (or a plain
+    backbone) is counted once."""
     from senet_cli.attention import ATTENTION
+    from senet_cli.zoo import make_config, parse_name
 
-    jobs: list[tuple[str, dict]] = []
+    configs: list[ModelConfig] = []
     for name in models:
-        config = make_config(name, **_with_ratio(options, ratios[0]))
-        sweep = ratios if config.attention and ATTENTION.get(config.attention).uses_ratio else ratios[:1]
+        attention, _ = parse_name(name)
+        sweep = ratios if attention is not None and ATTENTION.get(attention).uses_ratio else ratios[:1]
         for r in sweep:
-            make_config(name, **_with_ratio(options, r))
-            plain = {key: options[key] for key in ("variant", "num_classes") if key in options}
-            job = (name, _with_ratio(options, r) if config.attention else plain)
-            if job not in jobs:
-                jobs.append(job)
-    return jobs
+            config = make_config(name, **(options if r is None else {**options, "ratio": r}))
+            if config not in configs:
+                configs.append(config)
+    return configs
 
 
-def _with_ratio(options: dict, ratio: int | None) -> dict:
-    return options if ratio is None else {**options, "ratio": ratio}
-
-
-def _run(jobs, work):
-    """Run the jobs, with a transient progress bar on a terminal when there is more than one."""
-    if len(jobs) == 1:
-        return [work(*jobs[0])]
+def _run(configs: list[ModelConfig], work: Callable[[ModelConfig], Any]) -> list[Any]:
+    """Count each configuration, with a transient progress bar on a terminal when there are several."""
+    if len(configs) == 1:
+        return [work(configs[0])]
     results = []
-    with progress_bar() as progress:
-        task = progress.add_task("counting", total=len(jobs))
-        for name, opts in jobs:
-            progress.update(task, description=f"counting {name}")
-            results.append(work(name, opts))
-            progress.advance(task)
+    with LazyProgress() as progress:
+        report = progress.task("counting", total=len(configs))
+        for done, config in enumerate(configs):
+            report(done, len(configs))
+            results.append(work(config))
     return results

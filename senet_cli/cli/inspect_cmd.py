@@ -8,11 +8,22 @@ from typing import Annotated, Optional
 import typer
 
 from senet_cli.cli.options import (
-    OUTPUT, ForceOpt, FormatOpt, InputOpt, ModuleOpt, NumClassesOpt, OutputPathOpt, PlacementOpt,
-    RatioOpt, StagesOpt, VariantOpt, build_options, parse_input_size,
+    OUTPUT,
+    Device,
+    ForceOpt,
+    FormatOpt,
+    InputOpt,
+    ModuleOpt,
+    NumClassesOpt,
+    OutputPathOpt,
+    PlacementOpt,
+    RatioOpt,
+    StagesOpt,
+    VariantOpt,
+    build_options,
+    parse_input_size,
 )
-from senet_cli.cli.output import emit, prepare_output, progress_bar
-from senet_cli.cli.profile_cmd import Device
+from senet_cli.cli.output import LazyProgress, check_plot_path, emit, prepare_output
 from senet_cli.errors import SenetError
 
 LOADING = "Loading"
@@ -34,10 +45,11 @@ def inspect_command(
                                       help="Images: matplotlib's sample photograph (30 views), random noise, "
                                       "or an ImageFolder tree whose class folders give labels.")] = "samples",
     limit: Annotated[Optional[int], typer.Option(min=1, show_default="all; 64 for synthetic", rich_help_panel=DATA,
-                                                 help="At most this many images (a seeded random subset of DIR).")] = None,
+                                                 help="At most this many images (a seeded random subset of "
+                                                 "DIR).")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Images per forward pass.", rich_help_panel=DATA)] = 16,
     input_size: InputOpt = None,
-    device: Annotated[Device, typer.Option(help="Where to run.", rich_help_panel=DATA)] = Device.cpu,
+    device: Annotated[Device, typer.Option(help="Where to run.", rich_help_panel=DATA)] = Device["cpu"],
     workers: Annotated[int, typer.Option(min=0, help="DataLoader workers for DIR.", rich_help_panel=DATA)] = 0,
     bins: Annotated[int, typer.Option(min=1, help="Histogram bins over the gate's range.",
                                       rich_help_panel=OUTPUT)] = 50,
@@ -71,38 +83,23 @@ def inspect_command(
     options = build_options(variant, placement, stages, num_classes, opt, ratio)
     size = parse_input_size(input_size)
     fmt = prepare_output(fmt, output, force)
-    from senet_cli.render.gate_plots import check_plot_path
-
     if plot is not None:
         check_plot_path(plot, force)
         if output is not None and plot.resolve() == output.resolve():
             raise SenetError("--plot and --output name the same file")
 
-    from senet_cli.analysis.inspection import inspect
-    from senet_cli.analysis.latency import resolve_device
+    from senet_cli.inspect import inspect
     from senet_cli.render import inspect_view
 
-    resolve_device(device.value)
-    progress = progress_bar()
-    task = progress.add_task(f"inspecting {checkpoint.name}", total=None, start=False)
-
-    def advance(done: int, total: int) -> None:
-        if done == 0:  # inspect() has checked everything: errors can no longer land under the bar
-            progress.start()
-            progress.start_task(task)
-        progress.update(task, completed=done, total=total)
-
-    try:
+    with LazyProgress() as progress:  # inspect() reports 0 done once everything is checked
         report = inspect(checkpoint, model=model, trust=trust, ema=ema, data=data, limit=limit, batch=batch,
                          input_size=size, device=device.value, bins=bins, workers=workers,
-                         constant_tol=constant_tol, on_batch=advance, **options)
-    finally:
-        if progress.live.is_started:
-            progress.stop()
+                         constant_tol=constant_tol, on_batch=progress.task(f"inspecting {checkpoint.name}"),
+                         **options)
     if plot is not None:
         from senet_cli.render.gate_plots import plot_gates
 
         plot_gates(report, plot)
         typer.echo(f"wrote {plot}", err=True)
-    emit([report], fmt, output, json_view=inspect_view.to_json, csv_view=inspect_view.csv_rows,
+    emit([report], fmt, output, csv_view=inspect_view.csv_rows,
          tables=lambda reports: [inspect_view.gate_table(r) for r in reports])

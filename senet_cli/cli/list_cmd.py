@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from senet_cli.cli.options import FormatOpt
+from senet_cli.cli.output import OutputFormat
 from senet_cli.errors import SenetError
-from senet_cli.render.output import OutputFormat
 
 
 def list_command(
@@ -20,8 +20,8 @@ def list_command(
     fmt: FormatOpt = None,
 ) -> None:
     """List attention modules, backbones and the model-name grammar (torch is not imported)."""
-    from senet_cli.render import list_view
-    from senet_cli.render.tables import console, to_csv, to_markdown, to_rich
+    from senet_cli.cli import catalogue_view
+    from senet_cli.render.tables import console, to_csv, to_rich
     from senet_cli.zoo import list_models
 
     fmt = fmt or OutputFormat.table
@@ -39,12 +39,12 @@ def list_command(
             typer.echo("\n".join(names))
         return
     if fmt is OutputFormat.json:
-        typer.echo(list_view.catalogue_json(), nl=False)
+        typer.echo(catalogue_view.catalogue_json(), nl=False)
     elif fmt is OutputFormat.csv:
         typer.echo(to_csv(["model"], [[n] for n in list_models()]), nl=False)
     elif fmt is OutputFormat.md:
-        typer.echo("\n".join(to_markdown(t) for t in list_view.catalogue_tables()), nl=False)
+        typer.echo(catalogue_view.markdown(), nl=False)
     else:
         out = console()
-        for table in list_view.catalogue_tables():
+        for table in catalogue_view.catalogue_tables():
             out.print(to_rich(table))

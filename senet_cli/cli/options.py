@@ -1,33 +1,36 @@
-"""Options shared by the commands, defined once as `Annotated` aliases; choices are Enums.
+"""Options shared by the commands, defined once as `Annotated` aliases; choices are Enums made
+from the library's own tuples, so a choice is written once.
 
 Torch-free: `senet --help` imports this module.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
+from senet_cli.cli.errors import flag
+from senet_cli.cli.output import OutputFormat
 from senet_cli.errors import SenetError
-from senet_cli.render.output import OutputFormat
+from senet_cli.options import COMMON_OPTION_NAMES, PLACEMENTS, VARIANTS
+from senet_cli.zoo import DEVICES
 
 BUILD = "Build options"
 OUTPUT = "Output"
 
 
-class Variant(str, Enum):
-    v1_5 = "v1.5"
-    v1 = "v1"
+def choices(name: str, values: Sequence[str]) -> Any:
+    """A str Enum whose members are `values` (named as themselves): what typer offers as choices."""
+    return Enum(name, [(value, value) for value in values], type=str)
 
 
-class Placement(str, Enum):
-    standard = "standard"
-    pre = "pre"
-    post = "post"
-    identity = "identity"
+Variant = choices("Variant", VARIANTS)
+Placement = choices("Placement", PLACEMENTS)
+Device = choices("Device", DEVICES)
 
 
 ModelsArg = Annotated[
@@ -101,9 +104,6 @@ def build_options(
     return {**options, **parse_module_options(module_options)}
 
 
-COMMON_FLAGS = ("ratio", "variant", "placement", "stages", "num_classes")
-
-
 def parse_module_options(items: list[str] | None) -> dict[str, str]:
     """`--opt KEY=VALUE` items as a dict; the common options must use their own flags."""
     options: dict[str, str] = {}
@@ -112,8 +112,8 @@ def parse_module_options(items: list[str] | None) -> dict[str, str]:
         key = key.strip()
         if not sep or not key:
             raise SenetError(f"--opt takes KEY=VALUE, got '{item}'")
-        if key in COMMON_FLAGS:
-            raise SenetError(f"'{key}' has its own flag: use --{key.replace('_', '-')}")
+        if key in COMMON_OPTION_NAMES:
+            raise SenetError(f"'{key}' has its own flag: use {flag(key)}")
         options[key] = value.strip()
     return options
 

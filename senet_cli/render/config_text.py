@@ -7,7 +7,7 @@ from senet_cli.options import ModelConfig
 
 def short_options(config: ModelConfig) -> str:
     """The options that differ from the defaults, plus the ratio of a ratio-using module."""
-    from senet_cli.attention import ATTENTION, default_stages
+    from senet_cli.attention import ATTENTION, stages_by_rule
     from senet_cli.backbones import BACKBONES
 
     parts: list[str] = []
@@ -19,7 +19,7 @@ def short_options(config: ModelConfig) -> str:
         parts += [f"{k}={v}" for k, v in config.attention_options if defaults.get(k) != v]
         if config.placement != "standard":
             parts.append(f"placement={config.placement}")
-        if config.stages != default_stages(spec.stages, BACKBONES.get(config.backbone).stage_count):
+        if config.stages != stages_by_rule(spec.stage_rule, BACKBONES.get(config.backbone).stage_count):
             parts.append("stages=" + ",".join(map(str, config.stages)))
     if config.variant != "v1.5":
         parts.append(f"variant={config.variant}")

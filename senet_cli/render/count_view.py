@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from senet_cli.analysis.report import CONVENTION, CountReport
+from senet_cli.count.results import CONVENTION, CountReport
 from senet_cli.render.config_text import short_options
 from senet_cli.render.tables import TableData
 
@@ -153,8 +153,3 @@ def summary_csv_rows(reports: Sequence[CountReport]) -> tuple[list[str], list[li
         ])
     return headers, rows
 
-
-def to_json(reports: Sequence[CountReport]) -> str:
-    """One object for one report, a list for several (the JSON contract in README)."""
-    payload: Any = [r.to_dict() for r in reports]
-    return json.dumps(payload[0] if len(payload) == 1 else payload, indent=2) + "\n"

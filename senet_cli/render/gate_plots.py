@@ -1,4 +1,4 @@
-"""The figure of `senet inspect --plot`: gate histograms per stage and per-channel gate profiles.
+"""The figure of `senet inspect`'s plot: gate histograms per stage and per-channel gate profiles.
 
 Top row: one panel per stage, the distribution of gate values of each block in it (fraction of
 values per bin). Below: the SENet paper's Fig. 6 view for the blocks it shows (the last block of
@@ -13,26 +13,17 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from senet_cli.analysis.gates import GateStats
-from senet_cli.analysis.inspection import InspectReport
 from senet_cli.atomic import atomic_path
-from senet_cli.errors import SenetError
-from senet_cli.render.output import check_output_path
+from senet_cli.inspect.results import GateStats, InspectReport
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 FORMATS = ("png", "svg", "pdf")
+"""The figure formats `plot_gates` writes, chosen by the path's extension."""
 MAX_CLASSES = 10
 MAX_CHANNELS = 128  # beyond this the lines merge into a band; the JSON has every channel
 PROFILES_PER_ROW = 3
-
-
-def check_plot_path(path: Path, force: bool) -> None:
-    """Fail before any work for an unsupported extension, an existing file or a missing folder."""
-    if path.suffix.lower().lstrip(".") not in FORMATS:
-        raise SenetError(f"--plot takes a .png, .svg or .pdf path, got '{path.name}'")
-    check_output_path(path, force, flag="--plot")
 
 
 def profile_blocks(report: InspectReport) -> list[GateStats]:
@@ -111,15 +102,16 @@ def _profile_panel(axes: Axes, report: InspectReport, gate: GateStats) -> None:
 
         colours = plt.get_cmap("tab10")
         for index, (label, means) in enumerate(gate.class_means[:MAX_CLASSES]):
-            axes.plot(channels, means[:shown_channels], linewidth=0.8, color=colours(index % 10), label=f"class {label}")
+            axes.plot(channels, means[:shown_channels], linewidth=0.8, color=colours(index % 10),
+                      label=f"class {label}")
         shown = min(len(gate.class_means), MAX_CLASSES)
         extra = f" (first {shown} of {len(gate.class_means)} classes)" if len(gate.class_means) > shown else ""
         axes.legend(fontsize=6, ncol=2, loc="lower right")
         ylabel = f"mean gate per class{extra}"
     else:
         means = gate.channel_means[:shown_channels]
-        low = [m - s for m, s in zip(means, gate.channel_stds)]
-        high = [m + s for m, s in zip(means, gate.channel_stds)]
+        low = [m - s for m, s in zip(means, gate.channel_stds[:shown_channels], strict=True)]
+        high = [m + s for m, s in zip(means, gate.channel_stds[:shown_channels], strict=True)]
         axes.fill_between(channels, low, high, alpha=0.3, label="+-1 std over images")
         axes.plot(channels, means, linewidth=0.8, label="mean over images")
         axes.legend(fontsize=7, loc="lower right")

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
-from senet_cli.analysis.inspection import InspectReport
+from senet_cli.inspect.results import InspectReport
 from senet_cli.render.config_text import short_options
 from senet_cli.render.tables import TableData
 
-
-SOURCES = {"given": "as given (--model)", "metadata": "from the checkpoint's metadata",
+SOURCES = {"given": "as given", "metadata": "from the checkpoint's metadata",
            "detected": "detected from the weights"}
 
 
@@ -79,7 +77,3 @@ def csv_rows(reports: Sequence[InspectReport]) -> tuple[list[str], list[list[Any
                          g.name in candidates])
     return headers, rows
 
-
-def to_json(reports: Sequence[InspectReport]) -> str:
-    payload: Any = [r.to_dict() for r in reports]
-    return json.dumps(payload[0] if len(payload) == 1 else payload, indent=2) + "\n"

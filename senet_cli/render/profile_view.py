@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
-from senet_cli.analysis.latency import ProfileReport
+from senet_cli.profile.results import ProfileReport
 from senet_cli.render.tables import TableData
 
 
@@ -15,10 +14,11 @@ def _ms(value: float) -> str:
 
 
 def _describe(report: ProfileReport) -> str:
-    precision = f"{report.dtype}{' + autocast' if report.amp else ''}"
-    extras = [x for x, on in (("channels-last", report.channels_last), ("compiled", report.compiled)) if on]
-    threads = f", {report.threads} threads" if report.device == "cpu" else ""
-    return (f"{report.model} - {report.mode} on {report.device}{threads}, {precision}"
+    timing = report.timing
+    precision = f"{timing.dtype}{' + autocast' if timing.amp else ''}"
+    extras = [x for x, on in (("channels-last", timing.channels_last), ("compiled", timing.compile)) if on]
+    threads = f", {report.threads} threads" if timing.device == "cpu" else ""
+    return (f"{report.model} - {timing.mode} on {timing.device}{threads}, {precision}"
             f"{', ' + ', '.join(extras) if extras else ''}, input {report.input[0]}x{report.input[1]}")
 
 
@@ -44,8 +44,10 @@ def profile_table(report: ProfileReport) -> TableData:
     ]
     for r in report.results:
         if r.per_stage:
-            stages = ", ".join(f"stage {s.stage} {s.attention_ms:+.3f} ms ({s.attention_pct:+.1f}%)" for s in r.per_stage)
-            notes.append(f"batch {r.batch}, attention per stage (model minus the model without that stage's attention): {stages}")
+            stages = ", ".join(f"stage {s.stage} {s.attention_ms:+.3f} ms ({s.attention_pct:+.1f}%)"
+                               for s in r.per_stage)
+            notes.append(f"batch {r.batch}, attention per stage (model minus the model without that stage's "
+                         f"attention): {stages}")
     baseline = next((r.baseline.model for r in report.results if r.baseline), None)
     caption = f"baseline: {baseline}" if baseline else "plain backbone: no baseline"
     return TableData(title=_describe(report), headers=headers, rows=tuple(rows), left_columns=1,
@@ -67,7 +69,7 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
             m, b = r.model, r.baseline
             stats = m.latency_ms if m else None
             rows.append([
-                report.model, report.device, report.dtype, report.amp, report.mode, r.batch,
+                report.model, report.timing.device, report.timing.dtype, report.timing.amp, report.timing.mode, r.batch,
                 *(getattr(stats, k) if stats else "" for k in ("median", "p10", "p90", "min", "mean")),
                 m.throughput if m else "", m.peak_memory_mb if m and m.peak_memory_mb is not None else "",
                 b.model if b else "", b.latency_ms.median if b else "", b.throughput if b else "",
@@ -75,7 +77,3 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
             ])
     return headers, rows
 
-
-def to_json(reports: Sequence[ProfileReport]) -> str:
-    payload: Any = [r.to_dict() for r in reports]
-    return json.dumps(payload[0] if len(payload) == 1 else payload, indent=2) + "\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,13 @@ def to_markdown(table: TableData) -> str:
     return "\n".join(lines) + "\n"
 
 
+def to_json(reports: Sequence[Any]) -> str:
+    """Reports as JSON text: one object for one report, a list for several (each report's
+    `to_dict()` is its JSON contract)."""
+    payload: Any = [report.to_dict() for report in reports]
+    return json.dumps(payload[0] if len(payload) == 1 else payload, indent=2) + "\n"
+
+
 def to_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -77,7 +85,7 @@ def console(stderr: bool = False) -> Any:
 
 
 def render_text(renderables: Sequence[Any], width: int = 240) -> str:
-    """Rich renderables as plain text, for `--format table --output FILE`."""
+    """Rich renderables as plain text, for a table written to a file."""
     from rich.console import Console
 
     console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)

@@ -1,4 +1,4 @@
-"""Model names -> configured models.
+"""Model names -> checked configurations -> models.
 
 Grammar: `<attention>_<backbone>` (`se_resnet50`, `cbam_resnet18_cifar`), or a bare backbone name
 for the plain model. Options are keyword arguments: the common ones (`ratio`, `variant`,
@@ -7,21 +7,13 @@ for the plain model. Options are keyword arguments: the common ones (`ratio`, `v
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from senet_cli.attention import ATTENTION, default_stages
+from senet_cli.attention import ATTENTION, stages_by_rule
 from senet_cli.backbones import BACKBONES, BackboneSpec, BlockAttention
-from senet_cli.errors import SenetError, close_match_hint, unknown_choice
-from senet_cli.options import (
-    PLACEMENTS,
-    VARIANTS,
-    ModelConfig,
-    parse_int,
-    parse_int_list,
-)
-
-COMMON_OPTIONS = ("ratio", "variant", "placement", "stages", "num_classes")
+from senet_cli.errors import OptionError, UnknownChoiceError, UnknownModelError, closest_match
+from senet_cli.options import COMMON_OPTION_NAMES, PLACEMENTS, VARIANTS, ModelConfig, parse_int, parse_int_list
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -43,42 +35,37 @@ def parse_name(name: str) -> tuple[str | None, str]:
     if prefix in ATTENTION and rest in BACKBONES:
         return prefix, rest
     if prefix in ATTENTION and rest:
-        raise SenetError(
-            f"unknown backbone '{rest}' in model '{name}'{close_match_hint(rest, BACKBONES)}; "
-            f"backbones: {', '.join(BACKBONES)}"
-        )
-    hint = close_match_hint(name, list_models())
-    raise SenetError(
-        f"unknown model '{name}'{hint}; names are <attention>_<backbone> or a bare backbone, "
-        f"with attention in {{{', '.join(ATTENTION)}}} (run 'senet list')"
-    )
+        raise UnknownChoiceError("backbone", rest, BACKBONES, where=f"model '{name}'")
+    raise UnknownModelError(name, ATTENTION, closest_match(name, list_models()))
 
 
 def make_config(name: str, **options: Any) -> ModelConfig:
     """Check a name and its options and return the frozen configuration they describe."""
     attention, backbone = parse_name(name)
     spec = BACKBONES.get(backbone)
-    common = {key: options.pop(key) for key in COMMON_OPTIONS if key in options}
+    common = {key: options.pop(key) for key in COMMON_OPTION_NAMES if key in options}
     if attention is None:
         if options:
-            raise SenetError(
+            raise OptionError(
+                next(iter(options)), next(iter(options.values())), "no attention option",
                 f"'{name}' is a plain backbone, so attention options ({', '.join(options)}) do not "
-                f"apply; name an attention model such as 'se_{name}'"
+                f"apply; name an attention model such as 'se_{name}'",
             )
         module_options: tuple[tuple[str, Any], ...] = ()
-        ratio, stages = 16, default_stages("all", spec.stage_count)
+        ratio, stages = ModelConfig.ratio, stages_by_rule("all", spec.stage_count)
     else:
         attention_spec = ATTENTION.get(attention)
         module_options = attention_spec.resolve_options(options)
         _check_per_stage(module_options, spec)
         ratio = common.get("ratio", attention_spec.default_ratio)
-        stages = default_stages(attention_spec.stages, spec.stage_count)
+        stages = stages_by_rule(attention_spec.stage_rule, spec.stage_count)
     placement = _check_choice("placement", common.get("placement", "standard"), PLACEMENTS)
     if placement != "standard":
         _check_placement(placement, attention, spec)
     variant = _check_choice("variant", common.get("variant", spec.variants[0]), VARIANTS)
     if variant not in spec.variants:
-        raise SenetError(f"variant {variant} applies to ResNet bottlenecks only; {backbone} has one layout")
+        raise OptionError("variant", variant, f"one of {', '.join(spec.variants)}",
+                          f"variant {variant} applies to ResNet bottlenecks only; {backbone} has one layout")
     return ModelConfig(
         name=name,
         backbone=backbone,
@@ -90,6 +77,18 @@ def make_config(name: str, **options: Any) -> ModelConfig:
         num_classes=_check_num_classes(common.get("num_classes"), spec),
         attention_options=module_options,
     )
+
+
+def as_config(model: str | ModelConfig, options: dict[str, Any]) -> ModelConfig:
+    """`model` checked into a configuration: a name with its options, or a ModelConfig already made
+    by `make_config` (then no options: the configuration has them all)."""
+    if not isinstance(model, ModelConfig):
+        return make_config(model, **options)
+    if options:
+        key = next(iter(options))
+        raise OptionError(key, options[key], "no option beside a ModelConfig",
+                          f"{model.name} is given as a ModelConfig, which holds every option; got {', '.join(options)}")
+    return model
 
 
 def build_from_config(config: ModelConfig) -> Any:
@@ -115,7 +114,7 @@ def build_from_config(config: ModelConfig) -> Any:
             placement=config.placement,
             stages=config.stages,
             slot=attention.slot,
-            choose=lambda index, count: attention.selects(options, index, count),
+            selects_block=lambda index, count: attention.selects_block(options, index, count),
         )
     model = spec.build(config.num_classes, config.variant, block_attention)
     if block_attention is not None:
@@ -144,14 +143,15 @@ def baseline_config(config: ModelConfig) -> ModelConfig:
 def _check_ratio(value: Any) -> int:
     ratio = parse_int(value, "ratio")
     if ratio < 1:
-        raise SenetError(f"ratio must be a positive integer (the paper uses 16), got {ratio}")
+        raise OptionError("ratio", ratio, "a positive integer",
+                          f"ratio must be a positive integer (the paper uses 16), got {ratio}")
     return ratio
 
 
 def _check_choice(what: str, value: Any, choices: Sequence[str]) -> str:
-    text = getattr(value, "value", value)  # accept the CLI's enums too
+    text = getattr(value, "value", value)  # accept Enum members too
     if text not in choices:
-        raise unknown_choice(what, str(text), choices)
+        raise UnknownChoiceError(what, str(text), choices)
     return str(text)
 
 
@@ -160,32 +160,36 @@ def _check_stages(value: Any, spec: BackboneSpec) -> tuple[int, ...]:
     allowed = range(1, spec.stage_count + 1)
     if not stages or any(stage not in allowed for stage in stages) or len(set(stages)) != len(stages):
         listed = ", ".join(str(s) for s in allowed)
-        raise SenetError(f"stages must be distinct values among {listed} ({spec.name} has {spec.stage_count}), "
-                         f"got {list(stages)}")
+        raise OptionError("stages", list(stages), f"distinct values among {listed}",
+                          f"stages must be distinct values among {listed} ({spec.name} has {spec.stage_count}), "
+                          f"got {list(stages)}")
     return tuple(sorted(stages))
 
 
 def _check_per_stage(options: tuple[tuple[str, Any], ...], spec: BackboneSpec) -> None:
     for key, value in options:
         if isinstance(value, tuple) and len(value) != spec.stage_count:
-            raise SenetError(
+            raise OptionError(
+                key, list(value), f"one value or {spec.stage_count}",
                 f"option '{key}' takes one value or one per stage: {spec.name} has {spec.stage_count} stages, "
-                f"got {len(value)} values"
+                f"got {len(value)} values",
             )
 
 
 def _check_placement(placement: str, attention: str | None, spec: BackboneSpec) -> None:
     if attention is None:
-        raise SenetError(f"placement applies to attention models; '{spec.name}' is a plain backbone")
+        raise OptionError("placement", placement, "standard for a plain backbone",
+                          f"placement applies to attention models; '{spec.name}' is a plain backbone")
     slot = ATTENTION.get(attention).slot
     if slot != "branch":
-        raise SenetError(
-            f"'{attention}' has a fixed place ({'after blocks' if slot == 'after' else 'it replaces the 3x3 conv'}); "
-            f"placement applies to modules on the residual branch"
-        )
+        fixed = "after blocks" if slot == "after" else "it replaces the 3x3 conv"
+        raise OptionError("placement", placement, "standard",
+                          f"'{attention}' has a fixed place ({fixed}); placement applies to modules on the "
+                          f"residual branch")
     if placement not in spec.placements:
-        raise SenetError(
-            f"placement {placement} needs a residual block; {spec.name} supports {', '.join(spec.placements)}"
+        raise OptionError(
+            "placement", placement, f"one of {', '.join(spec.placements)}",
+            f"placement {placement} needs a residual block; {spec.name} supports {', '.join(spec.placements)}",
         )
 
 
@@ -194,10 +198,5 @@ def _check_num_classes(value: Any, spec: BackboneSpec) -> int:
         return spec.default_num_classes
     number = parse_int(value, "num_classes")
     if number < 1:
-        raise SenetError(f"num_classes must be at least 1, got {number}")
+        raise OptionError("num_classes", number, "at least 1", f"num_classes must be at least 1, got {number}")
     return number
-
-
-def describe_options(options: Mapping[str, Any]) -> str:
-    """"ratio=16, variant=v1.5" for tables."""
-    return ", ".join(f"{key}={value}" for key, value in options.items())

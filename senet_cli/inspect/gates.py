@@ -16,15 +16,14 @@ sums when labels are given. Nothing is copied to the host until `result()`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-LOW, HIGH = 0.1, 0.9
-"""Thresholds of the table's "< 0.1" and "> 0.9" columns: a gate that nearly closes or passes."""
+from senet_cli.attention.base import AttentionModule
+from senet_cli.inspect.detection import Skeleton
+from senet_cli.inspect.results import HIGH, LOW, GateStats, Histogram
 
 GATE_RANGES: dict[type[nn.Module], tuple[float, float | None]] = {
     nn.Sigmoid: (0.0, 1.0),
@@ -40,68 +39,6 @@ def is_gate(name: str, module: nn.Module) -> bool:
     it is a gate non-linearity (BAM's `gate_c`/`gate_s` are whole branches, not gates)."""
     last = name.split(".")[-1]
     return last == "gate" or (last.startswith("gate_") and isinstance(module, tuple(GATE_RANGES)))
-
-
-@dataclass(frozen=True)
-class Histogram:
-    """Counts of gate values in `len(edges) - 1` bins; bin i is [edges[i], edges[i+1]), the last closed.
-
-    Values outside [edges[0], edges[-1]] (only possible for unbounded gates) are counted in the end
-    bins and reported in `clamped`, so the counts always add up to every value seen.
-    """
-
-    edges: tuple[float, ...]
-    counts: tuple[int, ...]
-    clamped: int = 0
-
-
-@dataclass(frozen=True)
-class GateStats:
-    """Statistics of one gate over every image seen.
-
-    name: the block's module path (`layer3.2`); gate: the gate module's path relative to the block
-    (`se.gate`, `cbam.SpatialGate.gate`); kind: "channel", "spatial" or "channel x position";
-    values: how many gate values were seen (images x channels x positions); channel_stds: per channel,
-    the standard deviation over images (and positions); class_means: class name -> per-channel mean.
-    image_spread is the mean of channel_stds; class_spread the mean over channels of the standard
-    deviation of the class means (0 without labels): how much the gate depends on the input and on
-    the class, the two axes of the SENet paper's Fig. 6-7.
-    """
-
-    name: str
-    gate: str
-    kind: str
-    stage: int
-    channels: int
-    positions: int
-    values: int
-    mean: float
-    std: float
-    min: float
-    max: float
-    below: float
-    above: float
-    histogram: Histogram
-    channel_means: tuple[float, ...]
-    channel_stds: tuple[float, ...]
-    class_means: tuple[tuple[str, tuple[float, ...]], ...]
-    image_spread: float
-    class_spread: float
-    nonfinite: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "gate": self.gate, "kind": self.kind, "stage": self.stage,
-            "channels": self.channels, "positions": self.positions, "values": self.values,
-            "mean": self.mean, "std": self.std, "min": self.min, "max": self.max,
-            "below_0_1": self.below, "above_0_9": self.above,
-            "histogram": {"edges": list(self.histogram.edges), "counts": list(self.histogram.counts),
-                          "clamped": self.histogram.clamped},
-            "channel_means": list(self.channel_means), "channel_stds": list(self.channel_stds),
-            "class_means": {label: list(means) for label, means in self.class_means},
-            "image_spread": self.image_spread, "class_spread": self.class_spread,
-            "nonfinite": self.nonfinite,
-        }
 
 
 class GateAccumulator:
@@ -196,7 +133,7 @@ class GateAccumulator:
         channel_stds = (s["m2"] / self.n).clamp_min(0).sqrt()
         seen = s["class_count"] > 0
         class_means = s["class_sum"][seen] / s["class_count"][seen][:, None]
-        labels = [name for name, present in zip(class_names, seen.tolist()) if present]
+        labels = [name for name, present in zip(class_names, seen.tolist(), strict=True) if present]
         class_spread = float(class_means.std(0, unbiased=False).mean()) if len(labels) > 1 else 0.0
         return GateStats(
             name=self.name, gate=self.gate, kind=_kind(channels, self.positions), stage=self.stage,
@@ -205,7 +142,7 @@ class GateAccumulator:
             below=int(s["below"]) / values, above=int(s["above"]) / values,
             histogram=Histogram(tuple(s["edges"].tolist()), tuple(s["histogram"].tolist()), int(s["clamped"])),
             channel_means=tuple(s["mean"].tolist()), channel_stds=tuple(channel_stds.tolist()),
-            class_means=tuple((label, tuple(row)) for label, row in zip(labels, class_means.tolist())),
+            class_means=tuple((label, tuple(row)) for label, row in zip(labels, class_means.tolist(), strict=True)),
             image_spread=float(channel_stds.mean()), class_spread=class_spread, nonfinite=int(s["nonfinite"]),
         )
 
@@ -214,3 +151,28 @@ def _kind(channels: int, positions: int) -> str:
     if positions == 1:
         return "channel"
     return "spatial" if channels == 1 else "channel x position"
+
+
+def attach_accumulators(network: nn.Module, layout: Skeleton, bins: int,
+                        classes: int) -> tuple[list[GateAccumulator], dict[str, int]]:
+    """A hooked accumulator per gate of `network` (whose blocks `layout` lists), in forward order, and
+    each block's attention parameter count."""
+    accumulators: list[GateAccumulator] = []
+    attention_params: dict[str, int] = {}
+    for path, stage in layout.blocks:
+        parts = [(path, "")] + [(member, f"{member}.") for member, owner in layout.members if owner == path]
+        found = [(f"{prefix}{name}", module) for part, prefix in parts
+                 for name, module in network.get_submodule(part).named_modules()]
+        for name, module in found:
+            if not isinstance(module, AttentionModule) or not name:
+                continue
+            attention_params[path] = attention_params.get(path, 0) + sum(p.numel() for p in module.parameters())
+            for sub_name, gate in module.named_modules():
+                if not is_gate(sub_name, gate):
+                    continue
+                accumulator = GateAccumulator(path, f"{name}.{sub_name}", stage, gate, bins=bins, classes=classes)
+                accumulator.handle = gate.register_forward_hook(
+                    lambda _module, _inputs, output, a=accumulator: a.update(output)
+                )
+                accumulators.append(accumulator)
+    return accumulators, attention_params

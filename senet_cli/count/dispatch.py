@@ -4,6 +4,7 @@ Why our own TorchDispatchMode rather than `torch.utils.flop_counter.FlopCounterM
 has no formulas for the pooling, gating and activation ops attention modules are made of, and its
 per-module totals are cumulative over the module tree; we need each op charged exactly once, to
 the innermost module running when it was dispatched, so that per-block rows add up to totals.
+Each op is costed by the formula formulas.py registers for its overload packet (`func.overloadpacket`).
 
 The model runs on the meta device: shapes propagate, no arithmetic happens and no memory is
 allocated, so counting a 64x3x1024x1024 batch costs what a 1x3x32x32 one does.
@@ -11,18 +12,15 @@ allocated, so counting a 64x3x1024x1024 batch costs what a 1x3x32x32 one does.
 Speed: meta kernels run as Python decompositions (about 0.5 ms an op), and a deep ResNet repeats
 the same ops on the same shapes block after block. The mode therefore memoises each op's output
 metadata by (op, input shapes and arguments) and, on a repeat, makes fresh meta tensors of that
-metadata instead of calling the kernel. The memo is shared by every trace in the process (a
-model and its baseline run mostly the same ops), bounded by `_MEMO_LIMIT` entries. Only ops that
+metadata instead of calling the kernel. The memo, `SHAPE_MEMO`, is shared by every trace in the
+process (a model and its baseline run mostly the same ops) and bounded by its `limit`. Only ops that
 neither write to nor alias their inputs are memoised (read from the op schema), so in-place ops
 and views still run for real.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from senet_cli.analysis.formulas import FORMULAS, FREE_OPS, op_key
+from senet_cli.count.formulas import FORMULAS, FREE_OPS, op_name
 
 
 @dataclass
@@ -50,14 +48,6 @@ class Trace:
     ops: list[OpRecord] = field(default_factory=list)
     first_call: dict[str, int] = field(default_factory=dict)  # module path -> order of first call
     uncounted: Counter[str] = field(default_factory=Counter)  # ops with no formula -> calls
-
-
-def _is_pure(func: Any) -> bool:
-    """True when the op neither mutates nor returns a view of any input (per its schema)."""
-    schema = func._schema
-    return not any(
-        arg.alias_info is not None for arg in (*schema.arguments, *schema.returns)
-    )
 
 
 def _signature(value: Any, devices: set[str]) -> Any:
@@ -90,49 +80,84 @@ def _rebuild(description: Any) -> Any:
     return kind(_rebuild(item) for item in items)
 
 
-_MEMO_LIMIT = 100_000
-_MEMO: dict[Any, tuple[list[Any], Any]] = {}
-_PURE: dict[Any, bool] = {}
+class ShapeMemo:
+    """Output metadata of pure ops, keyed by (op, argument signature), and which ops are pure.
+
+    `get` returns fresh meta tensors shaped like the memoised output; `put` memoises an output.
+    Once `limit` outputs are held, the next `put` empties the memo first, so it never holds more.
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._outputs: dict[Any, Any] = {}
+        self._pure: dict[Any, bool] = {}
+
+    def __len__(self) -> int:
+        return len(self._outputs)
+
+    def is_pure(self, func: Any) -> bool:
+        """True when the op neither mutates nor returns a view of any input (per its schema)."""
+        pure = self._pure.get(func)
+        if pure is None:
+            schema = func._schema
+            pure = self._pure[func] = not any(
+                arg.alias_info is not None for arg in (*schema.arguments, *schema.returns)
+            )
+        return pure
+
+    def get(self, key: Any) -> Any:
+        """Fresh meta outputs like the one memoised under `key`, or None when there is none."""
+        description = self._outputs.get(key)
+        return None if description is None else _rebuild(description)
+
+    def put(self, key: Any, out: Any) -> None:
+        """Memoise the metadata of `out` (a None output is not memoised: `get` could not tell it apart)."""
+        if out is None:
+            return
+        if len(self._outputs) >= self.limit:
+            self._outputs.clear()
+        self._outputs[key] = _describe(out)
+
+    def clear(self) -> None:
+        """Forget every output and purity verdict, as in a fresh process."""
+        self._outputs.clear()
+        self._pure.clear()
+
+
+SHAPE_MEMO = ShapeMemo()
 
 
 class _CostMode(TorchDispatchMode):
-    def __init__(self, trace: Trace, stack: list[str]) -> None:
+    def __init__(self, trace: Trace, stack: list[str], memo: ShapeMemo = SHAPE_MEMO) -> None:
         super().__init__()
         self.trace = trace
         self.stack = stack
-        if len(_MEMO) > _MEMO_LIMIT:
-            _MEMO.clear()
-        self.memo = _MEMO
-        self.pure = _PURE
+        self.memo = memo
 
     def _run(self, func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
-        pure = self.pure.get(func)
-        if pure is None:
-            pure = self.pure[func] = _is_pure(func)
-        if not pure:
+        if not self.memo.is_pure(func):
             return func(*args, **kwargs)
         devices: set[str] = set()
         key = (func, _signature(args, devices), _signature(tuple(sorted(kwargs.items())), devices))
         if devices - {"meta"}:
             return func(*args, **kwargs)
-        cached = self.memo.get(key)
-        if cached is None:
+        out = self.memo.get(key)
+        if out is None:
             out = func(*args, **kwargs)
-            self.memo[key] = _describe(out)
-            return out
-        return _rebuild(cached)
+            self.memo.put(key, out)
+        return out
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         out = self._run(func, args, kwargs)
-        key = op_key(func)
-        formula = FORMULAS.get(key)
+        packet = func.overloadpacket
+        formula = FORMULAS.get(packet)
         if formula is not None:
             macs, elementwise = formula(args, kwargs, out)
             if macs or elementwise:
-                self.trace.ops.append(OpRecord(self.stack[-1], key, macs, elementwise))
-        elif key not in FREE_OPS:
-            self.trace.uncounted[key] += 1
+                self.trace.ops.append(OpRecord(self.stack[-1], op_name(packet), macs, elementwise))
+        elif packet not in FREE_OPS:
+            self.trace.uncounted[op_name(packet)] += 1
         return out
 
 
@@ -172,43 +197,3 @@ def trace_costs(model: nn.Module, inputs: torch.Tensor) -> Trace:
             handle.remove()
         model.train(was_training)
     return trace
-
-
-@contextlib.contextmanager
-def skip_weight_init() -> Iterator[None]:
-    """Make `torch.nn.init`'s in-place initialisers no-ops for the duration.
-
-    For models built on the meta device only: their weights are never read, and initialising
-    them (torchvision's ResNet runs kaiming_normal_ on every conv) is 90% of the build time.
-    """
-    names = [name for name in dir(nn.init) if name.endswith("_") and not name.startswith("_")]
-    saved = {name: getattr(nn.init, name) for name in names}
-
-    def leave_as_is(tensor: Any, *args: Any, **kwargs: Any) -> Any:
-        return tensor
-
-    try:
-        for name in names:
-            setattr(nn.init, name, leave_as_is)
-        yield
-    finally:
-        for name, function in saved.items():
-            setattr(nn.init, name, function)
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for a short burst of allocation.
-
-    Building a deep model creates thousands of objects; a full collection triggered mid-build then
-    walks everything torch's import created (measured: one 0.18 s pause in a 0.45 s count of
-    se_resnet152). Nothing here needs collecting before the count ends; the collector is restored,
-    and runs as usual, afterwards.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()

@@ -1,7 +1,7 @@
-"""Totals from fvcore and thop for the same model and input, for `senet count --counter ...`.
+"""Totals from fvcore and thop for the same model and input, to set beside ours.
 
 Both need real tensors (fvcore traces with the JIT, thop runs module hooks), so the model is built
-on the CPU with random weights and run once; fvcore and thop are imported only here.
+on the CPU with random weights and run once; torch, fvcore and thop are imported only when asked.
 """
 
 from __future__ import annotations
@@ -9,13 +9,25 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
-import torch
-
-from senet_cli.errors import unknown_choice
+from senet_cli.errors import UnknownChoiceError
 from senet_cli.options import ModelConfig
+from senet_cli.zoo import build_from_config
 
 COUNTERS = ("fvcore", "thop")
+
+
+@dataclass(frozen=True)
+class ReferenceCount:
+    """Another counter's total for the same model and input, with what it counts."""
+
+    counter: str
+    macs: int
+    conv_linear_macs: int | None
+    note: str
+
 
 NOTES = {
     "fvcore": (
@@ -30,17 +42,23 @@ NOTES = {
 }
 
 
-def reference_counts(config: ModelConfig, shape: tuple[int, int, int, int], counters: Iterable[str]):
-    """Run each named counter and return its ReferenceCount, in the order asked."""
-    from senet_cli.analysis.report import ReferenceCount
-
-    counters = list(dict.fromkeys(counters))
-    for name in counters:
+def check_counters(counters: Iterable[str]) -> tuple[str, ...]:
+    """The counters named, each once, in order; an unknown name is refused."""
+    names = tuple(dict.fromkeys(counters))
+    for name in names:
         if name not in COUNTERS:
-            raise unknown_choice("counter", name, COUNTERS)
+            raise UnknownChoiceError("counter", name, COUNTERS)
+    return names
+
+
+def reference_counts(
+    config: ModelConfig, shape: tuple[int, int, int, int], counters: Iterable[str]
+) -> tuple[ReferenceCount, ...]:
+    """Run each named counter and return its ReferenceCount, in the order asked."""
+    counters = check_counters(counters)
     if not counters:
         return ()
-    from senet_cli.zoo import build_from_config
+    import torch
 
     model = build_from_config(config).eval()
     inputs = torch.randn(shape)
@@ -54,7 +72,9 @@ def reference_counts(config: ModelConfig, shape: tuple[int, int, int, int], coun
     return tuple(results)
 
 
-def _fvcore(model: torch.nn.Module, inputs: torch.Tensor) -> tuple[int, int]:
+def _fvcore(model: Any, inputs: Any) -> tuple[int, int]:
+    import torch
+
     logging.getLogger("fvcore").setLevel(logging.ERROR)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -68,8 +88,8 @@ def _fvcore(model: torch.nn.Module, inputs: torch.Tensor) -> tuple[int, int]:
     return total, conv_linear
 
 
-def _thop(config: ModelConfig, inputs: torch.Tensor) -> int:
-    from senet_cli.zoo import build_from_config
+def _thop(config: ModelConfig, inputs: Any) -> int:
+    import torch
 
     model = build_from_config(config).eval()  # thop adds buffers to the model it profiles
     with warnings.catch_warnings(), torch.no_grad():

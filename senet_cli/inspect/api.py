@@ -17,86 +17,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import nn
-
-from senet_cli.analysis.architecture import materialize, resolve, skeleton
-from senet_cli.analysis.checkpoint import Checkpoint, load_checkpoint
-from senet_cli.analysis.gates import HIGH, LOW, GateAccumulator, GateStats, is_gate
-from senet_cli.analysis.images import IMAGENET_MEAN, IMAGENET_STD, Preprocess, open_images
-from senet_cli.analysis.latency import resolve_device
-from senet_cli.analysis.report import input_shape
-from senet_cli.attention.base import AttentionModule
-from senet_cli.errors import SenetError
+from senet_cli.errors import ArgumentError, SenetError
+from senet_cli.inspect.checkpoint import Checkpoint, load_checkpoint
+from senet_cli.inspect.results import IMAGENET_MEAN, IMAGENET_STD, DropCandidate, GateStats, InspectReport, Preprocess
 from senet_cli.options import ModelConfig
+from senet_cli.zoo import input_shape, resolve_device
 
 CONSTANT_TOL = 0.05
 DEFAULT_BINS = 50
-
-
-@dataclass(frozen=True)
-class DropCandidate:
-    """A block whose gates are nearly constant: its attention parameters, and why."""
-
-    name: str
-    params: int
-    params_pct: float  # of the whole model's parameters
-    image_spread: float
-    class_spread: float | None
-
-
-@dataclass(frozen=True)
-class InspectReport:
-    """Everything `inspect` measured; `to_dict` is the JSON contract."""
-
-    model: str
-    config: ModelConfig
-    checkpoint: Checkpoint
-    architecture_source: str  # "given", "metadata" or "detected"
-    notes: tuple[str, ...]
-    data: str
-    images: int
-    classes: tuple[str, ...]
-    device: str
-    input: tuple[int, int]
-    preprocess: Preprocess
-    params: int
-    blocks: tuple[GateStats, ...]
-    candidates: tuple[DropCandidate, ...]
-    constant_tol: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "checkpoint": self.checkpoint.path,
-            "images": self.images,
-            "blocks": [block.to_dict() for block in self.blocks],
-            "options": self.config.as_dict(),
-            "architecture": {"source": self.architecture_source, "notes": list(self.notes)},
-            "loading": self.checkpoint.describe(),
-            "data": self.data,
-            "classes": list(self.classes),
-            "device": self.device,
-            "input": list(self.input),
-            "normalisation": {"mean": list(self.preprocess.mean), "std": list(self.preprocess.std)},
-            "params": self.params,
-            "candidates": [
-                {"name": c.name, "params": c.params, "params_pct": c.params_pct,
-                 "image_spread": c.image_spread, "class_spread": c.class_spread}
-                for c in self.candidates
-            ],
-            "convention": (
-                f"gate values are the outputs of each attention module's gate non-linearity; mean/std/min/max "
-                f"over images x channels x positions; below_0_1/above_0_9 are fractions of values < {LOW} and "
-                f"> {HIGH}; histogram bins [edges[i], edges[i+1]), last closed; image_spread = mean over "
-                f"channels of the per-channel std over images; class_spread = mean over channels of the std "
-                f"of the class means; candidates: blocks whose gates all have both spreads <= "
-                f"{self.constant_tol}"
-            ),
-        }
 
 
 def inspect(
@@ -123,17 +53,24 @@ def inspect(
     first with 0 once the checkpoint, architecture and data have passed every check.
     """
     if bins < 1:
-        raise SenetError(f"bins must be at least 1, got {bins}")
+        raise ArgumentError("{bins} must be at least 1, got {value}", arguments=("bins",), value=bins)
     if constant_tol < 0:
-        raise SenetError(f"constant tolerance must be 0 or more, got {constant_tol}")
+        raise ArgumentError("constant tolerance ({constant_tol}) must be 0 or more, got {value}",
+                            arguments=("constant_tol",), value=constant_tol)
     target = resolve_device(device)
     loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint, trust=trust, ema=ema)
+    import torch
+
+    from senet_cli.inspect.detection import materialize, resolve, skeleton
+    from senet_cli.inspect.gates import attach_accumulators
+    from senet_cli.inspect.images import open_images
+
     resolved = resolve(loaded, model, **options)
     config = resolved.config
     preprocess = _preprocess(loaded, config, input_size)
     source = open_images(data, preprocess, limit=limit, batch=batch, workers=workers)
     network = materialize(loaded, config, target)
-    accumulators, attention_params = _attach(network, config, bins, len(source.classes))
+    accumulators, attention_params = attach_accumulators(network, skeleton(config), bins, len(source.classes))
     if not accumulators:
         if config.attention is None:
             raise SenetError(f"{config.name} has no attention gates to inspect: it is a plain backbone")
@@ -180,30 +117,6 @@ def _preprocess(loaded: Checkpoint, config: ModelConfig, input_size: int | Seque
     mean = tuple(float(v) for v in recorded.get("mean", IMAGENET_MEAN))
     std = tuple(float(v) for v in recorded.get("std", IMAGENET_STD))
     return Preprocess((height, width), mean, std)
-
-
-def _attach(network: nn.Module, config: ModelConfig, bins: int, classes: int) -> tuple[list[GateAccumulator], dict[str, int]]:
-    """A hooked accumulator per gate, in forward order, and each block's attention parameter count."""
-    layout = skeleton(config)
-    accumulators: list[GateAccumulator] = []
-    attention_params: dict[str, int] = {}
-    for path, stage in layout.blocks:
-        parts = [(path, "")] + [(member, f"{member}.") for member, owner in layout.members if owner == path]
-        found = [(f"{prefix}{name}", module) for part, prefix in parts
-                 for name, module in network.get_submodule(part).named_modules()]
-        for name, module in found:
-            if not isinstance(module, AttentionModule) or not name:
-                continue
-            attention_params[path] = attention_params.get(path, 0) + sum(p.numel() for p in module.parameters())
-            for sub_name, gate in module.named_modules():
-                if not is_gate(sub_name, gate):
-                    continue
-                accumulator = GateAccumulator(path, f"{name}.{sub_name}", stage, gate, bins=bins, classes=classes)
-                accumulator.handle = gate.register_forward_hook(
-                    lambda _module, _inputs, output, a=accumulator: a.update(output)
-                )
-                accumulators.append(accumulator)
-    return accumulators, attention_params
 
 
 def _candidates(stats: Sequence[GateStats], attention_params: dict[str, int], params: int, tol: float,

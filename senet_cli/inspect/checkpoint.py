@@ -25,13 +25,14 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from senet_cli._version import __version__
 from senet_cli.atomic import atomic_path
-from senet_cli.errors import SenetError, first_line
+from senet_cli.errors import ArgumentError, CheckpointError, CheckpointSafetyError, first_line
+
+if TYPE_CHECKING:
+    import torch
 
 METADATA_KEY = "senet"
 """Where our own checkpoints keep {"model", "options", "preprocess", "version"}: a top-level key of
@@ -83,11 +84,11 @@ def load_checkpoint(path: str | os.PathLike[str], *, trust: bool = False, ema: b
     """
     file = Path(path)
     if not file.exists():
-        raise SenetError(f"checkpoint {file} does not exist")
+        raise CheckpointError(file, f"checkpoint {file} does not exist")
     if file.is_dir():
-        raise SenetError(f"checkpoint {file} is a directory; give a .pth, .pt, .ckpt or .safetensors file")
+        raise CheckpointError(file, f"checkpoint {file} is a directory; give a .pth, .pt, .ckpt or .safetensors file")
     if file.stat().st_size == 0:
-        raise SenetError(f"checkpoint {file} is empty (0 bytes)")
+        raise CheckpointError(file, f"checkpoint {file} is empty (0 bytes)")
     if file.suffix.lower() == SAFETENSORS_SUFFIX or _looks_like_safetensors(file):
         tensors, metadata = _read_safetensors(file)
         return _unwrap(str(file), "safetensors", tensors, metadata, trusted=False, ema=ema)
@@ -112,13 +113,16 @@ def save_checkpoint(
     """
     file = Path(path)
     if file.exists() and not force:
-        raise SenetError(f"{file} already exists; pass force=True to overwrite it")
+        raise ArgumentError("{file} already exists; pass {force} to overwrite it",
+                            arguments={"force": ("force", True)}, file=file)
     config = getattr(model, "senet_config", None)
     metadata: dict[str, Any] = {"version": __version__}
     if config is not None:
         metadata.update(model=config.name, options=config.as_dict())
     if preprocess:
         metadata["preprocess"] = dict(preprocess)
+    import torch
+
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     with atomic_path(file) as temporary:
         if file.suffix.lower() == SAFETENSORS_SUFFIX:
@@ -146,7 +150,8 @@ def _read_safetensors(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
             raw = reader.metadata() or {}
         tensors = load_file(str(file))
     except (SafetensorError, OSError, ValueError) as error:
-        raise SenetError(f"checkpoint {file} is not a readable safetensors file ({first_line(error, 200)})") from None
+        reason = first_line(error, 200)
+        raise CheckpointError(file, f"checkpoint {file} is not a readable safetensors file ({reason})") from None
     metadata: dict[str, Any] = {}
     if METADATA_KEY in raw:
         try:
@@ -157,41 +162,48 @@ def _read_safetensors(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
 
 
 def _read_torch(file: Path, trust: bool) -> Any:
+    import torch
+
     try:
         with warnings.catch_warnings():  # torch warns about odd pickle protocols; we report in one line
             warnings.simplefilter("ignore")
             return torch.load(file, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as error:
         if trust:
-            raise SenetError(f"{file} is not a torch checkpoint ({first_line(error, 200)})") from None
+            raise CheckpointError(file, f"{file} is not a torch checkpoint ({first_line(error, 200)})") from None
         blocked = _unsafe_globals(file, str(error))
         if blocked:
             names = ", ".join(blocked[:6]) + (", ..." if len(blocked) > 6 else "")
-            raise SenetError(
-                f"{file} needs arbitrary pickled objects ({names}); unpickling them could run code from "
-                f"the file, so it was not loaded. Pass --trust only if you trust its source"
+            raise CheckpointSafetyError(
+                "{file} needs arbitrary pickled objects ({names}); unpickling them could run code from "
+                "the file, so it was not loaded. Pass {trust} only if you trust its source",
+                arguments={"trust": ("trust", True)}, file=file, names=names, globals=tuple(blocked),
             ) from None
         found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(error))
         detail = found.group(1).strip() if found else first_line(error, 200)
-        raise SenetError(
-            f"{file} is not a checkpoint torch's safe loader can read ({detail}); "
-            f"pass --trust only if you trust its source"
+        raise CheckpointSafetyError(
+            "{file} is not a checkpoint torch's safe loader can read ({detail}); "
+            "pass {trust} only if you trust its source",
+            arguments={"trust": ("trust", True)}, file=file, detail=detail, globals=(),
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile) as error:
         reason = "empty or cut short" if isinstance(error, EOFError) else first_line(error, 200).split(". ")[0]
-        raise SenetError(f"{file} is not a complete torch checkpoint (truncated or corrupt: {reason})") from None
+        message = f"{file} is not a complete torch checkpoint (truncated or corrupt: {reason})"
+        raise CheckpointError(file, message) from None
     except (KeyError, ValueError, OSError, UnicodeDecodeError):
-        raise SenetError(f"{file} is not a torch checkpoint or safetensors file (neither a torch.save "
+        raise CheckpointError(file, f"{file} is not a torch checkpoint or safetensors file (neither a torch.save "
                          f"archive nor a legacy torch pickle)") from None
     except Exception as error:  # with trust, arbitrary unpickling can fail in arbitrary ways
         if not trust:
             raise
-        raise SenetError(f"{file} failed to unpickle even with --trust ({type(error).__name__}: "
+        raise CheckpointError(file, f"{file} failed to unpickle even when trusted ({type(error).__name__}: "
                          f"{first_line(error, 200)})") from None
 
 
 def _unsafe_globals(file: Path, message: str) -> list[str]:
     """The globals the safe loader refused: from torch's scanner, else from its error message."""
+    import torch
+
     finder = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
     try:
         found = sorted(finder(str(file))) if finder is not None else []
@@ -201,6 +213,8 @@ def _unsafe_globals(file: Path, message: str) -> list[str]:
 
 
 def _is_state_dict(value: Any) -> bool:
+    import torch
+
     return (
         isinstance(value, Mapping) and len(value) > 0
         and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
@@ -209,6 +223,8 @@ def _is_state_dict(value: Any) -> bool:
 
 def _as_weights(value: Any) -> Mapping[str, torch.Tensor] | None:
     """A state dict from a state dict, a whole module (trusted pickles), or a dict holding one."""
+    import torch
+
     if isinstance(value, torch.nn.Module):
         return value.state_dict()
     if _is_state_dict(value):
@@ -225,13 +241,17 @@ def _unwrap(
 ) -> Checkpoint:
     container, weights, others = _find_weights(payload, ema)
     if weights is None:
-        found = f"keys: {', '.join(map(str, list(payload)[:8]))}" if isinstance(payload, Mapping) else type(payload).__name__
-        raise SenetError(
-            f"no state dict found in {path} ({found}); expected a state dict or one under "
+        if isinstance(payload, Mapping):
+            found = f"keys: {', '.join(map(str, list(payload)[:8]))}"
+        else:
+            found = type(payload).__name__
+        raise CheckpointError(
+            path, f"no state dict found in {path} ({found}); expected a state dict or one under "
             f"{', '.join(WEIGHT_KEYS + EMA_KEYS)}"
         )
     if ema and container not in EMA_KEYS:
-        raise SenetError(f"--ema asked for, but {path} holds no EMA weights (looked for {', '.join(EMA_KEYS)})")
+        raise ArgumentError("{ema} asked for, but {path} holds no EMA weights (looked for {looked_for})",
+                            arguments={"ema": ("ema", True)}, path=path, looked_for=", ".join(EMA_KEYS))
     state, stripped = strip_prefixes(dict(weights))
     return Checkpoint(path=path, format=fmt, state_dict=state, container=container, stripped=stripped,
                       metadata=dict(metadata), trusted=trusted, other_weights=others)

@@ -15,29 +15,18 @@ with the ImageNet mean and std unless the checkpoint's metadata says otherwise.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PIL import Image, ImageOps
 
-from senet_cli.errors import SenetError, first_line
+from senet_cli.errors import ArgumentError, first_line
+from senet_cli.inspect.results import Preprocess
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 SOURCES = ("samples", "synthetic")
 SAMPLE_PHOTO = "grace_hopper.jpg"
 SAMPLE_SCALES = (1.0, 0.8, 0.6)
 SYNTHETIC_DEFAULT = 64
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How pixels become the model's input: size (H, W) and the normalisation."""
-
-    size: tuple[int, int]
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
 
 
 class ImageSource:
@@ -60,20 +49,20 @@ def open_images(data: str, preprocess: Preprocess, *, limit: int | None = None, 
                 workers: int = 0, seed: int = 0) -> ImageSource:
     """The images `data` names (see the module doc), `batch` at a time, at most `limit` of them."""
     if limit is not None and limit < 1:
-        raise SenetError(f"limit must be at least 1, got {limit}")
+        raise ArgumentError("{limit} must be at least 1, got {value}", arguments=("limit",), value=limit)
     if batch < 1:
-        raise SenetError(f"batch must be at least 1, got {batch}")
+        raise ArgumentError("{batch} must be at least 1, got {value}", arguments=("batch",), value=batch)
     if workers < 0:
-        raise SenetError(f"workers must be 0 or more, got {workers}")
+        raise ArgumentError("{workers} must be 0 or more, got {value}", arguments=("workers",), value=workers)
     if data == "synthetic":
         return _synthetic(preprocess, limit or SYNTHETIC_DEFAULT, batch, seed)
     if data == "samples":
         return _samples(preprocess, limit, batch)
     folder = Path(data)
     if not folder.is_dir():
-        raise SenetError(
-            f"--data takes 'samples', 'synthetic' or an ImageFolder directory; "
-            f"'{data}' {'is not a directory' if folder.exists() else 'does not exist'}"
+        raise ArgumentError(
+            "{data} takes 'samples', 'synthetic' or an ImageFolder directory; '{value}' {problem}",
+            arguments=("data",), value=data, problem="is not a directory" if folder.exists() else "does not exist",
         )
     return _folder(folder, preprocess, limit, batch, workers, seed)
 
@@ -139,8 +128,8 @@ def _folder(folder: Path, preprocess: Preprocess, limit: int | None, batch: int,
     try:
         dataset = ImageFolder(str(folder), transform=_transform(preprocess))
     except (FileNotFoundError, RuntimeError) as error:
-        raise SenetError(f"--data {folder}: not an ImageFolder tree (DIR/<class>/<image>): "
-                         f"{first_line(error)}") from None
+        raise ArgumentError("{data} {folder}: not an ImageFolder tree (DIR/<class>/<image>): {reason}",
+                            arguments=("data",), folder=folder, reason=first_line(error)) from None
     indices: Sequence[int] = range(len(dataset))
     description = f"{folder}: {len(dataset)} images in {len(dataset.classes)} classes"
     if limit is not None and limit < len(dataset):
@@ -150,7 +139,6 @@ def _folder(folder: Path, preprocess: Preprocess, limit: int | None, batch: int,
     loader = DataLoader(Subset(dataset, list(indices)), batch_size=batch, shuffle=False, num_workers=workers)
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        for images, labels in loader:
-            yield images, labels
+        yield from loader
 
     return ImageSource(description, len(indices), tuple(dataset.classes), batches())

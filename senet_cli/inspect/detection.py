@@ -1,7 +1,7 @@
 """Which zoo model a checkpoint's weights belong to, and the model built from them.
 
 Three ways to name the architecture, in this order:
-  1. the caller's `model` name and options (the CLI's `--model` and build flags);
+  1. the caller's `model` name and options;
   2. the metadata our own `save_checkpoint` writes (model name and every option);
   3. detection from the weights alone: the backbone whose layout fits (blocks per stage, stem,
      widths), the one attention module whose keys sit in its blocks, the stages that have it,
@@ -27,13 +27,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from senet_cli.analysis.checkpoint import Checkpoint
-from senet_cli.analysis.counting import paused_gc, skip_weight_init
 from senet_cli.attention import ATTENTION
 from senet_cli.backbones import BACKBONES
-from senet_cli.errors import SenetError
+from senet_cli.errors import ArchitectureError, SenetError
+from senet_cli.inspect.checkpoint import Checkpoint
+from senet_cli.inspect.fits import may_fit
 from senet_cli.options import ModelConfig
-from senet_cli.zoo import build_from_config, make_config
+from senet_cli.zoo import build_on_meta, make_config
 
 Shapes = Mapping[str, tuple[int, ...]]
 OPTIONAL_SUFFIXES = ("num_batches_tracked",)
@@ -74,7 +74,8 @@ class Fit:
                 parts.append(f"{len(keys)} {label} ({', '.join(keys[:limit])}{more})")
         if self.misshaped:
             shown = [f"{k}: checkpoint {list(a)} vs model {list(b)}" for k, a, b in self.misshaped[:limit]]
-            parts.append(f"{len(self.misshaped)} mis-shaped ({'; '.join(shown)}{', ...' if len(self.misshaped) > limit else ''})")
+            more = ", ..." if len(self.misshaped) > limit else ""
+            parts.append(f"{len(self.misshaped)} mis-shaped ({'; '.join(shown)}{more})")
         return ", ".join(parts)
 
 
@@ -90,8 +91,7 @@ class Resolved:
 @functools.lru_cache(maxsize=32)
 def skeleton(config: ModelConfig) -> Skeleton:
     """Build `config` on the meta device and read its keys, shapes, classifier and blocks."""
-    with torch.device("meta"), skip_weight_init(), paused_gc():
-        model = build_from_config(config)
+    model = build_on_meta(config)
     classifier = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)][-1]
     spec = BACKBONES.get(config.backbone)
     blocks = spec.block_paths(model)
@@ -114,13 +114,18 @@ def resolve(checkpoint: Checkpoint, model: str | None = None, **options: Any) ->
         config = make_config(model, **options)
         try:
             _require_fit(shapes, config, f"{checkpoint.path} does not fit {config.name}")
-        except SenetError as error:
+        except ArchitectureError as error:
             try:
                 found = resolve(checkpoint).config
             except SenetError:
                 raise error from None
-            described = ", ".join(f"{k}={v}" for k, v in found.as_dict().items() if k in ("ratio", "num_classes", "stages"))
-            raise SenetError(f"{error}; its weights fit {found.name} ({described}): drop --model to use that") from None
+            described = ", ".join(
+                f"{k}={v}" for k, v in found.as_dict().items() if k in ("ratio", "num_classes", "stages")
+            )
+            raise ArchitectureError(
+                error.template + "; its weights fit {fits} ({described}): drop {model} to use that",
+                arguments={**error.arguments, "model": "model"}, **error.fields, fits=found.name, described=described,
+            ) from None
         return Resolved(config, "given")
     meta_model = checkpoint.metadata.get("model")
     if isinstance(meta_model, str):
@@ -136,7 +141,7 @@ def detect(shapes: Shapes, where: str = "the checkpoint") -> Resolved:
     closest: tuple[int, str, Fit] | None = None
     for name in BACKBONES:
         spec = BACKBONES.get(name)
-        if not spec.may_fit(shapes):
+        if not may_fit(spec, shapes):
             continue
         plain = skeleton(make_config(name))
         classifier_weight = f"{plain.classifier}.weight"
@@ -149,15 +154,17 @@ def detect(shapes: Shapes, where: str = "the checkpoint") -> Resolved:
         if attribute is None and not stray:
             fit = compare(shapes, plain.shapes)
             if fit.exact:
-                weightless = "parameter-free attention (simam; ge with a pooling gather) leaves no weights: pass --model if the model had one"
-                return Resolved(make_config(name, num_classes=num_classes), "detected", _assumed(name, None, {}) + (weightless,))
+                weightless = ("parameter-free attention (simam; ge with a pooling gather) leaves no weights: "
+                              "name the model if it had one")
+                return Resolved(make_config(name, num_classes=num_classes), "detected",
+                                _assumed(name, None, {}) + (weightless,))
             closest = _closer(closest, name, fit)
             continue
         if attribute not in ATTENTION or stray:
             closest = _closer(closest, name, compare(shapes, plain.shapes))
             continue
         attention = ATTENTION.get(attribute)
-        candidates, notes = attention.infer_options(stage_keys)
+        candidates, notes = attention.infer_options(stage_keys, spec.stage_count)
         stages = sorted(stage_keys)
         for candidate in candidates or [{}]:
             for placement in ("standard", "pre"):
@@ -168,17 +175,20 @@ def detect(shapes: Shapes, where: str = "the checkpoint") -> Resolved:
                 except SenetError:
                     continue
                 if fit.exact:
-                    return Resolved(config, "detected", tuple(notes) + _assumed(name, attention.name, candidate, placement))
+                    assumed = _assumed(name, attention.name, candidate, placement)
+                    return Resolved(config, "detected", tuple(notes) + assumed)
                 closest = _closer(closest, config.name, fit)
     if closest is None:
-        raise SenetError(
-            f"could not detect the architecture of {where}: its keys fit no backbone of the zoo "
-            f"({', '.join(BACKBONES)}); pass --model NAME"
+        raise ArchitectureError(
+            "could not detect the architecture of {path}: its keys fit no backbone of the zoo ({backbones}); "
+            "pass {model}",
+            arguments={"model": ("model", "NAME")}, path=where, backbones=", ".join(BACKBONES), closest=None,
         )
     _, name, fit = closest
-    raise SenetError(
-        f"could not detect the architecture of {where}: closest is {name} with {fit.describe()}; "
-        f"pass --model NAME and its options"
+    raise ArchitectureError(
+        "could not detect the architecture of {path}: closest is {closest} with {fit}; pass {model} and its "
+        "options",
+        arguments={"model": ("model", "NAME")}, path=where, closest=name, fit=fit.describe(),
     )
 
 
@@ -189,8 +199,7 @@ def materialize(checkpoint: Checkpoint, config: ModelConfig, device: torch.devic
     for key in expected:  # fill the harmless omissions (see OPTIONAL_SUFFIXES)
         if key not in state and key.endswith(OPTIONAL_SUFFIXES):
             state[key] = torch.zeros((), dtype=torch.long)
-    with torch.device("meta"), skip_weight_init(), paused_gc():
-        model = build_from_config(config)
+    model = build_on_meta(config)
     model.load_state_dict(state, strict=True, assign=True)
     leftover = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
     if leftover:
@@ -202,11 +211,13 @@ def _require_fit(shapes: Shapes, config: ModelConfig, message: str) -> None:
     fit = compare(shapes, skeleton(config).shapes)
     if fit.exact:
         return
-    hint = ""
     classifier = skeleton(config).classifier
+    mismatch = f"{message}: {fit.describe()}"
     if all(k.startswith(f"{classifier}.") for k, _, _ in fit.misshaped) and fit.misshaped and not fit.missing:
-        hint = f"; pass --num-classes {fit.misshaped[0][1][0]}"
-    raise SenetError(f"{message}: {fit.describe()}{hint}")
+        classes = fit.misshaped[0][1][0]
+        raise ArchitectureError("{mismatch}; pass {num_classes}", arguments={"num_classes": ("num_classes", classes)},
+                                mismatch=mismatch, fit=fit.describe(), classes=classes)
+    raise ArchitectureError("{mismatch}", arguments=(), mismatch=mismatch, fit=fit.describe())
 
 
 def _attention_keys(
@@ -248,7 +259,8 @@ def _closer(current: tuple[int, str, Fit] | None, name: str, fit: Fit) -> tuple[
     return (fit.size, name, fit) if current is None or fit.size < current[0] else current
 
 
-def _assumed(backbone: str, attention: str | None, found: Mapping[str, Any], placement: str = "standard") -> tuple[str, ...]:
+def _assumed(backbone: str, attention: str | None, found: Mapping[str, Any],
+             placement: str = "standard") -> tuple[str, ...]:
     """The note on what the weights could not tell."""
     backbone_spec = BACKBONES.get(backbone)
     unseen = ["variant v1.5 (v1 has the same weights)"] if len(backbone_spec.variants) > 1 else []
@@ -261,4 +273,4 @@ def _assumed(backbone: str, attention: str | None, found: Mapping[str, Any], pla
         unseen += [f"{option} {defaults[option]}" for option in spec.shape_free if option not in found]
     if not unseen:
         return ()
-    return (f"not visible in the weights, assumed: {', '.join(unseen)}; pass --model with options to override",)
+    return (f"not visible in the weights, assumed: {', '.join(unseen)}; name the model with its options to override",)

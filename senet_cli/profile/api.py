@@ -1,0 +1,152 @@
+"""`profile()`: latency, throughput and peak memory of a model against its plain backbone.
+
+Method (also in README):
+- Models are built with random weights on the device, put in eval mode and, for inference, run
+  under `torch.inference_mode()`; `mode="train"` times a full step: forward, cross-entropy on
+  random labels, backward and an SGD step.
+- Each model gets `warmup` untimed runs first (3 more with `compile=True`, whose first calls compile).
+- The model, its baseline and any per-stage ablations are then timed round-robin, one run each per
+  round, so drift of the machine (clocks, other load) hits all of them alike. On CUDA the device is
+  synchronised before each host clock read, so a sample is the whole run on the GPU, launch
+  overhead included; cuDNN autotuning (`torch.backends.cudnn.benchmark`) is on while timing, as in
+  timm's benchmark script, and PyTorch's default TF32 setting for convolutions is left as it is.
+- A sample is one run's wall time; the report gives median, p10, p90 (numpy's linear
+  interpolation between order statistics), min and mean in milliseconds. Throughput = batch /
+  median, in images/s. overhead_pct = (median_model - median_baseline) / median_baseline x 100.
+- Peak memory: on CUDA, allocator memory (not the driver's reserve) of one run of each model: its
+  parameters and buffers, the input batch, and the rise of `torch.cuda.max_memory_allocated` over
+  what was allocated before the run (activations, workspaces, gradients in training). The other
+  models on the GPU at the same time are not charged to it. On CPU, the process's peak resident
+  set size (ru_maxrss) at the end of the batch: shared by model and baseline, and monotonic over
+  the process.
+- Per-stage attribution (`per_stage=True`): for each stage with attention, the same model with that
+  stage's attention removed is timed in the same rounds; the stage's cost is the difference of
+  medians. Limits: differences of two noisy medians, and the stage costs need not add up to the
+  total overhead (caches and kernel choices interact); no per-module synchronisation is used, so
+  the absolute numbers are not distorted.
+
+`time_modules()` exposes the same harness for any modules (timm's, torchvision's, your own), so a
+comparison with models outside the zoo is timed the same way (benchmarks/profile_cuda.py uses it).
+The results are in results.py; torch is imported only when timing starts (harness.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from senet_cli.errors import ArgumentError, SenetError, first_line
+from senet_cli.options import ModelConfig
+from senet_cli.profile.results import BatchResult, Measurement, ProfileReport, StageCost
+from senet_cli.profile.timing import Timing
+from senet_cli.zoo import as_config, baseline_config, build_from_config, input_shape
+
+
+def check_batches(batches: Sequence[int]) -> tuple[int, ...]:
+    """The batch sizes to sweep, each at least 1."""
+    if not batches or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in batches):
+        raise ArgumentError("batch sizes must be at least 1, got {value}", arguments=("batches",),
+                            value=list(batches))
+    return tuple(batches)
+
+
+def profile(
+    model: str | ModelConfig,
+    *,
+    batches: Sequence[int] = (1,),
+    input_size: int | Sequence[int] | None = None,
+    per_stage: bool = False,
+    timing: Timing | None = None,
+    on_round: Callable[[int, int], None] | None = None,
+    **options: Any,
+) -> ProfileReport:
+    """Time `model` (a zoo name, or a ModelConfig) and its plain backbone, interleaved, at each batch
+    size. See the module doc.
+
+    `timing` says how to run and time (a `Timing`); its fields may also be given as keywords
+    (`iters=20`, `device="cuda"`), which override it. The other keywords are build options.
+    on_round(done, total) reports progress per batch.
+    """
+    timing, options = Timing.take(timing, options)
+    config = as_config(model, options)
+    batches = check_batches(batches)
+    height, width = input_shape(config, input_size, 1)[2:]
+    configs = {"model": config}
+    if config.attention is not None:
+        configs["baseline"] = baseline_config(config)
+        if per_stage and len(config.stages) > 1:  # with one stage, its ablation is the baseline
+            for stage in config.stages:
+                kept = tuple(s for s in config.stages if s != stage)
+                configs[f"stage{stage}"] = replace(config, stages=kept)
+
+    import torch
+
+    from senet_cli.profile import harness
+
+    device = harness.prepare(timing)
+    runners = {key: harness.Runner.prepare(c.name, build_from_config(c), timing, device) for key, c in configs.items()}
+    results = []
+    with harness.cudnn_autotuning(device):
+        for batch in batches:
+            try:
+                measured = harness.time_runners(runners, batch, (height, width), timing, device, config.num_classes,
+                                                on_round)
+                results.append(_batch_result(config, batch, measured, per_stage))
+            except torch.cuda.OutOfMemoryError:
+                results.append(BatchResult(batch, None, None, None, error="out of memory"))
+            except (RuntimeError, ValueError) as error:
+                if "out of memory" not in str(error).lower():
+                    # e.g. Inception's aux classifier on a small training input, BAM's BatchNorm1d at batch 1
+                    raise SenetError(f"{config.name} cannot run a {timing.mode} step on {height}x{width} input at "
+                                     f"batch {batch}: {first_line(error)}") from None
+                results.append(BatchResult(batch, None, None, None, error="out of memory"))
+            finally:
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+    return ProfileReport(config, timing, (height, width), torch.get_num_threads(), harness.memory_note(device),
+                         tuple(results))
+
+
+def time_modules(
+    modules: Mapping[str, Any],
+    *,
+    batch: int = 1,
+    input_size: tuple[int, int] = (224, 224),
+    num_classes: int = 1000,
+    timing: Timing | None = None,
+    on_round: Callable[[int, int], None] | None = None,
+    **timing_fields: Any,
+) -> dict[str, Measurement]:
+    """Time any modules (yours, timm's, torchvision's) with `profile()`'s harness, interleaved.
+
+    The harness `senet profile` uses, for models that are not in the zoo: each module is moved to
+    the device and dtype in place, warmed up, then timed round-robin with the others on one input
+    of `batch` x 3 x input_size. `timing` and keywords as in `profile()`. Returns one Measurement
+    per key, in the order given. Out-of-memory errors propagate.
+    """
+    timing, unknown = Timing.take(timing, timing_fields)
+    if unknown:
+        raise ArgumentError("time_modules takes timing fields only; not {names}", arguments=(),
+                            names=", ".join(unknown))
+    (batch,) = check_batches((batch,))
+    from senet_cli.profile import harness
+
+    return harness.time_modules(modules, batch, tuple(input_size), timing, num_classes, on_round)
+
+
+def _batch_result(config: ModelConfig, batch: int, measured: Mapping[str, Measurement], per_stage: bool) -> BatchResult:
+    model = measured["model"]
+    baseline = measured.get("baseline")
+    overhead = None
+    if baseline is not None:
+        overhead = (model.latency_ms.median - baseline.latency_ms.median) / baseline.latency_ms.median * 100.0
+    ablations = {int(key[5:]): m for key, m in measured.items() if key.startswith("stage")}
+    if per_stage and baseline is not None and not ablations:
+        ablations = {config.stages[0]: baseline}  # one stage with attention: removing it is the baseline
+    costs = tuple(
+        StageCost(stage, model.latency_ms.median - m.latency_ms.median,
+                  (model.latency_ms.median - m.latency_ms.median) / model.latency_ms.median * 100.0)
+        for stage, m in ablations.items()
+    )
+    return BatchResult(batch, model, baseline, overhead, costs)

@@ -1,0 +1,175 @@
+"""The timing harness behind `profile()` and `time_modules()`: runners, interleaved rounds, memory.
+
+Each model is moved to the device and dtype, warmed up, then timed round-robin with the others,
+one run each per round, so drift of the machine hits all of them alike (the method is in
+profile/api.py's module doc and the README).
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from senet_cli.profile.results import LatencyStats, Measurement
+from senet_cli.profile.timing import Timing
+from senet_cli.zoo import resolve_device
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def prepare(timing: Timing) -> torch.device:
+    """The device `timing` names (refused when torch cannot see it), with its thread count applied."""
+    device = resolve_device(timing.device)
+    if timing.threads is not None:
+        torch.set_num_threads(timing.threads)
+    return device
+
+
+def time_modules(modules: Mapping[str, nn.Module], batch: int, size: tuple[int, int], timing: Timing,
+                 num_classes: int, on_round: Callable[[int, int], None] | None) -> dict[str, Measurement]:
+    """Prepare `modules` (moved to the device in place) and time them interleaved at one batch size."""
+    device = prepare(timing)
+    runners = {key: Runner.prepare(key, module, timing, device) for key, module in modules.items()}
+    with cudnn_autotuning(device):
+        return time_runners(runners, batch, size, timing, device, num_classes, on_round)
+
+
+def memory_note(device: torch.device) -> str:
+    """What peak_memory_mb measures on `device`."""
+    if device.type == "cuda":
+        return "CUDA allocator: the model's weights and input plus the peak one run allocates (max_memory_allocated)"
+    return "process peak resident set size (ru_maxrss) so far, shared by model and baseline"
+
+
+@contextmanager
+def cudnn_autotuning(device: torch.device) -> Iterator[None]:
+    """On CUDA, let cuDNN pick the fastest kernels during warm-up, as timm's benchmark does."""
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+@dataclass
+class Runner:
+    """A model ready to time: on the device, in the mode, compiled if asked, with its optimizer."""
+
+    name: str
+    module: nn.Module
+    optimizer: torch.optim.Optimizer | None
+
+    @classmethod
+    def prepare(cls, name: str, model: nn.Module, timing: Timing, device: torch.device) -> Runner:
+        model = model.to(device=device, dtype=DTYPES[timing.dtype])
+        if timing.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        model.train(timing.mode == "train")
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3) if timing.mode == "train" else None
+        return cls(name, torch.compile(model) if timing.compile else model, optimizer)
+
+
+def time_runners(runners: Mapping[str, Runner], batch: int, size: tuple[int, int], timing: Timing,
+                 device: torch.device, num_classes: int,
+                 on_round: Callable[[int, int], None] | None) -> dict[str, Measurement]:
+    """Warm each runner up, then time all of them round-robin until `timing` says stop."""
+    x = torch.randn(batch, 3, *size, device=device, dtype=DTYPES[timing.dtype])
+    if timing.channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    labels = torch.randint(0, num_classes, (batch,), device=device)
+    steps = {key: _step_fn(runner, x, labels, timing.mode, timing.amp, device) for key, runner in runners.items()}
+    peaks: dict[str, float | None] = {}
+    for key, step in steps.items():
+        for _ in range(timing.warmup_runs):
+            step()
+        peaks[key] = _peak_memory(step, device, runners[key].module, x)
+    samples: dict[str, list[float]] = {key: [] for key in steps}
+    order = list(steps)
+    done = 0
+    while True:
+        for key in order:
+            samples[key].append(_timed(steps[key], device))
+        order.reverse()  # alternate who goes first, so neither always follows the other
+        done += 1
+        if on_round:
+            on_round(done, timing.runs or 0)
+        if timing.runs is not None and done >= timing.runs:
+            break
+        if timing.runs is None and done >= 5 and min(sum(s) for s in samples.values()) >= timing.min_time:
+            break
+    if device.type == "cpu":
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        peaks = {key: rss for key in peaks}
+    return {
+        key: Measurement(runners[key].name, stats := LatencyStats.from_samples(s), batch / stats.median * 1000.0,
+                         peaks[key], len(s))
+        for key, s in samples.items()
+    }
+
+
+def _step_fn(runner: Runner, x: torch.Tensor, labels: torch.Tensor, mode: str, amp: bool,
+             device: torch.device) -> Callable[[], None]:
+    autocast_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+
+    def autocast():
+        return torch.autocast(device.type, dtype=autocast_dtype, enabled=amp)
+
+    if mode == "inference":
+        def step() -> None:
+            with torch.inference_mode(), autocast():
+                runner.module(x)
+    else:
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step() -> None:
+            runner.optimizer.zero_grad(set_to_none=True)
+            with autocast():
+                out = runner.module(x)
+                logits = out[0] if isinstance(out, tuple) else out  # Inception v3 adds aux logits in training
+                loss = loss_fn(logits.float(), labels)
+            loss.backward()
+            runner.optimizer.step()
+    return step
+
+
+def _timed(step: Callable[[], None], device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def _peak_memory(step: Callable[[], None], device: torch.device, module: nn.Module, x: torch.Tensor) -> float | None:
+    """MiB one run of `module` needs on CUDA: its weights, the input `x`, and what the run allocates
+    on top of what was there.
+
+    Several models sit on the GPU at once (model, baseline, ablations), so the raw
+    max_memory_allocated would charge each with all of them; this charges each with its own
+    weights and the input and the peak its run adds (activations, workspaces).
+    """
+    if device.type != "cuda":
+        return None
+    resident_bytes = _tensor_bytes(module.parameters()) + _tensor_bytes(module.buffers()) + _tensor_bytes([x])
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    step()
+    torch.cuda.synchronize(device)
+    return (torch.cuda.max_memory_allocated(device) - before + resident_bytes) / 2**20
+
+
+def _tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
