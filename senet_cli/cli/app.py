@@ -14,6 +14,7 @@ import typer
 from senet_cli._version import __version__
 from senet_cli.cli import count_cmd, inspect_cmd, list_cmd, profile_cmd
 from senet_cli.cli.errors import message as error_line
+from senet_cli.cli.output import quiet_rank
 from senet_cli.errors import SenetError
 
 app = typer.Typer(
@@ -49,8 +50,10 @@ app.command("inspect")(inspect_cmd.inspect_command)
 
 
 def fail(message: str) -> None:
-    """Print one line on stderr and exit with code 2 (a user error, as Click's usage errors)."""
-    sys.stderr.write(f"senet: error: {message}\n")
+    """Print one line on stderr and exit with code 2 (a user error, as Click's usage errors); under
+    torchrun only rank 0 prints, as every rank meets the same error."""
+    if not quiet_rank():
+        sys.stderr.write(f"senet: error: {message}\n")
     raise SystemExit(2)
 
 

@@ -23,7 +23,7 @@ from senet_cli.cli.options import (
     build_options,
     parse_input_size,
 )
-from senet_cli.cli.output import LazyProgress, check_plot_path, emit, prepare_output
+from senet_cli.cli.output import LazyProgress, check_plot_path, emit, prepare_output, quiet_rank
 from senet_cli.errors import SenetError
 
 LOADING = "Loading"
@@ -96,6 +96,8 @@ def inspect_command(
                          input_size=size, device=device.value, bins=bins, workers=workers,
                          constant_tol=constant_tol, on_batch=progress.task(f"inspecting {checkpoint.name}"),
                          **options)
+    if quiet_rank():  # under torchrun every rank holds the merged report; rank 0 shows and writes it
+        return
     if plot is not None:
         from senet_cli.render.gate_plots import plot_gates
 

@@ -3,6 +3,7 @@ any work, render, then print or write in one rename; and the progress bar long w
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
@@ -100,6 +101,11 @@ def emit(
         typer.echo(text, nl=False)
 
 
+def quiet_rank() -> bool:
+    """True in a torchrun process other than rank 0: it works, but prints and writes nothing."""
+    return os.environ.get("RANK", "0") != "0"
+
+
 class LazyProgress:
     """A transient rich progress bar on stderr that appears only when the first step is reported,
     after the library has checked its arguments (so an error never lands under a bar). Silent
@@ -112,7 +118,7 @@ class LazyProgress:
         from senet_cli.render.tables import console
 
         stream = console(stderr=True)
-        self.bar = Progress(transient=True, console=stream, disable=not stream.is_terminal)
+        self.bar = Progress(transient=True, console=stream, disable=not stream.is_terminal or quiet_rank())
 
     def task(self, description: str, total: float | None = None) -> Callable[[int, int], None]:
         """A callback `(done, total)` for one job; the bar starts at its first call."""

@@ -17,13 +17,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from senet_cli.errors import ArgumentError, SenetError
 from senet_cli.inspect.checkpoint import Checkpoint, load_checkpoint
-from senet_cli.inspect.results import IMAGENET_MEAN, IMAGENET_STD, DropCandidate, GateStats, InspectReport, Preprocess
+from senet_cli.inspect.results import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DistributedRun,
+    DropCandidate,
+    GateStats,
+    InspectReport,
+    Preprocess,
+)
 from senet_cli.options import ModelConfig
 from senet_cli.zoo import input_shape, resolve_device
+
+if TYPE_CHECKING:
+    from senet_cli.inspect.distributed import Group
+    from senet_cli.inspect.gates import GateAccumulator
 
 CONSTANT_TOL = 0.05
 DEFAULT_BINS = 50
@@ -59,18 +71,46 @@ def inspect(
                             arguments=("constant_tol",), value=constant_tol)
     target = resolve_device(device)
     loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint, trust=trust, ema=ema)
+    from senet_cli.inspect import distributed
+
+    group = distributed.join(target.type) if distributed.under_torchrun() else None
+    try:
+        return _run(loaded, group, model=model, data=data, limit=limit, batch=batch, input_size=input_size,
+                    target=target, bins=bins, workers=workers, constant_tol=constant_tol, on_batch=on_batch,
+                    options=options)
+    finally:
+        if group is not None:
+            distributed.leave(group)
+
+
+def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: str, limit: int | None, batch: int,
+         input_size: int | Sequence[int] | None, target: Any, bins: int, workers: int, constant_tol: float,
+         on_batch: Callable[[int, int], None] | None, options: dict[str, Any]) -> InspectReport:
+    """inspect() once the checkpoint is loaded, in this process or as one rank of `group`."""
     import torch
 
+    from senet_cli.inspect import distributed
     from senet_cli.inspect.detection import materialize, resolve, skeleton
     from senet_cli.inspect.gates import attach_accumulators
     from senet_cli.inspect.images import open_images
 
-    resolved = resolve(loaded, model, **options)
-    config = resolved.config
-    preprocess = _preprocess(loaded, config, input_size)
-    source = open_images(data, preprocess, limit=limit, batch=batch, workers=workers)
-    network = materialize(loaded, config, target)
-    accumulators, attention_params = attach_accumulators(network, skeleton(config), bins, len(source.classes))
+    failure: BaseException | None = None
+    try:  # on every rank alike, unless a file differs between hosts: agreed on below
+        resolved = resolve(loaded, model, **options)
+        config = resolved.config
+        preprocess = _preprocess(loaded, config, input_size)
+        shard = (group.rank, group.world_size) if group is not None else (0, 1)
+        source = open_images(data, preprocess, limit=limit, batch=batch, workers=workers, shard=shard)
+        if group is not None and source.total < group.world_size:
+            raise SenetError(f"{source.total} images for {group.world_size} processes: each needs at least one")
+        network = materialize(loaded, config, target)
+        accumulators, attention_params = attach_accumulators(network, skeleton(config), bins, len(source.classes))
+    except Exception as error:  # noqa: BLE001 (every rank must reach the agreement, whatever failed)
+        if group is None:
+            raise
+        failure = error
+    if group is not None:
+        distributed.agree(group, failure)
     if not accumulators:
         if config.attention is None:
             raise SenetError(f"{config.name} has no attention gates to inspect: it is a plain backbone")
@@ -83,6 +123,8 @@ def inspect(
         on_batch(0, source.count)  # everything is checked: the caller may open its progress bar now
     try:
         with torch.inference_mode():
+            if group is not None and any(accumulator.unbounded for accumulator in accumulators):
+                _calibrate(network, accumulators, source.head().to(target))
             for images, labels in source:
                 labels_on_device = labels.to(target) if labels is not None else None
                 for accumulator in accumulators:
@@ -91,10 +133,21 @@ def inspect(
                 done += images.shape[0]
                 if on_batch is not None:
                     on_batch(done, source.count)
+    except Exception as error:  # noqa: BLE001 (as above: a failing rank tells the others)
+        if group is None:
+            raise
+        failure = error
     finally:
         for accumulator in accumulators:
             if accumulator.handle is not None:
                 accumulator.handle.remove()
+    run = None
+    if group is not None:
+        distributed.agree(group, failure)
+        distributed.merge(group, accumulators)
+        per_rank = distributed.gather_counts(group, done)
+        run = DistributedRun(group.backend, group.world_size, tuple(per_rank))
+        done = sum(per_rank)
     if done == 0:
         raise SenetError(f"no images in {source.description}")
     stats = tuple(accumulator.result(source.classes) for accumulator in accumulators)
@@ -104,8 +157,20 @@ def inspect(
         notes=resolved.notes, data=source.description, images=done, classes=source.classes,
         device=str(target), input=preprocess.size, preprocess=preprocess, params=params, blocks=stats,
         candidates=_candidates(stats, attention_params, params, constant_tol, bool(source.classes)),
-        constant_tol=constant_tol,
+        constant_tol=constant_tol, distributed=run,
     )
+
+
+def _calibrate(network: Any, accumulators: Sequence[GateAccumulator], head: Any) -> None:
+    """Run the whole list's first batch once, accumulating nothing: it sets the histogram range of
+    unbounded gates as a one-process run would, on every rank alike."""
+    for accumulator in accumulators:
+        accumulator.calibrating = True
+    try:
+        network(head)
+    finally:
+        for accumulator in accumulators:
+            accumulator.calibrating = False
 
 
 def _preprocess(loaded: Checkpoint, config: ModelConfig, input_size: int | Sequence[int] | None) -> Preprocess:

@@ -45,8 +45,10 @@ class GateAccumulator:
     """Running statistics of one gate; `update` takes each batch's gate tensor (see the module doc).
 
     The histogram spans the gate non-linearity's range (sigmoid [0, 1], tanh [-1, 1]). For an
-    unbounded gate (ReLU) the top edge is set once, from the first batch, to twice its maximum
-    (at least 1); later values above it land in the last bin and are counted as clamped.
+    unbounded gate (ReLU) the top edge is set once, from the first batch of the whole image list,
+    to twice its maximum (at least 1); later values above it land in the last bin and are counted
+    as clamped. Under several processes each runs that first batch once with `calibrating` set
+    (nothing is accumulated), so every process bins alike and the histograms add up.
     """
 
     def __init__(self, name: str, gate: str, stage: int, gate_module: nn.Module, *, bins: int,
@@ -58,7 +60,17 @@ class GateAccumulator:
         self.positions = 0
         self.labels: torch.Tensor | None = None  # set by the caller before each forward
         self.handle: RemovableHandle | None = None  # the forward hook feeding `update`
+        self.calibrating = False  # while set, a batch only sets an unbounded gate's histogram range
         self._state: dict[str, torch.Tensor] = {}
+
+    @property
+    def unbounded(self) -> bool:
+        return self.high is None
+
+    @property
+    def state(self) -> dict[str, torch.Tensor]:
+        """The running tensors (empty before the first batch); merged in place across processes."""
+        return self._state
 
     def update(self, gate: torch.Tensor) -> None:
         values = gate.detach()
@@ -68,6 +80,10 @@ class GateAccumulator:
         channels = values.shape[1] if values.ndim > 1 else 1
         values = values.reshape(batch, channels, -1).float()
         positions = values.shape[2]
+        if self.calibrating:
+            if self.high is None:
+                self.high = _top_edge(values)
+            return
         if not self._state:
             self._start(values, channels, positions)
         s = self._state
@@ -97,10 +113,7 @@ class GateAccumulator:
 
     def _start(self, values: torch.Tensor, channels: int, positions: int) -> None:
         device = values.device
-        high = self.high
-        if high is None:
-            top = float(values.max()) if values.numel() else 1.0
-            high = max(1.0, 2 * top) if math.isfinite(top) else 1.0
+        high = _top_edge(values) if self.high is None else self.high
         self.positions = positions
         self._state = {
             "mean": torch.zeros(channels, dtype=torch.float64, device=device),
@@ -145,6 +158,12 @@ class GateAccumulator:
             class_means=tuple((label, tuple(row)) for label, row in zip(labels, class_means.tolist(), strict=True)),
             image_spread=float(channel_stds.mean()), class_spread=class_spread, nonfinite=int(s["nonfinite"]),
         )
+
+
+def _top_edge(values: torch.Tensor) -> float:
+    """An unbounded gate's histogram top: twice the largest value of its first batch, at least 1."""
+    top = float(values.max()) if values.numel() else 1.0
+    return max(1.0, 2 * top) if math.isfinite(top) else 1.0
 
 
 def _kind(channels: int, positions: int) -> str:

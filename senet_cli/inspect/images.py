@@ -29,25 +29,36 @@ SAMPLE_SCALES = (1.0, 0.8, 0.6)
 SYNTHETIC_DEFAULT = 64
 
 
+Shard = tuple[int, int]
+"""(rank, world_size): this process takes positions rank, rank + world_size, ... of the image list."""
+
+
 class ImageSource:
-    """A finite stream of (images [B, 3, H, W], labels [B] or None) batches, for one pass."""
+    """A finite stream of (images [B, 3, H, W], labels [B] or None) batches, for one pass.
+
+    `count` is the images this process reads (its shard's), `total` those of every process;
+    `head()` gives the first batch of the whole list, whoever reads it (to set up histograms of
+    unbounded gates the same way on every process).
+    """
 
     def __init__(self, description: str, count: int, classes: tuple[str, ...],
-                 batches: Iterator[tuple[torch.Tensor, torch.Tensor | None]] | None = None) -> None:
+                 batches: Iterator[tuple[torch.Tensor, torch.Tensor | None]],
+                 head: Callable[[], torch.Tensor], total: int | None = None) -> None:
         self.description = description
         self.count = count
+        self.total = count if total is None else total
         self.classes = classes
+        self.head = head
         self._batches = batches
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        if self._batches is None:
-            raise RuntimeError("image source has no batches")
         return self._batches
 
 
 def open_images(data: str, preprocess: Preprocess, *, limit: int | None = None, batch: int = 16,
-                workers: int = 0, seed: int = 0) -> ImageSource:
-    """The images `data` names (see the module doc), `batch` at a time, at most `limit` of them."""
+                workers: int = 0, seed: int = 0, shard: Shard = (0, 1)) -> ImageSource:
+    """The images `data` names (see the module doc), `batch` at a time, at most `limit` of them;
+    with `shard`, only this process's share."""
     if limit is not None and limit < 1:
         raise ArgumentError("{limit} must be at least 1, got {value}", arguments=("limit",), value=limit)
     if batch < 1:
@@ -55,16 +66,22 @@ def open_images(data: str, preprocess: Preprocess, *, limit: int | None = None, 
     if workers < 0:
         raise ArgumentError("{workers} must be 0 or more, got {value}", arguments=("workers",), value=workers)
     if data == "synthetic":
-        return _synthetic(preprocess, limit or SYNTHETIC_DEFAULT, batch, seed)
+        return _synthetic(preprocess, limit or SYNTHETIC_DEFAULT, batch, seed, shard)
     if data == "samples":
-        return _samples(preprocess, limit, batch)
+        return _samples(preprocess, limit, batch, shard)
     folder = Path(data)
     if not folder.is_dir():
         raise ArgumentError(
             "{data} takes 'samples', 'synthetic' or an ImageFolder directory; '{value}' {problem}",
             arguments=("data",), value=data, problem="is not a directory" if folder.exists() else "does not exist",
         )
-    return _folder(folder, preprocess, limit, batch, workers, seed)
+    return _folder(folder, preprocess, limit, batch, workers, seed, shard)
+
+
+def shard_positions(count: int, shard: Shard) -> list[int]:
+    """The positions of `count` listed images that this shard takes: every image exactly once."""
+    rank, world_size = shard
+    return list(range(rank, count, world_size))
 
 
 def _transform(preprocess: Preprocess, *, direct: bool = False) -> Callable[[Image.Image], torch.Tensor]:
@@ -78,17 +95,28 @@ def _transform(preprocess: Preprocess, *, direct: bool = False) -> Callable[[Ima
     return T.Compose([*resize, T.ToTensor(), T.Normalize(preprocess.mean, preprocess.std)])
 
 
-def _synthetic(preprocess: Preprocess, count: int, batch: int, seed: int) -> ImageSource:
-    def batches() -> Iterator[tuple[torch.Tensor, None]]:
+def _synthetic(preprocess: Preprocess, count: int, batch: int, seed: int, shard: Shard) -> ImageSource:
+    """Standard-normal images from one seeded stream, batch by batch; a shard keeps its positions of
+    each batch, so the images are the same whatever the number of processes."""
+    rank, world_size = shard
+
+    def stream() -> Iterator[torch.Tensor]:
         generator = torch.Generator().manual_seed(seed)
         for start in range(0, count, batch):
-            size = min(batch, count - start)
-            yield torch.randn(size, 3, *preprocess.size, generator=generator), None
+            yield torch.randn(min(batch, count - start), 3, *preprocess.size, generator=generator)
 
-    return ImageSource(f"synthetic: {count} standard-normal images (seed {seed})", count, (), batches())
+    def batches() -> Iterator[tuple[torch.Tensor, None]]:
+        for start, images in zip(range(0, count, batch), stream(), strict=True):
+            taken = [i for i in range(images.shape[0]) if (start + i) % world_size == rank]
+            if taken:
+                yield images[taken], None
+
+    description = f"synthetic: {count} standard-normal images (seed {seed})"
+    return ImageSource(description, len(shard_positions(count, shard)), (), batches(), head=lambda: next(stream()),
+                       total=count)
 
 
-def _samples(preprocess: Preprocess, limit: int | None, batch: int) -> ImageSource:
+def _samples(preprocess: Preprocess, limit: int | None, batch: int, shard: Shard) -> ImageSource:
     import matplotlib.cbook
 
     with matplotlib.cbook.get_sample_data(SAMPLE_PHOTO) as stream:
@@ -96,14 +124,17 @@ def _samples(preprocess: Preprocess, limit: int | None, batch: int) -> ImageSour
     views = _views(photo)
     views = views[:limit] if limit else views
     transform = _transform(preprocess, direct=True)  # the views are already square crops
+    mine = [views[i] for i in shard_positions(len(views), shard)]
+
+    def load(chosen: Sequence[Image.Image]) -> torch.Tensor:
+        return torch.stack([transform(view) for view in chosen])
 
     def batches() -> Iterator[tuple[torch.Tensor, None]]:
-        for start in range(0, len(views), batch):
-            tensors = [transform(view) for view in views[start:start + batch]]
-            yield torch.stack(tensors), None
+        for start in range(0, len(mine), batch):
+            yield load(mine[start:start + batch]), None
 
     description = f"samples: {len(views)} views (crops at 3 scales, mirrored) of matplotlib's {SAMPLE_PHOTO}"
-    return ImageSource(description, len(views), (), batches())
+    return ImageSource(description, len(mine), (), batches(), head=lambda: load(views[:batch]), total=len(views))
 
 
 def _views(photo: Image.Image) -> list[Image.Image]:
@@ -121,7 +152,7 @@ def _views(photo: Image.Image) -> list[Image.Image]:
 
 
 def _folder(folder: Path, preprocess: Preprocess, limit: int | None, batch: int, workers: int,
-            seed: int) -> ImageSource:
+            seed: int, shard: Shard) -> ImageSource:
     from torch.utils.data import DataLoader, Subset
     from torchvision.datasets import ImageFolder
 
@@ -136,9 +167,13 @@ def _folder(folder: Path, preprocess: Preprocess, limit: int | None, batch: int,
         generator = torch.Generator().manual_seed(seed)
         indices = sorted(torch.randperm(len(dataset), generator=generator)[:limit].tolist())
         description += f", a random {limit} of them (seed {seed})"
-    loader = DataLoader(Subset(dataset, list(indices)), batch_size=batch, shuffle=False, num_workers=workers)
+    mine = [indices[i] for i in shard_positions(len(indices), shard)]
+    loader = DataLoader(Subset(dataset, mine), batch_size=batch, shuffle=False, num_workers=workers)
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        yield from loader
+        yield from loader  # workers start on the first batch, after every check has passed
 
-    return ImageSource(description, len(indices), tuple(dataset.classes), batches())
+    def head() -> torch.Tensor:
+        return torch.stack([dataset[i][0] for i in indices[:batch]])
+
+    return ImageSource(description, len(mine), tuple(dataset.classes), batches(), head=head, total=len(indices))

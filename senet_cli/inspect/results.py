@@ -90,6 +90,15 @@ class GateStats:
 
 
 @dataclass(frozen=True)
+class DistributedRun:
+    """How a torchrun run split the images: the backend, the number of processes, each one's images."""
+
+    backend: str
+    world_size: int
+    images_per_rank: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class DropCandidate:
     """A block whose gates are nearly constant: its attention parameters, and why."""
 
@@ -119,9 +128,10 @@ class InspectReport:
     blocks: tuple[GateStats, ...]
     candidates: tuple[DropCandidate, ...]
     constant_tol: float
+    distributed: DistributedRun | None = None  # set when the images were split over torchrun's processes
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "model": self.model,
             "checkpoint": self.checkpoint.path,
             "images": self.images,
@@ -149,3 +159,8 @@ class InspectReport:
                 f"{self.constant_tol}"
             ),
         }
+        if self.distributed is not None:
+            run = self.distributed
+            data["distributed"] = {"backend": run.backend, "world_size": run.world_size,
+                                   "images_per_rank": list(run.images_per_rank)}
+        return data
