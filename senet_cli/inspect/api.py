@@ -63,6 +63,10 @@ def inspect(
     `model` and `options` name the architecture; without them it comes from the checkpoint's
     metadata or is detected from its weights. `on_batch(images_done, images_total)` reports progress,
     first with 0 once the checkpoint, architecture and data have passed every check.
+
+    In a process torchrun started (or inside a torch.distributed group the caller initialised),
+    this process takes its share of the images and every process returns the merged report, with
+    `distributed` set (see senet_cli/inspect/distributed.py); `on_batch` counts this process's share.
     """
     if bins < 1:
         raise ArgumentError("{bins} must be at least 1, got {value}", arguments=("bins",), value=bins)
@@ -73,7 +77,7 @@ def inspect(
     loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint, trust=trust, ema=ema)
     from senet_cli.inspect import distributed
 
-    group = distributed.join(target.type) if distributed.under_torchrun() else None
+    group = distributed.join(target.type) if distributed.wanted() else None
     try:
         return _run(loaded, group, model=model, data=data, limit=limit, batch=batch, input_size=input_size,
                     target=target, bins=bins, workers=workers, constant_tol=constant_tol, on_batch=on_batch,

@@ -51,9 +51,13 @@ class Group:
     owned: bool  # whether inspect() created the process group (and so destroys it)
 
 
-def under_torchrun() -> bool:
-    """True in a process torchrun started (its rank variables are set)."""
-    return all(name in os.environ for name in ENVIRONMENT)
+def wanted() -> bool:
+    """True in a process torchrun started (its rank variables are set), or inside a process group
+    the caller initialised."""
+    import torch.distributed as dist
+
+    started = all(name in os.environ for name in ENVIRONMENT)
+    return started or (dist.is_available() and dist.is_initialized())
 
 
 def join(device_type: str) -> Group:
