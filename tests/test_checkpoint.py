@@ -117,3 +117,11 @@ def test_bad_files_get_one_line_and_exit_2(kind, se_state, tmp_path, cli):
     code, out, err = cli(["inspect", str(path), "--data", "synthetic", "--limit", "1"])
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and err.startswith("senet: error: ") and "Traceback" not in err + out
+
+
+def test_save_checkpoint_takes_a_module_and_inspect_refuses_options_without_a_model(se_state, tmp_path):
+    with pytest.raises(SenetError, match="model must be a torch.nn.Module, got OrderedDict"):
+        save_checkpoint(se_state, tmp_path / "state.pth")
+    path = save_checkpoint(build_model(MODEL), tmp_path / "model.pth")
+    with pytest.raises(SenetError, match=r"build options given without model='NAME' \(ratio\)"):
+        inspect(path, ratio=8, data="synthetic", limit=1)  # an API caller too: never silently ignored

@@ -137,7 +137,7 @@ def test_cli_json_contract_and_plot(constant_model, image_folder, tmp_path, cli)
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--ratio", "8"], "need --model"),
+    (["--ratio", "8"], "build options given without --model NAME (--ratio)"),
     (["--plot", "figure.jpg"], ".png, .svg or .pdf"),
     (["--data", "no/such/folder"], "'samples', 'synthetic' or an ImageFolder"),
     (["--model", "se_resnt18_cifar"], "did you mean 'resnet18_cifar'"),

@@ -288,6 +288,7 @@ def test_registry_covers_every_attention_on_every_backbone():
     ("se_resnet50", {"placement": "middle"}, "accepted: standard, pre, post, identity"),
     ("se_resnet50", {"stages": "0,5"}, "stages must be"),
     ("se_resnet50", {"sqeeze": "max"}, "did you mean 'squeeze'"),
+    ("se_resnet50", {"ratoi": 8}, "did you mean 'ratio'"),
     ("se_resnet50", {"squeeze": "mean"}, "accepted: avg, max, none"),
     ("eca_resnet50", {"k_size": 4}, "positive odd integer"),
     ("eca_resnet50", {"k_size": [3, 5]}, "one per stage"),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from senet_cli.errors import OptionError, RatioTooLargeError, close_match_hint
-from senet_cli.options import OptionSpec
+from senet_cli.options import COMMON_OPTION_NAMES, OptionSpec
 from senet_cli.registry import load_object
 
 SLOTS = {
@@ -106,9 +106,11 @@ class AttentionSpec:
         for key in given:
             if key not in specs:
                 accepted = ", ".join(specs) or "none"
+                hint = close_match_hint(key, [*specs, *COMMON_OPTION_NAMES])
                 raise OptionError(
                     key, given[key], f"one of this module's options ({accepted})",
-                    f"'{self.name}' has no option '{key}'{close_match_hint(key, specs)}; its options: {accepted}",
+                    f"'{self.name}' has no option '{key}'{hint}; its options: {accepted}; every model takes "
+                    f"{', '.join(COMMON_OPTION_NAMES)}",
                 )
         return tuple(
             (name, spec.coerce(given[name]) if name in given else spec.default)

@@ -73,13 +73,13 @@ def inspect_command(
     The SENet paper's 'role of excitation' analysis for any checkpoint: which gates depend on the
     image or the class, which saturate, and which blocks could be dropped.
     """
-    if model is None:  # before parsing them: without --model, no build flag applies
+    if model is None:  # said here in flag names, before the flags are parsed; inspect() refuses the same
         given = (("--ratio", ratio), ("--variant", variant), ("--placement", placement), ("--stages", stages),
                  ("--num-classes", num_classes), ("--opt", opt or None))
         flags = [flag for flag, value in given if value is not None]
         if flags:
-            raise SenetError(f"{', '.join(flags)} describe an architecture, so they need --model NAME; without it "
-                             f"the architecture comes from the checkpoint")
+            raise SenetError(f"build options given without --model NAME ({', '.join(flags)}): they describe an "
+                             f"architecture, which then comes from the checkpoint")
     options = build_options(variant, placement, stages, num_classes, opt, ratio)
     size = parse_input_size(input_size)
     fmt = prepare_output(fmt, output, force)

@@ -68,6 +68,11 @@ def inspect(
     this process takes its share of the images and every process returns the merged report, with
     `distributed` set (see senet_cli/inspect/distributed.py); `on_batch` counts this process's share.
     """
+    if model is None and options:
+        raise ArgumentError(
+            "build options given without {model} ({names}): they describe an architecture, which then comes "
+            "from the checkpoint", arguments={"model": ("model", "NAME")}, names=", ".join(options),
+        )
     if bins < 1:
         raise ArgumentError("{bins} must be at least 1, got {value}", arguments=("bins",), value=bins)
     if constant_tol < 0:

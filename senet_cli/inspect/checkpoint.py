@@ -111,6 +111,11 @@ def save_checkpoint(
     `preprocess` ({"input": 32, "mean": [...], "std": [...]}) tells `inspect` how to feed it.
     Written to a temporary file and renamed, so a crash never leaves half a checkpoint.
     """
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise ArgumentError("{model} must be a torch.nn.Module, got {kind} (a state dict saves with torch.save or "
+                            "safetensors)", arguments=("model",), kind=type(model).__name__)
     file = Path(path)
     if file.exists() and not force:
         raise ArgumentError("{file} already exists; pass {force} to overwrite it",
@@ -121,8 +126,6 @@ def save_checkpoint(
         metadata.update(model=config.name, options=config.as_dict())
     if preprocess:
         metadata["preprocess"] = dict(preprocess)
-    import torch
-
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     with atomic_path(file) as temporary:
         if file.suffix.lower() == SAFETENSORS_SUFFIX:
