@@ -1,7 +1,7 @@
 """`inspect` over several processes or GPUs under torchrun: who takes which images, and how the
 per-process gate statistics become one report.
 
-torchrun (`torchrun --nproc-per-node N -m senet_cli inspect ...`, with `--nnodes` across hosts)
+torchrun (README, "Large datasets", has the command lines; several hosts work too)
 starts one process per rank and sets RANK, WORLD_SIZE and LOCAL_RANK; the process group is
 torch.distributed's, gloo on CPU and nccl on CUDA (each rank on its LOCAL_RANK GPU), with a
 timeout so that a rank that dies cannot hang the others forever.
