@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from senet_cli.cli.errors import flag
 from senet_cli.render.tables import TableData, to_markdown
 from senet_cli.zoo import GRAMMAR, catalogue
 
@@ -74,8 +75,6 @@ def readme_tables() -> str:
         "| option (CLI flag) | default | meaning |",
         "| --- | --- | --- |",
     ]
-    from senet_cli.cli.errors import flag
-
     for o in data["common_options"]:
         meaning = o["help"].replace("|", "\\|")
         lines.append(f"| `{o['name']}` (`{flag(o['name'])}`) | {o['default']} | {meaning} |")

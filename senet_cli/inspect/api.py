@@ -20,7 +20,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from senet_cli.errors import ArgumentError, SenetError
+from senet_cli.inspect import distributed
 from senet_cli.inspect.checkpoint import Checkpoint, load_checkpoint
+from senet_cli.inspect.distributed import Group
 from senet_cli.inspect.results import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -34,7 +36,6 @@ from senet_cli.options import ModelConfig
 from senet_cli.zoo import input_shape, resolve_device
 
 if TYPE_CHECKING:
-    from senet_cli.inspect.distributed import Group
     from senet_cli.inspect.gates import GateAccumulator
 
 CONSTANT_TOL = 0.05
@@ -80,8 +81,6 @@ def inspect(
                             arguments=("constant_tol",), value=constant_tol)
     target = resolve_device(device)
     loaded = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint, trust=trust, ema=ema)
-    from senet_cli.inspect import distributed
-
     group = distributed.join(target.type) if distributed.wanted() else None
     try:
         return _run(loaded, group, model=model, data=data, limit=limit, batch=batch, input_size=input_size,
@@ -98,7 +97,6 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
     """inspect() once the checkpoint is loaded, in this process or as one rank of `group`."""
     import torch
 
-    from senet_cli.inspect import distributed
     from senet_cli.inspect.detection import materialize, resolve, skeleton
     from senet_cli.inspect.gates import attach_accumulators
     from senet_cli.inspect.images import open_images
