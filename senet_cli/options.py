@@ -19,12 +19,15 @@ VARIANTS = ("v1.5", "v1")
 "v1" puts it on the first 1x1 conv (the original Caffe ResNets, the SENet and CBAM papers).
 The difference is about 6% of ResNet-50's MACs (4.09 vs 3.86 GMACs) and no parameters."""
 
-PLACEMENTS = ("standard", "pre", "post", "identity")
+PLACEMENTS = ("standard", "pre", "post", "identity", "inner")
 """Where attention sits in a residual block (SENet paper, Fig. 5 and Table 14):
 standard: on the residual branch, after its last BN and before the addition;
 pre: on the block's input, before the residual branch (the identity path is untouched);
 post: after the addition and its ReLU;
-identity: on the identity path, in parallel with the residual branch."""
+identity: on the identity path, in parallel with the residual branch;
+inner: inside the branch, on the output of the unit's spatial conv, at the width it has there
+(where each family puts it: `BackboneSpec.inner`). The official SimAM ResNets and Coordinate
+attention's official MobileNetV2 place their modules there."""
 
 ALL_STAGES = (1, 2, 3, 4)
 """The stages of a ResNet, the default of a configuration built without a backbone to ask."""
@@ -46,7 +49,8 @@ COMMON_OPTIONS = (
     CommonOption("variant", VARIANTS[0], f"{' | '.join(VARIANTS)}: stride on the bottleneck's 3x3 (v1.5) or first "
                  "1x1 (v1); ResNets only"),
     CommonOption("placement", PLACEMENTS[0], f"{' | '.join(PLACEMENTS)}: where a branch module sits in a block "
-                 "(SENet Fig. 5); pre/identity need a ResNet"),
+                 "(SENet Fig. 5; inner: after the 3x3 or depthwise conv); pre/identity need a ResNet, inner a "
+                 "ResNet or MobileNetV2"),
     CommonOption("stages", "per module", "stages that get attention, 1..the backbone's stage count"),
     CommonOption("num_classes", "1000 (10 for _cifar)", "classifier outputs"),
 )

@@ -12,7 +12,10 @@ last with BN and ReLU) and refines F' = F + F * sigma(.) of them.
 The paper (eq. 1-2) combines the two maps by a sum, M = sigma(M_c + M_s); the official code
 (Jongchan/attention-module, MODELS/bam.py) multiplies them, F' = (1 + sigma(M_c * M_s)) * F. We
 follow the code, as released models do, and store parameters under the official names
-(`channel_att.gate_c.gate_c_fc_0`, `spatial_att.gate_s.gate_s_conv_di_0`, ...). The official
+(`channel_att.gate_c.gate_c_fc_0`, `spatial_att.gate_s.gate_s_conv_di_0`, ...). The inner ReLUs
+hold no weights, so they are named `relu_*` rather than the official `gate_c_relu_*`: only the
+sigmoid is a gate (`gate`, the map M(F) in [0, 1]; the features are multiplied by 1 + M(F)), which
+is the one tensor `senet inspect` hooks per module. The official
 ResNet holds the three modules as `bam1..bam3` on the model; ours sit in the last block of each
 stage (`layer1.2.bam`), so per-block counts show them where they run.
 """
@@ -36,7 +39,7 @@ class BAMChannelGate(nn.Module):
         for i in range(len(widths) - 2):
             self.gate_c.add_module(f"gate_c_fc_{i}", nn.Linear(widths[i], widths[i + 1]))
             self.gate_c.add_module(f"gate_c_bn_{i + 1}", nn.BatchNorm1d(widths[i + 1]))
-            self.gate_c.add_module(f"gate_c_relu_{i + 1}", nn.ReLU())
+            self.gate_c.add_module(f"relu_c_{i + 1}", nn.ReLU())
         self.gate_c.add_module("gate_c_fc_final", nn.Linear(widths[-2], widths[-1]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -52,14 +55,14 @@ class BAMSpatialGate(nn.Module):
         self.gate_s = nn.Sequential()
         self.gate_s.add_module("gate_s_conv_reduce0", nn.Conv2d(channels, reduced, kernel_size=1))
         self.gate_s.add_module("gate_s_bn_reduce0", nn.BatchNorm2d(reduced))
-        self.gate_s.add_module("gate_s_relu_reduce0", nn.ReLU())
+        self.gate_s.add_module("relu_s_reduce0", nn.ReLU())
         for i in range(convs):
             self.gate_s.add_module(
                 f"gate_s_conv_di_{i}",
                 nn.Conv2d(reduced, reduced, kernel_size=3, padding=dilation, dilation=dilation),
             )
             self.gate_s.add_module(f"gate_s_bn_di_{i}", nn.BatchNorm2d(reduced))
-            self.gate_s.add_module(f"gate_s_relu_di_{i}", nn.ReLU())
+            self.gate_s.add_module(f"relu_s_di_{i}", nn.ReLU())
         self.gate_s.add_module("gate_s_conv_final", nn.Conv2d(reduced, 1, kernel_size=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,7 @@ def _resnet(name: str, description: str, cifar: bool) -> BackboneSpec:
         default_input=32 if cifar else 224,
         min_input=8 if cifar else 32,
         placements=("standard", "pre", "post", "identity"),
+        inner="on the 3x3 conv's output, before its BN (a basic block's second 3x3)",
         variants=("v1.5", "v1"),
     )
 
@@ -51,6 +52,7 @@ BACKBONES.add("mobilenet_v2", BackboneSpec(
     name="mobilenet_v2", family="mobilenet", description="MobileNetV2 1.0, torchvision layout (17 units, 5 stages)",
     arch="mobilenet_v2", builder="senet_cli.backbones.mobile:build",
     block_lister="senet_cli.backbones.mobile:mobilenet_blocks", stage_count=5, placements=("standard", "post"),
+    inner="after the depthwise conv, its BN and ReLU6, before the projection (on the expanded width)",
 ))
 BACKBONES.add("shufflenet_v2_x1_0", BackboneSpec(
     name="shufflenet_v2_x1_0", family="shufflenet",

@@ -10,7 +10,9 @@ by resolution (a stride-2 unit opens a stage: 1, 2, 3, 7 and 4 units); ShuffleNe
 
 Slots (SENet Fig. 3 pattern): "branch" gates the inverted residual's conv branch after its
 projection BN, before the add (MobileNetV3 puts SE after the depthwise conv instead), and the
-ShuffleNet unit's transformed half (branch2) before the concat and shuffle; "after" follows the
+ShuffleNet unit's transformed half (branch2) before the concat and shuffle; placement "inner" puts
+it after the depthwise conv block instead, on the expanded width (Coordinate attention's official
+MobileNetV2, where the first unit, without expansion, has none: stages 2-5); "after" follows the
 whole unit; "conv" (SK) replaces the depthwise 3x3 with a depthwise SK unit, as SKNet's
 ShuffleNetV2 experiments do.
 """
@@ -26,10 +28,20 @@ from senet_cli.backbones.surgery import BranchOrAfter, attach, is_3x3_same, posi
 
 
 class AttentionInvertedResidual(BranchOrAfter, mobilenetv2.InvertedResidual):
-    """torchvision's inverted residual with attention on its conv branch or on its output."""
+    """torchvision's inverted residual with attention on its conv branch or on its output, or
+    inside the branch after the depthwise conv block (`inner_index`, placement "inner")."""
+
+    inner_index: int | None = None  # index in `conv` of the depthwise conv-BN-ReLU6 it follows
 
     def forward_branch(self, x: torch.Tensor, attention: nn.Module) -> torch.Tensor:
-        out = attention(self.conv(x))
+        if self.inner_index is None:
+            out = attention(self.conv(x))
+        else:
+            out = x
+            for index, layer in enumerate(self.conv):
+                out = layer(out)
+                if index == self.inner_index:
+                    out = attention(out)
         return x + out if self.use_res_connect else out
 
 
@@ -81,6 +93,11 @@ def _add(unit: nn.Module, attention: BlockAttention, stage: int) -> None:
             depthwise = next(i for i, layer in enumerate(unit.conv)
                              if isinstance(layer, nn.Sequential) and is_3x3_same(layer[0]))
             replace_conv(unit.conv, str(depthwise), attention, stage, nn.ReLU6)
+        elif attention.placement == "inner":
+            depthwise = next(i for i, layer in enumerate(unit.conv)
+                             if isinstance(layer, nn.Sequential) and layer[0].groups > 1)
+            attach(unit, AttentionInvertedResidual, attention, unit.conv[depthwise][0].out_channels, stage)
+            unit.inner_index = depthwise  # type: ignore[assignment]
         else:
             attach(unit, AttentionInvertedResidual, attention, unit.out_channels, stage)
         return

@@ -27,7 +27,9 @@ STAGE_OF_PLANES = {64: 1, 128: 2, 256: 3, 512: 4}
 
 class _AttentionSlot(nn.Module):
     """Mixin: the forward of a residual block with an optional attention module placed per
-    the SENet paper's Fig. 5. Subclasses define `residual(x)`, the branch up to its last BN."""
+    the SENet paper's Fig. 5, or "inner" (on the 3x3 conv's output). Subclasses define
+    `residual(x)`, the branch up to its last BN, passing the 3x3 conv's output through
+    `after_conv`."""
 
     stage: int
     placement: str
@@ -47,7 +49,8 @@ class _AttentionSlot(nn.Module):
         if attention.slot == "conv":
             self._replace_conv(attention, stage)
             return
-        channels = inplanes if attention.block_placement == "pre" else outplanes
+        inner = self.conv2.out_channels  # the 3x3 conv's width (a basic block's second 3x3)
+        channels = {"pre": inplanes, "inner": inner}.get(attention.block_placement, outplanes)
         setattr(self, attention.attribute, attention.build(channels, stage))
         self.attention_attribute = attention.attribute
         self.placement = attention.block_placement
@@ -64,8 +67,15 @@ class _AttentionSlot(nn.Module):
     def attention(self) -> nn.Module | None:
         return getattr(self, self.attention_attribute) if self.attention_attribute else None
 
+    conv2: nn.Conv2d
+
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def after_conv(self, out: torch.Tensor) -> torch.Tensor:
+        """The 3x3 conv's output, through the attention module where placement is "inner" (the
+        official SimAM ResNets: right after conv2, before its BN)."""
+        return self.attention(out) if self.placement == "inner" else out  # type: ignore[misc]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         attention = self.attention
@@ -99,7 +109,7 @@ class AttentionBasicBlock(_AttentionSlot, tv.BasicBlock):
         self._init_attention(attention, stage, position, self.conv1.in_channels, self.conv2.out_channels)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        return self.bn2(self.after_conv(self.conv2(self.relu(self.bn1(self.conv1(x))))))
 
 
 class AttentionBottleneck(_AttentionSlot, tv.Bottleneck):
@@ -128,7 +138,7 @@ class AttentionBottleneck(_AttentionSlot, tv.Bottleneck):
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.relu(self.bn2(self.after_conv(self.conv2(out))))
         return self.bn3(self.conv3(out))
 
 

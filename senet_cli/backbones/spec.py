@@ -60,6 +60,7 @@ class BackboneSpec:
     min_input: int = 32
     stage_count: int = 4
     placements: tuple[str, ...] = ("standard",)  # in-block placements of the "branch" slot it supports
+    inner: str = ""  # where placement "inner" puts a branch module in this family's unit ("": not supported)
     variants: tuple[str, ...] = ("v1.5",)
     member_lister: str | None = None
 

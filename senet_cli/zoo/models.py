@@ -186,10 +186,12 @@ def _check_placement(placement: str, attention: str | None, spec: BackboneSpec) 
         raise OptionError("placement", placement, "standard",
                           f"'{attention}' has a fixed place ({fixed}); placement applies to modules on the "
                           f"residual branch")
-    if placement not in spec.placements:
+    supported = (*spec.placements, "inner") if spec.inner else spec.placements
+    if placement not in supported:
+        needs = "a ResNet or MobileNetV2 unit" if placement == "inner" else "a residual block"
         raise OptionError(
-            "placement", placement, f"one of {', '.join(spec.placements)}",
-            f"placement {placement} needs a residual block; {spec.name} supports {', '.join(spec.placements)}",
+            "placement", placement, f"one of {', '.join(supported)}",
+            f"placement {placement} needs {needs}; {spec.name} supports {', '.join(supported)}",
         )
 
 
