@@ -161,6 +161,8 @@ ATTENTION.add("coord", AttentionSpec(
     options=(OptionSpec("min_channels", "int", 8, "floor of the middle width m = max(C/r, 8)", minimum=1),),
     uses_ratio=True,
     default_ratio=32,
+    slot_note="the official MobileNetV2 puts it after the depthwise conv of units 2-17: placement inner, "
+              "stages 2-5",
 ))
 
 ATTENTION.add("simam", AttentionSpec(
@@ -170,7 +172,7 @@ ATTENTION.add("simam", AttentionSpec(
     module="senet_cli.attention.simam:SimAM",
     options=(OptionSpec("e_lambda", "float", 1e-4, "lambda of the energy function"),),
     uses_ratio=False,
-    slot_note="the official ResNets put it after the 3x3 conv instead",
+    slot_note="the official ResNets put it after the 3x3 conv instead: placement inner",
     shape_free=("e_lambda",),
 ))
 

@@ -11,7 +11,8 @@ full 3-D (channel x position) gate with no parameters at all (lambda = 1e-4).
 
 Placement: the official ResNets (ZjjConan/SimAM, networks/imagenet/resnet.py) apply it right
 after the 3x3 conv, before its BN, on the block's inner width; the zoo uses the same slot as every
-other per-block module (after the residual branch's last BN), so modules compare like for like.
+other per-block module (after the residual branch's last BN) by default, so modules compare like
+for like; placement "inner" puts it where the official code does (`simam_resnet50`, placement=inner).
 Either way it adds no parameters; its elementwise cost scales with the width it sees.
 """
 
