@@ -242,6 +242,13 @@ def eca_mobilenet() -> nn.Module:
     return model
 
 
+def triplet_mobilenet() -> nn.Module:
+    model = mobilenetv2.mobilenet_v2(num_classes=1000)
+    for unit in model.features[1:18]:
+        unit.conv.append(TripletReference(("ChannelGateH", "ChannelGateW", "SpatialGate"), "spatial"))
+    return model
+
+
 def randomise(model: nn.Module, seed: int) -> nn.Module:
     """Every weight and BN statistic random (variances positive, weights scaled by fan-in), so a
     misplaced tensor shows in the logits."""
@@ -274,6 +281,7 @@ CASES: dict[str, tuple[Callable[[], nn.Module], str, int, str]] = {
     "srm": (srm_resnet, "official-srm", 64, "srm_resnet18"),
     "bam": (bam_resnet, "official-bam", 32, "bam_resnet18_cifar"),
     "simam": (simam_resnet, "official-simam", 64, "simam_resnet50"),
+    "triplet-mobilenet": (triplet_mobilenet, "official-triplet-mobilenet_v2", 64, "triplet_mobilenet_v2"),
     "eca-mobilenet": (eca_mobilenet, "official-eca-mobilenet_v2", 64, "eca_mobilenet_v2"),
     "coord-mobilenet": (official_mbv2_ca, "official-coord-mobilenet_v2", 64, "coord_mobilenet_v2"),
 }
@@ -284,6 +292,7 @@ KEYS = {  # one key of each layout, as the official code names it, and its shape
     "srm": ("layer1.0.rclb.cfc", (64, 2)),
     "bam": ("bam1.channel_att.gate_c.gate_c_fc_0.weight", (4, 64)),
     "simam": ("layer1.0.conv2.0.weight", (64, 64, 3, 3)),
+    "triplet-mobilenet": ("features.2.conv.4.ChannelGateW.spatial.bn.running_var", (1,)),
     "eca-mobilenet": ("features.1.conv.3.conv.weight", (1, 1, 1)),
     "coord-mobilenet": ("features.2.conv.6.conv2.weight", (96, 8, 1, 1)),
 }
@@ -332,6 +341,7 @@ def test_eca_official_kernels_per_stage():
 @pytest.mark.parametrize("name, options", [
     ("bam_resnet18_cifar", {}), ("triplet_resnet18_cifar", {}), ("srm_resnet18", {}),
     ("simam_resnet18", {"placement": "inner"}), ("simam_resnet18", {}), ("eca_mobilenet_v2", {}),
+    ("triplet_mobilenet_v2", {}),
     ("coord_mobilenet_v2", {"placement": "inner", "stages": "2,3,4,5"}), ("resnet50", {}),
 ])
 def test_our_own_layout_is_not_claimed(name, options):
