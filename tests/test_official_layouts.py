@@ -323,6 +323,22 @@ def test_official_checkpoint_is_recognised_loads_strictly_and_computes_the_same(
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
 
 
+def test_a_training_checkpoint_wrapped_as_the_official_scripts_save_it_is_recognised(tmp_path):
+    """SimAM's main_imagenet.py saves {"epoch", "arch", "state_dict", "best_acc", "optimizer"} of a
+    DataParallel model ("module." before every key)."""
+    state = {f"module.{key}": value for key, value in simam_resnet().state_dict().items()}
+    path = tmp_path / "checkpoint.pth.tar"
+    torch.save({"epoch": 100, "arch": "resnet50", "state_dict": state, "best_acc": torch.tensor(77.45),
+                "optimizer": {"state": {}, "param_groups": []}}, path)
+    checkpoint = load_checkpoint(path)
+    layout = recognise(checkpoint.shapes)
+    assert layout is not None and layout.name == "official-simam"
+    mapped = layout.to_senet(checkpoint.state_dict)
+    assert mapped.config.placement == "inner" and dict(mapped.config.attention_options)["e_lambda"] == 0.1
+    with torch.device("meta"):
+        build_from_config(mapped.config).load_state_dict(mapped.state_dict, strict=True, assign=True)
+
+
 def test_official_mbv2_ca_is_our_coord_mobilenet_at_placement_inner():
     """mbv2_ca's parameter count (3,950,648; the issue's figure) from the reference, against the zoo."""
     official = sum(p.numel() for p in official_mbv2_ca().parameters())

@@ -6,7 +6,9 @@ block's 3x3 conv: `conv2 = Sequential(conv2, SimAM)`, so the conv's weight is `l
 (a basic block's second 3x3 likewise). SimAM has no weights; the zoo model with placement "inner"
 runs it at the same point (after conv2, before bn2), so mapping is renaming `conv2.0` -> `conv2`.
 Its lambda is not in the weights: the released ImageNet models were trained with 0.1 (the
-training script's attention_param of 0.1, in their checkpoint folder names), which is what we assume.
+README's training commands set attention_param 0.1, and the checkpoint folders are named
+param0.1), which is what we assume. (SimAM-MV2 puts SimAM between the depthwise conv and its BN,
+a point the zoo's MobileNetV2 has no placement for: not claimed.)
 """
 
 from __future__ import annotations
