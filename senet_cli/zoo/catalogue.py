@@ -59,7 +59,7 @@ def catalogue() -> dict[str, Any]:
                 "name": spec.name, "family": spec.family, "description": spec.description,
                 "num_classes": spec.default_num_classes, "input": spec.default_input,
                 "min_input": spec.min_input, "stages": spec.stage_count,
-                "placements": list(spec.placements),
+                "placements": [*spec.placements, *(["inner"] if spec.inner else [])],
             }
             for _, spec in BACKBONES.items()
         ],
