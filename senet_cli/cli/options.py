@@ -71,6 +71,12 @@ ModuleOpt = Annotated[
                  help="A module-specific option, repeatable: -o squeeze=max -o gate=tanh, "
                  "-o k_size=3,5,5,7. 'senet list' shows each module's options."),
 ]
+AttentionClassOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--attention-class", metavar="PATH_OR_MODULE:Class", show_default=False, rich_help_panel=BUILD,
+                 help="Models outside the zoo (torchvision:NAME, timm:NAME, file.py:callable): also count this "
+                 "class as attention (a gate on its input), repeatable. Imports, so runs, that code."),
+]
 InputOpt = Annotated[
     Optional[str],
     typer.Option("--input", metavar="SIZE", show_default="224; 32 for _cifar",

@@ -7,6 +7,7 @@ totals; within a row, the share spent inside attention modules is kept apart.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -16,7 +17,7 @@ from senet_cli.backbones import BACKBONES
 from senet_cli.count.dispatch import Trace, trace_costs
 from senet_cli.count.results import BlockCount
 from senet_cli.errors import SenetError, first_line
-from senet_cli.options import ModelConfig
+from senet_cli.options import ExternalConfig, ModelConfig
 from senet_cli.zoo import build_on_meta
 
 
@@ -48,13 +49,17 @@ def _within(path: str, prefix: str) -> bool:
 
 
 def _split_rows(
-    model: nn.Module, trace: Trace, blocks: list[tuple[str, int]], members: dict[str, str] | None = None
+    model: nn.Module, trace: Trace, blocks: list[tuple[str, int]], members: dict[str, str] | None = None,
+    attention: list[str] | None = None,
 ) -> list[BlockCount]:
     """Charge each op and parameter to one row: its block (or the block a module is a member of,
     see BackboneSpec.block_members), else the stem (before the first block ran) or the head. Within
-    a row, the share inside attention modules is reported separately."""
+    a row, the share inside attention modules (`attention`'s paths; default: the zoo's modules) is
+    reported separately."""
     members = members or {}
-    attention_paths = [path for path, m in model.named_modules() if isinstance(m, AttentionModule)]
+    attention_paths = attention if attention is not None else [
+        path for path, m in model.named_modules() if isinstance(m, AttentionModule)
+    ]
     names = ["stem", *(name for name, _ in blocks), "head"]
     index_of_block = {name: i + 1 for i, (name, _) in enumerate(blocks)}
     totals = {name: [0, 0, 0, 0, 0, 0] for name in names}  # params, macs, elem, and attention's
@@ -111,3 +116,34 @@ def _split_rows(
         BlockCount(name, stage_of.get(name), *totals[name])  # type: ignore[arg-type]
         for name in names
     ]
+
+
+def measure_external(
+    config: ExternalConfig, shape: tuple[int, int, int, int]
+) -> tuple[tuple[int, int, int], list[BlockCount], dict[str, int], tuple[int, int, int] | None, tuple[Any, ...]]:
+    """`measure()` for a model outside the zoo, its blocks and attention found by
+    senet_cli/zoo/external.py, plus the totals of the same model with its attention replaced by a
+    pass-through (None where a module has no pass-through) and the attention found."""
+    from senet_cli.zoo.external import build_external, external_blocks, find_attention, without_attention
+
+    model = build_external(config, meta=True)
+    found = find_attention(model, config.attention_classes)
+    inputs = torch.empty(shape, device="meta")
+
+    def run() -> tuple[Trace, tuple[int, int, int]]:
+        try:
+            trace = trace_costs(model, inputs)
+        except Exception as error:  # noqa: BLE001 (a model outside the zoo may raise anything)
+            raise SenetError(f"{config.name} cannot run on input {list(shape)}: {first_line(error)}") from None
+        totals = (sum(p.numel() for p in model.parameters()), sum(op.macs for op in trace.ops),
+                  sum(op.elementwise_ops for op in trace.ops))
+        return trace, totals
+
+    trace, totals = run()
+    paths = [item.path for item in found]
+    rows = _split_rows(model, trace, external_blocks(model, paths), attention=paths)
+    assert totals == tuple(sum(getattr(r, k) for r in rows) for k in ("params", "macs", "elementwise_ops")), (
+        "rows must add up to the totals"
+    )
+    base_totals = run()[1] if found and without_attention(model, found) else None
+    return totals, rows, dict(trace.uncounted), base_totals, found
