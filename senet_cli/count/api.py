@@ -76,7 +76,7 @@ def count(
 def _count_external(config: ExternalConfig, shape: tuple[int, int, int, int], counters: tuple[str, ...]) -> CountReport:
     from senet_cli.count.blocks import measure_external
     from senet_cli.count.references import reference_counts
-    from senet_cli.zoo.external import baseline_name, notes
+    from senet_cli.zoo.foreign import baseline_name, notes
 
     with paused_gc():
         totals, rows, uncounted, base_totals, found = measure_external(config, shape)

@@ -124,7 +124,7 @@ def measure_external(
     """`measure()` for a model outside the zoo, its blocks and attention found by
     senet_cli/zoo/external.py, plus the totals of the same model with its attention replaced by a
     pass-through (None where a module has no pass-through) and the attention found."""
-    from senet_cli.zoo.external import build_external, external_blocks, find_attention, without_attention
+    from senet_cli.zoo.foreign import build_external, external_blocks, find_attention, without_attention
 
     model = build_external(config, meta=True)
     found = find_attention(model, config.attention_classes)
