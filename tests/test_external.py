@@ -221,3 +221,10 @@ def test_without_timm_one_line_says_to_install_it(monkeypatch, cli):
     monkeypatch.setitem(sys.modules, "timm", None)  # import timm now raises ImportError
     code, _, err = cli(["count", "timm:resnet18"])
     assert code == 2 and err.strip() == "senet: error: timm is not installed: pip install timm"
+
+
+def test_fvcore_agrees_on_the_conv_and_linear_macs_of_an_outside_model():
+    pytest.importorskip("fvcore")
+    report = senet_cli.count("torchvision:mobilenet_v3_small", input_size=64, references=["fvcore"])
+    (fvcore,) = report.references
+    assert fvcore.conv_linear_macs == report.macs  # all of our MACs are conv/linear; fvcore's share agrees

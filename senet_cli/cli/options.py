@@ -37,7 +37,8 @@ ModelsArg = Annotated[
     list[str],
     typer.Argument(
         help="Model names: <attention>_<backbone> (se_resnet50, cbam_resnet18_cifar) or a bare "
-        "backbone (resnet50). See 'senet list'.",
+        "backbone (resnet50), see 'senet list'; or torchvision:NAME, timm:NAME, path/to/file.py:callable, "
+        "package.module:callable (README 'Bring your own model').",
         show_default=False,
     ),
 ]

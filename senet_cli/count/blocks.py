@@ -130,11 +130,11 @@ def measure_external(
     found = find_attention(model, config.attention_classes)
     inputs = torch.empty(shape, device="meta")
 
-    def run() -> tuple[Trace, tuple[int, int, int]]:
+    def run(what: str = config.name) -> tuple[Trace, tuple[int, int, int]]:
         try:
             trace = trace_costs(model, inputs)
         except Exception as error:  # noqa: BLE001 (a model outside the zoo may raise anything)
-            raise SenetError(f"{config.name} cannot run on input {list(shape)}: {first_line(error)}") from None
+            raise SenetError(f"{what} cannot run on input {list(shape)}: {first_line(error)}") from None
         totals = (sum(p.numel() for p in model.parameters()), sum(op.macs for op in trace.ops),
                   sum(op.elementwise_ops for op in trace.ops))
         return trace, totals
@@ -145,5 +145,7 @@ def measure_external(
     assert totals == tuple(sum(getattr(r, k) for r in rows) for k in ("params", "macs", "elementwise_ops")), (
         "rows must add up to the totals"
     )
-    base_totals = run()[1] if found and without_attention(model, found) else None
+    passes_through = bool(found) and without_attention(model, found)
+    what = f"{config.name} with its attention replaced by nn.Identity (a gate returns its input's shape)"
+    base_totals = run(what)[1] if passes_through else None
     return totals, rows, dict(trace.uncounted), base_totals, found

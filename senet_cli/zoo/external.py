@@ -95,12 +95,12 @@ def load_builder(source: str, location: str, target: str) -> Callable[..., Any]:
 
         names = torchvision.models.list_models()
         if target not in names:
-            raise UnknownChoiceError("torchvision model", target, names)
+            raise _unknown("torchvision", target, names, "torchvision.models.list_models()")
         return torchvision.models.get_model_builder(target)
     if source == "timm":
         timm = _import_timm()
         if not timm.is_model(target.partition(".")[0]):
-            raise UnknownChoiceError("timm model", target, timm.list_models())
+            raise _unknown("timm", target, timm.list_models(), "timm.list_models()")
         return lambda **kwargs: timm.create_model(target, pretrained=False, **kwargs)
     builder = _load_attribute(location, target, source)
     if not callable(builder):
@@ -119,6 +119,14 @@ def load_attention_class(reference: str) -> type:
     return found
 
 
+def _unknown(library: str, name: str, names: Sequence[str], lister: str) -> UnknownChoiceError:
+    """An unknown model of a library, with the closest name; its names are too many to list."""
+    error = UnknownChoiceError(f"{library} model", name, names)
+    hint = f" (did you mean '{error.suggestion}'?)" if error.suggestion else ""
+    error.args = (f"unknown {library} model '{name}'{hint}; its names: {lister}",)
+    return error
+
+
 def _literal(value: Any) -> Any:
     """A CLI string as the Python literal it spells ("3" -> 3, "(1, 2)" -> (1, 2)); else unchanged."""
     if not isinstance(value, str):
@@ -130,7 +138,7 @@ def _literal(value: Any) -> Any:
 
 
 def _frozen(value: Any) -> Any:
-    """Lists as tuples, so a configuration compares and hashes by value."""
+    """Lists as tuples: a configuration holds immutable values where it can."""
     if isinstance(value, list):
         return tuple(_frozen(v) for v in value)
     return value

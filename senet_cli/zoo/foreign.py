@@ -46,6 +46,10 @@ class FoundAttention:
     gates: tuple[str, ...] | None
 
 
+PASS_THROUGH = tuple(role for role in ROLES if role != "conv")
+"""The roles whose modules nn.Identity can stand in for."""
+
+
 def build_external(config: ExternalConfig, *, meta: bool = False, init: bool = True) -> Any:
     """The model `config` names, with random weights on the CPU; on the meta device (no weights) with
     `meta`; with `init=False` its weights are left as allocated (they are about to be loaded).
@@ -105,9 +109,6 @@ def without_attention(model: Any, found: Sequence[FoundAttention]) -> bool:
     return True
 
 
-PASS_THROUGH = tuple(role for role in ROLES if role != "conv")
-
-
 def external_blocks(model: Any, attention_paths: Sequence[str]) -> list[tuple[str, int]]:
     """(path, stage) of each block of `model`, in module order (see the module doc)."""
     structural = _structural_blocks(model)
@@ -128,7 +129,7 @@ def output_classes(config: ExternalConfig, model: Any) -> int:
 
 
 def describe(found: Sequence[FoundAttention]) -> str:
-    """"16 SqueezeExcitation, 2 CbamModule": how many of each class."""
+    """How many of each class: "16 SqueezeExcitation, 2 CbamModule"."""
     counts: dict[str, int] = {}
     for item in found:
         counts[item.class_name] = counts.get(item.class_name, 0) + 1
