@@ -5,6 +5,7 @@ and a closed form for the user's gate."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import textwrap
@@ -228,3 +229,32 @@ def test_fvcore_agrees_on_the_conv_and_linear_macs_of_an_outside_model():
     report = senet_cli.count("torchvision:mobilenet_v3_small", input_size=64, references=["fvcore"])
     (fvcore,) = report.references
     assert fvcore.conv_linear_macs == report.macs  # all of our MACs are conv/linear; fvcore's share agrees
+
+
+def test_a_zoo_model_reached_through_its_builder_counts_as_the_zoo_counts_it():
+    """Two paths to one model: the zoo's own count (baseline: the plain backbone) and the outside-the-zoo
+    count of `build_model` (attention found by class, baseline: pass-throughs) agree row by row."""
+    outside = senet_cli.count("senet_cli.zoo:build_model", name="se_resnet18_cifar", input_size=32)
+    zoo = senet_cli.count("se_resnet18_cifar")
+    assert outside.input == zoo.input == (1, 3, 32, 32)
+    assert [(r.name, r.params, r.macs, r.elementwise_ops, r.attention_params) for r in outside.blocks] == [
+        (r.name, r.params, r.macs, r.elementwise_ops, r.attention_params) for r in zoo.blocks
+    ]
+    assert outside.baseline.params == zoo.baseline.params and outside.baseline.macs == zoo.baseline.macs
+    assert outside.attention_modules == (("SqueezeExcitation", 8),)
+
+
+def test_inspect_finds_a_users_gate_by_its_class(user_file, tmp_path, cli):
+    spec = {"model": f"{user_file}:build", "attention": f"{user_file}:ChannelGate"}
+    loader = importlib.util.spec_from_file_location("user_model_for_the_test", user_file)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    torch.manual_seed(0)
+    path = tmp_path / "user.pth"
+    torch.save(module.build().state_dict(), path)
+    code, out, err = cli(["inspect", str(path), "--model", spec["model"], "--attention-class", spec["attention"],
+                          "--data", "synthetic", "--limit", "4", "--input", "32", "--format", "json"])
+    assert code == 0, err
+    gates = json.loads(out)["blocks"]
+    assert [(g["name"], g["gate"], g["channels"]) for g in gates] == [("2", "attn.gate", 16), ("3", "attn.gate", 16)]
+    assert all(0.0 <= g["min"] <= g["max"] <= 1.0 for g in gates)
