@@ -28,7 +28,7 @@ def count(
     A model outside the zoo (`torchvision:NAME`, `timm:NAME`, `file.py:callable`,
     `package.module:callable`) takes its builder's keywords as options; its attention is found by
     class (the known ones and `attention_classes`, "PATH_OR_MODULE:Class"), its baseline is the same
-    model with each attention module replaced by a pass-through (see senet_cli/zoo/external.py).
+    model with each attention module replaced by a pass-through (see senet_cli/zoo/foreign.py).
 
     input_size: one side or (H, W); default is the backbone's (224, or 32 for CIFAR models).
     references: other counters to run on a real copy of the model ("fvcore", "thop").

@@ -7,7 +7,7 @@ totals; within a row, the share spent inside attention modules is kept apart.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -19,6 +19,9 @@ from senet_cli.count.results import BlockCount
 from senet_cli.errors import SenetError, first_line
 from senet_cli.options import ExternalConfig, ModelConfig
 from senet_cli.zoo import build_on_meta
+
+if TYPE_CHECKING:
+    from senet_cli.zoo.foreign import FoundAttention
 
 
 def measure(
@@ -120,9 +123,10 @@ def _split_rows(
 
 def measure_external(
     config: ExternalConfig, shape: tuple[int, int, int, int]
-) -> tuple[tuple[int, int, int], list[BlockCount], dict[str, int], tuple[int, int, int] | None, tuple[Any, ...]]:
+) -> tuple[tuple[int, int, int], list[BlockCount], dict[str, int], tuple[int, int, int] | None,
+           tuple[FoundAttention, ...]]:
     """`measure()` for a model outside the zoo, its blocks and attention found by
-    senet_cli/zoo/external.py, plus the totals of the same model with its attention replaced by a
+    senet_cli/zoo/foreign.py, plus the totals of the same model with its attention replaced by a
     pass-through (None where a module has no pass-through) and the attention found."""
     from senet_cli.zoo.foreign import build_external, external_blocks, find_attention, without_attention
 

@@ -201,7 +201,7 @@ def attach_accumulators(network: nn.Module, layout: Skeleton, bins: int,
 def attach_external_accumulators(network: nn.Module, config: ExternalConfig, bins: int,
                                  classes: int) -> tuple[list[GateAccumulator], dict[str, int]]:
     """`attach_accumulators` for a model outside the zoo: its attention modules found by class and
-    its blocks (senet_cli/zoo/external.py), and in each module the submodules whose outputs multiply
+    its blocks (senet_cli/zoo/foreign.py), and in each module the submodules whose outputs multiply
     the features: those the class table names (timm's `gate`, torchvision's `scale_activation`), or
     for the zoo's and the caller's classes, those named by the zoo's convention (`is_gate`)."""
     from senet_cli.attention.foreign import GATE_RANGES_BY_NAME
