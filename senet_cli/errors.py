@@ -113,8 +113,8 @@ class UnknownModelError(ArgumentError):
     def __init__(self, name: str, attentions: Iterable[str], suggestion: str | None) -> None:
         hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
         super().__init__(
-            "unknown model '{name}'{hint}; names are <attention>_<backbone> or a bare backbone, "
-            "with attention in {{{attentions}}} ({list_models})",
+            "unknown model '{name}'{hint}; names are <attention>_<backbone>, a bare backbone, or outside the zoo "
+            "torchvision:NAME, timm:NAME, file.py:callable; attention in {{{attentions}}} ({list_models})",
             arguments=("list_models",), name=name, hint=hint, attentions=", ".join(attentions),
             suggestion=suggestion,
         )

@@ -196,3 +196,33 @@ class ModelConfig:
         for key, value in self.attention_options:
             options[key] = list(value) if isinstance(value, tuple) else value
         return options
+
+
+EXTERNAL_SOURCES = ("torchvision", "timm", "file", "module")
+"""Where a model outside the zoo comes from: `torchvision:NAME`, `timm:NAME`, `path/to/file.py:callable`,
+`package.module:callable`."""
+
+
+@dataclass(frozen=True)
+class ExternalConfig:
+    """A model from outside the zoo: where its builder lives, the keywords it is called with, and the
+    caller's own attention classes (as "PATH_OR_MODULE:Class" references) to find in it besides the
+    known ones (senet_cli/attention/foreign.py). `senet_cli.zoo.external` makes it; `senet_cli.zoo.foreign`
+    builds its model.
+    """
+
+    name: str  # as written: "torchvision:efficientnet_b0", "nets.py:build"
+    source: str  # one of EXTERNAL_SOURCES
+    location: str  # "torchvision", "timm", the file's path or the module's name
+    target: str  # the model's name (torchvision, timm) or the callable's (a file, a module)
+    kwargs: tuple[tuple[str, Any], ...] = field(default=())
+    attention_classes: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        """Where the model comes from and its keywords, JSON-ready."""
+        options: dict[str, Any] = {"source": self.source}
+        for key, value in self.kwargs:
+            options[key] = list(value) if isinstance(value, tuple) else value
+        if self.attention_classes:
+            options["attention_classes"] = list(self.attention_classes)
+        return options

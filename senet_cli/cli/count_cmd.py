@@ -9,6 +9,7 @@ import typer
 
 from senet_cli.cli.options import (
     BUILD,
+    AttentionClassOpt,
     BatchOpt,
     ForceOpt,
     FormatOpt,
@@ -26,7 +27,7 @@ from senet_cli.cli.options import (
 )
 from senet_cli.cli.output import LazyProgress, emit, prepare_output
 from senet_cli.count.references import COUNTERS
-from senet_cli.options import ModelConfig, parse_int_list
+from senet_cli.options import ExternalConfig, ModelConfig, parse_int_list
 
 Counter = choices("Counter", ("native", *COUNTERS, "all"))
 _REFERENCES = {"native": (), **{name: (name,) for name in COUNTERS}, "all": COUNTERS}
@@ -43,6 +44,7 @@ def count_command(
     stages: StagesOpt = None,
     num_classes: NumClassesOpt = None,
     opt: ModuleOpt = None,
+    attention_class: AttentionClassOpt = None,
     input_size: InputOpt = None,
     batch: BatchOpt = 1,
     per_block: Annotated[
@@ -65,7 +67,8 @@ def count_command(
     options = build_options(variant, placement, stages, num_classes, opt)
     ratios: list[int | None] = list(parse_int_list(ratio, "--ratio")) if ratio is not None else [None]
     size = parse_input_size(input_size)
-    configs = _configs(models, ratios, options)  # names and options checked once, before torch loads
+    # names and options checked once, before torch loads (models outside the zoo import theirs)
+    configs = _configs(models, ratios, options, attention_class or [])
     fmt = prepare_output(fmt, output, force)
 
     from senet_cli.count import count
@@ -82,14 +85,19 @@ def count_command(
     )
 
 
-def _configs(models: list[str], ratios: list[int | None], options: dict[str, Any]) -> list[ModelConfig]:
+def _configs(models: list[str], ratios: list[int | None], options: dict[str, Any],
+             attention_classes: list[str]) -> list[ModelConfig | ExternalConfig]:
     """One configuration per model and ratio; a model whose attention takes no ratio (or a plain
-    backbone) is counted once."""
+    backbone) is counted once, as is a model outside the zoo (which takes no ratio)."""
     from senet_cli.attention import ATTENTION
-    from senet_cli.zoo import make_config, parse_name
+    from senet_cli.zoo import as_config, is_external, make_config, parse_name
 
-    configs: list[ModelConfig] = []
+    configs: list[ModelConfig | ExternalConfig] = []
     for name in models:
+        if is_external(name) or attention_classes:
+            given = options if ratios[0] is None else {**options, "ratio": ratios[0]}
+            configs.append(as_config(name, dict(given), attention_classes))
+            continue
         attention, _ = parse_name(name)
         sweep = ratios if attention is not None and ATTENTION.get(attention).uses_ratio else ratios[:1]
         for r in sweep:
@@ -99,7 +107,7 @@ def _configs(models: list[str], ratios: list[int | None], options: dict[str, Any
     return configs
 
 
-def _run(configs: list[ModelConfig], work: Callable[[ModelConfig], Any]) -> list[Any]:
+def _run(configs: list[ModelConfig | ExternalConfig], work: Callable[[Any], Any]) -> list[Any]:
     """Count each configuration, with a transient progress bar on a terminal when there are several."""
     if len(configs) == 1:
         return [work(configs[0])]

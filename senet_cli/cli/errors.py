@@ -17,6 +17,7 @@ FLAGS = {
     "batches": "--batch",
     "per_stage": "--per-block",
     "list_models": "run 'senet list'",
+    "attention_classes": "--attention-class",
 }
 
 

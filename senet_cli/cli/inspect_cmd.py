@@ -9,6 +9,7 @@ import typer
 
 from senet_cli.cli.options import (
     OUTPUT,
+    AttentionClassOpt,
     Device,
     ForceOpt,
     FormatOpt,
@@ -35,7 +36,8 @@ def inspect_command(
                                                show_default=False)],
     model: Annotated[Optional[str], typer.Option(
         "--model", "-m", show_default="from the checkpoint's metadata, else detected from its weights",
-        help="The architecture, as in 'senet list'; build options below apply to it.", rich_help_panel=LOADING)] = None,
+        help="The architecture, as in 'senet list', or torchvision:NAME, timm:NAME, file.py:callable; build "
+        "options below apply to it.", rich_help_panel=LOADING)] = None,
     trust: Annotated[bool, typer.Option("--trust", rich_help_panel=LOADING,
                                         help="Allow arbitrary pickled objects. Unpickling can run code from the "
                                         "file: only for checkpoints from a source you trust.")] = False,
@@ -64,6 +66,7 @@ def inspect_command(
     stages: StagesOpt = None,
     num_classes: NumClassesOpt = None,
     opt: ModuleOpt = None,
+    attention_class: AttentionClassOpt = None,
     fmt: FormatOpt = None,
     output: OutputPathOpt = None,
     force: ForceOpt = False,
@@ -95,7 +98,7 @@ def inspect_command(
         report = inspect(checkpoint, model=model, trust=trust, ema=ema, data=data, limit=limit, batch=batch,
                          input_size=size, device=device.value, bins=bins, workers=workers,
                          constant_tol=constant_tol, on_batch=progress.task(f"inspecting {checkpoint.name}"),
-                         **options)
+                         attention_classes=attention_class or (), **options)
     if quiet_rank():  # under torchrun every rank holds the merged report; rank 0 shows and writes it
         return
     if plot is not None:

@@ -37,7 +37,8 @@ ModelsArg = Annotated[
     list[str],
     typer.Argument(
         help="Model names: <attention>_<backbone> (se_resnet50, cbam_resnet18_cifar) or a bare "
-        "backbone (resnet50). See 'senet list'.",
+        "backbone (resnet50), see 'senet list'; or torchvision:NAME, timm:NAME, path/to/file.py:callable, "
+        "package.module:callable (README 'Bring your own model').",
         show_default=False,
     ),
 ]
@@ -70,6 +71,12 @@ ModuleOpt = Annotated[
     typer.Option("--opt", "-o", metavar="KEY=VALUE", show_default=False, rich_help_panel=BUILD,
                  help="A module-specific option, repeatable: -o squeeze=max -o gate=tanh, "
                  "-o k_size=3,5,5,7. 'senet list' shows each module's options."),
+]
+AttentionClassOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--attention-class", metavar="PATH_OR_MODULE:Class", show_default=False, rich_help_panel=BUILD,
+                 help="Models outside the zoo (torchvision:NAME, timm:NAME, file.py:callable): also count this "
+                 "class as attention (a gate on its input), repeatable. Imports, so runs, that code."),
 ]
 InputOpt = Annotated[
     Optional[str],

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from senet_cli.cli.options import (
+    AttentionClassOpt,
     Device,
     ForceOpt,
     FormatOpt,
@@ -66,6 +67,7 @@ def profile_command(
     stages: StagesOpt = None,
     num_classes: NumClassesOpt = None,
     opt: ModuleOpt = None,
+    attention_class: AttentionClassOpt = None,
     fmt: FormatOpt = None,
     output: OutputPathOpt = None,
     force: ForceOpt = False,
@@ -75,12 +77,12 @@ def profile_command(
     The model and its backbone run interleaved in one process after a warm-up; medians are over the
     timed runs. See README 'How profiling measures'.
     """
-    from senet_cli.zoo import make_config
+    from senet_cli.zoo import as_config
 
     options = build_options(variant, placement, stages, num_classes, opt, ratio)
     batches = parse_int_list(batch, "--batch")
     size = parse_input_size(input_size)
-    configs = [make_config(name, **options) for name in models]  # checked before torch loads
+    configs = [as_config(name, dict(options), attention_class or []) for name in models]  # checked before timing
     timing = Timing(device=device.value, dtype=dtype.value, amp=amp, channels_last=channels_last, compile=compile,
                     mode=mode.value, warmup=warmup, iters=iters, min_time=min_time, threads=threads)
     fmt = prepare_output(fmt, output, force)

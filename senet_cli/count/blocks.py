@@ -7,6 +7,7 @@ totals; within a row, the share spent inside attention modules is kept apart.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -16,8 +17,11 @@ from senet_cli.backbones import BACKBONES
 from senet_cli.count.dispatch import Trace, trace_costs
 from senet_cli.count.results import BlockCount
 from senet_cli.errors import SenetError, first_line
-from senet_cli.options import ModelConfig
+from senet_cli.options import ExternalConfig, ModelConfig
 from senet_cli.zoo import build_on_meta
+
+if TYPE_CHECKING:
+    from senet_cli.zoo.foreign import FoundAttention
 
 
 def measure(
@@ -48,13 +52,17 @@ def _within(path: str, prefix: str) -> bool:
 
 
 def _split_rows(
-    model: nn.Module, trace: Trace, blocks: list[tuple[str, int]], members: dict[str, str] | None = None
+    model: nn.Module, trace: Trace, blocks: list[tuple[str, int]], members: dict[str, str] | None = None,
+    attention: list[str] | None = None,
 ) -> list[BlockCount]:
     """Charge each op and parameter to one row: its block (or the block a module is a member of,
     see BackboneSpec.block_members), else the stem (before the first block ran) or the head. Within
-    a row, the share inside attention modules is reported separately."""
+    a row, the share inside attention modules (`attention`'s paths; default: the zoo's modules) is
+    reported separately."""
     members = members or {}
-    attention_paths = [path for path, m in model.named_modules() if isinstance(m, AttentionModule)]
+    attention_paths = attention if attention is not None else [
+        path for path, m in model.named_modules() if isinstance(m, AttentionModule)
+    ]
     names = ["stem", *(name for name, _ in blocks), "head"]
     index_of_block = {name: i + 1 for i, (name, _) in enumerate(blocks)}
     totals = {name: [0, 0, 0, 0, 0, 0] for name in names}  # params, macs, elem, and attention's
@@ -111,3 +119,37 @@ def _split_rows(
         BlockCount(name, stage_of.get(name), *totals[name])  # type: ignore[arg-type]
         for name in names
     ]
+
+
+def measure_external(
+    config: ExternalConfig, shape: tuple[int, int, int, int]
+) -> tuple[tuple[int, int, int], list[BlockCount], dict[str, int], tuple[int, int, int] | None,
+           tuple[FoundAttention, ...]]:
+    """`measure()` for a model outside the zoo, its blocks and attention found by
+    senet_cli/zoo/foreign.py, plus the totals of the same model with its attention replaced by a
+    pass-through (None where a module has no pass-through) and the attention found."""
+    from senet_cli.zoo.foreign import build_external, external_blocks, find_attention, without_attention
+
+    model = build_external(config, meta=True)
+    found = find_attention(model, config.attention_classes)
+    inputs = torch.empty(shape, device="meta")
+
+    def run(what: str = config.name) -> tuple[Trace, tuple[int, int, int]]:
+        try:
+            trace = trace_costs(model, inputs)
+        except Exception as error:  # noqa: BLE001 (a model outside the zoo may raise anything)
+            raise SenetError(f"{what} cannot run on input {list(shape)}: {first_line(error)}") from None
+        totals = (sum(p.numel() for p in model.parameters()), sum(op.macs for op in trace.ops),
+                  sum(op.elementwise_ops for op in trace.ops))
+        return trace, totals
+
+    trace, totals = run()
+    paths = [item.path for item in found]
+    rows = _split_rows(model, trace, external_blocks(model, paths), attention=paths)
+    assert totals == tuple(sum(getattr(r, k) for r in rows) for k in ("params", "macs", "elementwise_ops")), (
+        "rows must add up to the totals"
+    )
+    passes_through = bool(found) and without_attention(model, found)
+    what = f"{config.name} with its attention replaced by nn.Identity (a gate returns its input's shape)"
+    base_totals = run(what)[1] if passes_through else None
+    return totals, rows, dict(trace.uncounted), base_totals, found

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from senet_cli.errors import UnknownChoiceError
-from senet_cli.options import ModelConfig
+from senet_cli.options import ExternalConfig, ModelConfig
 from senet_cli.zoo import build_from_config
 
 COUNTERS = ("fvcore", "thop")
@@ -52,7 +52,7 @@ def check_counters(counters: Iterable[str]) -> tuple[str, ...]:
 
 
 def reference_counts(
-    config: ModelConfig, shape: tuple[int, int, int, int], counters: Iterable[str]
+    config: ModelConfig | ExternalConfig, shape: tuple[int, int, int, int], counters: Iterable[str]
 ) -> tuple[ReferenceCount, ...]:
     """Run each named counter and return its ReferenceCount, in the order asked."""
     counters = check_counters(counters)
@@ -60,7 +60,7 @@ def reference_counts(
         return ()
     import torch
 
-    model = build_from_config(config).eval()
+    model = _build(config).eval()
     inputs = torch.randn(shape)
     results = []
     for name in counters:
@@ -88,10 +88,18 @@ def _fvcore(model: Any, inputs: Any) -> tuple[int, int]:
     return total, conv_linear
 
 
-def _thop(config: ModelConfig, inputs: Any) -> int:
+def _build(config: ModelConfig | ExternalConfig) -> Any:
+    if isinstance(config, ExternalConfig):
+        from senet_cli.zoo.foreign import build_external
+
+        return build_external(config)
+    return build_from_config(config)
+
+
+def _thop(config: ModelConfig | ExternalConfig, inputs: Any) -> int:
     import torch
 
-    model = build_from_config(config).eval()  # thop adds buffers to the model it profiles
+    model = _build(config).eval()  # thop adds buffers to the model it profiles
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         from thop import profile

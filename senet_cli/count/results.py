@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from senet_cli.count.references import ReferenceCount
-from senet_cli.options import ModelConfig
+from senet_cli.options import ExternalConfig, ModelConfig
 
 CONVENTION = (
     "macs: multiply-accumulates of conv/linear/matmul (one fused multiply-add = 1; the papers' "
@@ -60,9 +60,14 @@ class Overhead:
 
 @dataclass(frozen=True)
 class CountReport:
-    """What `senet count` computes for one model and input. `to_dict()` is the JSON contract."""
+    """What `senet count` computes for one model and input. `to_dict()` is the JSON contract.
 
-    config: ModelConfig
+    For a model outside the zoo (an ExternalConfig), `attention_modules` counts the attention found
+    in it by class, `notes` say what was found and what the baseline is, and `baseline` and
+    `overhead` are None where no pass-through stands for its attention (a module replacing a conv).
+    """
+
+    config: ModelConfig | ExternalConfig
     input: tuple[int, int, int, int]
     params: int
     macs: int
@@ -70,10 +75,19 @@ class CountReport:
     stem: BlockCount
     blocks: tuple[BlockCount, ...]
     head: BlockCount
-    baseline: Baseline
-    overhead: Overhead
+    baseline: Baseline | None
+    overhead: Overhead | None
     uncounted_ops: tuple[tuple[str, int], ...] = ()
     references: tuple[ReferenceCount, ...] = ()
+    attention_modules: tuple[tuple[str, int], ...] = ()  # (class, how many): models outside the zoo
+    notes: tuple[str, ...] = ()
+
+    @property
+    def plain(self) -> bool:
+        """True for a model without attention: a plain backbone, or no attention class found."""
+        if isinstance(self.config, ModelConfig):
+            return self.config.attention is None
+        return not self.attention_modules
 
     @property
     def model(self) -> str:
@@ -101,12 +115,14 @@ class CountReport:
                 "macs": self.attention_total("macs"),
                 "elementwise_ops": self.attention_total("elementwise_ops"),
             },
-            "baseline": asdict(self.baseline),
-            "overhead": asdict(self.overhead),
+            "baseline": asdict(self.baseline) if self.baseline is not None else None,
+            "overhead": asdict(self.overhead) if self.overhead is not None else None,
             "stem": asdict(self.stem),
             "blocks": [asdict(block) for block in self.blocks],
             "head": asdict(self.head),
             "uncounted_ops": dict(self.uncounted_ops),
             "references": [asdict(reference) for reference in self.references],
             "convention": CONVENTION,
+            **({"attention_modules": dict(self.attention_modules), "notes": list(self.notes)}
+               if isinstance(self.config, ExternalConfig) else {}),
         }

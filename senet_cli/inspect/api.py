@@ -32,8 +32,8 @@ from senet_cli.inspect.results import (
     InspectReport,
     Preprocess,
 )
-from senet_cli.options import ModelConfig
-from senet_cli.zoo import input_shape, resolve_device
+from senet_cli.options import ExternalConfig, ModelConfig
+from senet_cli.zoo import as_config, input_shape, is_external, resolve_device
 
 if TYPE_CHECKING:
     from senet_cli.inspect.gates import GateAccumulator
@@ -57,6 +57,7 @@ def inspect(
     workers: int = 0,
     constant_tol: float = CONSTANT_TOL,
     on_batch: Callable[[int, int], None] | None = None,
+    attention_classes: Sequence[str] = (),
     **options: Any,
 ) -> InspectReport:
     """Gate statistics of `checkpoint` over the images `data` names. See the module doc.
@@ -68,7 +69,15 @@ def inspect(
     In a process torchrun started (or inside a torch.distributed group the caller initialised),
     this process takes its share of the images and every process returns the merged report, with
     `distributed` set (see senet_cli/inspect/distributed.py); `on_batch` counts this process's share.
+
+    A `model` outside the zoo (`torchvision:NAME`, `timm:NAME`, `file.py:callable`; see `count()`)
+    takes the checkpoint's weights strictly; its gates are the tensors that multiply the features in
+    each attention module found by class (with the caller's `attention_classes`).
     """
+    if attention_classes and not is_external(model):
+        raise ArgumentError("{attention_classes} names attention classes of a model outside the zoo, given with "
+                            "{model}", arguments={"attention_classes": "attention_classes",
+                                                  "model": ("model", "torchvision:NAME")})
     if model is None and options:
         raise ArgumentError(
             "build options given without {model} ({names}): they describe an architecture, which then comes "
@@ -85,7 +94,7 @@ def inspect(
     try:
         return _run(loaded, group, model=model, data=data, limit=limit, batch=batch, input_size=input_size,
                     target=target, bins=bins, workers=workers, constant_tol=constant_tol, on_batch=on_batch,
-                    options=options)
+                    options=options, attention_classes=attention_classes)
     finally:
         if group is not None:
             distributed.leave(group)
@@ -93,25 +102,34 @@ def inspect(
 
 def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: str, limit: int | None, batch: int,
          input_size: int | Sequence[int] | None, target: Any, bins: int, workers: int, constant_tol: float,
-         on_batch: Callable[[int, int], None] | None, options: dict[str, Any]) -> InspectReport:
+         on_batch: Callable[[int, int], None] | None, options: dict[str, Any],
+         attention_classes: Sequence[str] = ()) -> InspectReport:
     """inspect() once the checkpoint is loaded, in this process or as one rank of `group`."""
     import torch
 
-    from senet_cli.inspect.detection import materialize, resolve, skeleton
-    from senet_cli.inspect.gates import attach_accumulators
+    from senet_cli.inspect.detection import Resolved, materialize, resolve, skeleton
+    from senet_cli.inspect.external import materialize_external
+    from senet_cli.inspect.gates import attach_accumulators, attach_external_accumulators
     from senet_cli.inspect.images import open_images
 
     failure: BaseException | None = None
     try:  # on every rank alike, unless a file differs between hosts: agreed on below
-        resolved = resolve(loaded, model, **options)
+        if is_external(model):
+            resolved = Resolved(as_config(model, options, attention_classes), "given")
+        else:
+            resolved = resolve(loaded, model, **options)
         config = resolved.config
         preprocess = _preprocess(loaded, config, input_size)
         shard = (group.rank, group.world_size) if group is not None else (0, 1)
         source = open_images(data, preprocess, limit=limit, batch=batch, workers=workers, shard=shard)
         if group is not None and source.total < group.world_size:
             raise SenetError(f"{source.total} images for {group.world_size} processes: each needs at least one")
-        network = materialize(loaded, config, target)
-        accumulators, attention_params = attach_accumulators(network, skeleton(config), bins, len(source.classes))
+        if isinstance(config, ExternalConfig):
+            network = materialize_external(loaded, config, target)
+            accumulators, attention_params = attach_external_accumulators(network, config, bins, len(source.classes))
+        else:
+            network = materialize(loaded, config, target)
+            accumulators, attention_params = attach_accumulators(network, skeleton(config), bins, len(source.classes))
     except Exception as error:  # noqa: BLE001 (every rank must reach the agreement, whatever failed)
         if group is None:
             raise
@@ -119,6 +137,9 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
     if group is not None:
         distributed.agree(group, failure)
     if not accumulators:
+        if isinstance(config, ExternalConfig):
+            raise SenetError(f"{config.name} has no attention gates to inspect: no attention module recognised in it "
+                             f"has a gate submodule (see README 'Bring your own model')")
         if config.attention is None:
             raise SenetError(f"{config.name} has no attention gates to inspect: it is a plain backbone")
         raise SenetError(
@@ -157,6 +178,8 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
         done = sum(per_rank)
     if done == 0:
         raise SenetError(f"no images in {source.description}")
+    if isinstance(config, ExternalConfig):  # a gate submodule its class never calls (timm's GlobalContext, gca)
+        accumulators = [accumulator for accumulator in accumulators if accumulator.state]
     stats = tuple(accumulator.result(source.classes) for accumulator in accumulators)
     params = sum(p.numel() for p in network.parameters())
     return InspectReport(
@@ -180,7 +203,8 @@ def _calibrate(network: Any, accumulators: Sequence[GateAccumulator], head: Any)
             accumulator.calibrating = False
 
 
-def _preprocess(loaded: Checkpoint, config: ModelConfig, input_size: int | Sequence[int] | None) -> Preprocess:
+def _preprocess(loaded: Checkpoint, config: ModelConfig | ExternalConfig,
+                input_size: int | Sequence[int] | None) -> Preprocess:
     """Input size: the caller's, else the checkpoint's metadata, else the backbone's default."""
     recorded = loaded.metadata.get("preprocess") or {}
     if input_size is None and recorded.get("input") is not None:

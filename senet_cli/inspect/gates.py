@@ -24,6 +24,7 @@ from torch.utils.hooks import RemovableHandle
 from senet_cli.attention.base import AttentionModule
 from senet_cli.inspect.detection import Skeleton
 from senet_cli.inspect.results import HIGH, LOW, GateStats, Histogram
+from senet_cli.options import ExternalConfig
 
 GATE_RANGES: dict[type[nn.Module], tuple[float, float | None]] = {
     nn.Sigmoid: (0.0, 1.0),
@@ -194,4 +195,39 @@ def attach_accumulators(network: nn.Module, layout: Skeleton, bins: int,
                     lambda _module, _inputs, output, a=accumulator: a.update(output)
                 )
                 accumulators.append(accumulator)
+    return accumulators, attention_params
+
+
+def attach_external_accumulators(network: nn.Module, config: ExternalConfig, bins: int,
+                                 classes: int) -> tuple[list[GateAccumulator], dict[str, int]]:
+    """`attach_accumulators` for a model outside the zoo: its attention modules found by class and
+    its blocks (senet_cli/zoo/foreign.py), and in each module the submodules whose outputs multiply
+    the features: those the class table names (timm's `gate`, torchvision's `scale_activation`), or
+    for the zoo's and the caller's classes, those named by the zoo's convention (`is_gate`)."""
+    from senet_cli.attention.foreign import GATE_RANGES_BY_NAME
+    from senet_cli.zoo.foreign import external_blocks, find_attention
+
+    found = find_attention(network, config.attention_classes)
+    blocks = external_blocks(network, [item.path for item in found])
+    accumulators: list[GateAccumulator] = []
+    attention_params: dict[str, int] = {}
+    for item in found:
+        block, stage = next(((path, stage) for path, stage in blocks
+                             if item.path == path or item.path.startswith(f"{path}.")), (item.path, 1))
+        module = network.get_submodule(item.path)
+        attention_params[block] = attention_params.get(block, 0) + sum(p.numel() for p in module.parameters())
+        names = item.gates if item.gates is not None else tuple(
+            name for name, sub in module.named_modules() if name and is_gate(name, sub)
+        )
+        relative = item.path[len(block) + 1:] if item.path != block else ""
+        for sub_name in names:
+            gate = module.get_submodule(sub_name)
+            label = ".".join(part for part in (relative, sub_name) if part)
+            accumulator = GateAccumulator(block, label, stage, gate, bins=bins, classes=classes)
+            if type(gate) not in GATE_RANGES and type(gate).__name__ in GATE_RANGES_BY_NAME:
+                accumulator.low, accumulator.high = GATE_RANGES_BY_NAME[type(gate).__name__]
+            accumulator.handle = gate.register_forward_hook(
+                lambda _module, _inputs, output, a=accumulator: a.update(output)
+            )
+            accumulators.append(accumulator)
     return accumulators, attention_params

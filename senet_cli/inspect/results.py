@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from senet_cli.options import ModelConfig
+from senet_cli.options import ExternalConfig, ModelConfig
 
 if TYPE_CHECKING:
     from senet_cli.inspect.checkpoint import Checkpoint
@@ -114,7 +114,7 @@ class InspectReport:
     """Everything `inspect` measured; `to_dict` is the JSON contract."""
 
     model: str
-    config: ModelConfig
+    config: ModelConfig | ExternalConfig
     checkpoint: Checkpoint
     architecture_source: str  # "given", "metadata" or "detected"
     notes: tuple[str, ...]

@@ -37,7 +37,7 @@ from dataclasses import replace
 from typing import Any
 
 from senet_cli.errors import ArgumentError, SenetError, first_line
-from senet_cli.options import ModelConfig
+from senet_cli.options import ExternalConfig, ModelConfig
 from senet_cli.profile.results import BatchResult, Measurement, ProfileReport, StageCost
 from senet_cli.profile.timing import Timing
 from senet_cli.zoo import as_config, baseline_config, build_from_config, input_shape
@@ -52,28 +52,39 @@ def check_batches(batches: Sequence[int]) -> tuple[int, ...]:
 
 
 def profile(
-    model: str | ModelConfig,
+    model: str | ModelConfig | ExternalConfig,
     *,
     batches: Sequence[int] = (1,),
     input_size: int | Sequence[int] | None = None,
     per_stage: bool = False,
     timing: Timing | None = None,
     on_round: Callable[[int, int], None] | None = None,
+    attention_classes: Sequence[str] = (),
     **options: Any,
 ) -> ProfileReport:
     """Time `model` (a zoo name, or a ModelConfig) and its plain backbone, interleaved, at each batch
     size. See the module doc.
+
+    A model outside the zoo (`torchvision:NAME`, `timm:NAME`, `file.py:callable`; see `count()`) is
+    timed against a copy of itself whose attention modules (found by class, with the caller's
+    `attention_classes`) are replaced by pass-throughs; without such a copy (a module that replaces
+    a conv) it is timed alone, and the report's notes say why.
 
     `timing` says how to run and time (a `Timing`); its fields may also be given as keywords
     (`iters=20`, `device="cuda"`), which override it. The other keywords are build options.
     on_round(done, total) reports progress per batch.
     """
     timing, options = Timing.take(timing, options)
-    config = as_config(model, options)
+    config = as_config(model, options, attention_classes)
     batches = check_batches(batches)
     height, width = input_shape(config, input_size, 1)[2:]
-    configs = {"model": config}
-    if config.attention is not None:
+    if isinstance(config, ExternalConfig) and per_stage:
+        raise ArgumentError("{per_stage} times a zoo model's stages one by one; {name} is outside the zoo",
+                            arguments=("per_stage",), name=config.name)
+    configs: dict[str, ModelConfig] = {}
+    if isinstance(config, ModelConfig):
+        configs["model"] = config
+    if isinstance(config, ModelConfig) and config.attention is not None:
         configs["baseline"] = baseline_config(config)
         if per_stage and len(config.stages) > 1:  # with one stage, its ablation is the baseline
             for stage in config.stages:
@@ -85,12 +96,17 @@ def profile(
     from senet_cli.profile import harness
 
     device = harness.prepare(timing)
-    runners = {key: harness.Runner.prepare(c.name, build_from_config(c), timing, device) for key, c in configs.items()}
+    if isinstance(config, ExternalConfig):
+        built, num_classes, notes = _external_models(config)
+    else:
+        built = {key: (c.name, build_from_config(c)) for key, c in configs.items()}
+        num_classes, notes = config.num_classes, ()
+    runners = {key: harness.Runner.prepare(name, module, timing, device) for key, (name, module) in built.items()}
     results = []
     with harness.cudnn_autotuning(device):
         for batch in batches:
             try:
-                measured = harness.time_runners(runners, batch, (height, width), timing, device, config.num_classes,
+                measured = harness.time_runners(runners, batch, (height, width), timing, device, num_classes,
                                                 on_round)
                 results.append(_batch_result(config, batch, measured, per_stage))
             except torch.cuda.OutOfMemoryError:
@@ -105,7 +121,24 @@ def profile(
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
     return ProfileReport(config, timing, (height, width), torch.get_num_threads(), harness.memory_note(device),
-                         tuple(results))
+                         tuple(results), notes)
+
+
+def _external_models(config: ExternalConfig) -> tuple[dict[str, tuple[str, Any]], int, tuple[str, ...]]:
+    """The model outside the zoo and, where its attention has pass-throughs, a copy without it (same
+    weights otherwise); its classifier width (for training labels); what the report says of both."""
+    import copy
+
+    from senet_cli.zoo import foreign
+
+    model = foreign.build_external(config)
+    found = foreign.find_attention(model, config.attention_classes)
+    built = {"model": (config.name, model)}
+    baseline = copy.deepcopy(model)
+    has_baseline = bool(found) and foreign.without_attention(baseline, found)
+    if has_baseline:
+        built["baseline"] = (foreign.baseline_name(config), baseline)
+    return built, foreign.output_classes(config, model), foreign.notes(config, found, has_baseline)
 
 
 def time_modules(
@@ -135,7 +168,8 @@ def time_modules(
     return harness.time_modules(modules, batch, tuple(input_size), timing, num_classes, on_round)
 
 
-def _batch_result(config: ModelConfig, batch: int, measured: Mapping[str, Measurement], per_stage: bool) -> BatchResult:
+def _batch_result(config: ModelConfig | ExternalConfig, batch: int, measured: Mapping[str, Measurement],
+                  per_stage: bool) -> BatchResult:
     model = measured["model"]
     baseline = measured.get("baseline")
     overhead = None

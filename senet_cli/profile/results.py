@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from senet_cli.options import ModelConfig
+from senet_cli.options import ExternalConfig, ModelConfig
 from senet_cli.profile.timing import Timing
 
 
@@ -67,12 +67,13 @@ class BatchResult:
 class ProfileReport:
     """What `profile()` measured for one model; `to_dict()` is the JSON contract."""
 
-    config: ModelConfig
+    config: ModelConfig | ExternalConfig
     timing: Timing
     input: tuple[int, int]
     threads: int  # the CPU threads torch used
     memory: str  # what peak_memory_mb measures
     results: tuple[BatchResult, ...]
+    notes: tuple[str, ...] = ()  # a model outside the zoo: the attention found, what the baseline is
 
     @property
     def model(self) -> str:
@@ -105,4 +106,5 @@ class ProfileReport:
             "mode": timing.mode, "input": list(self.input), "threads": self.threads,
             "channels_last": timing.channels_last, "compiled": timing.compile,
             "memory": self.memory, "options": self.config.as_dict(), "results": results,
+            **({"notes": list(self.notes)} if self.notes else {}),
         }

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from senet_cli.options import ModelConfig
+from senet_cli.options import ExternalConfig, ModelConfig
 
 
-def short_options(config: ModelConfig) -> str:
-    """The options that differ from the defaults, plus the ratio of a ratio-using module."""
+def short_options(config: ModelConfig | ExternalConfig) -> str:
+    """The options that differ from the defaults, plus the ratio of a ratio-using module (a model
+    outside the zoo: its keywords and the attention classes named for it)."""
+    if isinstance(config, ExternalConfig):
+        parts = [f"{key}={value}" for key, value in config.kwargs]
+        return " ".join(parts + [f"attention={reference}" for reference in config.attention_classes])
     from senet_cli.attention import ATTENTION, stages_by_rule
     from senet_cli.backbones import BACKBONES
 

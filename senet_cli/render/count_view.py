@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from senet_cli.count.results import CONVENTION, CountReport
+from senet_cli.options import ModelConfig
 from senet_cli.render.config_text import short_options
 from senet_cli.render.tables import TableData
 
@@ -55,8 +56,12 @@ def per_block_table(report: CountReport) -> TableData:
 
 def _overhead_line(report: CountReport) -> str:
     base, over = report.baseline, report.overhead
-    if report.config.attention is None:
-        return f"{report.model} is a plain backbone: no attention overhead."
+    if base is None or over is None:
+        return f"{report.model}: no baseline (see the notes)"
+    if report.plain:
+        if isinstance(report.config, ModelConfig):
+            return f"{report.model} is a plain backbone: no attention overhead."
+        return f"{report.model}: no attention recognised, no overhead (see the notes)"
     return (
         f"vs {base.model}: params {_int(base.params)} -> {_int(report.params)} "
         f"({_signed_pct(over.params_pct)}), MACs {base.macs / 1e9:.3f} G -> {report.macs / 1e9:.3f} G "
@@ -77,11 +82,11 @@ def summary_table(reports: Sequence[CountReport]) -> TableData:
         references = {ref.counter: ref.macs for ref in report.references}
         rows.append((
             report.model, short_options(report.config), _int(report.params),
-            f"{_int(over.params)} ({_signed_pct(over.params_pct)})",
+            f"{_int(over.params)} ({_signed_pct(over.params_pct)})" if over else "no baseline",
             _scaled(report.macs, 1e9, 3),
-            f"{_scaled(over.macs, 1e6, 2)} M ({_signed_pct(over.macs_pct)})",
+            f"{_scaled(over.macs, 1e6, 2)} M ({_signed_pct(over.macs_pct)})" if over else "",
             _scaled(report.elementwise_ops, 1e6, 2),
-            f"{_scaled(over.elementwise_ops, 1e6, 2)} M ({_signed_pct(over.elementwise_ops_pct)})",
+            f"{_scaled(over.elementwise_ops, 1e6, 2)} M ({_signed_pct(over.elementwise_ops_pct)})" if over else "",
             *(_scaled(references[name], 1e9, 3) if name in references else "" for name in counters),
         ))
     shapes = sorted({"x".join(map(str, report.input)) for report in reports})
@@ -104,7 +109,7 @@ def _reference_names(reports: Sequence[CountReport]) -> list[str]:
 
 def notes(report: CountReport) -> tuple[str, ...]:
     """What a reader needs to trust the numbers: the convention, other counters, gaps."""
-    lines = [f"convention: {CONVENTION}"]
+    lines = [f"convention: {CONVENTION}", *report.notes]
     for ref in report.references:
         conv = (
             f"; its conv+linear part is {ref.conv_linear_macs:,} vs our {report.macs:,} MACs"
@@ -144,11 +149,13 @@ def summary_csv_rows(reports: Sequence[CountReport]) -> tuple[list[str], list[li
         base, over = report.baseline, report.overhead
         references = {ref.counter: ref.macs for ref in report.references}
         batch, _, height, width = report.input
+        no_baseline = ["", "", "", "", "", "", "", "", ""]
         rows.append([
             report.model, json.dumps(report.config.as_dict(), sort_keys=True), batch, height, width,
-            report.params, report.macs, report.elementwise_ops, base.model, base.params, base.macs,
-            base.elementwise_ops, over.params, over.macs, over.elementwise_ops,
-            round(over.params_pct, 6), round(over.macs_pct, 6),
+            report.params, report.macs, report.elementwise_ops,
+            *([base.model, base.params, base.macs, base.elementwise_ops, over.params, over.macs,
+               over.elementwise_ops, round(over.params_pct, 6), round(over.macs_pct, 6)]
+              if base is not None and over is not None else no_baseline),
             *(references.get(name, "") for name in counters),
         ])
     return headers, rows

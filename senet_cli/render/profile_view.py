@@ -41,6 +41,7 @@ def profile_table(report: ProfileReport) -> TableData:
         f"latency: wall time per run, median of {_iterations(report)} interleaved runs per model; "
         f"overhead = (median - baseline median) / baseline median",
         f"peak MiB (2^20 bytes; the JSON key is peak_memory_mb): {report.memory}",
+        *report.notes,
     ]
     for r in report.results:
         if r.per_stage:
@@ -49,7 +50,8 @@ def profile_table(report: ProfileReport) -> TableData:
             notes.append(f"batch {r.batch}, attention per stage (model minus the model without that stage's "
                          f"attention): {stages}")
     baseline = next((r.baseline.model for r in report.results if r.baseline), None)
-    caption = f"baseline: {baseline}" if baseline else "plain backbone: no baseline"
+    caption = (f"baseline: {baseline}" if baseline else
+               "no baseline (see the notes)" if report.notes else "plain backbone: no baseline")
     return TableData(title=_describe(report), headers=headers, rows=tuple(rows), left_columns=1,
                      caption=caption, notes=tuple(notes))
 

@@ -13,7 +13,16 @@ from typing import Any
 from senet_cli.attention import ATTENTION, stages_by_rule
 from senet_cli.backbones import BACKBONES, BackboneSpec, BlockAttention
 from senet_cli.errors import OptionError, UnknownChoiceError, UnknownModelError, closest_match
-from senet_cli.options import COMMON_OPTION_NAMES, PLACEMENTS, VARIANTS, ModelConfig, parse_int, parse_int_list
+from senet_cli.options import (
+    COMMON_OPTION_NAMES,
+    PLACEMENTS,
+    VARIANTS,
+    ExternalConfig,
+    ModelConfig,
+    parse_int,
+    parse_int_list,
+)
+from senet_cli.zoo.external import external_config, is_external, refuse_attention_classes
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -79,9 +88,15 @@ def make_config(name: str, **options: Any) -> ModelConfig:
     )
 
 
-def as_config(model: str | ModelConfig, options: dict[str, Any]) -> ModelConfig:
+def as_config(model: str | ModelConfig | ExternalConfig, options: dict[str, Any],
+              attention_classes: Sequence[str] = ()) -> ModelConfig | ExternalConfig:
     """`model` checked into a configuration: a name with its options, or a ModelConfig already made
-    by `make_config` (then no options: the configuration has them all)."""
+    by `make_config` (then no options: the configuration has them all). A model outside the zoo
+    (`torchvision:NAME`, `timm:NAME`, `file.py:callable`, `package.module:callable`, or an
+    ExternalConfig) gives an ExternalConfig, with the caller's `attention_classes` (see zoo/external.py)."""
+    if isinstance(model, ExternalConfig) or is_external(model):
+        return external_config(model, options, attention_classes)
+    refuse_attention_classes(attention_classes, model.name if isinstance(model, ModelConfig) else model)
     if not isinstance(model, ModelConfig):
         return make_config(model, **options)
     if options:
