@@ -161,7 +161,7 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
     params = sum(p.numel() for p in network.parameters())
     return InspectReport(
         model=config.name, config=config, checkpoint=loaded, architecture_source=resolved.source,
-        notes=resolved.notes, data=source.description, images=done, classes=source.classes,
+        notes=loaded.notes + resolved.notes, data=source.description, images=done, classes=source.classes,
         device=str(target), input=preprocess.size, preprocess=preprocess, params=params, blocks=stats,
         candidates=_candidates(stats, attention_params, params, constant_tol, bool(source.classes)),
         constant_tol=constant_tol, distributed=run,
