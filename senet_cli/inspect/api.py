@@ -26,6 +26,7 @@ from senet_cli.inspect.distributed import Group
 from senet_cli.inspect.results import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    SKIPPED_SHOWN,
     DistributedRun,
     DropCandidate,
     GateStats,
@@ -57,6 +58,7 @@ def inspect(
     workers: int = 0,
     constant_tol: float = CONSTANT_TOL,
     on_batch: Callable[[int, int], None] | None = None,
+    strict: bool = False,
     **options: Any,
 ) -> InspectReport:
     """Gate statistics of `checkpoint` over the images `data` names. See the module doc.
@@ -64,6 +66,9 @@ def inspect(
     `model` and `options` name the architecture; without them it comes from the checkpoint's
     metadata or is detected from its weights. `on_batch(images_done, images_total)` reports progress,
     first with 0 once the checkpoint, architecture and data have passed every check.
+
+    An unreadable image of a `data` folder is skipped and counted in the report
+    (`skipped_images`, and the first few in `skipped_first`); with `strict` it is an error.
 
     In a process torchrun started (or inside a torch.distributed group the caller initialised),
     this process takes its share of the images and every process returns the merged report, with
@@ -85,7 +90,7 @@ def inspect(
     try:
         return _run(loaded, group, model=model, data=data, limit=limit, batch=batch, input_size=input_size,
                     target=target, bins=bins, workers=workers, constant_tol=constant_tol, on_batch=on_batch,
-                    options=options)
+                    strict=strict, options=options)
     finally:
         if group is not None:
             distributed.leave(group)
@@ -93,7 +98,7 @@ def inspect(
 
 def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: str, limit: int | None, batch: int,
          input_size: int | Sequence[int] | None, target: Any, bins: int, workers: int, constant_tol: float,
-         on_batch: Callable[[int, int], None] | None, options: dict[str, Any]) -> InspectReport:
+         on_batch: Callable[[int, int], None] | None, strict: bool, options: dict[str, Any]) -> InspectReport:
     """inspect() once the checkpoint is loaded, in this process or as one rank of `group`."""
     import torch
 
@@ -107,7 +112,8 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
         config = resolved.config
         preprocess = _preprocess(loaded, config, input_size)
         shard = (group.rank, group.world_size) if group is not None else (0, 1)
-        source = open_images(data, preprocess, limit=limit, batch=batch, workers=workers, shard=shard)
+        source = open_images(data, preprocess, limit=limit, batch=batch, workers=workers, shard=shard,
+                             strict=strict)
         if group is not None and source.total < group.world_size:
             raise SenetError(f"{source.total} images for {group.world_size} processes: each needs at least one")
         network = materialize(loaded, config, target)
@@ -139,7 +145,7 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
                 network(images.to(target))
                 done += images.shape[0]
                 if on_batch is not None:
-                    on_batch(done, source.count)
+                    on_batch(done + source.unreadable, source.count)
     except Exception as error:  # noqa: BLE001 (as above: a failing rank tells the others)
         if group is None:
             raise
@@ -149,14 +155,21 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
             if accumulator.handle is not None:
                 accumulator.handle.remove()
     run = None
+    skipped = source.skipped
     if group is not None:
         distributed.agree(group, failure)
         distributed.merge(group, accumulators)
         per_rank = distributed.gather_counts(group, done)
         run = DistributedRun(group.backend, group.world_size, tuple(per_rank))
         done = sum(per_rank)
+        skipped = [item for part in distributed.gather_objects(group, skipped) for item in part]
+    skipped_in_order = [image for _, image in sorted(skipped, key=lambda item: item[0])]
     if done == 0:
-        raise SenetError(f"no images in {source.description}")
+        unreadable = ""
+        if skipped_in_order:
+            first = skipped_in_order[0]
+            unreadable = f": {len(skipped_in_order)} unreadable, the first {first.path} ({first.reason})"
+        raise SenetError(f"no readable images in {source.description}{unreadable}")
     stats = tuple(accumulator.result(source.classes) for accumulator in accumulators)
     params = sum(p.numel() for p in network.parameters())
     return InspectReport(
@@ -164,7 +177,8 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
         notes=loaded.notes + resolved.notes, data=source.description, images=done, classes=source.classes,
         device=str(target), input=preprocess.size, preprocess=preprocess, params=params, blocks=stats,
         candidates=_candidates(stats, attention_params, params, constant_tol, bool(source.classes)),
-        constant_tol=constant_tol, distributed=run,
+        constant_tol=constant_tol, distributed=run, skipped_images=len(skipped_in_order),
+        skipped_first=tuple(skipped_in_order[:SKIPPED_SHOWN]),
     )
 
 
