@@ -69,6 +69,13 @@ def shown(path: object, limit: int = 120) -> str:
     return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-(limit // 2 - 3):]}"
 
 
+def size_text(count: int) -> str:
+    """Bytes as a reader takes them in: '3.00 GiB', '16.0 MiB', '1,577 bytes'."""
+    if count >= GIB:
+        return f"{count / GIB:.2f} GiB"
+    return f"{count / (1 << 20):.1f} MiB" if count >= 1 << 20 else f"{count:,} bytes"
+
+
 def not_a_checkpoint(file: Path, reason: str) -> CheckpointError:
     """The one-line error for a file that no loader can read."""
     return CheckpointError(file, f"{shown(file)} is not a torch checkpoint or safetensors file: {reason}")
@@ -90,8 +97,8 @@ def check_file(file: Path) -> int:
     if info.st_size == 0:
         raise CheckpointError(file, f"checkpoint {shown(file)} is empty (0 bytes)")
     if info.st_size > MAX_FILE_BYTES:
-        raise CheckpointError(file, f"checkpoint {shown(file)} is {info.st_size / GIB:.1f} GiB, over the "
-                                    f"{MAX_FILE_BYTES // GIB} GiB this tool reads")
+        raise CheckpointError(file, f"checkpoint {shown(file)} is {size_text(info.st_size)}, over the "
+                                    f"{size_text(MAX_FILE_BYTES)} this tool reads")
     return info.st_size
 
 
@@ -135,8 +142,8 @@ def check_torch_zip(file: Path, max_bytes: int = MAX_TENSOR_BYTES) -> None:
                       f"decompression bomb)")
         total += record.file_size
     if total > max_bytes:
-        raise CheckpointError(file, f"{shown(file)} was refused: its records hold {total / GIB:.2f} GiB, over the "
-                                    f"{max_bytes / GIB:.2f} GiB cap on a checkpoint's tensors")
+        raise CheckpointError(file, f"{shown(file)} was refused: its records hold {size_text(total)}, over the "
+                                    f"{size_text(max_bytes)} cap on a checkpoint's tensors")
     if max(r.file_size for r in pickles) > MAX_PICKLE_BYTES:
         raise CheckpointError(file, f"{shown(file)} was refused: its pickle is over {MAX_PICKLE_BYTES >> 20} MiB")
 
@@ -242,8 +249,8 @@ def check_safetensors(file: Path, size: int, max_bytes: int = MAX_TENSOR_BYTES) 
             continue
         total += _tensor_bytes(file, key, entry, data_size)
     if total > max_bytes:
-        raise CheckpointError(file, f"{shown(file)} was refused: its tensors hold {total / GIB:.2f} GiB, over the "
-                                    f"{max_bytes / GIB:.2f} GiB cap")
+        raise CheckpointError(file, f"{shown(file)} was refused: its tensors hold {size_text(total)}, over the "
+                                    f"{size_text(max_bytes)} cap on a checkpoint's tensors")
     return header
 
 
@@ -280,7 +287,7 @@ def settle_tensors(
     total = sum(int(tensor.numel()) for tensor in state.values())
     if total > max_values:
         raise CheckpointError(file, f"{shown(file)} was refused: its tensors hold {total:,} values, over the cap of "
-                                    f"{max_values:,} ({4 * max_values / GIB:.0f} GiB as float32)")
+                                    f"{max_values:,} ({size_text(4 * max_values)} as float32)")
     settled: dict[str, torch.Tensor] = {}
     cast: dict[str, list[str]] = {}
     for key, tensor in state.items():

@@ -307,10 +307,13 @@ def decode(path: str) -> Image.Image:
             raise ValueError("not a regular file")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(stream)
+            try:
+                image = Image.open(stream)
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+                raise ValueError(f"its header declares pixels over the cap of {MAX_IMAGE_PIXELS:,}") from None
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
-                raise ValueError(f"declares {width}x{height} pixels, over the cap of {MAX_IMAGE_PIXELS:,}")
+                raise ValueError(f"its header declares {width}x{height} pixels, over the cap of {MAX_IMAGE_PIXELS:,}")
             return image.convert("RGB")
 
 
