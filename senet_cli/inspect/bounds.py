@@ -9,9 +9,10 @@ against the file's own size and against stated caps before torch or safetensors 
                   would inflate past 1 MiB at more than 10x its packed size (a 14 MB file holding a
                   3 GiB tensor) is refused; all records together declare at most MAX_TENSOR_BYTES,
                   and the pickle record at most MAX_PICKLE_BYTES.
-  legacy pickle   (torch.save before 1.6) the pickles are read by an unpickler that builds nothing
-                  (every global is a stand-in), listing the globals it names and the storages it
-                  declares; those storages must fit in the file, since their bytes follow the pickles.
+  legacy pickle   (torch.save before 1.6) the pickles (at most MAX_PICKLE_BYTES) are read from memory
+                  by an unpickler that builds nothing (every global is a stand-in), listing the
+                  globals it names and the storages it declares; those storages must fit in the
+                  file, since their bytes follow the pickles.
   safetensors     the header length must fit the file and MAX_PICKLE_BYTES; every tensor's dtype,
                   shape and data offsets must agree with each other and lie inside the file.
   loaded tensors  at most MAX_VALUES values in all (2**30: 4 GiB as float32), counted before a
@@ -24,6 +25,7 @@ Errors are `CheckpointError`s: one line naming the file and what it is not.
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import struct
@@ -199,19 +201,22 @@ class _Scanner(pickle.Unpickler):
 def scan_legacy(file: Path, size: int) -> LegacyScan:
     """Read a legacy torch file's pickles with stand-ins (module doc); refuse one that is not torch's
     or whose storages cannot fit in it."""
-    with file.open("rb") as stream:
-        try:
-            magic = _Scanner(stream).load()
-            if magic != LEGACY_MAGIC:
-                raise not_a_checkpoint(file, "a pickle, but not one torch.save wrote (no torch magic number)")
-            scanner = _Scanner(stream)
-            for _ in range(3):  # protocol version, system info, the object itself
-                scanner.load()
-        except CheckpointError:
-            raise
-        except Exception as error:  # noqa: BLE001 (a corrupt pickle fails in many ways; all mean the same)
-            raise not_a_checkpoint(file, f"a corrupt or truncated legacy torch pickle ({type(error).__name__}: "
-                                         f"{first_line(error, 100)})") from None
+    with file.open("rb") as source:
+        stream = io.BytesIO(source.read(MAX_PICKLE_BYTES))  # a lying length reads to the end, not past it
+    try:
+        magic = _Scanner(stream).load()
+        if magic != LEGACY_MAGIC:
+            raise not_a_checkpoint(file, "a pickle, but not one torch.save wrote (no torch magic number)")
+        scanner = _Scanner(stream)
+        for _ in range(3):  # protocol version, system info, the object itself
+            scanner.load()
+    except CheckpointError:
+        raise
+    except Exception as error:  # noqa: BLE001 (a corrupt pickle fails in many ways; all mean the same)
+        reason = f"{type(error).__name__}: {first_line(error, 100)}"
+        if size > MAX_PICKLE_BYTES and isinstance(error, (EOFError, pickle.UnpicklingError)):
+            reason += f"; or its pickles exceed {MAX_PICKLE_BYTES >> 20} MiB"
+        raise not_a_checkpoint(file, f"a corrupt or truncated legacy torch pickle ({reason})") from None
     if scanner.storage_bytes > size:
         raise CheckpointError(file, f"{shown(file)} was refused: its pickle declares {scanner.storage_bytes:,} bytes "
                                     f"of tensors, more than the file's {size:,} bytes")
