@@ -279,6 +279,7 @@ def test_hostile_checkpoints_and_images_load_or_fail_in_one_line(tmp_path, cli):
             assert "allocate" not in text and "MemoryError" not in text, (label, text)  # the cap was never met
             assert len(text) < 600, (label, text)
     by_class = Counter((label, kind) for label, _, kind, _ in outcomes)
+    cli_started = time.perf_counter()
     # through the whole command line: a sample of the failing checkpoints, and the folder of images
     failing = [path for label, path, kind, _ in outcomes if kind not in ("loaded", "decoded", "skipped")]
     for path in random.Random(SEED).sample(failing, 8):
@@ -291,12 +292,13 @@ def test_hostile_checkpoints_and_images_load_or_fail_in_one_line(tmp_path, cli):
     report = json.loads(out)
     decoded = Counter(kind for label, _, kind, _ in outcomes if kind in ("decoded", "skipped"))
     assert (report["images"], report["skipped_images"]["count"]) == (decoded["decoded"], decoded["skipped"])
-    elapsed = time.perf_counter() - started
+    elapsed, cli_s = time.perf_counter() - started, time.perf_counter() - cli_started
     import resource
 
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"\nfuzz: {len(outcomes)} cases in {elapsed:.1f} s wall ({child_s:.1f} s in the capped child, "
-          f"{usage.ru_utime + usage.ru_stime:.1f} s CPU and {usage.ru_maxrss / 1024:.0f} MiB peak RSS there)")
+          f"{usage.ru_utime + usage.ru_stime:.1f} s CPU and {usage.ru_maxrss / 1024:.0f} MiB peak RSS there; "
+          f"{cli_s:.1f} s in the command-line passes)")
     for (label, kind), count in sorted(by_class.items()):
         print(f"  {count:4d}  {label:32s} {kind}")
 

@@ -51,6 +51,18 @@ def test_a_file_no_loader_reads_is_one_line_that_does_not_suggest_trust(content,
     assert code == 2 and len(err.splitlines()) == 1 and "--trust" not in err
 
 
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_special_file_is_refused_without_being_opened(kind, tmp_path):
+    path = tmp_path / "weights.pth"
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it would wait for a writer forever
+    else:
+        path.symlink_to("/dev/zero")  # reading it would never end
+    with pytest.raises(CheckpointError, match="not a regular file") as caught:
+        load_checkpoint(path)
+    _one_line(caught.value)
+
+
 def test_a_legacy_pickle_asking_for_a_global_names_it_in_one_whole_line(se_state, tmp_path, cli):
     path = tmp_path / "legacy.pth"
     torch.save({"state_dict": se_state, "where": Path("x")}, path, _use_new_zipfile_serialization=False)
