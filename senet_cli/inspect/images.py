@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from senet_cli.errors import ArgumentError, SenetError, first_line
 from senet_cli.inspect.results import Preprocess, SkippedImage
@@ -332,6 +332,8 @@ class _Files:
         path, label = self.files[position]
         try:
             return position, self.transform(decode(path)), label, ""
+        except UnidentifiedImageError:  # its message names the file descriptor, not the file
+            return position, None, label, "not in an image format PIL reads (garbage, text or unknown)"
         except Exception as error:  # noqa: BLE001 (PIL fails on a bad file in many ways; each is a skip)
             return position, None, label, f"{type(error).__name__}: {first_line(error, 100)}"
 
