@@ -105,8 +105,13 @@ def check_file(file: Path) -> int:
 
 
 def head(file: Path, size: int = 16) -> bytes:
-    with file.open("rb") as stream:
-        return stream.read(size)
+    """The first `size` bytes of `file` (which formats it may be), or a CheckpointError if unreadable."""
+    try:
+        with file.open("rb") as stream:
+            return stream.read(size)
+    except OSError as error:
+        raise CheckpointError(file, f"checkpoint {shown(file)} cannot be read: "
+                                    f"{error.strerror or first_line(error, 120)}") from None
 
 
 def is_zip(start: bytes) -> bool:
@@ -287,7 +292,6 @@ def settle_tensors(
     file: Path, state: Mapping[str, torch.Tensor], max_values: int = MAX_VALUES
 ) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
     """Dense float (or kept-integer) tensors the model can take, and notes on what was cast (module doc)."""
-    import torch
 
     total = sum(int(tensor.numel()) for tensor in state.values())
     if total > max_values:
@@ -296,31 +300,41 @@ def settle_tensors(
     settled: dict[str, torch.Tensor] = {}
     cast: dict[str, list[str]] = {}
     for key, tensor in state.items():
-        name = shown(key, 60)
-        if tensor.is_meta or tensor.is_nested:
-            raise CheckpointError(file, f"{shown(file)}: tensor {name} is a {'meta' if tensor.is_meta else 'nested'} "
-                                        f"tensor; a checkpoint's weights must hold their values")
-        if tensor.is_complex():
-            raise CheckpointError(file, f"{shown(file)}: tensor {name} is complex ({tensor.dtype}); the zoo's "
-                                        f"weights are real")
-        if tensor.layout != torch.strided:
-            tensor = tensor.to_dense()
-            cast.setdefault("sparse made dense", []).append(key)
-        if tensor.is_quantized:
-            tensor = tensor.dequantize()
-            cast.setdefault("quantized dequantized", []).append(key)
-        if key.endswith(KEEP_INTEGER) and not tensor.is_floating_point():
-            settled[key] = tensor
-            continue
-        if not tensor.is_floating_point():
-            cast.setdefault(f"{str(tensor.dtype).removeprefix('torch.')} cast to float32", []).append(key)
-            tensor = tensor.to(torch.float32)
-        elif tensor.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
-            cast.setdefault(f"{str(tensor.dtype).removeprefix('torch.')} cast to float32", []).append(key)
-            tensor = tensor.to(torch.float32)
-        settled[key] = tensor
+        try:
+            _settle(file, key, tensor, settled, cast)
+        except (RuntimeError, ValueError, TypeError, NotImplementedError) as error:
+            raise CheckpointError(file, f"{shown(file)}: tensor {shown(key, 60)} cannot be read as weights "
+                                        f"({type(error).__name__}: {first_line(error, 100)})") from None
     notes = tuple(
         f"{len(keys)} tensor(s) {what}: {', '.join(shown(k, 60) for k in keys[:3])}{', ...' if len(keys) > 3 else ''}"
         for what, keys in cast.items()
     )
     return settled, notes
+
+
+def _settle(file: Path, key: str, tensor: torch.Tensor, settled: dict[str, torch.Tensor],
+            cast: dict[str, list[str]]) -> None:
+    """Put `tensor` into `settled` as the model can take it, noting any cast in `cast` (what -> keys)."""
+    import torch
+
+    name = shown(key, 60)
+    if tensor.is_meta or tensor.is_nested:
+        raise CheckpointError(file, f"{shown(file)}: tensor {name} is a {'meta' if tensor.is_meta else 'nested'} "
+                                    f"tensor; a checkpoint's weights must hold their values")
+    if tensor.is_complex():
+        raise CheckpointError(file, f"{shown(file)}: tensor {name} is complex ({tensor.dtype}); the zoo's "
+                                    f"weights are real")
+    if tensor.layout != torch.strided:
+        tensor = tensor.to_dense()
+        cast.setdefault("sparse made dense", []).append(key)
+    if tensor.is_quantized:
+        tensor = tensor.dequantize()
+        cast.setdefault("quantized dequantized", []).append(key)
+    if key.endswith(KEEP_INTEGER) and not tensor.is_floating_point():
+        settled[key] = tensor
+        return
+    if not tensor.is_floating_point() or tensor.dtype not in (torch.float16, torch.bfloat16, torch.float32,
+                                                               torch.float64):
+        cast.setdefault(f"{str(tensor.dtype).removeprefix('torch.')} cast to float32", []).append(key)
+        tensor = tensor.to(torch.float32)
+    settled[key] = tensor
