@@ -24,6 +24,8 @@ from senet_cli.inspect.images import MAX_IMAGE_PIXELS, decode, list_folder
 from senet_cli.inspect.metadata import INPUT_RANGE
 
 MODEL = "se_resnet18_cifar"  # the model conftest's se_state and constant_model are built from
+POSIX = pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/dev/zero").exists(),
+                           reason="FIFOs, /dev/zero and /etc/passwd are POSIX")
 
 
 def _one_line(error: BaseException) -> str:
@@ -51,6 +53,7 @@ def test_a_file_no_loader_reads_is_one_line_that_does_not_suggest_trust(content,
     assert code == 2 and len(err.splitlines()) == 1 and "--trust" not in err
 
 
+@POSIX
 @pytest.mark.parametrize("kind", ["fifo", "device"])
 def test_a_special_file_is_refused_without_being_opened(kind, tmp_path):
     path = tmp_path / "weights.pth"
@@ -257,6 +260,7 @@ def hostile_folder(tmp_path) -> tuple[Path, int, int]:
     return root, 4, 8
 
 
+@POSIX
 def test_a_hostile_folder_skips_and_counts_every_bad_file(hostile_folder, constant_model, tmp_path, cli):
     root, readable, unreadable = hostile_folder
     classes, files, skipped, duplicates = list_folder(root)
@@ -276,6 +280,7 @@ def test_a_hostile_folder_skips_and_counts_every_bad_file(hostile_folder, consta
     assert code == 0 and "skipped 8 unreadable image(s)" in " ".join(out.split())
 
 
+@POSIX
 def test_strict_makes_a_bad_image_an_error_and_empty_data_is_refused(hostile_folder, constant_model, tmp_path, cli):
     root, _, _ = hostile_folder
     path = save_checkpoint(constant_model, tmp_path / "constant.pth")
@@ -289,6 +294,7 @@ def test_strict_makes_a_bad_image_an_error_and_empty_data_is_refused(hostile_fol
     assert code == 2 and "--data is empty" in err
 
 
+@POSIX
 def test_an_image_header_over_the_pixel_cap_is_refused_before_decoding(tmp_path):
     side = int(MAX_IMAGE_PIXELS**0.5) + 1
     (tmp_path / "big.png").write_bytes(_png_header(side, side))
