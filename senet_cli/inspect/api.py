@@ -24,6 +24,7 @@ from senet_cli.inspect import distributed
 from senet_cli.inspect.checkpoint import Checkpoint, load_checkpoint
 from senet_cli.inspect.distributed import Group
 from senet_cli.inspect.results import (
+    EMPTY_DATA,
     IMAGENET_MEAN,
     IMAGENET_STD,
     SKIPPED_SHOWN,
@@ -79,6 +80,8 @@ def inspect(
             "build options given without {model} ({names}): they describe an architecture, which then comes "
             "from the checkpoint", arguments={"model": ("model", "NAME")}, names=", ".join(options),
         )
+    if not data:
+        raise ArgumentError(EMPTY_DATA, arguments=("data",))
     if bins < 1:
         raise ArgumentError("{bins} must be at least 1, got {value}", arguments=("bins",), value=bins)
     if constant_tol < 0:

@@ -30,7 +30,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from senet_cli.errors import ArgumentError, SenetError, first_line
-from senet_cli.inspect.results import Preprocess, SkippedImage
+from senet_cli.inspect.results import EMPTY_DATA, Preprocess, SkippedImage
 
 SOURCES = ("samples", "synthetic")
 SAMPLE_PHOTO = "grace_hopper.jpg"
@@ -80,8 +80,7 @@ def open_images(data: str, preprocess: Preprocess, *, limit: int | None = None, 
     with `shard`, only this process's share; with `strict`, an unreadable image is an error
     instead of a skip."""
     if not data:
-        raise ArgumentError("{data} is empty; it takes 'samples', 'synthetic' or an ImageFolder directory",
-                            arguments=("data",))
+        raise ArgumentError(EMPTY_DATA, arguments=("data",))
     if limit is not None and limit < 1:
         raise ArgumentError("{limit} must be at least 1, got {value}", arguments=("limit",), value=limit)
     if batch < 1:

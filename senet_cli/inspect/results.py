@@ -36,6 +36,10 @@ class SkippedImage:
     reason: str
 
 
+EMPTY_DATA = "{data} is empty; it takes 'samples', 'synthetic' or an ImageFolder directory"
+"""The error for an empty data argument (refused before the checkpoint is read, so it never scans
+the working directory)."""
+
 SKIPPED_SHOWN = 5
 """How many skipped images a report lists by path (all are counted)."""
 
