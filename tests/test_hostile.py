@@ -313,3 +313,17 @@ def test_a_folder_of_only_bad_images_is_one_line(constant_model, tmp_path):
     with pytest.raises(SenetError, match=r"no readable images in .*: 1 unreadable, the first .*x.png") as caught:
         inspect(path, data=str(tmp_path / "bad"))
     _one_line(caught.value)
+
+
+def test_a_stored_zip_record_claiming_bytes_past_the_end_of_its_file_is_refused(tmp_path):
+    torch.save({"w": torch.zeros(1000)}, tmp_path / "good.pth")
+    data = bytearray((tmp_path / "good.pth").read_bytes())
+    with zipfile.ZipFile(tmp_path / "good.pth") as archive:
+        name = next(info.filename for info in archive.infolist() if info.filename.endswith("data/0")).encode()
+    entry = data.index(b"PK\x01\x02")  # the first entry of the central directory
+    while data[entry + 46:entry + 46 + len(name)] != name:  # walk to data/0's: its sizes sit at +20 and +24
+        entry = data.index(b"PK\x01\x02", entry + 4)
+    data[entry + 20:entry + 28] = struct.pack("<II", 3 << 30, 3 << 30)  # "3 GiB, stored"
+    (tmp_path / "liar.pth").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"claims 3,221,225,472 bytes past offset .* truncated or lying"):
+        load_checkpoint(tmp_path / "liar.pth")

@@ -4,11 +4,11 @@ A checkpoint is read from a stranger's file, so every size in it is a claim. Eac
 against the file's own size and against stated caps before torch or safetensors acts on it:
 
   file            at most MAX_FILE_BYTES (4 GiB) on disk.
-  torch zip       (torch.save since 1.6) the zip directory is read first: every record's method
-                  must be stored or deflate; torch writes records stored, so a deflated record that
-                  would inflate past 1 MiB at more than 10x its packed size (a 14 MB file holding a
-                  3 GiB tensor) is refused; all records together declare at most MAX_TENSOR_BYTES,
-                  and the pickle record at most MAX_PICKLE_BYTES.
+  torch zip       (torch.save since 1.6) the zip directory is read first: every record must lie
+                  inside the file and be stored or deflated; torch writes records stored, so a
+                  deflated record that would inflate past 1 MiB at more than 10x its packed size (a
+                  14 MB file holding a 3 GiB tensor) is refused; all records together declare at
+                  most MAX_TENSOR_BYTES, and the pickle record at most MAX_PICKLE_BYTES.
   legacy pickle   (torch.save before 1.6) the pickles (at most MAX_PICKLE_BYTES) are read from memory
                   by an unpickler that builds nothing (every global is a stand-in), listing the
                   globals it names and the storages it declares; those storages must fit in the
@@ -134,9 +134,13 @@ def check_torch_zip(file: Path, max_bytes: int = MAX_TENSOR_BYTES) -> None:
     pickles = [r for r in records if r.filename.endswith("/data.pkl") or r.filename == "data.pkl"]
     if not pickles:
         raise not_a_checkpoint(file, "a zip archive without the data.pkl record torch.save writes")
-    total = 0
+    total, size = 0, file.stat().st_size
     for record in records:
         name = shown(record.filename, 60)
+        if record.header_offset + record.compress_size > size:
+            raise CheckpointError(file, f"{shown(file)} is not a complete torch checkpoint (zip record {name} claims "
+                                        f"{record.compress_size:,} bytes past offset {record.header_offset:,} of a "
+                                        f"{size:,}-byte file: truncated or lying)")
         if record.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise not_a_checkpoint(file, f"zip record {name} uses compression method {record.compress_type}; "
                                          f"torch writes records stored")
