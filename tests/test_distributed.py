@@ -96,7 +96,7 @@ def test_two_processes_give_the_one_process_report(dataset):
     assert [c["name"] for c in one["candidates"]] == [c["name"] for c in two["candidates"]]
 
 
-def test_a_failing_rank_ends_the_run_with_one_line_from_rank_0(dataset, tmp_path):
+def test_an_unreadable_image_is_skipped_on_its_rank_and_with_strict_ends_the_run_in_one_line(dataset, tmp_path):
     root, checkpoint = dataset
     broken = tmp_path / "images"
     for label in ("cat", "dog"):
@@ -104,8 +104,17 @@ def test_a_failing_rank_ends_the_run_with_one_line_from_rank_0(dataset, tmp_path
         for index in range(3):
             (broken / label / f"{index}.png").write_bytes((root / "images" / label / f"{index}.png").read_bytes())
     (broken / "cat" / "00bad.png").write_text("not an image")  # second in the list: rank 1's first image
-    done = _senet(["inspect", str(checkpoint), "--data", str(broken), "--batch", "1"], 2)  # head: 0.png only
+    report = tmp_path / "report.json"
+    done = _senet(["inspect", str(checkpoint), "--data", str(broken), "--batch", "1", "--format", "json",
+                   "--output", str(report)], 2)
+    assert done.returncode == 0, done.stderr
+    merged = json.loads(report.read_text())
+    assert merged["images"] == 6 and merged["distributed"]["images_per_rank"] == [4, 2]  # 7 listed, 1 bad
+    assert merged["skipped_images"]["count"] == 1  # met by rank 1, reported by rank 0
+    assert merged["skipped_images"]["first"][0]["path"].endswith("00bad.png")
+    done = _senet(["inspect", str(checkpoint), "--data", str(broken), "--batch", "1", "--strict"], 2)
     ours = [line for line in done.stderr.splitlines() if line.startswith("senet:")]
     assert done.returncode != 0
-    assert ours == [ours[0]] and ours[0].startswith("senet: error: rank 1 of 2 failed: UnidentifiedImageError")
+    assert ours == [ours[0]] and ours[0].startswith("senet: error: rank 1 of 2 failed: image ")
+    assert "00bad.png is unreadable (not in an image format PIL reads" in ours[0]
     assert "Traceback" not in done.stderr.split("senet: error:")[0]  # nothing of ours before our line

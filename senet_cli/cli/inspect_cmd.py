@@ -53,6 +53,9 @@ def inspect_command(
     input_size: InputOpt = None,
     device: Annotated[Device, typer.Option(help="Where to run.", rich_help_panel=DATA)] = Device["cpu"],
     workers: Annotated[int, typer.Option(min=0, help="DataLoader workers for DIR.", rich_help_panel=DATA)] = 0,
+    strict: Annotated[bool, typer.Option("--strict", rich_help_panel=DATA,
+                                         help="Stop at an unreadable image of DIR instead of skipping it (skipped "
+                                         "images are counted in the report).")] = False,
     bins: Annotated[int, typer.Option(min=1, help="Histogram bins over the gate's range.",
                                       rich_help_panel=OUTPUT)] = 50,
     constant_tol: Annotated[float, typer.Option(min=0.0, rich_help_panel=OUTPUT,
@@ -98,7 +101,7 @@ def inspect_command(
         report = inspect(checkpoint, model=model, trust=trust, ema=ema, data=data, limit=limit, batch=batch,
                          input_size=size, device=device.value, bins=bins, workers=workers,
                          constant_tol=constant_tol, on_batch=progress.task(f"inspecting {checkpoint.name}"),
-                         attention_classes=attention_class or (), **options)
+                         attention_classes=attention_class or (), strict=strict, **options)
     if quiet_rank():  # under torchrun every rank holds the merged report; rank 0 shows and writes it
         return
     if plot is not None:

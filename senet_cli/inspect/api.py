@@ -24,8 +24,10 @@ from senet_cli.inspect import distributed
 from senet_cli.inspect.checkpoint import Checkpoint, load_checkpoint
 from senet_cli.inspect.distributed import Group
 from senet_cli.inspect.results import (
+    EMPTY_DATA,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    SKIPPED_SHOWN,
     DistributedRun,
     DropCandidate,
     GateStats,
@@ -58,6 +60,7 @@ def inspect(
     constant_tol: float = CONSTANT_TOL,
     on_batch: Callable[[int, int], None] | None = None,
     attention_classes: Sequence[str] = (),
+    strict: bool = False,
     **options: Any,
 ) -> InspectReport:
     """Gate statistics of `checkpoint` over the images `data` names. See the module doc.
@@ -65,6 +68,9 @@ def inspect(
     `model` and `options` name the architecture; without them it comes from the checkpoint's
     metadata or is detected from its weights. `on_batch(images_done, images_total)` reports progress,
     first with 0 once the checkpoint, architecture and data have passed every check.
+
+    An unreadable image of a `data` folder is skipped and counted in the report
+    (`skipped_images`, and the first few in `skipped_first`); with `strict` it is an error.
 
     In a process torchrun started (or inside a torch.distributed group the caller initialised),
     this process takes its share of the images and every process returns the merged report, with
@@ -83,6 +89,8 @@ def inspect(
             "build options given without {model} ({names}): they describe an architecture, which then comes "
             "from the checkpoint", arguments={"model": ("model", "NAME")}, names=", ".join(options),
         )
+    if not data:
+        raise ArgumentError(EMPTY_DATA, arguments=("data",))
     if bins < 1:
         raise ArgumentError("{bins} must be at least 1, got {value}", arguments=("bins",), value=bins)
     if constant_tol < 0:
@@ -94,7 +102,7 @@ def inspect(
     try:
         return _run(loaded, group, model=model, data=data, limit=limit, batch=batch, input_size=input_size,
                     target=target, bins=bins, workers=workers, constant_tol=constant_tol, on_batch=on_batch,
-                    options=options, attention_classes=attention_classes)
+                    strict=strict, options=options, attention_classes=attention_classes)
     finally:
         if group is not None:
             distributed.leave(group)
@@ -102,7 +110,7 @@ def inspect(
 
 def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: str, limit: int | None, batch: int,
          input_size: int | Sequence[int] | None, target: Any, bins: int, workers: int, constant_tol: float,
-         on_batch: Callable[[int, int], None] | None, options: dict[str, Any],
+         on_batch: Callable[[int, int], None] | None, strict: bool, options: dict[str, Any],
          attention_classes: Sequence[str] = ()) -> InspectReport:
     """inspect() once the checkpoint is loaded, in this process or as one rank of `group`."""
     import torch
@@ -121,7 +129,8 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
         config = resolved.config
         preprocess = _preprocess(loaded, config, input_size)
         shard = (group.rank, group.world_size) if group is not None else (0, 1)
-        source = open_images(data, preprocess, limit=limit, batch=batch, workers=workers, shard=shard)
+        source = open_images(data, preprocess, limit=limit, batch=batch, workers=workers, shard=shard,
+                             strict=strict)
         if group is not None and source.total < group.world_size:
             raise SenetError(f"{source.total} images for {group.world_size} processes: each needs at least one")
         if isinstance(config, ExternalConfig):
@@ -160,7 +169,7 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
                 network(images.to(target))
                 done += images.shape[0]
                 if on_batch is not None:
-                    on_batch(done, source.count)
+                    on_batch(done + source.unreadable, source.count)
     except Exception as error:  # noqa: BLE001 (as above: a failing rank tells the others)
         if group is None:
             raise
@@ -170,24 +179,32 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
             if accumulator.handle is not None:
                 accumulator.handle.remove()
     run = None
+    skipped = source.skipped
     if group is not None:
         distributed.agree(group, failure)
         distributed.merge(group, accumulators)
         per_rank = distributed.gather_counts(group, done)
         run = DistributedRun(group.backend, group.world_size, tuple(per_rank))
         done = sum(per_rank)
+        skipped = [item for part in distributed.gather_objects(group, skipped) for item in part]
+    skipped_in_order = [image for _, image in sorted(skipped, key=lambda item: item[0])]
     if done == 0:
-        raise SenetError(f"no images in {source.description}")
+        unreadable = ""
+        if skipped_in_order:
+            first = skipped_in_order[0]
+            unreadable = f": {len(skipped_in_order)} unreadable, the first {first.path} ({first.reason})"
+        raise SenetError(f"no readable images in {source.description}{unreadable}")
     if isinstance(config, ExternalConfig):  # a gate submodule its class never calls (timm's GlobalContext, gca)
         accumulators = [accumulator for accumulator in accumulators if accumulator.state]
     stats = tuple(accumulator.result(source.classes) for accumulator in accumulators)
     params = sum(p.numel() for p in network.parameters())
     return InspectReport(
         model=config.name, config=config, checkpoint=loaded, architecture_source=resolved.source,
-        notes=resolved.notes, data=source.description, images=done, classes=source.classes,
+        notes=loaded.notes + resolved.notes, data=source.description, images=done, classes=source.classes,
         device=str(target), input=preprocess.size, preprocess=preprocess, params=params, blocks=stats,
         candidates=_candidates(stats, attention_params, params, constant_tol, bool(source.classes)),
-        constant_tol=constant_tol, distributed=run,
+        constant_tol=constant_tol, distributed=run, skipped_images=len(skipped_in_order),
+        skipped_first=tuple(skipped_in_order[:SKIPPED_SHOWN]),
     )
 
 

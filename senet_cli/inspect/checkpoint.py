@@ -30,6 +30,9 @@ from typing import TYPE_CHECKING, Any
 from senet_cli._version import __version__
 from senet_cli.atomic import atomic_path
 from senet_cli.errors import ArgumentError, CheckpointError, CheckpointSafetyError, first_line
+from senet_cli.inspect import bounds
+from senet_cli.inspect.bounds import MAX_TENSOR_BYTES
+from senet_cli.inspect.metadata import validate_metadata
 
 if TYPE_CHECKING:
     import torch
@@ -61,6 +64,7 @@ class Checkpoint:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     trusted: bool = False
     other_weights: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what loading changed: integer, sparse or quantized tensors cast to float
 
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
@@ -73,28 +77,31 @@ class Checkpoint:
             "stripped_prefixes": list(self.stripped), "tensors": len(self.state_dict),
             "parameters": sum(t.numel() for t in self.state_dict.values() if t.is_floating_point()),
             "trusted_pickle": self.trusted, "not_used": list(self.other_weights),
-            "metadata": bool(self.metadata),
+            "metadata": bool(self.metadata), "notes": list(self.notes),
         }
 
 
-def load_checkpoint(path: str | os.PathLike[str], *, trust: bool = False, ema: bool = False) -> Checkpoint:
+def load_checkpoint(
+    path: str | os.PathLike[str], *, trust: bool = False, ema: bool = False, max_bytes: int = MAX_TENSOR_BYTES
+) -> Checkpoint:
     """Read `path` (torch or safetensors), unwrap it and strip wrapper prefixes. See the module doc.
 
-    Raises SenetError, in one line, for a missing, empty, truncated, non-torch or unsafe file.
+    Every size the file declares is checked before it is allocated (senet_cli/inspect/bounds.py: a
+    file of at most 4 GiB, tensors of at most `max_bytes`, no decompression bombs), and its `senet`
+    metadata against the schema of senet_cli/inspect/metadata.py. Raises a SenetError, in one line,
+    for a missing, empty, truncated, non-torch, oversized or unsafe file.
     """
     file = Path(path)
     if not file.exists():
-        raise CheckpointError(file, f"checkpoint {file} does not exist")
-    if file.is_dir():
-        raise CheckpointError(file, f"checkpoint {file} is a directory; give a .pth, .pt, .ckpt or .safetensors file")
-    if file.stat().st_size == 0:
-        raise CheckpointError(file, f"checkpoint {file} is empty (0 bytes)")
-    if file.suffix.lower() == SAFETENSORS_SUFFIX or _looks_like_safetensors(file):
-        tensors, metadata = _read_safetensors(file)
-        return _unwrap(str(file), "safetensors", tensors, metadata, trusted=False, ema=ema)
-    payload = _read_torch(file, trust)
-    metadata = payload.get(METADATA_KEY, {}) if isinstance(payload, Mapping) else {}
-    return _unwrap(str(file), "torch", payload, metadata if isinstance(metadata, Mapping) else {}, trust, ema)
+        raise CheckpointError(file, f"checkpoint {bounds.shown(file)} does not exist")
+    size = bounds.check_file(file)
+    start = bounds.head(file)
+    if file.suffix.lower() == SAFETENSORS_SUFFIX or _looks_like_safetensors(start, size):
+        tensors, raw = _read_safetensors(file, size, max_bytes)
+        return _unwrap(file, "safetensors", tensors, raw, trusted=False, ema=ema, max_bytes=max_bytes)
+    payload = _read_torch(file, trust, start, size, max_bytes)
+    raw = payload.get(METADATA_KEY) if isinstance(payload, Mapping) else None
+    return _unwrap(file, "torch", payload, raw, trust, ema, max_bytes)
 
 
 def save_checkpoint(
@@ -137,70 +144,87 @@ def save_checkpoint(
     return file
 
 
-def _looks_like_safetensors(file: Path) -> bool:
+def _looks_like_safetensors(start: bytes, size: int) -> bool:
     """A safetensors file starts with an 8-byte little-endian header length, then '{'."""
-    with file.open("rb") as stream:
-        head = stream.read(9)
-    return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < file.stat().st_size
+    return len(start) >= 9 and start[8:9] == b"{" and 0 < int.from_bytes(start[:8], "little") < size
 
 
-def _read_safetensors(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+def _read_safetensors(file: Path, size: int, max_bytes: int) -> tuple[dict[str, torch.Tensor], Any]:
+    """The tensors and the raw `senet` metadata (JSON text, or None) of a header-checked safetensors file."""
+    header = bounds.check_safetensors(file, size, max_bytes)
+    from safetensors.torch import load_file
 
     try:
-        with safe_open(str(file), framework="pt") as reader:
-            raw = reader.metadata() or {}
         tensors = load_file(str(file))
-    except (SafetensorError, OSError, ValueError) as error:
-        reason = first_line(error, 200)
-        raise CheckpointError(file, f"checkpoint {file} is not a readable safetensors file ({reason})") from None
-    metadata: dict[str, Any] = {}
-    if METADATA_KEY in raw:
-        try:
-            metadata = json.loads(raw[METADATA_KEY])
-        except json.JSONDecodeError:
-            metadata = {}
-    return tensors, metadata
+    except Exception as error:  # noqa: BLE001 (safetensors and torch raise many types for one meaning)
+        raise bounds.not_a_checkpoint(file, f"unreadable safetensors ({first_line(error, 160)})") from None
+    raw = (header.get("__metadata__") or {}).get(METADATA_KEY)
+    if raw is None:
+        return tensors, None
+    try:
+        return tensors, json.loads(raw)
+    except (ValueError, RecursionError):
+        raise CheckpointError(file, f"{bounds.shown(file)}: metadata field senet must be JSON text, got "
+                                    f"{raw[:40]!r}") from None
 
 
-def _read_torch(file: Path, trust: bool) -> Any:
+def _read_torch(file: Path, trust: bool, start: bytes, size: int, max_bytes: int) -> Any:
+    """torch.load of a file whose format and declared sizes passed their checks (see bounds.py)."""
     import torch
 
+    scan = None
+    if bounds.is_zip(start):
+        bounds.check_torch_zip(file, max_bytes)
+    elif bounds.is_legacy_pickle(start):
+        scan = bounds.scan_legacy(file, size)
+    elif start[:1] == b"\x80":
+        raise bounds.not_a_checkpoint(file, "a pickle, but not one torch.save wrote (no torch magic number)")
+    else:
+        kind = "text" if _is_text(start) else "data"
+        raise bounds.not_a_checkpoint(file, f"{kind} that starts with neither a zip header, a torch pickle nor a "
+                                            f"safetensors header")
+    if scan is not None and not trust:
+        blocked = bounds.unsafe_legacy_globals(scan)
+        if blocked:
+            raise _unsafe(file, blocked)
     try:
         with warnings.catch_warnings():  # torch warns about odd pickle protocols; we report in one line
             warnings.simplefilter("ignore")
             return torch.load(file, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as error:
         if trust:
-            raise CheckpointError(file, f"{file} is not a torch checkpoint ({first_line(error, 200)})") from None
+            raise bounds.not_a_checkpoint(file, f"unpickling failed ({first_line(error, 160)})") from None
         blocked = _unsafe_globals(file, str(error))
         if blocked:
-            names = ", ".join(blocked[:6]) + (", ..." if len(blocked) > 6 else "")
-            raise CheckpointSafetyError(
-                "{file} needs arbitrary pickled objects ({names}); unpickling them could run code from "
-                "the file, so it was not loaded. Pass {trust} only if you trust its source",
-                arguments={"trust": ("trust", True)}, file=file, names=names, globals=tuple(blocked),
-            ) from None
+            raise _unsafe(file, blocked) from None
         found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(error))
-        detail = found.group(1).strip() if found else first_line(error, 200)
-        raise CheckpointSafetyError(
-            "{file} is not a checkpoint torch's safe loader can read ({detail}); "
-            "pass {trust} only if you trust its source",
-            arguments={"trust": ("trust", True)}, file=file, detail=detail, globals=(),
-        ) from None
+        detail = found.group(1).strip()[:160] if found else first_line(error, 160)
+        raise bounds.not_a_checkpoint(file, f"torch's safe loader refused it ({detail})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile) as error:
-        reason = "empty or cut short" if isinstance(error, EOFError) else first_line(error, 200).split(". ")[0]
-        message = f"{file} is not a complete torch checkpoint (truncated or corrupt: {reason})"
+        reason = "empty or cut short" if isinstance(error, EOFError) else first_line(error, 160).split(". ")[0]
+        message = f"{bounds.shown(file)} is not a complete torch checkpoint (truncated or corrupt: {reason})"
         raise CheckpointError(file, message) from None
-    except (KeyError, ValueError, OSError, UnicodeDecodeError):
-        raise CheckpointError(file, f"{file} is not a torch checkpoint or safetensors file (neither a torch.save "
-                         f"archive nor a legacy torch pickle)") from None
-    except Exception as error:  # with trust, arbitrary unpickling can fail in arbitrary ways
-        if not trust:
-            raise
-        raise CheckpointError(file, f"{file} failed to unpickle even when trusted ({type(error).__name__}: "
-                         f"{first_line(error, 200)})") from None
+    except MemoryError:
+        raise CheckpointError(file, f"{bounds.shown(file)} asked for more memory than is free while "
+                                    f"unpickling") from None
+    except Exception as error:  # noqa: BLE001 (a corrupt pickle fails as IndexError, struct.error, ...)
+        what = "even when trusted" if trust else "in torch's safe loader"
+        raise bounds.not_a_checkpoint(file, f"unpickling failed {what} ({type(error).__name__}: "
+                                            f"{first_line(error, 120)})") from None
+
+
+def _is_text(start: bytes) -> bool:
+    """Whether a file's first bytes look like text (ASCII letters, digits, punctuation, whitespace)."""
+    return all(32 <= byte < 127 or byte in b"\t\n\r" for byte in start)
+
+
+def _unsafe(file: Path, blocked: list[str]) -> CheckpointSafetyError:
+    names = ", ".join(bounds.shown(name, 80) for name in blocked[:6]) + (", ..." if len(blocked) > 6 else "")
+    return CheckpointSafetyError(
+        "{file} needs arbitrary pickled objects ({names}); unpickling them could run code from "
+        "the file, so it was not loaded. Pass {trust} only if you trust its source",
+        arguments={"trust": ("trust", True)}, file=bounds.shown(file), names=names, globals=tuple(blocked),
+    )
 
 
 def _unsafe_globals(file: Path, message: str) -> list[str]:
@@ -210,7 +234,7 @@ def _unsafe_globals(file: Path, message: str) -> list[str]:
     finder = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
     try:
         found = sorted(finder(str(file))) if finder is not None else []
-    except Exception:  # an old-format or odd file: fall back to the message
+    except Exception:  # noqa: BLE001 (an old-format or odd file: fall back to the message)
         found = []
     return found or re.findall(r"Unsupported global: GLOBAL ([\w.]+)", message)
 
@@ -240,24 +264,28 @@ def _as_weights(value: Any) -> Mapping[str, torch.Tensor] | None:
 
 
 def _unwrap(
-    path: str, fmt: str, payload: Any, metadata: Mapping[str, Any], trusted: bool, ema: bool
+    file: Path, fmt: str, payload: Any, raw_metadata: Any, trusted: bool, ema: bool, max_bytes: int
 ) -> Checkpoint:
+    path = str(file)
     container, weights, others = _find_weights(payload, ema)
     if weights is None:
         if isinstance(payload, Mapping):
-            found = f"keys: {', '.join(map(str, list(payload)[:8]))}"
+            found = f"keys: {', '.join(bounds.shown(k, 40) for k in list(payload)[:8])}"
         else:
             found = type(payload).__name__
         raise CheckpointError(
-            path, f"no state dict found in {path} ({found}); expected a state dict or one under "
+            path, f"no state dict found in {bounds.shown(path)} ({found}); expected a state dict or one under "
             f"{', '.join(WEIGHT_KEYS + EMA_KEYS)}"
         )
     if ema and container not in EMA_KEYS:
         raise ArgumentError("{ema} asked for, but {path} holds no EMA weights (looked for {looked_for})",
-                            arguments={"ema": ("ema", True)}, path=path, looked_for=", ".join(EMA_KEYS))
+                            arguments={"ema": ("ema", True)}, path=bounds.shown(path),
+                            looked_for=", ".join(EMA_KEYS))
+    metadata = {} if raw_metadata is None else validate_metadata(raw_metadata, bounds.shown(path), path)
     state, stripped = strip_prefixes(dict(weights))
+    state, notes = bounds.settle_tensors(file, state, max_values=max_bytes // 4)
     return Checkpoint(path=path, format=fmt, state_dict=state, container=container, stripped=stripped,
-                      metadata=dict(metadata), trusted=trusted, other_weights=others)
+                      metadata=metadata, trusted=trusted, other_weights=others, notes=notes)
 
 
 def _find_weights(payload: Any, ema: bool) -> tuple[str, Mapping[str, torch.Tensor] | None, tuple[str, ...]]:

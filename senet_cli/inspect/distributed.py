@@ -115,6 +115,15 @@ def gather_counts(group: Group, count: int) -> list[int]:
     return [int(c) for c in counts]
 
 
+def gather_objects(group: Group, value: Any) -> list[Any]:
+    """Every rank's `value` (any picklable object), in rank order."""
+    import torch.distributed as dist
+
+    values: list[Any] = [None] * group.world_size
+    dist.all_gather_object(values, value)
+    return values
+
+
 def merge(group: Group, accumulators: list[GateAccumulator]) -> None:
     """Replace each accumulator's state by the merge over every rank (see the module doc)."""
     import torch

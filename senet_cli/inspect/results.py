@@ -28,6 +28,23 @@ class Preprocess:
 
 
 @dataclass(frozen=True)
+class SkippedImage:
+    """An image file of the data folder that was not read: its path and why (a decoder's error,
+    not a regular file, a size over the cap)."""
+
+    path: str
+    reason: str
+
+
+EMPTY_DATA = "{data} is empty; it takes 'samples', 'synthetic' or an ImageFolder directory"
+"""The error for an empty data argument (refused before the checkpoint is read, so it never scans
+the working directory)."""
+
+SKIPPED_SHOWN = 5
+"""How many skipped images a report lists by path (all are counted)."""
+
+
+@dataclass(frozen=True)
 class Histogram:
     """Counts of gate values in `len(edges) - 1` bins; bin i is [edges[i], edges[i+1]), the last closed.
 
@@ -129,6 +146,8 @@ class InspectReport:
     candidates: tuple[DropCandidate, ...]
     constant_tol: float
     distributed: DistributedRun | None = None  # set when the images were split over torchrun's processes
+    skipped_images: int = 0  # unreadable images of the data folder, not counted in `images`
+    skipped_first: tuple[SkippedImage, ...] = ()  # the first SKIPPED_SHOWN of them, in listing order
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -159,6 +178,8 @@ class InspectReport:
                 f"{self.constant_tol}"
             ),
         }
+        data["skipped_images"] = {"count": self.skipped_images,
+                                  "first": [{"path": s.path, "reason": s.reason} for s in self.skipped_first]}
         if self.distributed is not None:
             run = self.distributed
             data["distributed"] = {"backend": run.backend, "world_size": run.world_size,

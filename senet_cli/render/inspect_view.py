@@ -47,6 +47,10 @@ def gate_table(report: InspectReport) -> TableData:
         "spread images: mean over channels of each channel's std over images; spread classes: mean over "
         "channels of the std of the class means",
     ]
+    if report.skipped_images:
+        listed = "; ".join(f"{image.path} ({image.reason})" for image in report.skipped_first)
+        more = "; ..." if report.skipped_images > len(report.skipped_first) else ""
+        notes.append(f"skipped {report.skipped_images:,} unreadable image(s), not in the statistics: {listed}{more}")
     notes += [f"{g.name} {g.gate}: {g.nonfinite:,} non-finite gate values" for g in report.blocks if g.nonfinite]
     notes += _candidate_notes(report)
     return TableData(title=title, headers=headers, rows=rows, left_columns=2, notes=tuple(notes))

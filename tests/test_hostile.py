@@ -1,0 +1,329 @@
+"""Hostile inputs to `inspect`: checkpoints that lie about their sizes, odd dtypes, metadata out of
+schema, and image folders holding anything. Each either works (saying what it changed) or is one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from senet_cli import inspect, load_checkpoint, save_checkpoint
+from senet_cli.errors import CheckpointError, SenetError
+from senet_cli.inspect import bounds
+from senet_cli.inspect.images import MAX_IMAGE_PIXELS, decode, list_folder
+from senet_cli.inspect.metadata import INPUT_RANGE
+
+MODEL = "se_resnet18_cifar"  # the model conftest's se_state and constant_model are built from
+POSIX = pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/dev/zero").exists(),
+                           reason="FIFOs, /dev/zero and /etc/passwd are POSIX")
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error)
+    assert text and "\n" not in text and "Traceback" not in text
+    return text
+
+
+# --- what a file is not ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"root:x:0:0:root:/root:/bin/bash\n", "text that starts with neither a zip header"),
+    (pickle.dumps({"a": 1}), "a pickle, but not one torch.save wrote"),
+    (b"\x00\x01\x02garbage" * 10, "data that starts with neither"),
+    (b"PK\x03\x04" + b"\x00" * 40, "truncated or corrupt zip"),
+])
+def test_a_file_no_loader_reads_is_one_line_that_does_not_suggest_trust(content, expected, tmp_path, cli):
+    path = tmp_path / "weights.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    assert expected in _one_line(caught.value)
+    code, _, err = cli(["inspect", str(path), "--data", "synthetic", "--limit", "1"])
+    assert code == 2 and len(err.splitlines()) == 1 and "--trust" not in err
+
+
+@POSIX
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_special_file_is_refused_without_being_opened(kind, tmp_path):
+    path = tmp_path / "weights.pth"
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it would wait for a writer forever
+    else:
+        path.symlink_to("/dev/zero")  # reading it would never end
+    with pytest.raises(CheckpointError, match="not a regular file") as caught:
+        load_checkpoint(path)
+    _one_line(caught.value)
+
+
+def test_a_legacy_pickle_asking_for_a_global_names_it_in_one_whole_line(se_state, tmp_path, cli):
+    path = tmp_path / "legacy.pth"
+    torch.save({"state_dict": se_state, "where": Path("x")}, path, _use_new_zipfile_serialization=False)
+    code, _, err = cli(["inspect", str(path), "--data", "synthetic", "--limit", "1"])
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "(pathlib.PosixPath)" in err and err.rstrip().endswith("Pass --trust only if you trust its source")
+    torch.save(se_state, path, _use_new_zipfile_serialization=False)  # a plain legacy file still loads
+    assert set(load_checkpoint(path).state_dict) == set(se_state)
+
+
+def test_a_legacy_pickle_declaring_more_storage_than_its_file_holds_is_refused_unallocated(tmp_path):
+    marker = object()
+
+    class Declaring(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", torch.FloatStorage, "0", "cpu", 10**12, None) if obj is marker else None
+
+    stream = open(tmp_path / "liar.pth", "wb")  # noqa: SIM115
+    with stream:
+        for part in (bounds.LEGACY_MAGIC, 1001, {"protocol_version": 1001, "little_endian": True}):
+            pickle.dump(part, stream, protocol=2)
+        Declaring(stream, protocol=2).dump({"w": marker})
+        pickle.dump(["0"], stream, protocol=2)
+    with pytest.raises(CheckpointError, match=r"declares 4,000,000,000,000 bytes of tensors, more than the file"):
+        load_checkpoint(tmp_path / "liar.pth")
+
+
+def _rezip(source: Path, target: Path) -> None:
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+
+
+def test_a_deflated_record_that_swells_is_refused_before_inflating(tmp_path):
+    torch.save({"w": torch.zeros(4 << 20)}, tmp_path / "zeros.pth")  # 16 MiB of zeros deflate to ~16 kB
+    _rezip(tmp_path / "zeros.pth", tmp_path / "bomb.pth")
+    assert (tmp_path / "bomb.pth").stat().st_size < 100_000
+    with pytest.raises(CheckpointError, match=r"inflates [\d,]+ bytes to 16,777,216 .* decompression bomb") as caught:
+        load_checkpoint(tmp_path / "bomb.pth")
+    _one_line(caught.value)
+    torch.save({"w": torch.randn(1000)}, tmp_path / "noise.pth")  # re-zipped noise barely shrinks: it loads
+    _rezip(tmp_path / "noise.pth", tmp_path / "rezipped.pth")
+    assert load_checkpoint(tmp_path / "rezipped.pth").state_dict["w"].shape == (1000,)
+
+
+def test_sizes_over_the_cap_are_refused_from_the_directory_and_after_a_stride_trick(tmp_path):
+    torch.save({"w": torch.zeros(1000)}, tmp_path / "big.pth")
+    with pytest.raises(CheckpointError, match=r"records hold .* over the 1,000 bytes cap"):
+        load_checkpoint(tmp_path / "big.pth", max_bytes=1000)
+    torch.save({"w": torch.zeros(1).expand(10**6)}, tmp_path / "stride0.pth")  # 1 stored value, 10**6 viewed
+    assert (tmp_path / "stride0.pth").stat().st_size < 4000
+    with pytest.raises(CheckpointError, match=r"hold 1,000,000 values, over the cap of 250,000"):
+        load_checkpoint(tmp_path / "stride0.pth", max_bytes=10**6)
+
+
+def _safetensors(path: Path, header: object, data: bytes = b"", length: int | None = None) -> Path:
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text) if length is None else length) + text + data)
+    return path
+
+
+@pytest.mark.parametrize("header, data, length, expected", [
+    ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8, 1 << 40, "header of"),
+    ([1, 2], b"", None, "header is a JSON list"),
+    ({"w": {"dtype": "F99", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8, None, "dtype 'F99'"),
+    ({"w": {"dtype": "F32", "shape": [2, -1], "data_offsets": [0, 8]}}, b"\0" * 8, None, "not a list of sizes"),
+    ({"w": {"dtype": "F32", "shape": [1 << 40], "data_offsets": [0, 8]}}, b"\0" * 8, None, "needs 4,398,046,511,104"),
+    ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 1 << 40]}}, b"\0" * 8, None, "outside the 8 data bytes"),
+    ({"w": "x"}, b"", None, "entry 'w' is not an object"),
+    ({"__metadata__": {"senet": 3}}, b"", None, "__metadata__ is not an object of strings"),
+])
+def test_a_safetensors_header_is_checked_against_its_file(header, data, length, expected, tmp_path):
+    path = _safetensors(tmp_path / "bad.safetensors", header, data, length)
+    with pytest.raises(CheckpointError, match="is not a torch checkpoint or safetensors file") as caught:
+        load_checkpoint(path)
+    assert expected in _one_line(caught.value)
+
+
+# --- unusual tensors ----------------------------------------------------------------------------------
+
+
+def test_integer_sparse_and_quantized_weights_are_cast_and_said(se_state, tmp_path):
+    as_int8 = {k: (v * 50).to(torch.int8) if v.is_floating_point() else v for k, v in se_state.items()}
+    torch.save(as_int8, tmp_path / "int8.pth")
+    save_file({k: (v * 50).to(torch.int64) for k, v in se_state.items()}, str(tmp_path / "int64.safetensors"))
+    for name in ("int8.pth", "int64.safetensors"):
+        report = inspect(tmp_path / name, data="synthetic", limit=2)  # used to crash in materialize
+        kind = name.split(".")[0]
+        assert any(f"{kind} cast to float32: " in note for note in report.notes)
+        assert report.to_dict()["loading"]["notes"] == list(report.checkpoint.notes)
+    assert load_checkpoint(tmp_path / "int8.pth").state_dict["bn1.num_batches_tracked"].dtype == torch.int64
+    sparse = {k: v.to_sparse() if v.dim() == 4 else v for k, v in se_state.items()}
+    torch.save(sparse, tmp_path / "sparse.pth")
+    loaded = load_checkpoint(tmp_path / "sparse.pth")
+    assert torch.equal(loaded.state_dict["conv1.weight"], se_state["conv1.weight"])
+    assert any("sparse made dense" in note for note in loaded.notes)
+    with pytest.warns(UserWarning):  # torch deprecates quantized tensors; checkpoints still hold them
+        quantized = torch.quantize_per_tensor(torch.linspace(-1, 1, 5), 0.5, 0, torch.qint8)
+    torch.save({"w": quantized, "flag": torch.ones(2, dtype=torch.bool)}, tmp_path / "q.pth")
+    loaded = load_checkpoint(tmp_path / "q.pth")
+    assert loaded.state_dict["w"].tolist() == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    assert loaded.notes == ("1 tensor(s) quantized dequantized: w", "1 tensor(s) bool cast to float32: flag")
+
+
+@pytest.mark.parametrize("tensor, expected", [
+    (torch.zeros(3, device="meta"), "is a meta tensor"),
+    (torch.zeros(3, dtype=torch.complex64), "is complex"),
+])
+def test_tensors_without_real_values_are_refused_in_one_line(tensor, expected, tmp_path):
+    torch.save({"w": tensor}, tmp_path / "odd.pth")
+    with pytest.raises(CheckpointError, match=expected) as caught:
+        load_checkpoint(tmp_path / "odd.pth")
+    _one_line(caught.value)
+
+
+# --- metadata ------------------------------------------------------------------------------------------
+
+
+BAD_METADATA = [
+    ([1], "field senet must be an object, got [1]"),
+    (3, "field senet must be an object, got 3"),
+    ({"model": 5}, "field model must be a model name"),
+    ({"model": MODEL, "options": [1]}, "field options must be an object"),
+    ({"model": MODEL, "options": {"ratio": {"x": 1}}}, "field options.ratio must be a string, boolean, number"),
+    ({"preprocess": "x"}, "field preprocess must be an object, got 'x'"),
+    ({"preprocess": {"input": "abc"}}, "field preprocess.input must be an integer in 16..1024"),
+    ({"preprocess": {"input": 64.5}}, "got 64.5"),
+    ({"preprocess": {"input": 30000}}, "field preprocess.input must be an integer in 16..1024 or [height, width] "
+                                       "of them, got 30000"),
+    ({"preprocess": {"input": [32, 2000]}}, "got [32, 2000]"),
+    ({"preprocess": {"mean": [0.5, 0.5]}}, "field preprocess.mean must be a list of 3 finite numbers"),
+    ({"preprocess": {"std": [0.2, 0, 0.2]}}, "field preprocess.std must be 3 numbers above 0"),
+    ({"preprocess": {"std": [0.2, float("nan"), 0.2]}}, "field preprocess.std must be a list of 3 finite"),
+]
+
+
+@pytest.mark.parametrize("metadata, expected", BAD_METADATA, ids=[str(i) for i in range(len(BAD_METADATA))])
+@pytest.mark.parametrize("fmt", ["safetensors", "pth"])
+def test_metadata_out_of_schema_is_one_line_naming_the_field(metadata, expected, fmt, tmp_path):
+    state = {"w": torch.zeros(2)}
+    path = tmp_path / f"meta.{fmt}"
+    if fmt == "safetensors":
+        save_file(state, str(path), metadata={"senet": json.dumps(metadata)})
+    else:
+        torch.save({"state_dict": state, "senet": metadata}, path)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    assert expected in _one_line(caught.value)
+
+
+def test_metadata_within_schema_is_used(constant_model, tmp_path):
+    path = save_checkpoint(constant_model, tmp_path / "ok.safetensors",
+                           preprocess={"input": [INPUT_RANGE[0] * 2, 48], "mean": [0, 0, 0], "std": [1, 1, 1]})
+    report = inspect(path, data="synthetic", limit=1)
+    assert report.input == (32, 48) and report.preprocess.std == (1.0, 1.0, 1.0)
+
+
+# --- image folders --------------------------------------------------------------------------------------
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height RGB pixels, with one tiny compressed row."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(
+        b"IEND", b"")
+
+
+@pytest.fixture
+def hostile_folder(tmp_path) -> tuple[Path, int, int]:
+    """(folder, readable images, unreadable ones): good PNGs beside every kind of bad file."""
+    root = tmp_path / "hostile"
+    generator = np.random.default_rng(0)
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+        for index in range(2):
+            Image.fromarray(generator.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(root / label / f"{index}.png")
+    cat = root / "cat"
+    good = (cat / "0.png").read_bytes()
+    (cat / "truncated.png").write_bytes(good[: len(good) // 2])
+    (cat / "text.jpg").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (cat / "garbage.jpg").write_bytes(bytes(generator.integers(0, 256, 500, dtype=np.uint8)))
+    (cat / "bomb.png").write_bytes(_png_header(20000, 20000))
+    (cat / "passwd.jpg").symlink_to("/etc/passwd")
+    (cat / "zero.jpg").symlink_to("/dev/zero")
+    (cat / "dangling.jpg").symlink_to(cat / "nowhere")
+    os.mkfifo(cat / "fifo.jpg")
+    (cat / "again.png").symlink_to(cat / "0.png")  # the same file twice: read once
+    (cat / "loop").symlink_to(root)  # a directory loop: entered once
+    (root / "dog" / "up").symlink_to(root / "dog")
+    return root, 4, 8
+
+
+@POSIX
+def test_a_hostile_folder_skips_and_counts_every_bad_file(hostile_folder, constant_model, tmp_path, cli):
+    root, readable, unreadable = hostile_folder
+    classes, files, skipped, duplicates = list_folder(root)
+    assert classes == ("cat", "dog") and len(files) == readable + unreadable - 3 and duplicates == 1
+    assert sorted(Path(s.path).name for s in skipped) == ["dangling.jpg", "fifo.jpg", "zero.jpg"]
+    path = save_checkpoint(constant_model, tmp_path / "constant.pth")
+    report = inspect(path, data=str(root), batch=3)
+    assert report.images == readable and report.skipped_images == unreadable
+    assert [Path(s.path).name for s in report.skipped_first] == [
+        "dangling.jpg", "fifo.jpg", "zero.jpg", "bomb.png", "garbage.jpg"]
+    assert "over the cap of 64,000,000" in report.skipped_first[3].reason
+    code, out, err = cli(["inspect", str(path), "--data", str(root), "--format", "json"])
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["images"] == readable and data["skipped_images"]["count"] == unreadable
+    code, out, err = cli(["inspect", str(path), "--data", str(root)])
+    assert code == 0 and "skipped 8 unreadable image(s)" in " ".join(out.split())
+
+
+@POSIX
+def test_strict_makes_a_bad_image_an_error_and_empty_data_is_refused(hostile_folder, constant_model, tmp_path, cli):
+    root, _, _ = hostile_folder
+    path = save_checkpoint(constant_model, tmp_path / "constant.pth")
+    code, _, err = cli(["inspect", str(path), "--data", str(root), "--strict"])
+    assert code == 2 and len(err.splitlines()) == 1 and "dangling.jpg is unreadable" in err and "--strict" in err
+    for name in ("dangling.jpg", "fifo.jpg", "zero.jpg"):
+        (root / "cat" / name).unlink()
+    with pytest.raises(SenetError, match=r"bomb.png is unreadable .*strict=True stops"):
+        inspect(path, data=str(root), strict=True)
+    code, _, err = cli(["inspect", str(path), "--data", ""])
+    assert code == 2 and "--data is empty" in err
+
+
+@POSIX
+def test_an_image_header_over_the_pixel_cap_is_refused_before_decoding(tmp_path):
+    side = int(MAX_IMAGE_PIXELS**0.5) + 1
+    (tmp_path / "big.png").write_bytes(_png_header(side, side))
+    with pytest.raises(ValueError, match="over the cap"):
+        decode(str(tmp_path / "big.png"))
+    os.mkfifo(tmp_path / "late.png")  # a FIFO that appears after listing is not waited on
+    with pytest.raises(ValueError, match="not a regular file"):
+        decode(str(tmp_path / "late.png"))
+
+
+def test_a_folder_of_only_bad_images_is_one_line(constant_model, tmp_path):
+    folder = tmp_path / "bad" / "only"
+    folder.mkdir(parents=True)
+    (folder / "x.png").write_text("nope")
+    path = save_checkpoint(constant_model, tmp_path / "constant.pth")
+    with pytest.raises(SenetError, match=r"no readable images in .*: 1 unreadable, the first .*x.png") as caught:
+        inspect(path, data=str(tmp_path / "bad"))
+    _one_line(caught.value)
+
+
+def test_a_stored_zip_record_claiming_bytes_past_the_end_of_its_file_is_refused(tmp_path):
+    torch.save({"w": torch.zeros(1000)}, tmp_path / "good.pth")
+    data = bytearray((tmp_path / "good.pth").read_bytes())
+    with zipfile.ZipFile(tmp_path / "good.pth") as archive:
+        name = next(info.filename for info in archive.infolist() if info.filename.endswith("data/0")).encode()
+    entry = data.index(b"PK\x01\x02")  # the first entry of the central directory
+    while data[entry + 46:entry + 46 + len(name)] != name:  # walk to data/0's: its sizes sit at +20 and +24
+        entry = data.index(b"PK\x01\x02", entry + 4)
+    data[entry + 20:entry + 28] = struct.pack("<II", 3 << 30, 3 << 30)  # "3 GiB, stored"
+    (tmp_path / "liar.pth").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"claims 3,221,225,472 bytes past offset .* truncated or lying"):
+        load_checkpoint(tmp_path / "liar.pth")
