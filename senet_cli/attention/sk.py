@@ -15,6 +15,9 @@ SKNet-50's 27.5M parameters): `paths.{i}.conv`, `paths.{i}.bn`, `attn.fc_reduce`
 `attn.fc_select` (one d -> M*C conv, the paper's M matrices A, B, ... stacked). In a ResNet the unit
 takes the replaced conv's name (`layer1.0.conv2` in a bottleneck, `conv1` in a basic block, as
 timm's skresnet), so its rows count the whole unit, branches included, as attention.
+
+`split_input` is timm's variation for skresnet18/34 (not in the paper): the input channels are split
+evenly across the branches, each convolving its own share, which halves the branch weights.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 from torch import nn
 
 from senet_cli.attention.base import AttentionModule, reduced_channels
+from senet_cli.errors import OptionError
 
 
 class SKBranch(nn.Module):
@@ -74,16 +78,23 @@ class SelectiveKernel(AttentionModule):
         activation: Callable[[], nn.Module] = nn.ReLU,
         branches: int = 2,
         min_channels: int = 32,
+        split_input: bool = False,
     ) -> None:
         super().__init__()
         in_channels = channels if in_channels is None else in_channels
+        if split_input and in_channels % branches:
+            raise OptionError("split_input", split_input, f"branches dividing the {in_channels} input channels",
+                              f"split_input needs the {in_channels} input channels divisible by {branches} branches")
+        self.split = in_channels // branches if split_input else None
+        branch_in = self.split or in_channels
         self.paths = nn.ModuleList(
-            SKBranch(in_channels, channels, stride=stride, groups=groups, dilation=m + 1, activation=activation)
+            SKBranch(branch_in, channels, stride=stride, groups=groups, dilation=m + 1, activation=activation)
             for m in range(branches)
         )
         self.attn = SKAttention(channels, branches, reduced_channels(channels, ratio, min_channels))
         self.gate = nn.Softmax(dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        stacked = torch.stack([path(x) for path in self.paths], dim=1)  # [B, M, C, H, W]
+        inputs = x.split(self.split, dim=1) if self.split else [x] * len(self.paths)
+        stacked = torch.stack([path(part) for path, part in zip(self.paths, inputs, strict=True)], dim=1)
         return (stacked * self.gate(self.attn(stacked))).sum(1)

@@ -164,7 +164,7 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
         notes=resolved.notes, data=source.description, images=done, classes=source.classes,
         device=str(target), input=preprocess.size, preprocess=preprocess, params=params, blocks=stats,
         candidates=_candidates(stats, attention_params, params, constant_tol, bool(source.classes)),
-        constant_tol=constant_tol, distributed=run,
+        constant_tol=constant_tol, distributed=run, layout=resolved.layout,
     )
 
 

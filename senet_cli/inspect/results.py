@@ -129,6 +129,7 @@ class InspectReport:
     candidates: tuple[DropCandidate, ...]
     constant_tol: float
     distributed: DistributedRun | None = None  # set when the images were split over torchrun's processes
+    layout: str | None = None  # the foreign key layout the weights were mapped from ("cadene"), None: ours
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -137,7 +138,7 @@ class InspectReport:
             "images": self.images,
             "blocks": [block.to_dict() for block in self.blocks],
             "options": self.config.as_dict(),
-            "architecture": {"source": self.architecture_source, "notes": list(self.notes)},
+            "architecture": {"source": self.architecture_source, "notes": list(self.notes), "layout": self.layout},
             "loading": self.checkpoint.describe(),
             "data": self.data,
             "classes": list(self.classes),

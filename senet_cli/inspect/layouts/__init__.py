@@ -49,6 +49,9 @@ class Layout:
     a checkpoint in our own layout, or in another registered layout, is never claimed.
     `to_senet(state)` renames (and reshapes where needed) into the zoo layout; `from_senet(config,
     state)` is the inverse, for `senet convert` writing this layout, where it supports writing.
+    `target` names the family `senet convert` can write this layout for ("timm"), and `writes(config)`
+    the model of that family whose keys and computation `from_senet` gives for `config`, or None
+    where it gives none (timm's seresnet50 strides the 3x3: a v1 checkpoint is not one).
     """
 
     name: str  # "cadene", "official-srm", ...: what `senet inspect` says it found
@@ -57,6 +60,8 @@ class Layout:
     claims: Callable[[Shapes], bool]
     to_senet: Callable[[StateDict], Mapped]
     from_senet: Callable[[ModelConfig, StateDict], dict[str, torch.Tensor]] | None = None
+    target: str | None = None  # the `senet convert` target family this layout is ("timm"), if any
+    writes: Callable[[ModelConfig], str | None] | None = None  # that family's model name for a config
 
 
 LAYOUTS: Registry[Layout] = Registry("checkpoint layout")
