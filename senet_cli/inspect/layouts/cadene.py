@@ -63,8 +63,7 @@ def claims(shapes: Shapes) -> bool:
 def _config(shapes: Shapes) -> ModelConfig:
     blocks = blocks_per_stage(shapes)
     bottleneck = "layer1.0.conv3.weight" in shapes
-    width, per_group = shapes["layer1.0.conv2.weight"][:2]
-    groups = width // per_group
+    groups = shapes["layer1.0.conv1.weight"][0] // shapes["layer1.0.conv2.weight"][1]  # the 3x3's input / per group
     ratio = reduction_ratio(shapes, "se_module.fc1.weight")
     num_classes = shapes["last_linear.weight"][0]
     if "layer0.conv3.weight" in shapes:
