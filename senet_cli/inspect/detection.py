@@ -335,8 +335,9 @@ def _assumed(backbone: str, attention: str | None, found: Mapping[str, Any],
              placement: str = "standard") -> tuple[str, ...]:
     """The note on what the weights could not tell."""
     backbone_spec = BACKBONES.get(backbone)
-    first, *others = backbone_spec.variants
-    unseen = [f"variant {first} ({', '.join(others)} have the same weights)"] if others else []
+    first, *alternatives = backbone_spec.variants
+    verb = "has" if len(alternatives) == 1 else "have"
+    unseen = [f"variant {first} ({', '.join(alternatives)} {verb} the same weights)"] if alternatives else []
     spec = ATTENTION.get(attention) if attention is not None else None
     if spec is not None and spec.slot == "branch" and placement == "standard" and len(backbone_spec.placements) > 1:
         others = " and ".join(p for p in backbone_spec.placements if p not in ("standard", "pre"))

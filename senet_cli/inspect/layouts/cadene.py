@@ -17,6 +17,8 @@ the logits differ without it). SENet-154's halved first 1x1, 3x3 projections and
 
 from __future__ import annotations
 
+from typing import Any
+
 from senet_cli.errors import ArchitectureError
 from senet_cli.inspect.layouts import Layout, Mapped, Shapes, StateDict, register_layout
 from senet_cli.inspect.layouts._keys import RESNET_DEPTHS, KeyTable, blocks_per_stage, is_paper_module, reduction_ratio
@@ -95,7 +97,7 @@ def to_senet(state: StateDict) -> Mapped:
     return Mapped(config, table.to_ours(state), (note,))
 
 
-def from_senet(config: ModelConfig, state: StateDict) -> dict:
+def from_senet(config: ModelConfig, state: StateDict) -> dict[str, Any]:
     table = THREE_CONV_STEM if config.backbone == SENET154 else SEVEN_BY_SEVEN
     return table.to_foreign(state)
 

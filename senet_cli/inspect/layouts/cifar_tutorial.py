@@ -12,6 +12,8 @@ block's input) and no zoo model: it is recognised and refused in one line.
 
 from __future__ import annotations
 
+from typing import Any
+
 from senet_cli.errors import ArchitectureError
 from senet_cli.inspect.layouts import Layout, Mapped, Shapes, StateDict, register_layout
 from senet_cli.inspect.layouts._keys import KeyTable, blocks_per_stage, reduction_ratio
@@ -48,7 +50,7 @@ def to_senet(state: StateDict) -> Mapped:
     return Mapped(config, TABLE.to_ours(state), ("tutorial SENet: SE layers of each block moved into its `se` module",))
 
 
-def from_senet(config: ModelConfig, state: StateDict) -> dict:
+def from_senet(config: ModelConfig, state: StateDict) -> dict[str, Any]:
     return TABLE.to_foreign(state)
 
 

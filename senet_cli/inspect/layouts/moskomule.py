@@ -10,6 +10,8 @@ recognised and refused in one line.
 
 from __future__ import annotations
 
+from typing import Any
+
 from senet_cli.errors import ArchitectureError
 from senet_cli.inspect.layouts import Layout, Mapped, Shapes, StateDict, register_layout
 from senet_cli.inspect.layouts._keys import RESNET_DEPTHS, KeyTable, blocks_per_stage, reduction_ratio
@@ -46,7 +48,7 @@ def to_senet(state: StateDict) -> Mapped:
     return Mapped(config, mapped, ("senet.pytorch's SE Linear layers [C', C] taken as 1x1 convs [C', C, 1, 1]",))
 
 
-def from_senet(config: ModelConfig, state: StateDict) -> dict:
+def from_senet(config: ModelConfig, state: StateDict) -> dict[str, Any]:
     flat = {key: (value.reshape(value.shape[:2]) if key.endswith(_LINEAR_WEIGHTS) else value)
             for key, value in state.items()}
     return TABLE.to_foreign(flat)

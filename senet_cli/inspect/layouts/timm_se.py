@@ -12,6 +12,8 @@ seresnet18/34 (4 -> 8): those are not ours, and are refused.
 
 from __future__ import annotations
 
+from typing import Any
+
 from senet_cli.inspect.layouts import Layout, Mapped, Shapes, StateDict, register_layout
 from senet_cli.inspect.layouts._keys import is_paper_module
 from senet_cli.options import ModelConfig
@@ -32,7 +34,7 @@ def to_senet(state: StateDict) -> Mapped:
     raise AssertionError("timm's SE-ResNet keys are ours; this layout never claims a checkpoint")
 
 
-def from_senet(config: ModelConfig, state: StateDict) -> dict:
+def from_senet(config: ModelConfig, state: StateDict) -> dict[str, Any]:
     return dict(state)
 
 

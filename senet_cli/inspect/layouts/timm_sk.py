@@ -14,6 +14,8 @@ every stage (64 to 2048 channels).
 
 from __future__ import annotations
 
+from typing import Any
+
 from senet_cli.errors import ArchitectureError
 from senet_cli.inspect.layouts import Layout, Mapped, Shapes, StateDict, register_layout
 from senet_cli.inspect.layouts._keys import RESNET_DEPTHS, KeyTable, blocks_per_stage, is_paper_module, last_block
@@ -64,7 +66,7 @@ def to_senet(state: StateDict) -> Mapped:
     return Mapped(config, TABLE.to_ours(state), (f"timm's {timm_name} layout: ConvNormAct convs renamed",))
 
 
-def from_senet(config: ModelConfig, state: StateDict) -> dict:
+def from_senet(config: ModelConfig, state: StateDict) -> dict[str, Any]:
     return TABLE.to_foreign(state)
 
 
