@@ -423,3 +423,15 @@ def test_convert_cli_one_line_errors_and_inspect_of_the_raw_file(tmp_path, cli):
     code, stdout, err = cli(["inspect", source, "--data", "synthetic", "--limit", "2", "--format", "json"])
     assert code == 0, err
     assert '"layout": "cifar-tutorial"' in stdout
+
+
+@pytest.mark.parametrize("name, options", [
+    ("sk_resnet18", {"ratio": 8, "min_channels": 16, "split_input": True}),  # timm's skresnet18, in our keys
+    ("sk_resnet50", {"min_channels": 8, "split_input": True}),  # timm's skresnet50
+    ("sk_resnext50_32x4d", {}),
+])
+def test_our_own_sk_checkpoints_are_detected_with_timms_options(name, options):
+    from senet_cli.inspect.detection import detect
+
+    config = make_config(name, **options)
+    assert detect({k: tuple(v.shape) for k, v in build_on_meta(config).state_dict().items()}).config == config

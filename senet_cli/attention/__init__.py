@@ -153,6 +153,7 @@ ATTENTION.add("sk", AttentionSpec(
     uses_ratio=True,
     slot="conv",
     marker="attn.fc_select.weight",
+    infer="senet_cli.attention.sk:infer_options",
 ))
 
 ATTENTION.add("coord", AttentionSpec(

@@ -22,7 +22,8 @@ evenly across the branches, each convolving its own share, which halves the bran
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -98,3 +99,19 @@ class SelectiveKernel(AttentionModule):
         inputs = x.split(self.split, dim=1) if self.split else [x] * len(self.paths)
         stacked = torch.stack([path(part) for path, part in zip(self.paths, inputs, strict=True)], dim=1)
         return (stacked * self.gate(self.attn(stacked))).sum(1)
+
+
+RATIO_PREFERENCE = (16, 8, 4, 32, 2, 64, 1)
+FLOOR_PREFERENCE = (32, 16, 8, 1)  # the paper's L = 32; timm's skresnet18/34 16, skresnet50 8
+
+
+def infer_options(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]], stage_count: int
+                  ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Ratio and floor L from each stage's attention width d = max(C // r, L) (the paper's pair
+    first), each with and without `split_input` (the exact comparison of the built model decides)."""
+    widths = [shape[:2] for keys in stage_keys.values() for key, shape in keys.items()
+              if key.endswith("attn.fc_reduce.weight")]  # keys sit under the replaced conv's name
+    fits = [(ratio, floor) for ratio in RATIO_PREFERENCE for floor in FLOOR_PREFERENCE
+            if widths and all(max(channels // ratio, floor) == reduced for reduced, channels in widths)]
+    ratio, floor = fits[0] if fits else (16, 32)
+    return [{"ratio": ratio, "min_channels": floor, "split_input": split} for split in (False, True)], []

@@ -210,7 +210,7 @@ def architecture(arch: str) -> tuple[bool, list[int], dict[str, Any], bool]:
     """For `arch`: whether its blocks are bottlenecks, blocks per stage, torchvision's width options,
     and whether it has the CIFAR stem ("resnet18_cifar")."""
     block, layers, tv_kwargs, cifar = _entry(arch)
-    return block is AttentionBottleneck, layers, tv_kwargs, cifar
+    return issubclass(block, AttentionBottleneck), layers, tv_kwargs, cifar
 
 
 def _entry(arch: str) -> tuple[type[_AttentionSlot], list[int], dict[str, Any], bool]:
