@@ -407,7 +407,9 @@ def test_convert_to_timm_where_timm_has_the_model_and_refuses_elsewhere(tmp_path
     with pytest.raises(SenetError, match="no timm model computes se_resnet18_cifar.*skresnet18"):
         convert(tmp_path / "cifar.pth", tmp_path / "x.pth", to="timm")
     assert not (tmp_path / "x.pth").exists()
-    assert CONVERT_TARGETS == ("senet", "timm")
+    from senet_cli.cli.convert_cmd import Target
+
+    assert tuple(member.value for member in Target) == CONVERT_TARGETS == ("senet", "timm")
 
 
 def test_convert_cli_one_line_errors_and_inspect_of_the_raw_file(tmp_path, cli):
@@ -416,6 +418,8 @@ def test_convert_cli_one_line_errors_and_inspect_of_the_raw_file(tmp_path, cli):
     source, out = str(tmp_path / "tutorial.pth"), str(tmp_path / "out.pth")
     code, stdout, _ = cli(["convert", source, out])
     assert code == 0 and "cifar-tutorial's layout" in stdout
+    code, stdout, _ = cli(["convert", source, str(tmp_path / "out.safetensors"), "--format", "json"])
+    assert code == 0 and '"read_layout": "cifar-tutorial"' in stdout and '"format": "safetensors"' in stdout
     code, _, err = cli(["convert", source, out, "--to", "timm"])
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--force" in err
     code, _, err = cli(["convert", source, str(tmp_path / "t.pth"), "--to", "timm"])

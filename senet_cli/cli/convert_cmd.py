@@ -8,11 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from senet_cli.cli.options import choices
-from senet_cli.cli.output import OutputFormat
-from senet_cli.errors import SenetError
 from senet_cli.inspect.convert import CONVERT_TARGETS
 
 Target = choices("Target", CONVERT_TARGETS)
+ReportFormat = choices("ReportFormat", ("table", "json"))  # one summary line, or the report as JSON
 
 
 def convert_command(
@@ -29,8 +28,8 @@ def convert_command(
     trust: Annotated[bool, typer.Option("--trust", help="Allow arbitrary pickled objects (only for a source you "
                                         "trust: unpickling can run code).")] = False,
     ema: Annotated[bool, typer.Option("--ema", help="Take the EMA weights (state_dict_ema / model_ema).")] = False,
-    fmt: Annotated[Optional[OutputFormat], typer.Option("--format", "-f", show_default="table",
-                                                        help="How to report: table (a line) or json.")] = None,
+    fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="How to report: a summary line (table) "
+                                              "or JSON.")] = ReportFormat["table"],
 ) -> None:
     """Rewrite a checkpoint's weights in our key layout (or timm's) with the metadata that rebuilds the model.
 
@@ -40,10 +39,8 @@ def convert_command(
     from senet_cli.inspect.convert import convert
     from senet_cli.render import convert_view
 
-    if fmt not in (None, OutputFormat.table, OutputFormat.json):
-        raise SenetError(f"--format for convert is table or json, got {fmt.value}")
     report = convert(source, destination, to=to.value, force=force, trust=trust, ema=ema, model=model)
-    if fmt is OutputFormat.json:
+    if fmt.value == "json":
         typer.echo(convert_view.to_json(report), nl=False)
     else:
         typer.echo("\n".join(convert_view.summary(report)))
