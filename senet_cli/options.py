@@ -14,10 +14,14 @@ from typing import Any
 
 from senet_cli.errors import OptionError, UnknownChoiceError
 
-VARIANTS = ("v1.5", "v1")
+VARIANTS = ("v1.5", "v1", "v1.5-caffe", "v1-caffe")
 """ResNet variants: "v1.5" puts a bottleneck's stride on the 3x3 conv (torchvision, timm);
 "v1" puts it on the first 1x1 conv (the original Caffe ResNets, the SENet and CBAM papers).
-The difference is about 6% of ResNet-50's MACs (4.09 vs 3.86 GMACs) and no parameters."""
+The difference is about 6% of ResNet-50's MACs (4.09 vs 3.86 GMACs) and no parameters.
+"-caffe" adds Caffe's stem max-pool (3x3, stride 2, no padding, rounding up) in place of
+torchvision's (padding 1): the same 56x56 output for a 224 input, but its windows sit one pixel
+further right and down, so the logits differ. The released SENets (and Cadene's ports of them:
+se_resnet* are v1-caffe, se_resnext* and senet154 v1.5-caffe) use it."""
 
 PLACEMENTS = ("standard", "pre", "post", "identity", "inner")
 """Where attention sits in a residual block (SENet paper, Fig. 5 and Table 14):
@@ -47,7 +51,8 @@ class CommonOption:
 COMMON_OPTIONS = (
     CommonOption("ratio", "per module", "channel reduction r of modules that reduce"),
     CommonOption("variant", VARIANTS[0], f"{' | '.join(VARIANTS)}: stride on the bottleneck's 3x3 (v1.5) or first "
-                 "1x1 (v1); ResNets only"),
+                 "1x1 (v1), ResNets only; -caffe: Caffe's stem max-pool (no padding, ceil mode; Cadene's SENets), "
+                 "ImageNet stems only"),
     CommonOption("placement", PLACEMENTS[0], f"{' | '.join(PLACEMENTS)}: where a branch module sits in a block "
                  "(SENet Fig. 5; inner: after the 3x3 or depthwise conv); pre/identity need a ResNet, inner a "
                  "ResNet or MobileNetV2"),

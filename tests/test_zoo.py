@@ -272,7 +272,10 @@ def test_every_attention_builds_and_runs_forward_on_every_family(name):
 
 
 def test_registry_covers_every_attention_on_every_backbone():
-    assert len(senet_cli.list_models()) == len(BACKBONES) * (1 + len(ATTENTION))
+    from senet_cli.zoo.models import MODEL_ALIASES
+
+    assert len(senet_cli.list_models()) == len(BACKBONES) * (1 + len(ATTENTION)) + len(MODEL_ALIASES)
+    assert senet_cli.list_models()[-len(MODEL_ALIASES):] == list(MODEL_ALIASES)  # senet154: SE on its own body
     assert senet_cli.list_models("se_*cifar") == [f"se_{b}" for b in BACKBONES.names("*_cifar")]
 
 

@@ -147,10 +147,13 @@ ATTENTION.add("sk", AttentionSpec(
     options=(
         OptionSpec("branches", "int", 2, "kernel branches: 3x3 with dilation 1, 2, ... (3x3, 5x5, ...)", minimum=2),
         OptionSpec("min_channels", "int", 32, "L, the floor of the attention width d = max(C/r, L)", minimum=1),
+        OptionSpec("split_input", "bool", False, "split the input channels across the branches (timm's "
+                   "skresnet18/34)"),
     ),
     uses_ratio=True,
     slot="conv",
     marker="attn.fc_select.weight",
+    infer="senet_cli.attention.sk:infer_options",
 ))
 
 ATTENTION.add("coord", AttentionSpec(

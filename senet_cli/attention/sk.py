@@ -15,16 +15,21 @@ SKNet-50's 27.5M parameters): `paths.{i}.conv`, `paths.{i}.bn`, `attn.fc_reduce`
 `attn.fc_select` (one d -> M*C conv, the paper's M matrices A, B, ... stacked). In a ResNet the unit
 takes the replaced conv's name (`layer1.0.conv2` in a bottleneck, `conv1` in a basic block, as
 timm's skresnet), so its rows count the whole unit, branches included, as attention.
+
+`split_input` is timm's variation for skresnet18/34 (not in the paper): the input channels are split
+evenly across the branches, each convolving its own share, which halves the branch weights.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from senet_cli.attention.base import AttentionModule, reduced_channels
+from senet_cli.errors import OptionError
 
 
 class SKBranch(nn.Module):
@@ -74,16 +79,39 @@ class SelectiveKernel(AttentionModule):
         activation: Callable[[], nn.Module] = nn.ReLU,
         branches: int = 2,
         min_channels: int = 32,
+        split_input: bool = False,
     ) -> None:
         super().__init__()
         in_channels = channels if in_channels is None else in_channels
+        if split_input and in_channels % branches:
+            raise OptionError("split_input", split_input, f"branches dividing the {in_channels} input channels",
+                              f"split_input needs the {in_channels} input channels divisible by {branches} branches")
+        self.split = in_channels // branches if split_input else None
+        branch_in = self.split or in_channels
         self.paths = nn.ModuleList(
-            SKBranch(in_channels, channels, stride=stride, groups=groups, dilation=m + 1, activation=activation)
+            SKBranch(branch_in, channels, stride=stride, groups=groups, dilation=m + 1, activation=activation)
             for m in range(branches)
         )
         self.attn = SKAttention(channels, branches, reduced_channels(channels, ratio, min_channels))
         self.gate = nn.Softmax(dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        stacked = torch.stack([path(x) for path in self.paths], dim=1)  # [B, M, C, H, W]
+        inputs = x.split(self.split, dim=1) if self.split else [x] * len(self.paths)
+        stacked = torch.stack([path(part) for path, part in zip(self.paths, inputs, strict=True)], dim=1)
         return (stacked * self.gate(self.attn(stacked))).sum(1)
+
+
+RATIO_PREFERENCE = (16, 8, 4, 32, 2, 64, 1)
+FLOOR_PREFERENCE = (32, 16, 8, 1)  # the paper's L = 32; timm's skresnet18/34 16, skresnet50 8
+
+
+def infer_options(stage_keys: Mapping[int, Mapping[str, tuple[int, ...]]], stage_count: int
+                  ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Ratio and floor L from each stage's attention width d = max(C // r, L) (the paper's pair
+    first), each with and without `split_input` (the exact comparison of the built model decides)."""
+    widths = [shape[:2] for keys in stage_keys.values() for key, shape in keys.items()
+              if key.endswith("attn.fc_reduce.weight")]  # keys sit under the replaced conv's name
+    fits = [(ratio, floor) for ratio in RATIO_PREFERENCE for floor in FLOOR_PREFERENCE
+            if widths and all(max(channels // ratio, floor) == reduced for reduced, channels in widths)]
+    ratio, floor = fits[0] if fits else (16, 32)
+    return [{"ratio": ratio, "min_channels": floor, "split_input": split} for split in (False, True)], []

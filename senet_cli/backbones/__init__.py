@@ -6,6 +6,7 @@ Torch-free catalogue: builders are named by import path (see spec.py).
 from __future__ import annotations
 
 from senet_cli.backbones.spec import BackboneSpec, BlockAttention
+from senet_cli.options import VARIANTS
 from senet_cli.registry import Registry
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
@@ -17,10 +18,16 @@ _RESNETS = {
     "resnet101": "ResNet-101",
     "resnet152": "ResNet-152",
     "resnext50_32x4d": "ResNeXt-50 32x4d",
+    "resnext101_32x4d": "ResNeXt-101 32x4d",
     "resnext101_32x8d": "ResNeXt-101 32x8d",
     "wide_resnet50_2": "Wide ResNet-50-2",
 }
 _CIFAR_DEPTHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+
+
+IMAGENET_VARIANTS = VARIANTS
+"""Every ImageNet ResNet takes the Caffe stem pool too; a CIFAR stem has no pool to change."""
+CIFAR_VARIANTS = tuple(variant for variant in VARIANTS if not variant.endswith("-caffe"))
 
 
 def _resnet(name: str, description: str, cifar: bool) -> BackboneSpec:
@@ -36,12 +43,17 @@ def _resnet(name: str, description: str, cifar: bool) -> BackboneSpec:
         min_input=8 if cifar else 32,
         placements=("standard", "pre", "post", "identity"),
         inner="on the 3x3 conv's output, before its BN (a basic block's second 3x3)",
-        variants=("v1.5", "v1"),
+        variants=CIFAR_VARIANTS if cifar else IMAGENET_VARIANTS,
     )
 
 
 for _name, _title in _RESNETS.items():
     BACKBONES.add(_name, _resnet(_name, f"{_title}, torchvision layout", cifar=False))
+BACKBONES.add("resnext152_64x4d_senet", _resnet(
+    "resnext152_64x4d_senet",
+    "SENet-154's body: ResNeXt-152 64x4d with a 3x3-conv stem (64, 64, 128), the first 1x1 halved, 3x3 "
+    "projections, dropout 0.2 (SENet appendix; timm's senet154 keys)", cifar=False,
+))
 for _name in _CIFAR_DEPTHS:
     BACKBONES.add(
         f"{_name}_cifar",

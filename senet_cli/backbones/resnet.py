@@ -7,7 +7,8 @@ attention's own (`layer1.0.se.fc1.weight`).
 
 Papers: "Deep Residual Learning for Image Recognition", https://arxiv.org/abs/1512.03385;
 "Aggregated Residual Transformations for Deep Neural Networks" (ResNeXt), https://arxiv.org/abs/1611.05431;
-"Wide Residual Networks", https://arxiv.org/abs/1605.07146.
+"Wide Residual Networks", https://arxiv.org/abs/1605.07146;
+"Squeeze-and-Excitation Networks" (SENet-154, appendix), https://arxiv.org/abs/1709.01507.
 """
 
 from __future__ import annotations
@@ -132,14 +133,42 @@ class AttentionBottleneck(_AttentionSlot, tv.Bottleneck):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        if variant == "v1" and self.conv2.stride != (1, 1):
+        self._reshape_branch()
+        if stride_on_first_1x1(variant) and self.conv2.stride != (1, 1):
             self.conv1.stride, self.conv2.stride = self.conv2.stride, (1, 1)
         self._init_attention(attention, stage, position, self.conv1.in_channels, self.conv3.out_channels)
+
+    def _reshape_branch(self) -> None:
+        """A hook for bottlenecks whose convs differ from torchvision's (SENet-154's): none here."""
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.after_conv(self.conv2(out))))
         return self.bn3(self.conv3(out))
+
+
+class SENet154Bottleneck(AttentionBottleneck):
+    """SENet-154's bottleneck (SENet paper, appendix; Cadene's `SEBottleneck`, timm's
+    `block_reduce_first=2`): the first 1x1 conv has half the grouped 3x3's width (planes*2 instead
+    of planes*4 for 64x4d), which then widens it back."""
+
+    def _reshape_branch(self) -> None:
+        width = self.conv2.out_channels
+        half = width // 2
+        self.conv1 = nn.Conv2d(self.conv1.in_channels, half, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(half)
+        self.conv2 = nn.Conv2d(half, width, kernel_size=3, stride=self.conv2.stride, padding=1,
+                               groups=self.conv2.groups, bias=False)
+
+
+def stride_on_first_1x1(variant: str) -> bool:
+    """Whether `variant` ("v1", "v1-caffe", ...) strides a bottleneck's first 1x1 (else its 3x3)."""
+    return variant.split("-")[0] == "v1"
+
+
+def caffe_stem_pool(variant: str) -> bool:
+    """Whether `variant` uses Caffe's stem max-pool (no padding, ceil mode): see options.VARIANTS."""
+    return variant.endswith("-caffe")
 
 
 class _BlockFactory:
@@ -172,17 +201,26 @@ ARCHITECTURES: dict[str, tuple[type[_AttentionSlot], list[int], dict[str, Any]]]
     "resnet101": (AttentionBottleneck, [3, 4, 23, 3], {}),
     "resnet152": (AttentionBottleneck, [3, 8, 36, 3], {}),
     "resnext50_32x4d": (AttentionBottleneck, [3, 4, 6, 3], {"groups": 32, "width_per_group": 4}),
+    "resnext101_32x4d": (AttentionBottleneck, [3, 4, 23, 3], {"groups": 32, "width_per_group": 4}),
     "resnext101_32x8d": (AttentionBottleneck, [3, 4, 23, 3], {"groups": 32, "width_per_group": 8}),
+    "resnext152_64x4d_senet": (SENet154Bottleneck, [3, 8, 36, 3], {"groups": 64, "width_per_group": 4}),
     "wide_resnet50_2": (AttentionBottleneck, [3, 4, 6, 3], {"width_per_group": 128}),
 }
-"""torchvision's configurations: block type, blocks per stage, width options."""
+"""torchvision's configurations: block type, blocks per stage, width options. resnext101_32x4d is
+torchvision's builder at the SENet paper's width (SE-ResNeXt-101 32x4d); resnext152_64x4d_senet
+is SENet-154's body (see `_senet154_body`)."""
+
+SENET154_STEM = (64, 64, 128)
+"""SENet-154's stem: three 3x3 convs (the first of stride 2) of these widths, replacing the 7x7."""
+SENET154_DROPOUT = 0.2
+"""Dropout before SENet-154's classifier (SENet paper, appendix)."""
 
 
 def architecture(arch: str) -> tuple[bool, list[int], dict[str, Any], bool]:
     """For `arch`: whether its blocks are bottlenecks, blocks per stage, torchvision's width options,
     and whether it has the CIFAR stem ("resnet18_cifar")."""
     block, layers, tv_kwargs, cifar = _entry(arch)
-    return block is AttentionBottleneck, layers, tv_kwargs, cifar
+    return issubclass(block, AttentionBottleneck), layers, tv_kwargs, cifar
 
 
 def _entry(arch: str) -> tuple[type[_AttentionSlot], list[int], dict[str, Any], bool]:
@@ -198,6 +236,11 @@ def build(arch: str, num_classes: int, variant: str, attention: BlockAttention |
     block, layers, tv_kwargs, cifar = _entry(arch)
     factory = _BlockFactory(block, layers, attention, variant)
     model = tv.ResNet(factory, layers, num_classes=num_classes, **tv_kwargs)  # type: ignore[arg-type]
+    if arch == "resnext152_64x4d_senet":
+        _senet154_body(model, factory, layers)
+    if caffe_stem_pool(variant):
+        # Caffe rounds pooled sizes up instead of padding: 112 -> 56 as torchvision's, windows shifted.
+        model.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=0, ceil_mode=True)
     if cifar:
         # The CIFAR ResNets (He et al. Sec. 4.2; the seeds' SENet18): a 3x3 stride-1 stem and no
         # max-pool, so 32x32 inputs reach the last stage at 4x4. Same keys as the ImageNet model.
@@ -205,6 +248,31 @@ def build(arch: str, num_classes: int, variant: str, attention: BlockAttention |
         nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
         model.maxpool = nn.Identity()
     return model
+
+
+def _senet154_body(model: tv.ResNet, factory: _BlockFactory, layers: list[int]) -> None:
+    """Turn a 64x4d ResNeXt-152 into SENet-154's body (SENet paper, appendix): a stem of three 3x3
+    convs (64, 64, 128 wide; torchvision's keys `conv1.{0,3,6}` as timm's deep stem, its last BN
+    is `bn1`), so layer1 takes 128 channels (rebuilt); 3x3 stride-2 projection shortcuts in layers
+    2-4; dropout before the classifier. The halved first 1x1 is `SENet154Bottleneck`'s."""
+    first, second, third = SENET154_STEM
+    model.conv1 = nn.Sequential(
+        nn.Conv2d(3, first, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(first), nn.ReLU(inplace=True),
+        nn.Conv2d(first, second, 3, padding=1, bias=False), nn.BatchNorm2d(second), nn.ReLU(inplace=True),
+        nn.Conv2d(second, third, 3, padding=1, bias=False),
+    )
+    model.bn1 = nn.BatchNorm2d(third)
+    model.inplanes = third
+    factory.built[0] = 0
+    model.layer1 = model._make_layer(factory, 64, layers[0])  # type: ignore[arg-type]
+    for stage in (2, 3, 4):
+        projection = getattr(model, f"layer{stage}")[0].downsample
+        conv = projection[0]
+        projection[0] = nn.Conv2d(conv.in_channels, conv.out_channels, 3, stride=conv.stride, padding=1, bias=False)
+    model.avgpool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Dropout(SENET154_DROPOUT))
+    for module in (*model.conv1, *(getattr(model, f"layer{s}")[0].downsample[0] for s in (2, 3, 4))):
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
 
 def resnet_blocks(model: nn.Module) -> list[tuple[str, int]]:

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from senet_cli._version import __version__
-from senet_cli.cli import count_cmd, inspect_cmd, list_cmd, profile_cmd
+from senet_cli.cli import convert_cmd, count_cmd, inspect_cmd, list_cmd, profile_cmd
 from senet_cli.cli.errors import message as error_line
 from senet_cli.cli.output import quiet_rank
 from senet_cli.errors import SenetError
@@ -47,6 +47,7 @@ app.command("list")(list_cmd.list_command)
 app.command("count")(count_cmd.count_command)
 app.command("profile")(profile_cmd.profile_command)
 app.command("inspect")(inspect_cmd.inspect_command)
+app.command("convert")(convert_cmd.convert_command)
 
 
 def fail(message: str) -> None:

@@ -49,7 +49,8 @@ RatioOpt = Annotated[
 VariantOpt = Annotated[
     Optional[Variant],
     typer.Option(help="ResNets: v1.5 puts the stride on the bottleneck's 3x3 (torchvision, timm); v1 on "
-                 "its first 1x1 (Caffe ResNets, SENet/CBAM papers).", show_default="v1.5", rich_help_panel=BUILD),
+                 "its first 1x1 (Caffe ResNets, SENet/CBAM papers); -caffe adds Caffe's ceil-mode stem max-pool "
+                 "(Cadene's SENets).", show_default="v1.5", rich_help_panel=BUILD),
 ]
 PlacementOpt = Annotated[
     Optional[Placement],

@@ -204,7 +204,7 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
         device=str(target), input=preprocess.size, preprocess=preprocess, params=params, blocks=stats,
         candidates=_candidates(stats, attention_params, params, constant_tol, bool(source.classes)),
         constant_tol=constant_tol, distributed=run, skipped_images=len(skipped_in_order),
-        skipped_first=tuple(skipped_in_order[:SKIPPED_SHOWN]),
+        skipped_first=tuple(skipped_in_order[:SKIPPED_SHOWN]), layout=resolved.layout,
     )
 
 

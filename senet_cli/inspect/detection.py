@@ -1,5 +1,9 @@
 """Which zoo model a checkpoint's weights belong to, and the model built from them.
 
+A checkpoint in a foreign key layout (Cadene's, a tutorial's, timm's SK: inspect/layouts/) is first
+recognised from its keys alone and mapped in memory to the zoo model that computes the same
+function; everything below then works on the mapped keys, and `materialize` loads them strictly.
+
 Three ways to name the architecture, in this order:
   1. the caller's `model` name and options;
   2. the metadata our own `save_checkpoint` writes (model name and every option);
@@ -86,6 +90,26 @@ class Resolved:
     config: ModelConfig
     source: str  # "given", "metadata" or "detected"
     notes: tuple[str, ...] = ()
+    layout: str | None = None  # the foreign key layout the weights were mapped from ("cadene"), or None: ours
+
+
+@dataclass(frozen=True)
+class LayoutMatch:
+    """A checkpoint recognised in a foreign layout, mapped: the layout's name and what it maps to."""
+
+    layout: str
+    repository: str
+    config: ModelConfig
+    state_dict: dict[str, torch.Tensor]  # exactly the keys and shapes of `config`'s model
+    notes: tuple[str, ...]
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {key: tuple(value.shape) for key, value in self.state_dict.items()}
+
+    @property
+    def note(self) -> str:
+        return f"weights in {self.layout}'s key layout ({self.repository}), mapped to {self.config.name}"
 
 
 @functools.lru_cache(maxsize=32)
@@ -107,9 +131,54 @@ def compare(shapes: Shapes, expected: Shapes) -> Fit:
     return Fit(missing, unexpected, misshaped)
 
 
+def match_layout(checkpoint: Checkpoint) -> LayoutMatch | None:
+    """The checkpoint's weights mapped from the foreign layout its keys are in, or None when no
+    registered layout claims them (ours, or unknown). Raises when a layout claims them but its
+    mapping does not fit the zoo model exactly (missing, unexpected or mis-shaped keys)."""
+    from senet_cli.inspect.layouts import recognise
+
+    layout = recognise(checkpoint.shapes)
+    if layout is None:
+        return None
+    try:
+        mapped = layout.to_senet(checkpoint.state_dict)
+    except SenetError as error:
+        raise ArchitectureError("{path} is in {layout}'s key layout ({repository}), but {reason}", arguments=(),
+                                path=checkpoint.path, layout=layout.name, repository=layout.repository,
+                                reason=str(error)) from None
+    state = dict(mapped.state_dict)
+    expected = skeleton(mapped.config).shapes
+    for key in expected:  # the BN step counters old torch and Caffe ports lack (OPTIONAL_SUFFIXES)
+        if key not in state and key.endswith(OPTIONAL_SUFFIXES):
+            state[key] = torch.zeros((), dtype=torch.long)
+    fit = compare({key: tuple(value.shape) for key, value in state.items()}, expected)
+    if not fit.exact:
+        raise ArchitectureError(
+            "{path} is in {layout}'s key layout ({repository}), but mapped to {model} it does not fit: {fit}",
+            arguments=(), path=checkpoint.path, layout=layout.name, repository=layout.repository,
+            model=mapped.config.name, fit=fit.describe(),
+        )
+    return LayoutMatch(layout.name, layout.repository, mapped.config, state, mapped.notes)
+
+
+def zoo_state(checkpoint: Checkpoint) -> Mapping[str, torch.Tensor]:
+    """The checkpoint's weights under the zoo's key names: mapped from a foreign layout, or as read."""
+    match = match_layout(checkpoint)
+    return checkpoint.state_dict if match is None else match.state_dict
+
+
 def resolve(checkpoint: Checkpoint, model: str | None = None, **options: Any) -> Resolved:
     """The configuration of `checkpoint`: given, from its metadata, or detected. See the module doc."""
-    shapes = checkpoint.shapes
+    match = match_layout(checkpoint)
+    if match is None:
+        return _resolve(checkpoint, checkpoint.shapes, model, options)
+    found = _resolve(checkpoint, match.shapes, model, options, match.config)
+    return Resolved(found.config, found.source, (match.note, *match.notes, *found.notes), match.layout)
+
+
+def _resolve(checkpoint: Checkpoint, shapes: Shapes, model: str | None, options: dict[str, Any],
+             mapped: ModelConfig | None = None) -> Resolved:
+    """resolve() on `shapes` (the checkpoint's, or mapped from a layout to the `mapped` model)."""
     if model is not None:
         config = make_config(model, **options)
         try:
@@ -133,6 +202,8 @@ def resolve(checkpoint: Checkpoint, model: str | None = None, **options: Any) ->
         config = make_config(meta_model, **dict(meta_options))
         _require_fit(shapes, config, f"{checkpoint.path}'s metadata names {config.name}, but its weights do not fit")
         return Resolved(config, "metadata")
+    if mapped is not None:
+        return Resolved(mapped, "detected")
     return detect(shapes, checkpoint.path)
 
 
@@ -193,8 +264,9 @@ def detect(shapes: Shapes, where: str = "the checkpoint") -> Resolved:
 
 
 def materialize(checkpoint: Checkpoint, config: ModelConfig, device: torch.device | str = "cpu") -> nn.Module:
-    """The model of `config` holding the checkpoint's weights (as float32), in eval mode on `device`."""
-    state = dict(checkpoint.state_dict)
+    """The model of `config` holding the checkpoint's weights (as float32), in eval mode on `device`;
+    weights in a foreign layout are mapped to the zoo's names first (`zoo_state`)."""
+    state = dict(zoo_state(checkpoint))
     expected = skeleton(config).shapes
     for key in expected:  # fill the harmless omissions (see OPTIONAL_SUFFIXES)
         if key not in state and key.endswith(OPTIONAL_SUFFIXES):
@@ -263,7 +335,9 @@ def _assumed(backbone: str, attention: str | None, found: Mapping[str, Any],
              placement: str = "standard") -> tuple[str, ...]:
     """The note on what the weights could not tell."""
     backbone_spec = BACKBONES.get(backbone)
-    unseen = ["variant v1.5 (v1 has the same weights)"] if len(backbone_spec.variants) > 1 else []
+    first, *alternatives = backbone_spec.variants
+    verb = "has" if len(alternatives) == 1 else "have"
+    unseen = [f"variant {first} ({', '.join(alternatives)} {verb} the same weights)"] if alternatives else []
     spec = ATTENTION.get(attention) if attention is not None else None
     if spec is not None and spec.slot == "branch" and placement == "standard" and len(backbone_spec.placements) > 1:
         others = " and ".join(p for p in backbone_spec.placements if p not in ("standard", "pre"))

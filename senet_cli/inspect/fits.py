@@ -27,18 +27,22 @@ def resnet_fits(arch: str, shapes: Shapes) -> bool:
             index = rest.partition(".")[0]
             if index.isdigit():
                 found[int(head[5:]) - 1] = max(found[int(head[5:]) - 1], int(index) + 1)
-    stem = shapes.get("conv1.weight")
-    if found != layers or stem is None or len(stem) != 4 or stem[-1] != (3 if cifar else 7):
+    senet154 = arch == "resnext152_64x4d_senet"  # three 3x3 stem convs (conv1.0/3/6), first 1x1 halved
+    stem = shapes.get("conv1.0.weight" if senet154 else "conv1.weight")
+    if found != layers or stem is None or len(stem) != 4 or stem[-1] != (3 if cifar or senet154 else 7):
         return False
     groups = options.get("groups", 1)
     width = int(64 * options.get("width_per_group", 64) / 64) * groups
     # An SK unit in place of a bottleneck's conv2 (or a basic block's conv1) keeps that conv's
-    # shape in each branch.
-    mid = shapes.get("layer1.0.conv2.weight") or shapes.get("layer1.0.conv2.paths.0.conv.weight")
+    # shape in each branch, or half its input with split_input.
+    plain = shapes.get("layer1.0.conv2.weight")
+    mid = plain or shapes.get("layer1.0.conv2.paths.0.conv.weight")
     if mid is None:
         return False
+    per_group = width // 2 // groups if senet154 else width // groups
+    inputs = (per_group,) if plain else (per_group, per_group // 2)
     if bottleneck:
-        return mid[0] == width and mid[1] == width // groups and "layer1.0.conv3.weight" in shapes
+        return mid[0] == width and mid[1] in inputs and "layer1.0.conv3.weight" in shapes
     return "layer1.0.conv3.weight" not in shapes
 
 

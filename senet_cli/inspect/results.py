@@ -148,6 +148,7 @@ class InspectReport:
     distributed: DistributedRun | None = None  # set when the images were split over torchrun's processes
     skipped_images: int = 0  # unreadable images of the data folder, not counted in `images`
     skipped_first: tuple[SkippedImage, ...] = ()  # the first SKIPPED_SHOWN of them, in listing order
+    layout: str | None = None  # the foreign key layout the weights were mapped from ("cadene"), None: ours
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -156,7 +157,7 @@ class InspectReport:
             "images": self.images,
             "blocks": [block.to_dict() for block in self.blocks],
             "options": self.config.as_dict(),
-            "architecture": {"source": self.architecture_source, "notes": list(self.notes)},
+            "architecture": {"source": self.architecture_source, "notes": list(self.notes), "layout": self.layout},
             "loading": self.checkpoint.describe(),
             "data": self.data,
             "classes": list(self.classes),

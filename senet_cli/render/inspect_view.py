@@ -41,7 +41,8 @@ def gate_table(report: InspectReport) -> TableData:
     stripped = f", stripped {', '.join(loading['stripped_prefixes'])}" if loading["stripped_prefixes"] else ""
     notes = [
         f"checkpoint: {report.checkpoint.path} ({loading['format']}, {where}{stripped}); architecture "
-        f"{SOURCES[report.architecture_source]}",
+        f"{SOURCES[report.architecture_source]}"
+        + (f", keys mapped from {report.layout}'s layout" if report.layout else ""),
         *report.notes,
         f"images: {report.data}" + ("" if labelled else "; no labels"),
         "spread images: mean over channels of each channel's std over images; spread classes: mean over "

@@ -24,20 +24,26 @@ from senet_cli.options import (
 )
 from senet_cli.zoo.external import external_config, is_external, refuse_attention_classes
 
+MODEL_ALIASES = {"senet154": "se_resnext152_64x4d_senet"}
+"""Names the papers and ports use for a zoo model whose grammar name nobody would type: SENet-154
+is SE on its own modified ResNeXt-152 (backbones/resnet.py). The configuration keeps the alias."""
+
 
 def list_models(pattern: str | None = None) -> list[str]:
-    """Every buildable name: plain backbones first, then each attention on each backbone.
+    """Every buildable name: plain backbones first, then each attention on each backbone, then aliases.
 
     `pattern` filters with fnmatch, as torchvision's `list_models(include=...)`: "se_*", "*cifar".
     """
     import fnmatch
 
-    names = BACKBONES.names() + [f"{a}_{b}" for a in ATTENTION for b in BACKBONES]
+    names = BACKBONES.names() + [f"{a}_{b}" for a in ATTENTION for b in BACKBONES] + list(MODEL_ALIASES)
     return fnmatch.filter(names, pattern) if pattern else names
 
 
 def parse_name(name: str) -> tuple[str | None, str]:
     """Split a model name into (attention or None, backbone), or raise with the closest name."""
+    if name in MODEL_ALIASES:
+        return parse_name(MODEL_ALIASES[name])
     if name in BACKBONES:
         return None, name
     prefix, _, rest = name.partition("_")
@@ -72,6 +78,9 @@ def make_config(name: str, **options: Any) -> ModelConfig:
     if placement != "standard":
         _check_placement(placement, attention, spec)
     variant = _check_choice("variant", common.get("variant", spec.variants[0]), VARIANTS)
+    if variant not in spec.variants and len(spec.variants) > 1:
+        raise OptionError("variant", variant, f"one of {', '.join(spec.variants)}",
+                          f"variant {variant} needs an ImageNet stem; {backbone} takes {', '.join(spec.variants)}")
     if variant not in spec.variants:
         raise OptionError("variant", variant, f"one of {', '.join(spec.variants)}",
                           f"variant {variant} applies to ResNet bottlenecks only; {backbone} has one layout")

@@ -10,7 +10,10 @@ The key tables are our own, written from the public key names and shapes of each
 in `Layout.repository`); no third-party code is kept here.
 
 One module per layout family sits in this package and registers its layouts with `register_layout`;
-every module here is imported when the registry is first used (`layouts()`).
+every module here is imported when the registry is first used (`layouts()`). `_keys.py` has the
+shared helpers: `KeyTable` (a renaming table read both ways), blocks per stage, reduction ratios.
+`detection.match_layout` applies the one layout that claims a checkpoint; `inspect/convert.py` uses
+`target`/`writes`/`from_senet` to write a layout back out.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ class Mapped:
     """A foreign state dict moved into a zoo model's layout."""
 
     config: ModelConfig  # the zoo model that computes what the original code computes
-    state_dict: dict[str, torch.Tensor]  # keys and shapes exactly those of `config`'s model
+    state_dict: dict[str, torch.Tensor]  # keys and shapes of `config`'s model (BN step counters may be
+    # missing: detection.match_layout fills them, then requires an exact fit)
     notes: tuple[str, ...] = ()  # what was assumed or changed (e.g. "SRM cfc [C, 2] -> [C, 1, 2]")
 
 
@@ -49,6 +53,9 @@ class Layout:
     a checkpoint in our own layout, or in another registered layout, is never claimed.
     `to_senet(state)` renames (and reshapes where needed) into the zoo layout; `from_senet(config,
     state)` is the inverse, for `senet convert` writing this layout, where it supports writing.
+    `target` names the family `senet convert` can write this layout for ("timm"), and `writes(config)`
+    the model of that family whose keys and computation `from_senet` gives for `config`, or None
+    where it gives none (timm's seresnet50 strides the 3x3: a v1 checkpoint is not one).
     """
 
     name: str  # "cadene", "official-srm", ...: what `senet inspect` says it found
@@ -57,6 +64,8 @@ class Layout:
     claims: Callable[[Shapes], bool]
     to_senet: Callable[[StateDict], Mapped]
     from_senet: Callable[[ModelConfig, StateDict], dict[str, torch.Tensor]] | None = None
+    target: str | None = None  # the `senet convert` target family this layout is ("timm"), if any
+    writes: Callable[[ModelConfig], str | None] | None = None  # that family's model name for a config
 
 
 LAYOUTS: Registry[Layout] = Registry("checkpoint layout")

@@ -1,0 +1,46 @@
+"""`senet convert`: a checkpoint in any recognised layout, rewritten in ours (or timm's) with metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from senet_cli.cli.options import choices
+from senet_cli.inspect.convert import CONVERT_TARGETS
+
+Target = choices("Target", CONVERT_TARGETS)
+ReportFormat = choices("ReportFormat", ("table", "json"))  # one summary line, or the report as JSON
+
+
+def convert_command(
+    source: Annotated[Path, typer.Argument(help="The checkpoint: .pth/.pt/.ckpt (torch) or .safetensors, in our "
+                                           "layout or one 'senet inspect' recognises.", show_default=False)],
+    destination: Annotated[Path, typer.Argument(help="Where to write: .safetensors, else a torch file.",
+                                                show_default=False)],
+    to: Annotated[Target, typer.Option("--to", help="Key layout to write: ours, or timm's where a timm model "
+                                       "computes the same function.")] = Target["senet"],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing destination.")] = False,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", "-m", show_default="from the checkpoint's metadata, else detected from its weights",
+        help="The architecture, as in 'senet list'.")] = None,
+    trust: Annotated[bool, typer.Option("--trust", help="Allow arbitrary pickled objects (only for a source you "
+                                        "trust: unpickling can run code).")] = False,
+    ema: Annotated[bool, typer.Option("--ema", help="Take the EMA weights (state_dict_ema / model_ema).")] = False,
+    fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="How to report: a summary line (table) "
+                                              "or JSON.")] = ReportFormat["table"],
+) -> None:
+    """Rewrite a checkpoint's weights in our key layout (or timm's) with the metadata that rebuilds the model.
+
+    Cadene's pretrainedmodels SENets, the tutorials' CIFAR SENet-18, senet.pytorch and timm's SK
+    ResNets are recognised from their keys; the README lists the layouts.
+    """
+    from senet_cli.inspect.convert import convert
+    from senet_cli.render import convert_view
+
+    report = convert(source, destination, to=to.value, force=force, trust=trust, ema=ema, model=model)
+    if fmt.value == "json":
+        typer.echo(convert_view.to_json(report), nl=False)
+    else:
+        typer.echo("\n".join(convert_view.summary(report)))

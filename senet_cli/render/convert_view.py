@@ -1,0 +1,25 @@
+"""Views of a `ConvertReport`: one summary line (with its notes), or JSON."""
+
+from __future__ import annotations
+
+import json
+
+from senet_cli.inspect.convert import ConvertReport
+from senet_cli.render.config_text import short_options
+
+
+def summary(report: ConvertReport) -> list[str]:
+    """What was written where, from what, then the notes on how the architecture was found."""
+    options = short_options(report.config)
+    read = f"{report.read_layout}'s layout" if report.read_layout else "our layout"
+    written = "our layout" if report.written_as == "senet" else f"timm's {report.written_as} keys"
+    lines = [
+        f"wrote {report.destination} ({report.format}, {report.tensors:,} tensors, {report.parameters:,} parameters): "
+        f"{report.model}{f' ({options})' if options else ''} from {report.source} in {read}, as {written}, "
+        f"with the metadata that rebuilds it",
+    ]
+    return lines + [f"- {note}" for note in report.notes]
+
+
+def to_json(report: ConvertReport) -> str:
+    return json.dumps(report.to_dict(), indent=2) + "\n"
