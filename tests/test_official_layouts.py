@@ -17,6 +17,7 @@ from torchvision.models import mobilenetv2, resnet
 from senet_cli import build_model, inspect, load_checkpoint, save_checkpoint
 from senet_cli.attention.bam import BAM
 from senet_cli.errors import ArchitectureError, OptionError
+from senet_cli.inspect.detection import materialize, resolve
 from senet_cli.inspect.layouts import Mapped, layouts, recognise
 from senet_cli.zoo import build_from_config
 
@@ -321,6 +322,13 @@ def test_official_checkpoint_is_recognised_loads_strictly_and_computes_the_same(
     with torch.no_grad():
         expected, got = official(images), model(images)
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
+
+    # The same file through inspect's path: resolve() names the layout, materialize() maps and loads it.
+    resolved = resolve(checkpoint)
+    assert resolved.layout == layout_name and resolved.config == mapped.config
+    with torch.no_grad():
+        through_inspect = materialize(checkpoint, resolved.config)(images)
+    assert torch.allclose(through_inspect, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
 
 
 def test_a_training_checkpoint_wrapped_as_the_official_scripts_save_it_is_recognised(tmp_path):
