@@ -7,6 +7,7 @@ totals; within a row, the share spent inside attention modules is kept apart.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -20,24 +21,36 @@ from senet_cli.options import ModelConfig
 from senet_cli.zoo import build_on_meta
 
 
+OpTime = Callable[[int, int], tuple[float, bool]]
+"""(macs, bytes) -> (seconds, memory-bound): roofline.OpTimer.seconds."""
+
+
 def measure(
-    config: ModelConfig, shape: tuple[int, int, int, int]
-) -> tuple[tuple[int, int, int], list[BlockCount], dict[str, int]]:
-    """Build on the meta device, trace one forward, split the costs into stem, blocks and head."""
+    config: ModelConfig, shape: tuple[int, int, int, int], dtype: str = "float32", amp: bool = False,
+    op_time: OpTime | None = None,
+) -> tuple[tuple[int, int, int, int], list[BlockCount], dict[str, int]]:
+    """Build on the meta device, trace one forward, split the costs into stem, blocks and head.
+
+    dtype: the weights' and input's dtype (a name in profile.timing.DTYPES); amp: a float32 model
+    under float16 autocast, simulated (dispatch._AutocastOnMeta). Only bytes depend on them.
+    op_time: when given, each row also gets its roofline bound, summed op by op."""
     model = build_on_meta(config)
-    inputs = torch.empty(shape, device="meta")
+    torch_dtype = getattr(torch, dtype)
+    model.to(torch_dtype)
+    inputs = torch.empty(shape, device="meta", dtype=torch_dtype)
     try:
-        trace = trace_costs(model, inputs)
+        trace = trace_costs(model, inputs, autocast=torch.float16 if amp else None)
     except RuntimeError as error:
         raise SenetError(f"{config.name} cannot run on input {list(shape)}: {first_line(error)}") from None
     spec = BACKBONES.get(config.backbone)
-    rows = _split_rows(model, trace, spec.block_paths(model), spec.block_members(model))
+    rows = _split_rows(model, trace, spec.block_paths(model), spec.block_members(model), op_time)
     totals = (
         sum(p.numel() for p in model.parameters()),
         sum(op.macs for op in trace.ops),
         sum(op.elementwise_ops for op in trace.ops),
+        sum(op.bytes for op in trace.ops),
     )
-    assert totals == tuple(sum(getattr(r, k) for r in rows) for k in ("params", "macs", "elementwise_ops")), (
+    assert totals == tuple(sum(getattr(r, k) for r in rows) for k in ("params", "macs", "elementwise_ops", "bytes")), (
         "rows must add up to the totals"
     )
     return totals, rows, dict(trace.uncounted)
@@ -48,7 +61,8 @@ def _within(path: str, prefix: str) -> bool:
 
 
 def _split_rows(
-    model: nn.Module, trace: Trace, blocks: list[tuple[str, int]], members: dict[str, str] | None = None
+    model: nn.Module, trace: Trace, blocks: list[tuple[str, int]], members: dict[str, str] | None = None,
+    op_time: OpTime | None = None,
 ) -> list[BlockCount]:
     """Charge each op and parameter to one row: its block (or the block a module is a member of,
     see BackboneSpec.block_members), else the stem (before the first block ran) or the head. Within
@@ -57,7 +71,8 @@ def _split_rows(
     attention_paths = [path for path, m in model.named_modules() if isinstance(m, AttentionModule)]
     names = ["stem", *(name for name, _ in blocks), "head"]
     index_of_block = {name: i + 1 for i, (name, _) in enumerate(blocks)}
-    totals = {name: [0, 0, 0, 0, 0, 0] for name in names}  # params, macs, elem, and attention's
+    totals = {name: [0] * 8 for name in names}  # params, macs, elem, and attention's; bytes, attention's
+    bounds = {name: [0.0, 0.0] for name in names}  # roofline seconds, of which memory-bound
 
     def block_of(path: str) -> str | None:
         parts = path.split(".")
@@ -85,9 +100,15 @@ def _split_rows(
         cell = totals[row]
         cell[1] += op.macs
         cell[2] += op.elementwise_ops
+        cell[6] += op.bytes
+        if op_time is not None:
+            seconds, memory_bound = op_time(op.macs, op.bytes)
+            bounds[row][0] += seconds
+            bounds[row][1] += seconds if memory_bound else 0.0
         if in_attention(op.module):
             cell[4] += op.macs
             cell[5] += op.elementwise_ops
+            cell[7] += op.bytes
 
     first_block_call = trace.first_call.get(first_block, math.inf) if first_block else math.inf
     seen: set[int] = set()
@@ -108,6 +129,7 @@ def _split_rows(
 
     stage_of = dict(blocks)
     return [
-        BlockCount(name, stage_of.get(name), *totals[name])  # type: ignore[arg-type]
+        BlockCount(name, stage_of.get(name), *totals[name],  # type: ignore[arg-type]
+                   *((bounds[name][0] * 1e3, bounds[name][1] * 1e3) if op_time is not None else (None, None)))
         for name in names
     ]

@@ -218,3 +218,58 @@ register_free(
     aten.upsample_nearest1d, aten.upsample_nearest2d, aten.upsample_nearest3d,
     aten._upsample_nearest_exact1d, aten._upsample_nearest_exact2d, aten._upsample_nearest_exact3d,
 )
+
+
+# Memory traffic. Every counted op (costed or free) reads each tensor input once and writes each tensor
+# output once, at its dtype's size; a broadcast (expanded, stride-0) input is read once per distinct
+# element. Views and allocations move nothing; an op that overwrites its first argument without
+# reading it (copy_, fill_, zero_) is not charged for reading it.
+VIEW_OR_ALLOCATION_OPS: set[OpOverloadPacket] = {
+    aten.view, aten._unsafe_view, aten._reshape_alias, aten.expand, aten.permute, aten.transpose, aten.t,
+    aten.squeeze, aten.unsqueeze, aten.detach, aten.alias, aten.as_strided, aten.slice, aten.select,
+    aten.split, aten.split_with_sizes, aten.unbind, aten.chunk, aten.narrow, aten.unfold,
+    aten.empty, aten.empty_like, aten.empty_strided, aten.new_empty, aten.new_empty_strided,
+    aten.lift_fresh, aten.scalar_tensor, aten._local_scalar_dense, aten.set_, aten.resize,
+}
+"""Free ops that move no data: views (their output aliases the input) and uninitialised allocations.
+Ops whose schema says they return a view are treated the same way even when not listed here."""
+OVERWRITE_OPS: set[OpOverloadPacket] = {aten.copy, aten.fill, aten.zero}
+"""Ops (and their in-place forms) that write their first argument's shape without reading its values."""
+for _packet in list(VIEW_OR_ALLOCATION_OPS) + list(OVERWRITE_OPS):
+    _inplace = _inplace_form(_packet)
+    if _inplace is not None:
+        (VIEW_OR_ALLOCATION_OPS if _packet in VIEW_OR_ALLOCATION_OPS else OVERWRITE_OPS).add(_inplace)
+
+
+def distinct_bytes(tensor: torch.Tensor) -> int:
+    """Bytes of the distinct elements a tensor addresses: a stride-0 (broadcast) dimension counts once."""
+    elements = 1
+    for size, stride in zip(tensor.shape, tensor.stride(), strict=True):
+        if stride != 0:
+            elements *= size
+    return elements * tensor.element_size() if tensor.numel() else 0
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [tensor for item in value for tensor in _tensors(item)]
+    return []
+
+
+def _returns_view(func: Any) -> bool:
+    returns = func._schema.returns
+    return bool(returns) and all(r.alias_info is not None and not r.alias_info.is_write for r in returns)
+
+
+def moved_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> int:
+    """Bytes one call of `func` (an OpOverload) reads and writes: each tensor input once (parameters
+    included), each tensor output once, 0 for views and allocations (see VIEW_OR_ALLOCATION_OPS)."""
+    packet = func.overloadpacket
+    if packet in VIEW_OR_ALLOCATION_OPS or _returns_view(func):
+        return 0
+    inputs = _tensors(list(args)) + _tensors(list(kwargs.values()))
+    if packet in OVERWRITE_OPS and args and isinstance(args[0], torch.Tensor):
+        inputs = inputs[1:]
+    return sum(map(distinct_bytes, inputs)) + sum(map(distinct_bytes, _tensors(out)))
