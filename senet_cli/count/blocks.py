@@ -20,7 +20,6 @@ from senet_cli.errors import SenetError, first_line
 from senet_cli.options import ModelConfig
 from senet_cli.zoo import build_on_meta
 
-
 OpTime = Callable[[int, int], tuple[float, bool]]
 """(macs, bytes) -> (seconds, memory-bound): roofline.OpTimer.seconds."""
 

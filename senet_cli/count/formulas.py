@@ -233,6 +233,11 @@ VIEW_OR_ALLOCATION_OPS: set[OpOverloadPacket] = {
 }
 """Free ops that move no data: views (their output aliases the input) and uninitialised allocations.
 Ops whose schema says they return a view are treated the same way even when not listed here."""
+BATCH_NORM_OPS: set[OpOverloadPacket] = {
+    aten.native_batch_norm, aten._native_batch_norm_legit, aten._native_batch_norm_legit_no_training,
+}
+"""Only their first output is charged: at inference the kernels do not compute the saved mean and
+inverse std they also return (the meta kernels return them anyway, as C float32 values each)."""
 OVERWRITE_OPS: set[OpOverloadPacket] = {aten.copy, aten.fill, aten.zero}
 """Ops (and their in-place forms) that write their first argument's shape without reading its values."""
 for _packet in list(VIEW_OR_ALLOCATION_OPS) + list(OVERWRITE_OPS):
@@ -272,4 +277,6 @@ def moved_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any
     inputs = _tensors(list(args)) + _tensors(list(kwargs.values()))
     if packet in OVERWRITE_OPS and args and isinstance(args[0], torch.Tensor):
         inputs = inputs[1:]
+    if packet in BATCH_NORM_OPS:
+        out = _first_tensor(out)
     return sum(map(distinct_bytes, inputs)) + sum(map(distinct_bytes, _tensors(out)))

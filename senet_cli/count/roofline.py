@@ -98,7 +98,7 @@ def parse_device(spec: str | DevicePeaks) -> DevicePeaks:
     if text in PRESETS:
         return PRESETS[text]
     if "," not in text:
-        raise UnknownChoiceError("roofline", spec, (*PRESETS, "PEAK_TFLOPS,BANDWIDTH_GBS"))
+        raise UnknownChoiceError("roofline device", spec, (*PRESETS, "PEAK_TFLOPS,BANDWIDTH_GBS"))
     parts = text.split(",")
     try:
         peak, bandwidth = (float(part) for part in parts)
