@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from senet_cli.count.roofline import DevicePeaks, parse_device, preset_for_gpu
 from senet_cli.errors import ArgumentError, SenetError, first_line
 from senet_cli.options import ModelConfig
 from senet_cli.profile.results import BatchResult, Measurement, ProfileReport, StageCost
@@ -59,10 +60,15 @@ def profile(
     per_stage: bool = False,
     timing: Timing | None = None,
     on_round: Callable[[int, int], None] | None = None,
+    roofline: str | DevicePeaks | None = "auto",
     **options: Any,
 ) -> ProfileReport:
     """Time `model` (a zoo name, or a ModelConfig) and its plain backbone, interleaved, at each batch
     size. See the module doc.
+
+    roofline: a device to put each median next to count's roofline bound for (a preset name,
+    "PEAK_TFLOPS,BANDWIDTH_GBS" or a DevicePeaks); "auto": the preset of the GPU the run is on when
+    its name is known, else none; None: none. Only for inference (the bound covers a forward pass).
 
     `timing` says how to run and time (a `Timing`); its fields may also be given as keywords
     (`iters=20`, `device="cuda"`), which override it. The other keywords are build options.
@@ -72,6 +78,7 @@ def profile(
     config = as_config(model, options)
     batches = check_batches(batches)
     height, width = input_shape(config, input_size, 1)[2:]
+    peaks = None if roofline is None or roofline == "auto" else parse_device(roofline)
     configs = {"model": config}
     if config.attention is not None:
         configs["baseline"] = baseline_config(config)
@@ -85,6 +92,10 @@ def profile(
     from senet_cli.profile import harness
 
     device = harness.prepare(timing)
+    if roofline == "auto" and device.type == "cuda":
+        peaks = preset_for_gpu(torch.cuda.get_device_name(device))
+    if timing.mode != "inference":
+        peaks = None
     runners = {key: harness.Runner.prepare(c.name, build_from_config(c), timing, device) for key, c in configs.items()}
     results = []
     with harness.cudnn_autotuning(device):
@@ -92,7 +103,8 @@ def profile(
             try:
                 measured = harness.time_runners(runners, batch, (height, width), timing, device, config.num_classes,
                                                 on_round)
-                results.append(_batch_result(config, batch, measured, per_stage))
+                results.append(_with_bound(_batch_result(config, batch, measured, per_stage), config, batch,
+                                           (height, width), timing, peaks))
             except torch.cuda.OutOfMemoryError:
                 results.append(BatchResult(batch, None, None, None, error="out of memory"))
             except (RuntimeError, ValueError) as error:
@@ -105,7 +117,20 @@ def profile(
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
     return ProfileReport(config, timing, (height, width), torch.get_num_threads(), harness.memory_note(device),
-                         tuple(results))
+                         tuple(results), peaks)
+
+
+def _with_bound(result: BatchResult, config: ModelConfig, batch: int, size: tuple[int, int], timing: Timing,
+                peaks: DevicePeaks | None) -> BatchResult:
+    """`result` with count's roofline bound of the model and its baseline at this batch, when a device is set."""
+    if peaks is None:
+        return result
+    from senet_cli.count import count
+
+    counted = count(config, input_size=size, batch=batch, dtype=timing.dtype, amp=timing.amp, roofline=peaks)
+    bound = counted.roofline
+    assert bound is not None
+    return replace(result, roofline_ms=bound.ms, baseline_roofline_ms=bound.baseline_ms)
 
 
 def time_modules(
