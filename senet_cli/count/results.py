@@ -24,7 +24,8 @@ CONVENTION = (
 BYTES_CONVENTION = (
     "bytes: memory traffic of unfused, eager execution: each op reads each tensor input once "
     "(parameters included; a broadcast input once per distinct element) and writes each output once, at "
-    "its dtype's size; views and allocations move nothing, copies count; fused kernels (torch.compile, "
+    "its dtype's size; views and allocations move nothing, copies count, in-place ops move what their "
+    "out-of-place forms do; fused kernels (torch.compile, "
     "TensorRT) move fewer bytes, so this is not a lower bound for them; MB = 10^6 bytes"
 )
 

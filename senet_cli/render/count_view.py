@@ -121,7 +121,7 @@ def summary_table(reports: Sequence[CountReport]) -> TableData:
     for report in reports:
         all_notes += [note for note in notes(report) if note not in all_notes]
     return TableData(
-        title="parameters and multiply-accumulates", headers=headers, rows=tuple(rows),
+        title="parameters, multiply-accumulates and bytes moved", headers=headers, rows=tuple(rows),
         left_columns=2, caption=caption, notes=tuple(all_notes),
     )
 
