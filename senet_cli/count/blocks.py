@@ -35,7 +35,8 @@ def measure(
     op_time: when given, each row also gets its roofline bound, summed op by op."""
     model = build_on_meta(config)
     torch_dtype = getattr(torch, dtype)
-    model.to(torch_dtype)
+    if torch_dtype != torch.float32:  # the model is built in float32; _apply over every module costs
+        model.to(torch_dtype)
     inputs = torch.empty(shape, device="meta", dtype=torch_dtype)
     try:
         trace = trace_costs(model, inputs, autocast=torch.float16 if amp else None)

@@ -248,8 +248,11 @@ for _packet in list(VIEW_OR_ALLOCATION_OPS) + list(OVERWRITE_OPS):
 
 def distinct_bytes(tensor: torch.Tensor) -> int:
     """Bytes of the distinct elements a tensor addresses: a stride-0 (broadcast) dimension counts once."""
+    strides = tensor.stride()
+    if 0 not in strides:
+        return tensor.numel() * tensor.element_size()
     elements = 1
-    for size, stride in zip(tensor.shape, tensor.stride(), strict=True):
+    for size, stride in zip(tensor.shape, strides, strict=True):
         if stride != 0:
             elements *= size
     return elements * tensor.element_size() if tensor.numel() else 0
@@ -263,20 +266,39 @@ def _tensors(value: Any) -> list[torch.Tensor]:
     return []
 
 
-def _returns_view(func: Any) -> bool:
-    returns = func._schema.returns
-    return bool(returns) and all(r.alias_info is not None and not r.alias_info.is_write for r in returns)
+_MOVES_NOTHING, _READS_ALL, _OVERWRITES_FIRST, _FIRST_OUTPUT_ONLY = range(4)
+_TRAFFIC_KIND: dict[Any, int] = {}  # OpOverload -> one of the above, decided once per overload
+
+
+def _traffic_kind(func: Any) -> int:
+    kind = _TRAFFIC_KIND.get(func)
+    if kind is None:
+        packet = func.overloadpacket
+        returns = func._schema.returns
+        view = bool(returns) and all(r.alias_info is not None and not r.alias_info.is_write for r in returns)
+        if packet in VIEW_OR_ALLOCATION_OPS or view:
+            kind = _MOVES_NOTHING
+        elif packet in OVERWRITE_OPS:
+            kind = _OVERWRITES_FIRST
+        elif packet in BATCH_NORM_OPS:
+            kind = _FIRST_OUTPUT_ONLY
+        else:
+            kind = _READS_ALL
+        _TRAFFIC_KIND[func] = kind
+    return kind
 
 
 def moved_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> int:
     """Bytes one call of `func` (an OpOverload) reads and writes: each tensor input once (parameters
-    included), each tensor output once, 0 for views and allocations (see VIEW_OR_ALLOCATION_OPS)."""
-    packet = func.overloadpacket
-    if packet in VIEW_OR_ALLOCATION_OPS or _returns_view(func):
+    included), each tensor output once, 0 for views and allocations (see VIEW_OR_ALLOCATION_OPS).
+    An op whose schema says it returns a view moves nothing even when not listed there."""
+    kind = _traffic_kind(func)
+    if kind == _MOVES_NOTHING:
         return 0
-    inputs = _tensors(list(args)) + _tensors(list(kwargs.values()))
-    if packet in OVERWRITE_OPS and args and isinstance(args[0], torch.Tensor):
+    inputs = _tensors(args)
+    if kwargs:
+        inputs += _tensors(list(kwargs.values()))
+    if kind == _OVERWRITES_FIRST and args and isinstance(args[0], torch.Tensor):
         inputs = inputs[1:]
-    if packet in BATCH_NORM_OPS:
-        out = _first_tensor(out)
-    return sum(map(distinct_bytes, inputs)) + sum(map(distinct_bytes, _tensors(out)))
+    outputs = _first_tensor(out) if kind == _FIRST_OUTPUT_ONLY else out
+    return sum(map(distinct_bytes, inputs)) + sum(map(distinct_bytes, _tensors(outputs)))
