@@ -98,7 +98,8 @@ def profile_command(
         check_plot_path(plot, force)
         if output is not None and plot.resolve() == output.resolve():
             raise SenetError("--plot and --output name the same file")
-    device_bound = None if roofline.strip().lower() == "none" else roofline
+    keyword = roofline.strip().lower()
+    device_bound = None if keyword == "none" else "auto" if keyword == "auto" else roofline
     if device_bound is not None and device_bound != "auto":
         from senet_cli.count.roofline import parse_device
 
