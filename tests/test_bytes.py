@@ -116,3 +116,21 @@ def test_amp_casts_each_convolution_weight_once():
 def test_bad_precision(kwargs, message):
     with pytest.raises(senet_cli.SenetError, match=message):
         senet_cli.count("se_resnet18_cifar", **kwargs)
+
+
+@pytest.mark.parametrize("name", ["se_resnet18_cifar", "cbam_resnet18_cifar"])
+def test_simulated_autocast_moves_what_real_cpu_autocast_moves(name):
+    """The reference: the same model with real weights run on the CPU under torch.autocast (bfloat16),
+    its ops costed by the same dispatch mode. Casts, dtypes and the weight cache must all agree."""
+    from senet_cli import build_model
+    from senet_cli.zoo import build_on_meta, make_config
+
+    real = build_model(name).eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        measured = trace_costs(real, torch.randn(2, 3, 32, 32))
+    simulated = trace_costs(build_on_meta(make_config(name)), torch.empty(2, 3, 32, 32, device="meta"),
+                            autocast=torch.bfloat16)
+    def ops(trace):  # the order of the casts before one op differs (weight or input first)
+        return sorted((op.module, op.op, op.bytes) for op in trace.ops)
+
+    assert ops(simulated) == ops(measured)

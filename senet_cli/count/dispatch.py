@@ -143,14 +143,23 @@ class ShapeMemo:
 SHAPE_MEMO = ShapeMemo()
 
 
-def _cast_floating(value: Any, source: torch.dtype, target: torch.dtype) -> Any:
-    """`value` with every tensor of dtype `source` cast to `target`, through lists, tuples and dicts."""
+def _cast_floating(value: Any, source: torch.dtype, target: torch.dtype, cache: dict[int, Any] | None = None) -> Any:
+    """`value` with every tensor of dtype `source` cast to `target`, through lists, tuples and dicts.
+    With `cache`, a leaf tensor that requires grad (a parameter) is cast once and the cast reused, as
+    autocast's weight cache does within one autocast region."""
     if isinstance(value, torch.Tensor):
-        return value.to(target) if value.dtype == source else value
+        if value.dtype != source:
+            return value
+        if cache is None or not (value.is_leaf and value.requires_grad):
+            return value.to(target)
+        key = id(value)
+        if key not in cache:
+            cache[key] = (value, value.to(target))  # the source is kept so its id stays unique
+        return cache[key][1]
     if isinstance(value, (list, tuple)):
-        return type(value)(_cast_floating(item, source, target) for item in value)
+        return type(value)(_cast_floating(item, source, target, cache) for item in value)
     if isinstance(value, dict):
-        return {key: _cast_floating(item, source, target) for key, item in value.items()}
+        return {key: _cast_floating(item, source, target, cache) for key, item in value.items()}
     return value
 
 
@@ -159,18 +168,20 @@ class _AutocastOnMeta(TorchFunctionMode):
     level autocast works at (torch functions, before they decompose into aten ops): AUTOCAST_LOWER
     functions get their float32 tensor arguments cast to `dtype`, AUTOCAST_FLOAT32 functions their
     `dtype` arguments cast to float32; others run in their inputs' dtypes (type promotion, as under
-    autocast). The casts are real copies, as autocast's are (once per forward for a weight), and are
-    charged as such by the cost mode."""
+    autocast). The casts are real copies, as autocast's are, and are charged as such by the cost
+    mode; a weight is cast once per forward and reused (autocast's cache), so CBAM's shared MLP, run
+    on two pooled vectors, casts its weights once."""
 
     def __init__(self, dtype: torch.dtype) -> None:
         super().__init__()
         self.dtype = dtype
+        self.cache: dict[int, Any] = {}
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
         if name in AUTOCAST_LOWER:
-            args, kwargs = _cast_floating((args, kwargs), torch.float32, self.dtype)
+            args, kwargs = _cast_floating((args, kwargs), torch.float32, self.dtype, self.cache)
         elif name in AUTOCAST_FLOAT32:
             args, kwargs = _cast_floating((args, kwargs), self.dtype, torch.float32)
         return func(*args, **kwargs)
