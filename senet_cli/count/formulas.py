@@ -20,6 +20,9 @@ raises AttributeError) instead of being a key that never matches. Each op is reg
 with its in-place form where aten has one (`relu_` with `relu`, `add_` with `add`), which costs the
 same and is reported under the out-of-place name (`op_name`). Ops in `FREE_OPS` move or view data
 and cost nothing; any op in neither is reported as uncounted, never silently dropped.
+
+A third measure, `bytes` (memory traffic, `moved_bytes` at the end), is the same for every op,
+costed or free: it reads each tensor input once and writes each output once, at its dtype's size.
 """
 
 from __future__ import annotations
