@@ -67,6 +67,7 @@ def test_presets_carry_dense_peaks_and_a_source_and_pick_the_peak_by_precision()
     assert preset_for_gpu("NVIDIA H100 80GB HBM3").name == "h100"
     assert preset_for_gpu("NVIDIA H100 PCIe").name == "h100-pcie"
     assert preset_for_gpu("NVIDIA A100-SXM4-80GB").name == "a100" and preset_for_gpu("Tesla T4") is None
+    assert preset_for_gpu("NVIDIA L4").name == "l4" and preset_for_gpu("NVIDIA L40S") is None
 
 
 @pytest.mark.parametrize("spec, message", [

@@ -21,6 +21,7 @@ Torch-free: only arithmetic on the numbers `count` produced.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from senet_cli.errors import ArgumentError, UnknownChoiceError
@@ -76,15 +77,17 @@ PRESETS: dict[str, DevicePeaks] = {
 }
 """Named devices. Add one by its datasheet's dense figures."""
 
-GPU_NAMES = (("h100 pcie", "h100-pcie"), ("h100", "h100"), ("h200", "h200"), ("a100", "a100"), ("l4", "l4"))
-"""Substrings of torch.cuda.get_device_name() (lower-cased) -> preset, first match wins."""
+GPU_NAMES = ((("h100", "pcie"), "h100-pcie"), (("h100",), "h100"), (("h200",), "h200"), (("a100",), "a100"),
+             (("l4",), "l4"))
+"""Words of torch.cuda.get_device_name() (lower-cased, split at anything not a letter or digit) ->
+preset; the first entry whose words are all there wins ("NVIDIA L40S" is not an L4)."""
 
 
 def preset_for_gpu(gpu_name: str) -> DevicePeaks | None:
     """The preset of a GPU named as torch names it ("NVIDIA H100 80GB HBM3" -> h100), or None."""
-    lowered = gpu_name.lower()
-    for fragment, preset in GPU_NAMES:
-        if fragment in lowered:
+    words = set(re.split(r"[^a-z0-9]+", gpu_name.lower()))
+    for required, preset in GPU_NAMES:
+        if words.issuperset(required):
             return PRESETS[preset]
     return None
 
