@@ -68,7 +68,7 @@ def _params_of(model: nn.Module, cls: type) -> tuple[int, int]:
 
 
 def _check_rows_and_baseline(report) -> None:
-    for measure in ("params", "macs", "elementwise_ops"):
+    for measure in ("params", "macs", "elementwise_ops", "bytes"):
         assert sum(getattr(row, measure) for row in report.rows) == getattr(report, measure)
         # the baseline is the same model with each attention module a pass-through, traced on its
         # own: what it lacks is exactly what the attention modules cost
@@ -133,6 +133,28 @@ def test_a_module_that_replaces_a_conv_has_no_baseline():
     assert report.attention_modules == (("SelectiveKernel", 8),)
     assert any(note.startswith("no baseline: SelectiveKernel") for note in report.notes)
     assert report.to_dict()["baseline"] is None
+
+
+def test_bytes_and_the_roofline_bound_follow_the_dtype_outside_the_zoo():
+    """count's bytes and roofline (#16) on a torchvision model: float16 moves exactly half of float32
+    (no casts without AMP), the bound sums the rows, and the baseline's bound is the pass-through's."""
+    fp32 = senet_cli.count("torchvision:mobilenet_v3_small", input_size=64, roofline="h100")
+    fp16 = senet_cli.count("torchvision:mobilenet_v3_small", input_size=64, dtype="float16", roofline="h100")
+    _check_rows_and_baseline(fp32)
+    assert fp16.bytes * 2 == fp32.bytes and fp16.baseline.bytes * 2 == fp32.baseline.bytes
+    bound = fp32.roofline
+    assert bound is not None and bound.baseline_ms is not None and 0 < bound.baseline_ms < bound.ms
+    assert abs(sum(row.roofline_ms for row in fp32.rows) - bound.ms) < 1e-9
+    assert abs(bound.overhead_pct - (bound.ms / bound.baseline_ms - 1) * 100) < 1e-9
+
+
+def test_without_a_baseline_the_bound_has_no_baseline_either(cli):
+    pytest.importorskip("timm")
+    report = senet_cli.count("timm:skresnet18", input_size=64, roofline="100,1000")
+    assert report.roofline is not None and report.roofline.baseline_ms is None and report.roofline.overhead_pct is None
+    code, out, err = cli(["count", "timm:skresnet18", "--input", "64", "--roofline", "h100", "--format", "json"])
+    assert code == 0, err
+    assert json.loads(out)["roofline"]["baseline_ms"] is None
 
 
 @pytest.fixture

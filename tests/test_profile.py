@@ -68,7 +68,7 @@ def test_json_contract(tmp_path, cli):
     assert {"model", "device", "dtype", "input", "results"} <= set(data)
     first = data["results"][0]
     assert {"batch", "latency_ms", "throughput", "peak_memory_mb", "baseline", "overhead_pct"} <= set(first)
-    assert set(first["latency_ms"]) == {"median", "p10", "p90", "min", "mean"}
+    assert set(first["latency_ms"]) == {"median", "p10", "p90", "min", "mean", "drift_pct"}
     assert {"model", "latency_ms", "throughput", "peak_memory_mb"} <= set(first["baseline"])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -25,8 +26,11 @@ from senet_cli.cli.options import (
     choices,
     parse_input_size,
 )
-from senet_cli.cli.output import LazyProgress, emit, prepare_output
+from senet_cli.cli.output import LazyProgress, check_plot_path, emit, prepare_output
+from senet_cli.cli.profile_cmd import Dtype
 from senet_cli.count.references import COUNTERS
+from senet_cli.count.roofline import PRESETS
+from senet_cli.errors import SenetError
 from senet_cli.options import ExternalConfig, ModelConfig, parse_int_list
 
 Counter = choices("Counter", ("native", *COUNTERS, "all"))
@@ -55,11 +59,21 @@ def count_command(
     counter: Annotated[
         Counter, typer.Option(help="Also run fvcore and/or thop on a real copy of the model, for comparison."),
     ] = Counter["native"],
+    dtype: Annotated[Dtype, typer.Option(help="Weights and input dtype that bytes are counted in.")] = Dtype["float32"],
+    amp: Annotated[bool, typer.Option("--amp", help="Bytes of a float32 model under float16 autocast (simulated: "
+                                      "conv/linear/matmul in float16).")] = False,
+    roofline: Annotated[Optional[str], typer.Option(
+        metavar="DEVICE|PEAK_TFLOPS,BANDWIDTH_GBS", show_default=False,
+        help=f"Bound the time op by op on a device: {', '.join(PRESETS)}, or its peak TFLOPS and "
+        "memory GB/s (989,3350).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(metavar="PATH", show_default=False,
+                                                 help="Write a figure of the per-block overhead: .png, .svg or "
+                                                 ".pdf.")] = None,
     fmt: FormatOpt = None,
     output: OutputPathOpt = None,
     force: ForceOpt = False,
 ) -> None:
-    """Count parameters, MACs (multiply-accumulates) and elementwise ops, block by block.
+    """Count parameters, MACs (multiply-accumulates), elementwise ops and bytes moved, block by block.
 
     Runs the model on the meta device (no weights, no arithmetic), charging every op to the module
     that ran it. Overheads are against the same backbone without attention.
@@ -70,12 +84,24 @@ def count_command(
     # names and options checked once, before torch loads (models outside the zoo import theirs)
     configs = _configs(models, ratios, options, attention_class or [])
     fmt = prepare_output(fmt, output, force)
+    if plot is not None:
+        check_plot_path(plot, force)
+        if output is not None and plot.resolve() == output.resolve():
+            raise SenetError("--plot and --output name the same file")
 
     from senet_cli.count import count
+    from senet_cli.count.roofline import parse_device
     from senet_cli.render import count_view
 
+    device = parse_device(roofline) if roofline is not None else None  # checked before any counting
     reports = _run(configs, lambda config: count(config, input_size=size, batch=batch,
-                                                 references=_REFERENCES[counter.value]))
+                                                 references=_REFERENCES[counter.value], dtype=dtype.value,
+                                                 amp=amp, roofline=device))
+    if plot is not None:
+        from senet_cli.render.cost_plots import plot_counts
+
+        plot_counts(reports, plot)
+        typer.echo(f"wrote {plot}", err=True)
     blocks = per_block if per_block is not None else len(reports) == 1
     emit(
         reports, fmt, output,

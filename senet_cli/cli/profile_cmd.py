@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -24,7 +25,9 @@ from senet_cli.cli.options import (
     choices,
     parse_input_size,
 )
-from senet_cli.cli.output import LazyProgress, emit, prepare_output
+from senet_cli.cli.output import LazyProgress, check_plot_path, emit, prepare_output
+from senet_cli.count.roofline import PRESETS
+from senet_cli.errors import SenetError
 from senet_cli.options import parse_int_list
 from senet_cli.profile.timing import DTYPES, MODES, Timing
 
@@ -61,6 +64,13 @@ def profile_command(
     per_block: Annotated[bool, typer.Option("--per-block",
                                             help="Attribute latency to each stage's attention by ablation.",
                                             rich_help_panel=TIMING)] = False,
+    roofline: Annotated[str, typer.Option(
+        metavar="auto|none|DEVICE|PEAK_TFLOPS,BANDWIDTH_GBS", rich_help_panel=TIMING,
+        help=f"Put each median next to count's roofline bound on a device ({', '.join(PRESETS)}, or peak TFLOPS "
+        "and GB/s); auto: the GPU's own preset when its name is known; none: no bound.")] = "auto",
+    plot: Annotated[Optional[Path], typer.Option(metavar="PATH", show_default=False,
+                                                 help="Write a figure of latency, throughput and memory per batch: "
+                                                 ".png, .svg or .pdf.")] = None,
     ratio: RatioOpt = None,
     variant: VariantOpt = None,
     placement: PlacementOpt = None,
@@ -86,6 +96,16 @@ def profile_command(
     timing = Timing(device=device.value, dtype=dtype.value, amp=amp, channels_last=channels_last, compile=compile,
                     mode=mode.value, warmup=warmup, iters=iters, min_time=min_time, threads=threads)
     fmt = prepare_output(fmt, output, force)
+    if plot is not None:
+        check_plot_path(plot, force)
+        if output is not None and plot.resolve() == output.resolve():
+            raise SenetError("--plot and --output name the same file")
+    keyword = roofline.strip().lower()
+    device_bound = None if keyword == "none" else "auto" if keyword == "auto" else roofline
+    if device_bound is not None and device_bound != "auto":
+        from senet_cli.count.roofline import parse_device
+
+        parse_device(device_bound)  # checked before any timing
 
     from senet_cli.profile import profile
     from senet_cli.render import profile_view
@@ -94,7 +114,12 @@ def profile_command(
     with LazyProgress() as progress:
         for config in configs:
             reports.append(profile(config, batches=batches, input_size=size, per_stage=per_block, timing=timing,
-                                   on_round=progress.task(f"timing {config.name}")))
+                                   on_round=progress.task(f"timing {config.name}"), roofline=device_bound))
+    if plot is not None:
+        from senet_cli.render.cost_plots import plot_profiles
+
+        plot_profiles(reports, plot)
+        typer.echo(f"wrote {plot}", err=True)
     emit(
         reports, fmt, output,
         csv_view=profile_view.csv_rows,

@@ -26,9 +26,24 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from senet_cli.count.formulas import FORMULAS, FREE_OPS, op_name
+from senet_cli.count.formulas import FORMULAS, FREE_OPS, moved_bytes, op_name
+
+AUTOCAST_LOWER = frozenset({
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "convolution",
+    "linear", "matmul", "__matmul__", "mm", "bmm", "addmm", "baddbmm", "addbmm", "einsum", "prelu",
+    "scaled_dot_product_attention",
+})
+"""Torch functions that torch's CUDA autocast runs in float16 (its lower-precision list, by name):
+their float32 tensor arguments, weights included, are cast first."""
+AUTOCAST_FLOAT32 = frozenset({
+    "exp", "log", "pow", "__pow__", "rsqrt", "reciprocal", "softplus", "layer_norm", "group_norm", "softmax",
+    "log_softmax", "sum", "prod", "norm", "logsumexp", "cumsum", "cdist",
+})
+"""Torch functions autocast runs in float32 (its float32 list, by name): low-precision tensor arguments
+are cast to float32 first."""
 
 
 @dataclass
@@ -39,6 +54,7 @@ class OpRecord:
     op: str
     macs: int
     elementwise_ops: int
+    bytes: int = 0  # read and written, see formulas.moved_bytes
 
 
 @dataclass
@@ -127,6 +143,50 @@ class ShapeMemo:
 SHAPE_MEMO = ShapeMemo()
 
 
+def _cast_floating(value: Any, source: torch.dtype, target: torch.dtype, cache: dict[int, Any] | None = None) -> Any:
+    """`value` with every tensor of dtype `source` cast to `target`, through lists, tuples and dicts.
+    With `cache`, a leaf tensor that requires grad (a parameter) is cast once and the cast reused, as
+    autocast's weight cache does within one autocast region."""
+    if isinstance(value, torch.Tensor):
+        if value.dtype != source:
+            return value
+        if cache is None or not (value.is_leaf and value.requires_grad):
+            return value.to(target)
+        key = id(value)
+        if key not in cache:
+            cache[key] = (value, value.to(target))  # the source is kept so its id stays unique
+        return cache[key][1]
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast_floating(item, source, target, cache) for item in value)
+    if isinstance(value, dict):
+        return {key: _cast_floating(item, source, target, cache) for key, item in value.items()}
+    return value
+
+
+class _AutocastOnMeta(TorchFunctionMode):
+    """torch.autocast does not act on the meta device; this mode does what it would on CUDA, at the
+    level autocast works at (torch functions, before they decompose into aten ops): AUTOCAST_LOWER
+    functions get their float32 tensor arguments cast to `dtype`, AUTOCAST_FLOAT32 functions their
+    `dtype` arguments cast to float32; others run in their inputs' dtypes (type promotion, as under
+    autocast). The casts are real copies, as autocast's are, and are charged as such by the cost
+    mode; a weight is cast once per forward and reused (autocast's cache), so CBAM's shared MLP, run
+    on two pooled vectors, casts its weights once."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.dtype = dtype
+        self.cache: dict[int, Any] = {}
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in AUTOCAST_LOWER:
+            args, kwargs = _cast_floating((args, kwargs), torch.float32, self.dtype, self.cache)
+        elif name in AUTOCAST_FLOAT32:
+            args, kwargs = _cast_floating((args, kwargs), self.dtype, torch.float32)
+        return func(*args, **kwargs)
+
+
 class _CostMode(TorchDispatchMode):
     def __init__(self, trace: Trace, stack: list[str], memo: ShapeMemo = SHAPE_MEMO) -> None:
         super().__init__()
@@ -149,20 +209,25 @@ class _CostMode(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        out = self._run(func, args, kwargs)
         packet = func.overloadpacket
+        out = self._run(func, args, kwargs)
         formula = FORMULAS.get(packet)
         if formula is not None:
             macs, elementwise = formula(args, kwargs, out)
-            if macs or elementwise:
-                self.trace.ops.append(OpRecord(self.stack[-1], op_name(packet), macs, elementwise))
-        elif packet not in FREE_OPS:
+        elif packet in FREE_OPS:
+            macs, elementwise = 0, 0
+        else:
             self.trace.uncounted[op_name(packet)] += 1
+            return out
+        moved = moved_bytes(func, args, kwargs, out)
+        if macs or elementwise or moved:
+            self.trace.ops.append(OpRecord(self.stack[-1], op_name(packet), macs, elementwise, moved))
         return out
 
 
-def trace_costs(model: nn.Module, inputs: torch.Tensor) -> Trace:
-    """Run `model(inputs)` once in eval mode under the counter and return what each module cost.
+def trace_costs(model: nn.Module, inputs: torch.Tensor, autocast: torch.dtype | None = None) -> Trace:
+    """Run `model(inputs)` once in eval mode under the counter and return what each module cost
+    (`autocast`: simulate AMP in that dtype, see `_AutocastOnMeta`).
 
     The op's module is the innermost module whose forward was running: two global module hooks
     (cheaper than a pair per submodule) keep a stack of module paths ("" is the model itself).
@@ -191,7 +256,11 @@ def trace_costs(model: nn.Module, inputs: torch.Tensor) -> Trace:
     model.eval()
     try:
         with torch.no_grad(), _CostMode(trace, stack):
-            model(inputs)
+            if autocast is None:
+                model(inputs)
+            else:
+                with _AutocastOnMeta(autocast):
+                    model(inputs)
     finally:
         for handle in handles:
             handle.remove()

@@ -20,6 +20,9 @@ raises AttributeError) instead of being a key that never matches. Each op is reg
 with its in-place form where aten has one (`relu_` with `relu`, `add_` with `add`), which costs the
 same and is reported under the out-of-place name (`op_name`). Ops in `FREE_OPS` move or view data
 and cost nothing; any op in neither is reported as uncounted, never silently dropped.
+
+A third measure, `bytes` (memory traffic, `moved_bytes` at the end), is the same for every op,
+costed or free: it reads each tensor input once and writes each output once, at its dtype's size.
 """
 
 from __future__ import annotations
@@ -218,3 +221,87 @@ register_free(
     aten.upsample_nearest1d, aten.upsample_nearest2d, aten.upsample_nearest3d,
     aten._upsample_nearest_exact1d, aten._upsample_nearest_exact2d, aten._upsample_nearest_exact3d,
 )
+
+
+# Memory traffic. Every counted op (costed or free) reads each tensor input once and writes each tensor
+# output once, at its dtype's size; a broadcast (expanded, stride-0) input is read once per distinct
+# element. Views and allocations move nothing; an op that overwrites its first argument without
+# reading it (copy_, fill_, zero_) is not charged for reading it.
+VIEW_OR_ALLOCATION_OPS: set[OpOverloadPacket] = {
+    aten.view, aten._unsafe_view, aten._reshape_alias, aten.expand, aten.permute, aten.transpose, aten.t,
+    aten.squeeze, aten.unsqueeze, aten.detach, aten.alias, aten.as_strided, aten.slice, aten.select,
+    aten.split, aten.split_with_sizes, aten.unbind, aten.chunk, aten.narrow, aten.unfold,
+    aten.empty, aten.empty_like, aten.empty_strided, aten.new_empty, aten.new_empty_strided,
+    aten.lift_fresh, aten.scalar_tensor, aten._local_scalar_dense, aten.set_, aten.resize,
+}
+"""Free ops that move no data: views (their output aliases the input) and uninitialised allocations.
+Ops whose schema says they return a view are treated the same way even when not listed here."""
+BATCH_NORM_OPS: set[OpOverloadPacket] = {
+    aten.native_batch_norm, aten._native_batch_norm_legit, aten._native_batch_norm_legit_no_training,
+}
+"""Only their first output is charged: at inference the kernels do not compute the saved mean and
+inverse std they also return (the meta kernels return them anyway, as C float32 values each)."""
+OVERWRITE_OPS: set[OpOverloadPacket] = {aten.copy, aten.fill, aten.zero}
+"""Ops (and their in-place forms) that write their first argument's shape without reading its values."""
+for _packet in list(VIEW_OR_ALLOCATION_OPS) + list(OVERWRITE_OPS):
+    _inplace = _inplace_form(_packet)
+    if _inplace is not None:
+        (VIEW_OR_ALLOCATION_OPS if _packet in VIEW_OR_ALLOCATION_OPS else OVERWRITE_OPS).add(_inplace)
+
+
+def distinct_bytes(tensor: torch.Tensor) -> int:
+    """Bytes of the distinct elements a tensor addresses: a stride-0 (broadcast) dimension counts once."""
+    strides = tensor.stride()
+    if 0 not in strides:
+        return tensor.numel() * tensor.element_size()
+    elements = 1
+    for size, stride in zip(tensor.shape, strides, strict=True):
+        if stride != 0:
+            elements *= size
+    return elements * tensor.element_size() if tensor.numel() else 0
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [tensor for item in value for tensor in _tensors(item)]
+    return []
+
+
+_MOVES_NOTHING, _READS_ALL, _OVERWRITES_FIRST, _FIRST_OUTPUT_ONLY = range(4)
+_TRAFFIC_KIND: dict[Any, int] = {}  # OpOverload -> one of the above, decided once per overload
+
+
+def _traffic_kind(func: Any) -> int:
+    kind = _TRAFFIC_KIND.get(func)
+    if kind is None:
+        packet = func.overloadpacket
+        returns = func._schema.returns
+        view = bool(returns) and all(r.alias_info is not None and not r.alias_info.is_write for r in returns)
+        if packet in VIEW_OR_ALLOCATION_OPS or view:
+            kind = _MOVES_NOTHING
+        elif packet in OVERWRITE_OPS:
+            kind = _OVERWRITES_FIRST
+        elif packet in BATCH_NORM_OPS:
+            kind = _FIRST_OUTPUT_ONLY
+        else:
+            kind = _READS_ALL
+        _TRAFFIC_KIND[func] = kind
+    return kind
+
+
+def moved_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> int:
+    """Bytes one call of `func` (an OpOverload) reads and writes: each tensor input once (parameters
+    included), each tensor output once, 0 for views and allocations (see VIEW_OR_ALLOCATION_OPS).
+    An op whose schema says it returns a view moves nothing even when not listed there."""
+    kind = _traffic_kind(func)
+    if kind == _MOVES_NOTHING:
+        return 0
+    inputs = _tensors(args)
+    if kwargs:
+        inputs += _tensors(list(kwargs.values()))
+    if kind == _OVERWRITES_FIRST and args and isinstance(args[0], torch.Tensor):
+        inputs = inputs[1:]
+    outputs = _first_tensor(out) if kind == _FIRST_OUTPUT_ONLY else out
+    return sum(map(distinct_bytes, inputs)) + sum(map(distinct_bytes, _tensors(outputs)))

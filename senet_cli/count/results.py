@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from senet_cli.count.references import ReferenceCount
+from senet_cli.count.roofline import Roofline
 from senet_cli.options import ExternalConfig, ModelConfig
 
 CONVENTION = (
@@ -19,6 +20,13 @@ CONVENTION = (
     "'FLOPs'); elementwise_ops: 1 per input element of pooling/reductions, 1 per output element of "
     "elementwise arithmetic (activations, gating, adds, batch norm); params: each tensor once, "
     "buffers excluded; all for the whole batch"
+)
+BYTES_CONVENTION = (
+    "bytes: memory traffic of unfused, eager execution: each op reads each tensor input once "
+    "(parameters included; a broadcast input once per distinct element) and writes each output once, at "
+    "its dtype's size; views and allocations move nothing, copies count, in-place ops move what their "
+    "out-of-place forms do; fused kernels (torch.compile, "
+    "TensorRT) move fewer bytes, so this is not a lower bound for them; MB = 10^6 bytes"
 )
 
 
@@ -34,6 +42,17 @@ class BlockCount:
     attention_params: int
     attention_macs: int
     attention_elementwise_ops: int
+    bytes: int = 0  # memory traffic, see BYTES_CONVENTION
+    attention_bytes: int = 0
+    roofline_ms: float | None = None  # the row's roofline bound, when a device was given
+    memory_bound_ms: float | None = None  # the part of roofline_ms spent in memory-bound ops
+
+    @property
+    def memory_bound(self) -> bool | None:
+        """True when most of the row's bound is memory-bound ops (None without a roofline)."""
+        if self.roofline_ms is None or self.memory_bound_ms is None:
+            return None
+        return self.memory_bound_ms > self.roofline_ms / 2
 
 
 @dataclass(frozen=True)
@@ -44,6 +63,7 @@ class Baseline:
     params: int
     macs: int
     elementwise_ops: int
+    bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,8 @@ class Overhead:
     params_pct: float
     macs_pct: float
     elementwise_ops_pct: float
+    bytes: int = 0
+    bytes_pct: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +103,10 @@ class CountReport:
     references: tuple[ReferenceCount, ...] = ()
     attention_modules: tuple[tuple[str, int], ...] = ()  # (class, how many): models outside the zoo
     notes: tuple[str, ...] = ()
+    bytes: int = 0
+    dtype: str = "float32"
+    amp: bool = False
+    roofline: Roofline | None = None
 
     @property
     def plain(self) -> bool:
@@ -99,10 +125,22 @@ class CountReport:
         return (self.stem, *self.blocks, self.head)
 
     def attention_total(self, measure: str) -> int:
-        """Sum of `attention_<measure>` over all rows (measure: params, macs, elementwise_ops)."""
+        """Sum of `attention_<measure>` over all rows (measure: params, macs, elementwise_ops, bytes)."""
         return sum(getattr(row, f"attention_{measure}") for row in self.rows)
 
     def to_dict(self) -> dict[str, Any]:
+        def row(block: BlockCount) -> dict[str, Any]:
+            entry = asdict(block)
+            if block.roofline_ms is None:
+                del entry["roofline_ms"], entry["memory_bound_ms"]
+            else:
+                entry["memory_bound"] = block.memory_bound
+            return entry
+
+        roofline = None
+        if self.roofline is not None:
+            roofline = asdict(self.roofline)
+            roofline["memory_bound_blocks"] = [b.name for b in self.rows if b.memory_bound]
         return {
             "model": self.model,
             "options": self.config.as_dict(),
@@ -110,19 +148,25 @@ class CountReport:
             "params": self.params,
             "macs": self.macs,
             "elementwise_ops": self.elementwise_ops,
+            "bytes": self.bytes,
+            "dtype": self.dtype,
+            "amp": self.amp,
             "attention": {
                 "params": self.attention_total("params"),
                 "macs": self.attention_total("macs"),
                 "elementwise_ops": self.attention_total("elementwise_ops"),
+                "bytes": self.attention_total("bytes"),
             },
             "baseline": asdict(self.baseline) if self.baseline is not None else None,
             "overhead": asdict(self.overhead) if self.overhead is not None else None,
-            "stem": asdict(self.stem),
-            "blocks": [asdict(block) for block in self.blocks],
-            "head": asdict(self.head),
+            "stem": row(self.stem),
+            "blocks": [row(block) for block in self.blocks],
+            "head": row(self.head),
+            "roofline": roofline,
             "uncounted_ops": dict(self.uncounted_ops),
             "references": [asdict(reference) for reference in self.references],
             "convention": CONVENTION,
+            "bytes_convention": BYTES_CONVENTION,
             **({"attention_modules": dict(self.attention_modules), "notes": list(self.notes)}
                if isinstance(self.config, ExternalConfig) else {}),
         }

@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from senet_cli.count.roofline import DevicePeaks, parse_device, preset_for_gpu
 from senet_cli.errors import ArgumentError, SenetError, first_line
 from senet_cli.options import ExternalConfig, ModelConfig
 from senet_cli.profile.results import BatchResult, Measurement, ProfileReport, StageCost
@@ -60,6 +61,7 @@ def profile(
     timing: Timing | None = None,
     on_round: Callable[[int, int], None] | None = None,
     attention_classes: Sequence[str] = (),
+    roofline: str | DevicePeaks | None = "auto",
     **options: Any,
 ) -> ProfileReport:
     """Time `model` (a zoo name, or a ModelConfig) and its plain backbone, interleaved, at each batch
@@ -70,6 +72,10 @@ def profile(
     `attention_classes`) are replaced by pass-throughs; without such a copy (a module that replaces
     a conv) it is timed alone, and the report's notes say why.
 
+    roofline: a device to put each median next to count's roofline bound for (a preset name,
+    "PEAK_TFLOPS,BANDWIDTH_GBS" or a DevicePeaks); "auto": the preset of the GPU the run is on when
+    its name is known, else none; None: none. Only for inference (the bound covers a forward pass).
+
     `timing` says how to run and time (a `Timing`); its fields may also be given as keywords
     (`iters=20`, `device="cuda"`), which override it. The other keywords are build options.
     on_round(done, total) reports progress per batch.
@@ -78,6 +84,7 @@ def profile(
     config = as_config(model, options, attention_classes)
     batches = check_batches(batches)
     height, width = input_shape(config, input_size, 1)[2:]
+    peaks = None if roofline is None or roofline == "auto" else parse_device(roofline)
     if isinstance(config, ExternalConfig) and per_stage:
         raise ArgumentError("{per_stage} times a zoo model's stages one by one; {name} is outside the zoo",
                             arguments=("per_stage",), name=config.name)
@@ -101,6 +108,10 @@ def profile(
     else:
         built = {key: (c.name, build_from_config(c)) for key, c in configs.items()}
         num_classes, notes = config.num_classes, ()
+    if roofline == "auto" and device.type == "cuda":
+        peaks = preset_for_gpu(torch.cuda.get_device_name(device))
+    if timing.mode != "inference":
+        peaks = None
     runners = {key: harness.Runner.prepare(name, module, timing, device) for key, (name, module) in built.items()}
     results = []
     with harness.cudnn_autotuning(device):
@@ -108,7 +119,8 @@ def profile(
             try:
                 measured = harness.time_runners(runners, batch, (height, width), timing, device, num_classes,
                                                 on_round)
-                results.append(_batch_result(config, batch, measured, per_stage))
+                results.append(_with_bound(_batch_result(config, batch, measured, per_stage), config, batch,
+                                           (height, width), timing, peaks))
             except torch.cuda.OutOfMemoryError:
                 results.append(BatchResult(batch, None, None, None, error="out of memory"))
             except (RuntimeError, ValueError) as error:
@@ -121,7 +133,7 @@ def profile(
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
     return ProfileReport(config, timing, (height, width), torch.get_num_threads(), harness.memory_note(device),
-                         tuple(results), notes)
+                         tuple(results), notes, peaks)
 
 
 def _external_models(config: ExternalConfig) -> tuple[dict[str, tuple[str, Any]], int, tuple[str, ...]]:
@@ -139,6 +151,19 @@ def _external_models(config: ExternalConfig) -> tuple[dict[str, tuple[str, Any]]
     if has_baseline:
         built["baseline"] = (foreign.baseline_name(config), baseline)
     return built, foreign.output_classes(config, model), foreign.notes(config, found, has_baseline)
+
+
+def _with_bound(result: BatchResult, config: ModelConfig | ExternalConfig, batch: int, size: tuple[int, int],
+                timing: Timing, peaks: DevicePeaks | None) -> BatchResult:
+    """`result` with count's roofline bound of the model and its baseline at this batch, when a device is set."""
+    if peaks is None:
+        return result
+    from senet_cli.count import count
+
+    counted = count(config, input_size=size, batch=batch, dtype=timing.dtype, amp=timing.amp, roofline=peaks)
+    bound = counted.roofline
+    assert bound is not None
+    return replace(result, roofline_ms=bound.ms, baseline_roofline_ms=bound.baseline_ms)
 
 
 def time_modules(

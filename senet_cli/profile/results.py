@@ -8,27 +8,55 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from senet_cli.count.roofline import DevicePeaks
 from senet_cli.options import ExternalConfig, ModelConfig
 from senet_cli.profile.timing import Timing
+
+NOISY_SPREAD_PCT = 25.0
+"""A measurement is noisy when its p10-p90 range is wider than this percentage of its median..."""
+NOISY_DRIFT_PCT = 10.0
+"""...or when the median of its later half of rounds differs from the earlier half's by more than this
+percentage of the median (the machine changed speed during the run: load, clocks, thermals). Either
+makes an overhead of a few percent unresolvable; the thresholds sit well above what a quiet machine
+shows (a few percent on a GPU, under 15% on a CPU) and well below the spreads seen under load."""
 
 
 @dataclass(frozen=True)
 class LatencyStats:
-    """Per-run wall time in milliseconds."""
+    """Per-run wall time in milliseconds; drift_pct: (median of the later half of the runs - median of
+    the earlier half) / median x 100, runs in the order they were timed (0 with fewer than 4 runs)."""
 
     median: float
     p10: float
     p90: float
     min: float
     mean: float
+    drift_pct: float = 0.0
 
     @classmethod
     def from_samples(cls, seconds: Sequence[float]) -> LatencyStats:
+        """Statistics of per-run times in seconds, given in the order they were timed."""
         import numpy
 
-        ms = sorted(s * 1000.0 for s in seconds)
+        in_order = [s * 1000.0 for s in seconds]
+        ms = sorted(in_order)
         p10, p90 = (float(q) for q in numpy.percentile(ms, (10, 90)))  # linear interpolation
-        return cls(statistics.median(ms), p10, p90, ms[0], statistics.fmean(ms))
+        median = statistics.median(ms)
+        drift = 0.0
+        if len(in_order) >= 4 and median > 0:
+            half = len(in_order) // 2
+            drift = (statistics.median(in_order[-half:]) - statistics.median(in_order[:half])) / median * 100.0
+        return cls(median, p10, p90, ms[0], statistics.fmean(ms), drift)
+
+    @property
+    def spread_pct(self) -> float:
+        """The p10-p90 range as a percentage of the median."""
+        return (self.p90 - self.p10) / self.median * 100.0 if self.median > 0 else 0.0
+
+    @property
+    def noisy(self) -> bool:
+        """True when the spread or the drift exceeds NOISY_SPREAD_PCT or NOISY_DRIFT_PCT."""
+        return self.spread_pct > NOISY_SPREAD_PCT or abs(self.drift_pct) > NOISY_DRIFT_PCT
 
 
 @dataclass(frozen=True)
@@ -61,6 +89,20 @@ class BatchResult:
     overhead_pct: float | None
     per_stage: tuple[StageCost, ...] = ()
     error: str | None = None  # e.g. "out of memory": this batch was skipped, the sweep went on
+    roofline_ms: float | None = None  # count's roofline bound of the model at this batch
+    baseline_roofline_ms: float | None = None
+
+    @property
+    def noisy(self) -> bool:
+        """True when the model's or the baseline's timing is noisy (LatencyStats.noisy)."""
+        return any(m is not None and m.latency_ms.noisy for m in (self.model, self.baseline))
+
+    @property
+    def over_bound(self) -> float | None:
+        """Measured median / roofline bound: how many times the bound the model took."""
+        if self.model is None or not self.roofline_ms:
+            return None
+        return self.model.latency_ms.median / self.roofline_ms
 
 
 @dataclass(frozen=True)
@@ -74,6 +116,7 @@ class ProfileReport:
     memory: str  # what peak_memory_mb measures
     results: tuple[BatchResult, ...]
     notes: tuple[str, ...] = ()  # a model outside the zoo: the attention found, what the baseline is
+    roofline: DevicePeaks | None = None  # the device the bounds are for, when there are bounds
 
     @property
     def model(self) -> str:
@@ -85,7 +128,7 @@ class ProfileReport:
                 return None
             return {
                 "model": m.model, "latency_ms": vars(m.latency_ms).copy(), "throughput": m.throughput,
-                "peak_memory_mb": m.peak_memory_mb, "iterations": m.iterations,
+                "peak_memory_mb": m.peak_memory_mb, "iterations": m.iterations, "noisy": m.latency_ms.noisy,
             }
 
         results = []
@@ -95,6 +138,11 @@ class ProfileReport:
             entry.pop("model", None)
             entry["baseline"] = measurement(r.baseline)
             entry["overhead_pct"] = r.overhead_pct
+            entry["noisy"] = r.noisy
+            if self.roofline is not None:
+                entry["roofline_ms"] = r.roofline_ms
+                entry["baseline_roofline_ms"] = r.baseline_roofline_ms
+                entry["measured_over_bound"] = r.over_bound
             if r.per_stage:
                 entry["per_stage"] = [vars(s).copy() for s in r.per_stage]
             if r.error:
@@ -107,4 +155,9 @@ class ProfileReport:
             "channels_last": timing.channels_last, "compiled": timing.compile,
             "memory": self.memory, "options": self.config.as_dict(), "results": results,
             **({"notes": list(self.notes)} if self.notes else {}),
+            "noisy_thresholds": {"spread_pct": NOISY_SPREAD_PCT, "drift_pct": NOISY_DRIFT_PCT},
+            "roofline": None if self.roofline is None else {
+                "device": self.roofline.name, "peak_tflops": self.roofline.peak_tflops(timing.dtype, timing.amp),
+                "bandwidth_gbs": self.roofline.bandwidth_gbs, "source": self.roofline.source,
+            },
         }

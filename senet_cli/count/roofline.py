@@ -1,0 +1,141 @@
+"""A roofline bound: the least time a device could take for the ops `count` traced, op by op.
+
+For each op, time = max(2 x MACs / peak, bytes / bandwidth): the op is either compute-bound (its
+multiply-accumulates at the device's dense peak) or memory-bound (its bytes, see
+formulas.moved_bytes, at the memory bandwidth). Per-op times are summed per block and in total.
+
+Elementwise ops are not charged against the peak: they run on vector units, not tensor cores, and
+do at most a few operations per element read or written (under 1 op per byte in float32), while an
+H100's ridge point even for its CUDA-core float32 peak is 67 TFLOPS / 3.35 TB/s = 20 ops per byte.
+Their time is always their bytes at the bandwidth, so they are charged as such.
+
+What the bound leaves out, and why a measured time exceeds it: kernel launch overhead (several us
+per op, which dominates at batch 1), kernels that reach neither peak nor bandwidth (cuDNN's
+convolutions reach a fraction of peak on small or odd shapes), and caches (the bound assumes every
+byte goes to DRAM; a small tensor read twice may stay in L2). The byte count assumes unfused, eager
+execution; fused kernels (torch.compile, TensorRT) move fewer bytes, so their bound is lower.
+
+Torch-free: only arithmetic on the numbers `count` produced.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from senet_cli.errors import ArgumentError, UnknownChoiceError
+
+
+@dataclass(frozen=True)
+class DevicePeaks:
+    """A device's dense (no sparsity) peaks and its memory bandwidth, with where they come from.
+
+    fp32_tflops: float32 on CUDA cores / vector units; tf32_tflops: float32 convolutions on tensor
+    cores (None where the device has none); fp16_tflops: float16/bfloat16 on tensor cores;
+    bandwidth_gbs: memory bandwidth in GB/s (10^9 bytes per second).
+    """
+
+    name: str
+    fp32_tflops: float
+    tf32_tflops: float | None
+    fp16_tflops: float
+    bandwidth_gbs: float
+    source: str
+
+    def peak_tflops(self, dtype: str = "float32", amp: bool = False) -> float:
+        """The peak convolutions and matmuls run at in this precision. float32 uses the TF32
+        tensor-core peak where there is one, because PyTorch lets cuDNN run float32 convolutions in
+        TF32 by default (torch.backends.cudnn.allow_tf32); float16, bfloat16 and AMP use fp16's."""
+        if amp or dtype in ("float16", "bfloat16"):
+            return self.fp16_tflops
+        return self.tf32_tflops if self.tf32_tflops is not None else self.fp32_tflops
+
+
+PRESETS: dict[str, DevicePeaks] = {
+    preset.name: preset
+    for preset in (
+        DevicePeaks("h100", 67.0, 494.7, 989.4, 3350.0,
+                    "NVIDIA H100 SXM5 80GB datasheet, dense (half the sparse figures): "
+                    "https://www.nvidia.com/en-us/data-center/h100/"),
+        DevicePeaks("h100-pcie", 51.0, 378.0, 756.0, 2000.0,
+                    "NVIDIA H100 PCIe 80GB datasheet, dense: https://www.nvidia.com/en-us/data-center/h100/"),
+        DevicePeaks("h200", 67.0, 494.7, 989.4, 4800.0,
+                    "NVIDIA H200 SXM 141GB datasheet, dense: https://www.nvidia.com/en-us/data-center/h200/"),
+        DevicePeaks("a100", 19.5, 156.0, 312.0, 2039.0,
+                    "NVIDIA A100 SXM 80GB datasheet, dense: "
+                    "https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf/"
+                    "nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf"),
+        DevicePeaks("l4", 30.3, 60.0, 121.0, 300.0,
+                    "NVIDIA L4 datasheet, dense (half the sparse figures): https://www.nvidia.com/en-us/data-center/l4/"),
+        DevicePeaks("cpu", 0.16, None, 0.16, 20.0,
+                    "stated nominal figure, not measured: 2 x86 cores with AVX2 FMA at 2.5 GHz "
+                    "(2 x 2.5e9 x 32 float32 FLOP/cycle = 0.16 TFLOPS) and 20 GB/s of DRAM bandwidth; "
+                    "give your machine's PEAK_TFLOPS,BANDWIDTH_GBS instead (benchmarks/roofline_vs_measured.py "
+                    "measures both)"),
+    )
+}
+"""Named devices. Add one by its datasheet's dense figures."""
+
+GPU_NAMES = ((("h100", "pcie"), "h100-pcie"), (("h100",), "h100"), (("h200",), "h200"), (("a100",), "a100"),
+             (("l4",), "l4"))
+"""Words of torch.cuda.get_device_name() (lower-cased, split at anything not a letter or digit) ->
+preset; the first entry whose words are all there wins ("NVIDIA L40S" is not an L4)."""
+
+
+def preset_for_gpu(gpu_name: str) -> DevicePeaks | None:
+    """The preset of a GPU named as torch names it ("NVIDIA H100 80GB HBM3" -> h100), or None."""
+    words = set(re.split(r"[^a-z0-9]+", gpu_name.lower()))
+    for required, preset in GPU_NAMES:
+        if words.issuperset(required):
+            return PRESETS[preset]
+    return None
+
+
+def parse_device(spec: str | DevicePeaks) -> DevicePeaks:
+    """A preset name, or "PEAK_TFLOPS,BANDWIDTH_GBS" for any device (the peak then holds for every
+    precision). Raises a one-line error for anything else."""
+    if isinstance(spec, DevicePeaks):
+        return spec
+    text = spec.strip().lower()
+    if text in PRESETS:
+        return PRESETS[text]
+    if "," not in text:
+        raise UnknownChoiceError("roofline device", spec, (*PRESETS, "PEAK_TFLOPS,BANDWIDTH_GBS"))
+    parts = text.split(",")
+    try:
+        peak, bandwidth = (float(part) for part in parts)
+    except ValueError:
+        peak = bandwidth = math.nan
+    if not (math.isfinite(peak) and math.isfinite(bandwidth) and peak > 0 and bandwidth > 0):
+        raise ArgumentError("{roofline} takes a device name or two positive numbers PEAK_TFLOPS,BANDWIDTH_GBS "
+                            "(e.g. 989,3350), got {value}", arguments=("roofline",), value=repr(spec))
+    return DevicePeaks(f"{peak:g} TFLOPS, {bandwidth:g} GB/s", peak, None, peak, bandwidth, "given on the command line")
+
+
+@dataclass(frozen=True)
+class OpTimer:
+    """Seconds per op on one device in one precision: max(2 x MACs / peak, bytes / bandwidth)."""
+
+    peak_tflops: float
+    bandwidth_gbs: float
+
+    def seconds(self, macs: int, moved_bytes: int) -> tuple[float, bool]:
+        """(time, memory-bound): the op's bound and whether its bytes, not its MACs, set it."""
+        compute = 2.0 * macs / (self.peak_tflops * 1e12)
+        memory = moved_bytes / (self.bandwidth_gbs * 1e9)
+        return max(compute, memory), memory > compute
+
+
+@dataclass(frozen=True)
+class Roofline:
+    """The bound of a whole model and its baseline on one device; `ms` sums every op's bound."""
+
+    device: str
+    peak_tflops: float
+    bandwidth_gbs: float
+    ms: float
+    baseline_ms: float | None  # None: no baseline (a model outside the zoo whose attention has no pass-through)
+    overhead_pct: float | None
+    memory_bound_ms: float  # the part of `ms` spent in memory-bound ops
+    source: str
