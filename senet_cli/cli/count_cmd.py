@@ -22,6 +22,7 @@ from senet_cli.cli.options import (
     VariantOpt,
     build_options,
     choices,
+    note_ignored_ratio,
     parse_input_size,
 )
 from senet_cli.cli.output import LazyProgress, emit, prepare_output
@@ -66,6 +67,7 @@ def count_command(
     ratios: list[int | None] = list(parse_int_list(ratio, "--ratio")) if ratio is not None else [None]
     size = parse_input_size(input_size)
     configs = _configs(models, ratios, options)  # names and options checked once, before torch loads
+    note_ignored_ratio(models, ratio)
     fmt = prepare_output(fmt, output, force)
 
     from senet_cli.count import count

@@ -21,6 +21,7 @@ from senet_cli.cli.options import (
     StagesOpt,
     VariantOpt,
     build_options,
+    note_ignored_ratio,
     parse_input_size,
 )
 from senet_cli.cli.output import (
@@ -92,6 +93,8 @@ def inspect_command(
             raise SenetError(f"build options given without --model NAME ({', '.join(flags)}): they describe an "
                              f"architecture, which then comes from the checkpoint")
     options = build_options(variant, placement, stages, num_classes, opt, ratio)
+    if model is not None:
+        note_ignored_ratio([model], ratio)
     size = parse_input_size(input_size)
     fmt = prepare_output(fmt, output, force)
     if plot is not None:

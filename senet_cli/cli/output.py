@@ -126,21 +126,27 @@ def quiet_rank() -> bool:
     return os.environ.get("RANK", "0") != "0"
 
 
+PLAIN_PROGRESS_AFTER_S = 10.0
+"""Without a terminal, progress lines start once the work has run this long: short runs stay quiet
+(an error stays the only line), long ones are not silence."""
 PLAIN_PROGRESS_EVERY_S = 30.0
-"""Without a terminal, a job's progress line at most this often between its start and end lines."""
+"""... and a running job's `done/total` line comes at most this often."""
 
 
 class LazyProgress:
     """Progress on stderr, shown only once the first step is reported, after the library has
     checked its arguments (so an error never lands under a bar).
 
-    On a terminal: a transient rich progress bar. Otherwise (CI logs, `nohup`, a pipe): plain
-    lines, so long work is not silence: `senet: <job>: started`, a `done/total` line at most every
-    PLAIN_PROGRESS_EVERY_S seconds, and `senet: <job>: finished in N s` (a job whose count starts
-    again, as profile's rounds do for each batch size, is finished and started again).
+    On a terminal: a transient rich progress bar. Otherwise (CI logs, `nohup`, a pipe) plain
+    lines, once the work has run PLAIN_PROGRESS_AFTER_S: `senet: <job>: running for N s, done/total`,
+    then for every job `senet: <job>: started` and `senet: <job>: finished in N s`, and between
+    them a `done/total` line at most every PLAIN_PROGRESS_EVERY_S. A job whose count starts again
+    (profile's rounds, for each batch size) is finished and started again.
     """
 
     def __init__(self) -> None:
+        import time
+
         from rich.progress import Progress
 
         from senet_cli.render.tables import console
@@ -148,11 +154,13 @@ class LazyProgress:
         stream = console(stderr=True)
         self.plain = not stream.is_terminal and not quiet_rank()
         self.bar = Progress(transient=True, console=stream, disable=not stream.is_terminal or quiet_rank())
+        self.began = time.perf_counter()
+        self.speaking = False  # plain mode: lines are printed once the work has run long enough
         self.open_jobs: dict[int, Callable[[], None]] = {}  # plain mode: how to finish each job still running
         self.job_ids = itertools.count()
 
     def task(self, description: str, total: float | None = None) -> Callable[[int, int], None]:
-        """A callback `(done, total)` for one job; the bar (or the first plain line) starts at its first call."""
+        """A callback `(done, total)` for one job; the bar (or the plain lines) start at its first call."""
         from rich.markup import escape
 
         from senet_cli.render.tables import printable
@@ -182,8 +190,12 @@ class LazyProgress:
             sys.stderr.flush()
 
         def finish() -> None:
-            line(f"finished in {time.perf_counter() - state['started']:.1f} s")
+            if self.speaking:
+                line(f"finished in {time.perf_counter() - state['started']:.1f} s")
             self.open_jobs.pop(key, None)
+
+        def count(done: int, total: int) -> str:
+            return f"{done}/{total}" if total else f"{done} done"
 
         def report(done: int, total: int) -> None:
             now = time.perf_counter()
@@ -192,13 +204,18 @@ class LazyProgress:
             if key not in self.open_jobs:
                 state.update(started=now, printed=now)
                 self.open_jobs[key] = finish
-                line("started")
+                if self.speaking:
+                    line("started")
             state["done"] = done
+            if not self.speaking and now - self.began >= PLAIN_PROGRESS_AFTER_S:
+                self.speaking = True
+                state["printed"] = now
+                line(f"running for {now - state['started']:.0f} s, {count(done, total)}")
             if total and done >= total:
                 finish()
-            elif now - state["printed"] >= PLAIN_PROGRESS_EVERY_S:
+            elif self.speaking and now - state["printed"] >= PLAIN_PROGRESS_EVERY_S:
                 state["printed"] = now
-                line(f"{done}/{total}" if total else f"{done} done")
+                line(count(done, total))
 
         return report
 

@@ -21,6 +21,7 @@ from senet_cli.cli.options import (
     VariantOpt,
     build_options,
     choices,
+    note_ignored_ratio,
     parse_input_size,
 )
 from senet_cli.cli.output import LazyProgress, emit, prepare_output
@@ -81,6 +82,7 @@ def profile_command(
     batches = parse_int_list(batch, "--batch")
     size = parse_input_size(input_size)
     configs = [make_config(name, **options) for name in models]  # checked before torch loads
+    note_ignored_ratio(models, ratio)
     timing = Timing(device=device.value, dtype=dtype.value, amp=amp, channels_last=channels_last, compile=compile,
                     mode=mode.value, warmup=warmup, iters=iters, min_time=min_time, threads=threads)
     fmt = prepare_output(fmt, output, force)

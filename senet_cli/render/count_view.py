@@ -137,7 +137,7 @@ def summary_csv_rows(reports: Sequence[CountReport]) -> tuple[list[str], list[li
         "model", "options", "batch", "height", "width", "params", "macs", "elementwise_ops",
         "baseline_model", "baseline_params", "baseline_macs", "baseline_elementwise_ops",
         "overhead_params", "overhead_macs", "overhead_elementwise_ops", "overhead_params_pct",
-        "overhead_macs_pct", *(f"{name}_macs" for name in counters),
+        "overhead_macs_pct", "overhead_elementwise_ops_pct", *(f"{name}_macs" for name in counters),
     ]
     rows = []
     for report in reports:
@@ -148,7 +148,7 @@ def summary_csv_rows(reports: Sequence[CountReport]) -> tuple[list[str], list[li
             report.model, json.dumps(report.config.as_dict(), sort_keys=True), batch, height, width,
             report.params, report.macs, report.elementwise_ops, base.model, base.params, base.macs,
             base.elementwise_ops, over.params, over.macs, over.elementwise_ops,
-            round(over.params_pct, 6), round(over.macs_pct, 6),
+            round(over.params_pct, 6), round(over.macs_pct, 6), round(over.elementwise_ops_pct, 6),
             *(references.get(name, "") for name in counters),
         ])
     return headers, rows
