@@ -210,7 +210,7 @@ class LazyProgress:
             if not self.speaking and now - self.began >= PLAIN_PROGRESS_AFTER_S:
                 self.speaking = True
                 state["printed"] = now
-                line(f"running for {now - state['started']:.0f} s, {count(done, total)}")
+                line(f"running for {now - self.began:.0f} s, {count(done, total)}")
             if total and done >= total:
                 finish()
             elif self.speaking and now - state["printed"] >= PLAIN_PROGRESS_EVERY_S:
