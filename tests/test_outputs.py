@@ -345,3 +345,15 @@ def test_list_writes_to_output(tmp_path, cli):
     assert "se_resnet50" in strict_json((tmp_path / "models.json").read_text())["models"]
     assert "Attention modules" in (tmp_path / "models.txt").read_text()
     assert "already exists" in one_error_line(*cli(["list", "--output", str(tmp_path / "models.md")]))
+
+
+def test_a_cpu_run_larger_than_the_free_memory_fails_at_once_in_one_line(checkpoint, monkeypatch, cli):
+    import resource
+
+    import senet_cli.cli.app as app
+
+    before = resource.getrlimit(resource.RLIMIT_DATA)
+    monkeypatch.setattr(app, "available_memory", lambda: 512 * 2**20)  # as if 512 MiB were free
+    line = one_error_line(*cli(["inspect", str(checkpoint), "--data", "synthetic", "--limit", "100000",
+                                "--batch", "100000"]))  # 1.1 GiB of input images at once
+    assert "out of memory" in line and resource.getrlimit(resource.RLIMIT_DATA) == before  # the cap is lifted

@@ -127,11 +127,55 @@ def _fill_optional_values(argv: list[str]) -> list[str]:
     return filled
 
 
+def available_memory() -> int | None:
+    """Bytes this process could still get: MemAvailable + SwapFree (Linux), None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as stream:
+            fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in stream if line.split()[1:2]}
+    except (OSError, ValueError):
+        return None
+    if "MemAvailable" not in fields:
+        return None
+    return fields["MemAvailable"] + fields.get("SwapFree", 0)
+
+
+@contextlib.contextmanager
+def _host_memory_capped(args: list[str]) -> Iterator[None]:
+    """Lower the soft RLIMIT_DATA to what the machine can still give, for a command that stays on
+    the CPU: an allocation beyond it then fails at once (a one-line 'out of memory'), where Linux
+    would let it through and the OOM killer end the run (or a neighbour) later. Not with CUDA,
+    whose driver maps host memory of its own."""
+    if any("cuda" in word for word in args):
+        yield
+        return
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        with open("/proc/self/status", encoding="ascii") as stream:
+            used = next(int(line.split()[1]) * 1024 for line in stream if line.startswith("VmData:"))
+    except (ImportError, OSError, StopIteration, ValueError):
+        yield
+        return
+    free = available_memory()
+    cap = None if free is None else used + free
+    if cap is None or (soft != resource.RLIM_INFINITY and soft <= cap) or (
+            hard != resource.RLIM_INFINITY and hard < cap):
+        yield
+        return
+    resource.setrlimit(resource.RLIMIT_DATA, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
 def _invoke(argv: list[str] | None) -> int:
     """Run the command; Click's usage errors end here as one line (`fail`)."""
     try:
         args = _fill_optional_values(sys.argv[1:] if argv is None else list(argv))
-        code = app(args=args, prog_name="senet", standalone_mode=False)
+        with _host_memory_capped(args):
+            code = app(args=args, prog_name="senet", standalone_mode=False)
     except Exception as error:
         # Click's errors (typer >= 0.20 vendors its own Click, so match by shape, not by class).
         message = getattr(error, "format_message", None)
