@@ -82,9 +82,20 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
 def _on_signal(signum: int, frame: object) -> None:
     remove_pending()  # even if the exception below is caught and lost somewhere, no temporary file stays
+    for name in _SIGNALS:  # a second signal must not interrupt the cleanup the first one started
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) is _on_signal:
+            signal.signal(number, _after_interrupt)
     raise Interrupted(signum)
+
+
+def _after_interrupt(signum: int, frame: object) -> None:
+    remove_pending()
 
 
 @contextlib.contextmanager
@@ -95,7 +106,7 @@ def _signals_interrupt() -> Iterator[None]:
         yield
         return
     previous = {}
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+    for name in _SIGNALS:
         number = getattr(signal, name, None)
         if number is None or signal.getsignal(number) is signal.SIG_IGN:
             continue

@@ -127,8 +127,8 @@ def quiet_rank() -> bool:
 
 
 PLAIN_PROGRESS_AFTER_S = 10.0
-"""Without a terminal, progress lines start once the work has run this long: short runs stay quiet
-(an error stays the only line), long ones are not silence."""
+"""Without a terminal, progress lines start once the work (from its first reported step) has run
+this long: short runs stay quiet (an error stays the only line), long ones are not silence."""
 PLAIN_PROGRESS_EVERY_S = 30.0
 """... and a running job's `done/total` line comes at most this often."""
 
@@ -145,8 +145,6 @@ class LazyProgress:
     """
 
     def __init__(self) -> None:
-        import time
-
         from rich.progress import Progress
 
         from senet_cli.render.tables import console
@@ -154,7 +152,7 @@ class LazyProgress:
         stream = console(stderr=True)
         self.plain = not stream.is_terminal and not quiet_rank()
         self.bar = Progress(transient=True, console=stream, disable=not stream.is_terminal or quiet_rank())
-        self.began = time.perf_counter()
+        self.began: float | None = None  # plain mode: when the first job reported (setup does not count)
         self.speaking = False  # plain mode: lines are printed once the work has run long enough
         self.open_jobs: dict[int, Callable[[], None]] = {}  # plain mode: how to finish each job still running
         self.job_ids = itertools.count()
@@ -199,6 +197,7 @@ class LazyProgress:
 
         def report(done: int, total: int) -> None:
             now = time.perf_counter()
+            self.began = now if self.began is None else self.began
             if key in self.open_jobs and done < state["done"]:
                 finish()  # the count started again: a new round of the same job
             if key not in self.open_jobs:

@@ -56,7 +56,7 @@ def profile_command(
     mode: Annotated[Mode, typer.Option(help="inference, or train: forward, loss, backward, SGD step.",
                                        rich_help_panel=TIMING)] = Mode["inference"],
     threads: Annotated[Optional[int], typer.Option(min=1, show_default="torch's default",
-                                                   help="CPU threads (torch.set_num_threads).",
+                                                   help="CPU threads (torch.set_num_threads), at most 4 per CPU core.",
                                                    rich_help_panel=TIMING)] = None,
     per_block: Annotated[bool, typer.Option("--per-block",
                                             help="Attribute latency to each stage's attention by ablation.",
