@@ -68,8 +68,7 @@ def inspect_command(
                                                 "(a candidate to drop).")] = 0.05,
     plot: Annotated[Optional[Path], typer.Option(
         metavar="[PATH]", show_default=False, rich_help_panel=OUTPUT,
-        help="Write the figure: a .png, .svg or .pdf path; with no path, <checkpoint name>.gates.png in the "
-        "working directory.")] = None,
+        help="Write the figure (.png, .svg or .pdf). With no path: ckpt.gates.png here, for ckpt.pth.")] = None,
     ratio: RatioOpt = None,
     variant: VariantOpt = None,
     placement: PlacementOpt = None,

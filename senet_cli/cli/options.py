@@ -86,10 +86,11 @@ FormatOpt = Annotated[
 OutputPathOpt = Annotated[
     Optional[Path],
     typer.Option("--output", metavar="PATH", show_default=False, rich_help_panel=OUTPUT,
-                 help="Write the result to a file (format from its extension unless --format)."),
+                 help="Write the result to a file: .json, .csv, .md or .txt (the table); the format follows "
+                 "the extension unless --format."),
 ]
 ForceOpt = Annotated[
-    bool, typer.Option("--force", help="Overwrite an existing --output file.", rich_help_panel=OUTPUT)
+    bool, typer.Option("--force", help="Overwrite existing output files.", rich_help_panel=OUTPUT)
 ]
 
 
