@@ -141,6 +141,27 @@ def test_a_read_only_folder_is_refused_before_any_work(tmp_path, no_work, cli):
     assert "Permission denied" in line
 
 
+@pytest.mark.skipif(not os.path.isdir("/sys") or os.access("/sys", os.W_OK) and os.geteuid() != 0,
+                    reason="needs /sys, a folder no one can create files in")
+def test_a_folder_that_refuses_files_is_found_by_the_probe(no_work, cli):
+    line = one_error_line(*cli(["count", "se_resnet18", "--output", "/sys/senet-out.json"]))
+    assert line.startswith("senet: error: cannot write /sys/senet-out.json: ")  # as root too: a real file is tried
+
+
+@pytest.mark.parametrize("argv, filled", [
+    (["inspect", "c.pth", "--plot"], ["inspect", "c.pth", "--plot=:here:"]),
+    (["inspect", "c.pth", "--plot", "-f", "json"], ["inspect", "c.pth", "--plot=:here:", "-f", "json"]),
+    (["inspect", "c.pth", "--plot", "g.png"], ["inspect", "c.pth", "--plot", "g.png"]),
+    (["inspect", "c.pth", "--plot=g.png"], ["inspect", "c.pth", "--plot=g.png"]),
+    (["inspect", "c.pth", "--", "--plot"], ["inspect", "c.pth", "--", "--plot"]),
+    (["list", "--plot"], ["list", "--plot"]),  # only the commands named in OPTIONAL_VALUES
+])
+def test_plot_takes_an_optional_value(argv, filled):
+    from senet_cli.cli.app import _fill_optional_values
+
+    assert _fill_optional_values(argv) == filled
+
+
 def test_outputs_get_the_umask_mode_and_txt_is_the_table(tmp_path, cli):
     previous = os.umask(0o027)
     try:
