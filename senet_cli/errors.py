@@ -28,9 +28,14 @@ def first_line(error: BaseException, limit: int | None = None) -> str:
 
 
 def closest_match(word: str, choices: Iterable[str]) -> str | None:
-    """The choice closest to `word`, or None when none is close."""
-    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    """The choice closest to `word`, or None when none is close. Case is ignored (`SE_ResNet50`
+    finds `se_resnet50`, not a name that differs by a letter in the same case); the choice comes
+    back as it is spelled."""
+    by_folded: dict[str, str] = {}
+    for choice in choices:
+        by_folded.setdefault(choice.casefold(), choice)
+    matches = difflib.get_close_matches(word.casefold(), list(by_folded), n=1, cutoff=0.6)
+    return by_folded[matches[0]] if matches else None
 
 
 def close_match_hint(word: str, choices: Iterable[str]) -> str:

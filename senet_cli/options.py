@@ -78,6 +78,8 @@ def parse_int_list(text: str | int | Sequence[int], what: str) -> tuple[int, ...
     if isinstance(text, str):
         parts = [p.strip() for p in text.split(",") if p.strip()]
         try:
+            if not parts:  # "" or ",": no number at all
+                raise ValueError(text)
             return tuple(int(p) for p in parts)
         except ValueError:
             raise OptionError(

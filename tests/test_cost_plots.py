@@ -43,3 +43,15 @@ def test_profile_plot_draws_latency_throughput_and_memory(tmp_path):
     target = plot_profiles([report], tmp_path / "p.svg")
     assert target.read_text().lstrip().startswith("<?xml") and "latency per run" in target.read_text()
     assert list(tmp_path.iterdir()) == [target]  # no temporary file left beside it
+
+
+def test_count_plot_without_a_path_writes_next_to_the_model_name_here(tmp_path, monkeypatch, cli):
+    """As inspect's: `--plot` alone writes MODEL.count.png in the working directory, and says so."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(["count", "se_resnet18_cifar", "--plot", "--summary"])
+    assert code == 0 and "wrote se_resnet18_cifar.count.png" in err
+    assert (tmp_path / "se_resnet18_cifar.count.png").read_bytes()[:4] == b"\x89PNG"
+    code, _, err = cli(["count", "se_resnet18_cifar", "--plot"])
+    assert code == 2 and "force" in err  # the default path is not overwritten either
+    code, _, err = cli(["count", "torchvision:mobilenet_v3_small", "--input", "64", "--plot", "--summary"])
+    assert code == 0 and "wrote torchvision_mobilenet_v3_small.count.png" in err

@@ -24,9 +24,10 @@ from senet_cli.cli.options import (
     VariantOpt,
     build_options,
     choices,
+    note_ignored_ratio,
     parse_input_size,
 )
-from senet_cli.cli.output import LazyProgress, check_plot_path, emit, prepare_output
+from senet_cli.cli.output import PLOT_HERE, LazyProgress, check_plot_path, default_plot_path, emit, prepare_output
 from senet_cli.cli.profile_cmd import Dtype
 from senet_cli.count.references import COUNTERS
 from senet_cli.count.roofline import PRESETS
@@ -66,9 +67,9 @@ def count_command(
         metavar="DEVICE|PEAK_TFLOPS,BANDWIDTH_GBS", show_default=False,
         help=f"Bound the time op by op on a device: {', '.join(PRESETS)}, or its peak TFLOPS and "
         "memory GB/s (989,3350).")] = None,
-    plot: Annotated[Optional[Path], typer.Option(metavar="PATH", show_default=False,
-                                                 help="Write a figure of the per-block overhead: .png, .svg or "
-                                                 ".pdf.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(metavar="[PATH]", show_default=False,
+                                                 help="Write a figure of the per-block overhead (.png, .svg or .pdf). "
+                                                 "With no path: MODEL.count.png here.")] = None,
     fmt: FormatOpt = None,
     output: OutputPathOpt = None,
     force: ForceOpt = False,
@@ -83,8 +84,10 @@ def count_command(
     size = parse_input_size(input_size)
     # names and options checked once, before torch loads (models outside the zoo import theirs)
     configs = _configs(models, ratios, options, attention_class or [])
+    note_ignored_ratio(models, ratio)
     fmt = prepare_output(fmt, output, force)
     if plot is not None:
+        plot = default_plot_path(models[0], "count") if str(plot) == PLOT_HERE else plot
         check_plot_path(plot, force)
         if output is not None and plot.resolve() == output.resolve():
             raise SenetError("--plot and --output name the same file")
@@ -101,7 +104,6 @@ def count_command(
         from senet_cli.render.cost_plots import plot_counts
 
         plot_counts(reports, plot)
-        typer.echo(f"wrote {plot}", err=True)
     blocks = per_block if per_block is not None else len(reports) == 1
     emit(
         reports, fmt, output,

@@ -22,9 +22,18 @@ from senet_cli.cli.options import (
     StagesOpt,
     VariantOpt,
     build_options,
+    note_ignored_ratio,
     parse_input_size,
 )
-from senet_cli.cli.output import LazyProgress, check_plot_path, emit, prepare_output, quiet_rank
+from senet_cli.cli.output import (
+    PLOT_HERE,
+    LazyProgress,
+    check_plot_path,
+    default_plot_path,
+    emit,
+    prepare_output,
+    quiet_rank,
+)
 from senet_cli.errors import SenetError
 
 LOADING = "Loading"
@@ -61,8 +70,9 @@ def inspect_command(
     constant_tol: Annotated[float, typer.Option(min=0.0, rich_help_panel=OUTPUT,
                                                 help="Spread below which a block's gates count as constant "
                                                 "(a candidate to drop).")] = 0.05,
-    plot: Annotated[Optional[Path], typer.Option(metavar="PATH", show_default=False, rich_help_panel=OUTPUT,
-                                                 help="Write the figure: .png, .svg or .pdf.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(
+        metavar="[PATH]", show_default=False, rich_help_panel=OUTPUT,
+        help="Write the figure (.png, .svg or .pdf). With no path: ckpt.gates.png here, for ckpt.pth.")] = None,
     ratio: RatioOpt = None,
     variant: VariantOpt = None,
     placement: PlacementOpt = None,
@@ -87,9 +97,12 @@ def inspect_command(
             raise SenetError(f"build options given without --model NAME ({', '.join(flags)}): they describe an "
                              f"architecture, which then comes from the checkpoint")
     options = build_options(variant, placement, stages, num_classes, opt, ratio)
+    if model is not None:
+        note_ignored_ratio([model], ratio)
     size = parse_input_size(input_size)
     fmt = prepare_output(fmt, output, force)
     if plot is not None:
+        plot = default_plot_path(checkpoint) if str(plot) == PLOT_HERE else plot
         check_plot_path(plot, force)
         if output is not None and plot.resolve() == output.resolve():
             raise SenetError("--plot and --output name the same file")
@@ -107,7 +120,6 @@ def inspect_command(
     if plot is not None:
         from senet_cli.render.gate_plots import plot_gates
 
-        plot_gates(report, plot)
-        typer.echo(f"wrote {plot}", err=True)
+        plot_gates(report, plot)  # renamed into place with --output's file when the command ends
     emit([report], fmt, output, csv_view=inspect_view.csv_rows,
          tables=lambda reports: [inspect_view.gate_table(r) for r in reports])

@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from senet_cli.cli.options import FormatOpt
-from senet_cli.cli.output import OutputFormat
+from senet_cli.cli.options import ForceOpt, FormatOpt, OutputPathOpt
+from senet_cli.cli.output import OutputFormat, prepare_output, write_text
 from senet_cli.errors import SenetError
 
 
@@ -18,13 +18,15 @@ def list_command(
                        show_default=False),
     ] = None,
     fmt: FormatOpt = None,
+    output: OutputPathOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """List attention modules, backbones and the model-name grammar (torch is not imported)."""
     from senet_cli.cli import catalogue_view
-    from senet_cli.render.tables import console, to_csv, to_rich
+    from senet_cli.render.tables import console, render_text, to_csv, to_rich
     from senet_cli.zoo import list_models
 
-    fmt = fmt or OutputFormat.table
+    fmt = prepare_output(fmt, output, force)
     if pattern is not None:
         names = list_models(pattern)
         if not names:
@@ -32,19 +34,25 @@ def list_command(
         if fmt is OutputFormat.json:
             import json
 
-            typer.echo(json.dumps(names))
+            text = json.dumps(names) + "\n"
         elif fmt is OutputFormat.csv:
-            typer.echo(to_csv(["model"], [[n] for n in names]), nl=False)
+            text = to_csv(["model"], [[n] for n in names])
         else:
-            typer.echo("\n".join(names))
-        return
-    if fmt is OutputFormat.json:
-        typer.echo(catalogue_view.catalogue_json(), nl=False)
+            text = "\n".join(names) + "\n"
+    elif fmt is OutputFormat.json:
+        text = catalogue_view.catalogue_json()
     elif fmt is OutputFormat.csv:
-        typer.echo(to_csv(["model"], [[n] for n in list_models()]), nl=False)
+        text = to_csv(["model"], [[n] for n in list_models()])
     elif fmt is OutputFormat.md:
-        typer.echo(catalogue_view.markdown(), nl=False)
-    else:
+        text = catalogue_view.markdown()
+    elif output is None:
         out = console()
         for table in catalogue_view.catalogue_tables():
             out.print(to_rich(table))
+        return
+    else:
+        text = render_text([to_rich(table) for table in catalogue_view.catalogue_tables()])
+    if output is not None:
+        write_text(output, text)  # renamed into place when the command ends
+    else:
+        typer.echo(text, nl=False)

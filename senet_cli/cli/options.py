@@ -6,6 +6,7 @@ Torch-free: `senet --help` imports this module.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from senet_cli.cli.errors import flag
-from senet_cli.cli.output import OutputFormat
+from senet_cli.cli.output import OutputFormat, quiet_rank
 from senet_cli.errors import SenetError
 from senet_cli.options import COMMON_OPTION_NAMES, PLACEMENTS, VARIANTS
 from senet_cli.zoo import DEVICES
@@ -93,10 +94,11 @@ FormatOpt = Annotated[
 OutputPathOpt = Annotated[
     Optional[Path],
     typer.Option("--output", metavar="PATH", show_default=False, rich_help_panel=OUTPUT,
-                 help="Write the result to a file (format from its extension unless --format)."),
+                 help="Write the result to a file: .json, .csv, .md or .txt (the table); the format follows "
+                 "the extension unless --format."),
 ]
 ForceOpt = Annotated[
-    bool, typer.Option("--force", help="Overwrite an existing --output file.", rich_help_panel=OUTPUT)
+    bool, typer.Option("--force", help="Overwrite existing output files.", rich_help_panel=OUTPUT)
 ]
 
 
@@ -138,3 +140,28 @@ def parse_input_size(text: str | None) -> int | tuple[int, int] | None:
     if len(sides) not in (1, 2) or min(sides) < 1:
         raise SenetError(f"--input takes a size such as 224 or 224x320, got '{text}'")
     return sides[0] if len(sides) == 1 else (sides[0], sides[1])
+
+
+def note_ignored_ratio(models: Sequence[str], ratio: object) -> None:
+    """With --ratio given, say on stderr (one line) which of `models` take no reduction ratio: a
+    plain backbone, or a module such as eca or simam. A note rather than an error: timm's
+    `create_attn` likewise accepts and ignores `rd_ratio` for ECA, and a sweep over mixed models
+    (`count resnet50 se_resnet50 eca_resnet50 --ratio 4,16`) should still run. Call it after the
+    names are checked."""
+    if ratio is None or quiet_rank():
+        return
+    from senet_cli.attention import ATTENTION
+    from senet_cli.render.tables import printable
+    from senet_cli.zoo import is_external, parse_name
+
+    ignored = []
+    for name in dict.fromkeys(models):
+        if is_external(name):  # outside the zoo: its options are the builder's keywords, checked there
+            continue
+        attention, _ = parse_name(name)
+        if attention is None:
+            ignored.append(f"{name} (a plain backbone)")
+        elif not ATTENTION.get(attention).uses_ratio:
+            ignored.append(f"{name} ({attention} has no reduction ratio)")
+    if ignored:
+        sys.stderr.write(printable(f"senet: note: --ratio ignored for {', '.join(ignored)}") + "\n")

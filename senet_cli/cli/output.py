@@ -3,7 +3,9 @@ any work, render, then print or write in one rename; and the progress bar long w
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 
 import typer
 
-from senet_cli.atomic import atomic_path
+from senet_cli.atomic import OutputError, atomic_path, check_writable, current
 from senet_cli.errors import SenetError
 
 
@@ -22,7 +24,7 @@ class OutputFormat(str, Enum):
     md = "md"
 
 
-_BY_SUFFIX = {".json": OutputFormat.json, ".csv": OutputFormat.csv, ".md": OutputFormat.md}
+_BY_SUFFIX = {".json": OutputFormat.json, ".csv": OutputFormat.csv, ".md": OutputFormat.md, ".txt": OutputFormat.table}
 PLOT_FORMATS = ("png", "svg", "pdf")  # what matplotlib writes for render.gate_plots
 
 
@@ -36,13 +38,22 @@ def choose_format(requested: OutputFormat | None, output: Path | None) -> Output
 
 
 def check_output_path(path: Path, force: bool, flag: str = "--output") -> None:
-    """Fail before any work if the file exists (without --force) or its folder does not."""
-    if path.is_dir():
-        raise SenetError(f"{flag} {path} is a directory; give a file path")
-    if path.exists() and not force:
-        raise SenetError(f"{path} already exists; pass --force to overwrite it")
-    if not path.parent.exists():
-        raise SenetError(f"cannot write {path}: folder {path.parent} does not exist")
+    """Fail before any work unless `path` can be written (see atomic.check_writable: its folder, a
+    real probe file there, an existing file without --force), and record whether the commit at the
+    end may replace a file there: a file that appears meanwhile is only replaced with --force."""
+    if str(path) == "":
+        raise SenetError(f"{flag} needs a file path, got ''")
+    try:
+        check_writable(path, overwrite=force)
+    except OutputError as error:
+        if error.reason == "it already exists":
+            raise SenetError(f"{path} already exists; pass --force to overwrite it") from None
+        if error.reason.startswith("it is a directory"):
+            raise SenetError(f"{flag} {path} is a directory; give a file path") from None
+        raise
+    transaction = current()
+    if transaction is not None:
+        transaction.allow(path, overwrite=force)
 
 
 def check_plot_path(path: Path, force: bool) -> None:
@@ -52,15 +63,36 @@ def check_plot_path(path: Path, force: bool) -> None:
     check_output_path(path, force, flag="--plot")
 
 
+PLOT_HERE = ":here:"
+"""What `--plot` with no path stands for (cli/app.py fills it in): the default figure path."""
+
+
+def default_plot_path(source: Path | str, kind: str = "gates") -> Path:
+    """Where `--plot` without a path writes, in the working directory: `<stem>.<kind>.png`, the stem
+    a checkpoint's (ckpt.gates.png for ckpt.pth) or a model name's with anything but letters, digits,
+    '.', '_' and '-' made '_' (torchvision_mobilenet_v3_small.count.png)."""
+    if isinstance(source, Path):
+        stem = source.stem or source.name
+    else:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", source).strip("._") or "senet"
+    return Path(f"{stem}.{kind}.png")
+
+
 def prepare_output(fmt: OutputFormat | None, output: Path | None, force: bool) -> OutputFormat:
-    """The format to write; raises before any work if --output cannot be written."""
+    """The format to write; raises before any work if --output cannot be written or its extension
+    names no format."""
     if output is not None:
+        if output.suffix.lower() not in _BY_SUFFIX and not output.is_dir():
+            accepted = " ".join(_BY_SUFFIX)
+            raise SenetError(f"--output takes a path ending in {accepted} (.txt: the table as text), "
+                             f"got '{output.name}'")
         check_output_path(output, force)
     return choose_format(fmt, output)
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename it over `path` in one step."""
+    """Write to a temporary file beside `path`, then rename it over `path` in one step (at the end
+    of the command, with its other outputs)."""
     with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as stream:
         stream.write(text)
 
@@ -74,8 +106,8 @@ def emit(
     tables: Callable[[Sequence[Any]], list[Any]],
 ) -> None:
     """Render `results` (each with a `to_dict()`) in `fmt`; print them, or write them to `output`
-    in one rename."""
-    from senet_cli.render.tables import console, render_text, to_csv, to_json, to_markdown, to_rich
+    (renamed into place when the command ends, with its other outputs; `main` says "wrote")."""
+    from senet_cli.render.tables import console, render_text, rich_notes, to_csv, to_json, to_markdown, to_rich
 
     if fmt is OutputFormat.json:
         text = to_json(results)
@@ -87,7 +119,7 @@ def emit(
         renderables: list[Any] = []
         for table in tables(results):
             renderables.append(to_rich(table))
-            renderables += [f"[dim]{note}[/dim]" for note in table.notes]
+            renderables += rich_notes(table)
         if output is None:
             out = console()
             for item in renderables:
@@ -96,7 +128,6 @@ def emit(
         text = render_text(renderables)
     if output is not None:
         write_text(output, text)
-        typer.echo(f"wrote {output}", err=True)
     else:
         typer.echo(text, nl=False)
 
@@ -106,10 +137,22 @@ def quiet_rank() -> bool:
     return os.environ.get("RANK", "0") != "0"
 
 
+PLAIN_PROGRESS_AFTER_S = 10.0
+"""Without a terminal, progress lines start once the work (from its first reported step) has run
+this long: short runs stay quiet (an error stays the only line), long ones are not silence."""
+PLAIN_PROGRESS_EVERY_S = 30.0
+"""... and a running job's `done/total` line comes at most this often."""
+
+
 class LazyProgress:
-    """A transient rich progress bar on stderr that appears only when the first step is reported,
-    after the library has checked its arguments (so an error never lands under a bar). Silent
-    when stderr is not a terminal: a pipe or a log file gets no bar and no blank line where it was.
+    """Progress on stderr, shown only once the first step is reported, after the library has
+    checked its arguments (so an error never lands under a bar).
+
+    On a terminal: a transient rich progress bar. Otherwise (CI logs, `nohup`, a pipe) plain
+    lines, once the work has run PLAIN_PROGRESS_AFTER_S: `senet: <job>: running for N s, done/total`,
+    then for every job `senet: <job>: started` and `senet: <job>: finished in N s`, and between
+    them a `done/total` line at most every PLAIN_PROGRESS_EVERY_S. A job whose count starts again
+    (profile's rounds, for each batch size) is finished and started again.
     """
 
     def __init__(self) -> None:
@@ -118,11 +161,23 @@ class LazyProgress:
         from senet_cli.render.tables import console
 
         stream = console(stderr=True)
+        self.plain = not stream.is_terminal and not quiet_rank()
         self.bar = Progress(transient=True, console=stream, disable=not stream.is_terminal or quiet_rank())
+        self.began: float | None = None  # plain mode: when the first job reported (setup does not count)
+        self.speaking = False  # plain mode: lines are printed once the work has run long enough
+        self.open_jobs: dict[int, Callable[[], None]] = {}  # plain mode: how to finish each job still running
+        self.job_ids = itertools.count()
 
     def task(self, description: str, total: float | None = None) -> Callable[[int, int], None]:
-        """A callback `(done, total)` for one job; the bar starts at its first call."""
-        task_id = self.bar.add_task(description, total=total, start=False)
+        """A callback `(done, total)` for one job; the bar (or the plain lines) start at its first call."""
+        from rich.markup import escape
+
+        from senet_cli.render.tables import printable
+
+        description = printable(description)
+        if self.plain:
+            return self._plain_task(description)
+        task_id = self.bar.add_task(escape(description), total=total, start=False)
 
         def report(done: int, total: int) -> None:
             if not self.bar.live.is_started:
@@ -132,9 +187,55 @@ class LazyProgress:
 
         return report
 
+    def _plain_task(self, description: str) -> Callable[[int, int], None]:
+        import sys
+        import time
+
+        key = next(self.job_ids)
+        state = {"started": 0.0, "printed": 0.0, "done": -1}
+
+        def line(text: str) -> None:
+            sys.stderr.write(f"senet: {description}: {text}\n")
+            sys.stderr.flush()
+
+        def finish() -> None:
+            if self.speaking:
+                line(f"finished in {time.perf_counter() - state['started']:.1f} s")
+            self.open_jobs.pop(key, None)
+
+        def count(done: int, total: int) -> str:
+            return f"{done}/{total}" if total else f"{done} done"
+
+        def report(done: int, total: int) -> None:
+            now = time.perf_counter()
+            self.began = now if self.began is None else self.began
+            if key in self.open_jobs and done < state["done"]:
+                finish()  # the count started again: a new round of the same job
+            if key not in self.open_jobs:
+                state.update(started=now, printed=now)
+                self.open_jobs[key] = finish
+                if self.speaking:
+                    line("started")
+            state["done"] = done
+            if not self.speaking and now - self.began >= PLAIN_PROGRESS_AFTER_S:
+                self.speaking = True
+                state["printed"] = now
+                line(f"running for {now - self.began:.0f} s, {count(done, total)}")
+            if total and done >= total:
+                finish()
+            elif self.speaking and now - state["printed"] >= PLAIN_PROGRESS_EVERY_S:
+                state["printed"] = now
+                line(count(done, total))
+
+        return report
+
     def __enter__(self) -> LazyProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.bar.live.is_started:
             self.bar.stop()
+        if exc[0] is None:
+            for finish in list(self.open_jobs.values()):
+                finish()
+        self.open_jobs.clear()

@@ -23,9 +23,10 @@ from senet_cli.cli.options import (
     VariantOpt,
     build_options,
     choices,
+    note_ignored_ratio,
     parse_input_size,
 )
-from senet_cli.cli.output import LazyProgress, check_plot_path, emit, prepare_output
+from senet_cli.cli.output import PLOT_HERE, LazyProgress, check_plot_path, default_plot_path, emit, prepare_output
 from senet_cli.count.roofline import PRESETS
 from senet_cli.errors import SenetError
 from senet_cli.options import parse_int_list
@@ -59,7 +60,7 @@ def profile_command(
     mode: Annotated[Mode, typer.Option(help="inference, or train: forward, loss, backward, SGD step.",
                                        rich_help_panel=TIMING)] = Mode["inference"],
     threads: Annotated[Optional[int], typer.Option(min=1, show_default="torch's default",
-                                                   help="CPU threads (torch.set_num_threads).",
+                                                   help="CPU threads (torch.set_num_threads), at most 4 per CPU core.",
                                                    rich_help_panel=TIMING)] = None,
     per_block: Annotated[bool, typer.Option("--per-block",
                                             help="Attribute latency to each stage's attention by ablation.",
@@ -68,9 +69,9 @@ def profile_command(
         metavar="auto|none|DEVICE|PEAK_TFLOPS,BANDWIDTH_GBS", rich_help_panel=TIMING,
         help=f"Put each median next to count's roofline bound on a device ({', '.join(PRESETS)}, or peak TFLOPS "
         "and GB/s); auto: the GPU's own preset when its name is known; none: no bound.")] = "auto",
-    plot: Annotated[Optional[Path], typer.Option(metavar="PATH", show_default=False,
-                                                 help="Write a figure of latency, throughput and memory per batch: "
-                                                 ".png, .svg or .pdf.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(metavar="[PATH]", show_default=False,
+                                                 help="Write a figure of latency, throughput and memory per batch "
+                                                 "(.png, .svg or .pdf). With no path: MODEL.profile.png here.")] = None,
     ratio: RatioOpt = None,
     variant: VariantOpt = None,
     placement: PlacementOpt = None,
@@ -93,10 +94,12 @@ def profile_command(
     batches = parse_int_list(batch, "--batch")
     size = parse_input_size(input_size)
     configs = [as_config(name, dict(options), attention_class or []) for name in models]  # checked before timing
+    note_ignored_ratio(models, ratio)
     timing = Timing(device=device.value, dtype=dtype.value, amp=amp, channels_last=channels_last, compile=compile,
                     mode=mode.value, warmup=warmup, iters=iters, min_time=min_time, threads=threads)
     fmt = prepare_output(fmt, output, force)
     if plot is not None:
+        plot = default_plot_path(models[0], "profile") if str(plot) == PLOT_HERE else plot
         check_plot_path(plot, force)
         if output is not None and plot.resolve() == output.resolve():
             raise SenetError("--plot and --output name the same file")
@@ -119,7 +122,6 @@ def profile_command(
         from senet_cli.render.cost_plots import plot_profiles
 
         plot_profiles(reports, plot)
-        typer.echo(f"wrote {plot}", err=True)
     emit(
         reports, fmt, output,
         csv_view=profile_view.csv_rows,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -14,6 +15,9 @@ DTYPES = ("float32", "float16", "bfloat16")
 MODES = ("inference", "train")
 """inference: eval mode under torch.inference_mode(); train: forward, cross-entropy, backward, SGD step."""
 DEFAULT_ITERS = 30
+MAX_THREADS_PER_CORE = 4
+"""`threads` is at most this many per CPU core: oversubscription is a choice to measure, tens of
+thousands of threads a mistake OpenMP answers with a segfault."""
 COMPILE_WARMUP = 3  # extra untimed runs with compile=True: the first calls compile
 
 
@@ -60,6 +64,10 @@ class Timing:
                                 value=self.min_time)
         if self.threads is not None:
             _at_least("threads", self.threads, 1)
+            most = MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
+            if self.threads > most:  # OpenMP crashes (SIGSEGV) when it cannot start tens of thousands
+                raise ArgumentError("{threads} must be between 1 and {most} ({per} per CPU core here), got {value}",
+                                    arguments=("threads",), most=most, per=MAX_THREADS_PER_CORE, value=self.threads)
 
     @property
     def runs(self) -> int | None:

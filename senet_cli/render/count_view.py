@@ -198,7 +198,7 @@ def summary_csv_rows(reports: Sequence[CountReport]) -> tuple[list[str], list[li
         "model", "options", "batch", "height", "width", "params", "macs", "elementwise_ops",
         "baseline_model", "baseline_params", "baseline_macs", "baseline_elementwise_ops",
         "overhead_params", "overhead_macs", "overhead_elementwise_ops", "overhead_params_pct",
-        "overhead_macs_pct", *(f"{name}_macs" for name in counters),
+        "overhead_macs_pct", "overhead_elementwise_ops_pct", *(f"{name}_macs" for name in counters),
         "dtype", "amp", "bytes", "baseline_bytes", "overhead_bytes", "overhead_bytes_pct",
         "roofline_device", "roofline_ms", "baseline_roofline_ms", "roofline_overhead_pct",
     ]
@@ -207,12 +207,13 @@ def summary_csv_rows(reports: Sequence[CountReport]) -> tuple[list[str], list[li
         base, over = report.baseline, report.overhead
         references = {ref.counter: ref.macs for ref in report.references}
         batch, _, height, width = report.input
-        no_baseline = [""] * 9
+        no_baseline = [""] * 10
         rows.append([
             report.model, json.dumps(report.config.as_dict(), sort_keys=True), batch, height, width,
             report.params, report.macs, report.elementwise_ops,
             *([base.model, base.params, base.macs, base.elementwise_ops, over.params, over.macs,
-               over.elementwise_ops, round(over.params_pct, 6), round(over.macs_pct, 6)]
+               over.elementwise_ops, round(over.params_pct, 6), round(over.macs_pct, 6),
+               round(over.elementwise_ops_pct, 6)]
               if base is not None and over is not None else no_baseline),
             *(references.get(name, "") for name in counters),
             report.dtype, report.amp, report.bytes,
