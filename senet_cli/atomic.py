@@ -215,6 +215,8 @@ def atomic_path(path: Path) -> Iterator[str]:
         raise OutputError(path, reason(error)) from None
     try:
         yield temporary
+        if os.path.exists(temporary):  # a writer that recreated the file (safetensors) gave it its own mode
+            os.chmod(temporary, 0o666 & ~_umask())
         if transaction is None:
             os.replace(temporary, path)
             PENDING.discard(temporary)

@@ -11,6 +11,7 @@ source where timm is installed (its SK ResNets, its legacy_* Cadene ports, its s
 from __future__ import annotations
 
 import math
+import os
 from collections import OrderedDict
 
 import pytest
@@ -439,3 +440,22 @@ def test_our_own_sk_checkpoints_are_detected_with_timms_options(name, options):
 
     config = make_config(name, **options)
     assert detect({k: tuple(v.shape) for k, v in build_on_meta(config).state_dict().items()}).config == config
+
+
+def test_convert_checks_its_destination_before_reading_and_writes_the_usual_mode(tmp_path, cli):
+    """DST is checked as --output is (#14): a known extension, a writable folder, no existing file
+    without --force, all before the source is read; the file gets 0o666 less the umask, also when
+    safetensors writes it and when --force replaces a file."""
+    torch.save(build_model("se_resnet18_cifar").state_dict(), tmp_path / "raw.pth")
+    source = str(tmp_path / "raw.pth")
+    code, _, err = cli(["convert", source, str(tmp_path / "out.xlsx")])
+    assert code == 2 and ".safetensors .pth" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli(["convert", str(tmp_path / "missing.pth"), str(tmp_path / "no" / "out.pth")])
+    assert code == 2 and "missing.pth" not in err  # the destination failed first
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for _ in range(2):
+        code, _, err = cli(["convert", source, str(tmp_path / "out.safetensors"), "--force"])
+        assert code == 0, err
+        assert (tmp_path / "out.safetensors").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.safetensors", "raw.pth"]  # no temporary left

@@ -8,9 +8,13 @@ from typing import Annotated, Optional
 import typer
 
 from senet_cli.cli.options import choices
+from senet_cli.cli.output import check_output_path
+from senet_cli.errors import SenetError
 from senet_cli.inspect.convert import CONVERT_TARGETS
 
 Target = choices("Target", CONVERT_TARGETS)
+DESTINATION_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin", ".tar")
+"""What a converted checkpoint may be named (`.pth.tar`, as the papers' training scripts save, ends in .tar)."""
 ReportFormat = choices("ReportFormat", ("table", "json"))  # one summary line, or the report as JSON
 
 
@@ -33,9 +37,15 @@ def convert_command(
 ) -> None:
     """Rewrite a checkpoint's weights in our key layout (or timm's) with the metadata that rebuilds the model.
 
-    Cadene's pretrainedmodels SENets, the tutorials' CIFAR SENet-18, senet.pytorch and timm's SK
-    ResNets are recognised from their keys; the README lists the layouts.
+    Cadene's pretrainedmodels SENets, the tutorials' CIFAR SENet-18, senet.pytorch, timm's SK
+    ResNets and the papers' official BAM, Triplet, SRM, SimAM, ECA and Coordinate attention models
+    are recognised from their keys; the README lists the layouts.
     """
+    if destination.suffix.lower() not in DESTINATION_SUFFIXES:
+        raise SenetError(f"DST takes a path ending in {' '.join(DESTINATION_SUFFIXES)} (.safetensors: safetensors, "
+                         f"the others: a torch file), got '{destination.name}'")
+    check_output_path(destination, force, flag="DST")  # before the checkpoint is read
+
     from senet_cli.inspect.convert import convert
     from senet_cli.render import convert_view
 

@@ -14,9 +14,9 @@ def summary(report: ConvertReport) -> list[str]:
     read = f"{report.read_layout}'s layout" if report.read_layout else "our layout"
     written = "our layout" if report.written_as == "senet" else f"timm's {report.written_as} keys"
     lines = [
-        f"wrote {report.destination} ({report.format}, {report.tensors:,} tensors, {report.parameters:,} parameters): "
-        f"{report.model}{f' ({options})' if options else ''} from {report.source} in {read}, as {written}, "
-        f"with the metadata that rebuilds it",
+        f"converted {report.source} ({read}) -> {report.destination} ({report.format}, as {written}): "
+        f"{report.model}{f' ({options})' if options else ''}, {report.tensors:,} tensors, {report.parameters:,} "
+        f"parameters, with the metadata that rebuilds it",
     ]
     return lines + [f"- {note}" for note in report.notes]
 
