@@ -280,3 +280,14 @@ def test_inspect_finds_a_users_gate_by_its_class(user_file, tmp_path, cli):
     gates = json.loads(out)["blocks"]
     assert [(g["name"], g["gate"], g["channels"]) for g in gates] == [("2", "attn.gate", 16), ("3", "attn.gate", 16)]
     assert all(0.0 <= g["min"] <= g["max"] <= 1.0 for g in gates)
+
+
+def test_build_model_takes_the_same_names_as_the_commands():
+    """senet_cli.build_model builds a name outside the zoo as count() does (torchvision's own model)."""
+    with torch.device("meta"):
+        model = senet_cli.build_model("torchvision:efficientnet_b0", num_classes=10)
+        reference = torchvision.models.efficientnet_b0(num_classes=10)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in reference.parameters())
+    assert model.classifier[1].out_features == 10
+    with pytest.raises(senet_cli.SenetError, match="is a zoo model"):
+        senet_cli.build_model("se_resnet18_cifar", attention_classes=["nets.py:Gate"])

@@ -158,3 +158,18 @@ def test_default_data_is_the_shipped_photograph(constant_model, tmp_path, cli):
     payload = json.loads(out)
     assert payload["images"] == 4 and "grace_hopper.jpg" in payload["data"]
     assert payload["architecture"]["source"] == "detected"
+
+
+def test_a_module_standing_in_for_a_conv_is_never_a_drop_candidate(tmp_path):
+    """SK's branch selection replaces the 3x3 conv: however constant, it is not a scale BN can absorb
+    (a newcomer saw 'dropping them saves 41.74%' for timm's skresnet18). SE with the same loose
+    tolerance is listed, so the tolerance is not what empties the list."""
+    import torch
+
+    from senet_cli import build_model, inspect
+
+    for name, expected in (("sk_resnet18_cifar", 0), ("se_resnet18_cifar", 8)):
+        path = tmp_path / f"{name}.pth"
+        torch.save(build_model(name).state_dict(), path)
+        report = inspect(path, data="synthetic", limit=2, batch=2, constant_tol=10.0)
+        assert len(report.candidates) == expected, name

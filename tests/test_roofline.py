@@ -68,6 +68,10 @@ def test_presets_carry_dense_peaks_and_a_source_and_pick_the_peak_by_precision()
     assert preset_for_gpu("NVIDIA H100 PCIe").name == "h100-pcie"
     assert preset_for_gpu("NVIDIA A100-SXM4-80GB").name == "a100" and preset_for_gpu("Tesla T4") is None
     assert preset_for_gpu("NVIDIA L4").name == "l4" and preset_for_gpu("NVIDIA L40S") is None
+    # variants whose bandwidth differs from every preset get none rather than a wrong one
+    for other in ("NVIDIA A100-PCIE-40GB", "NVIDIA A100 80GB PCIe", "NVIDIA A100-SXM4-40GB", "NVIDIA H100 NVL",
+                  "NVIDIA GH200 480GB"):
+        assert preset_for_gpu(other) is None, other
 
 
 @pytest.mark.parametrize("spec, message", [

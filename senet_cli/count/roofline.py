@@ -77,10 +77,20 @@ PRESETS: dict[str, DevicePeaks] = {
 }
 """Named devices. Add one by its datasheet's dense figures."""
 
-GPU_NAMES = ((("h100", "pcie"), "h100-pcie"), (("h100",), "h100"), (("h200",), "h200"), (("a100",), "a100"),
-             (("l4",), "l4"))
+GPU_NAMES: tuple[tuple[tuple[str, ...], str | None], ...] = (
+    (("h100", "pcie"), "h100-pcie"),
+    (("h100", "nvl"), None),  # 3.9 TB/s, other clocks: no preset rather than the SXM one
+    (("h100",), "h100"),  # "NVIDIA H100 80GB HBM3" (SXM5)
+    (("h200",), "h200"),
+    (("a100", "pcie"), None),  # 1,555 (40GB) or 1,935 GB/s (80GB): not the SXM 80GB preset
+    (("a100", "40gb"), None),  # SXM4 40GB: 1,555 GB/s
+    (("a100", "80gb"), "a100"),  # "NVIDIA A100-SXM4-80GB"
+    (("l4",), "l4"),
+)
 """Words of torch.cuda.get_device_name() (lower-cased, split at anything not a letter or digit) ->
-preset; the first entry whose words are all there wins ("NVIDIA L40S" is not an L4)."""
+preset, or None for a variant whose figures differ from every preset; the first entry whose words
+are all there wins ("NVIDIA L40S" is not an L4). A GPU without a preset gets no bound unless one is
+named (a preset, or PEAK_TFLOPS,BANDWIDTH_GBS)."""
 
 
 def preset_for_gpu(gpu_name: str) -> DevicePeaks | None:
@@ -88,7 +98,7 @@ def preset_for_gpu(gpu_name: str) -> DevicePeaks | None:
     words = set(re.split(r"[^a-z0-9]+", gpu_name.lower()))
     for required, preset in GPU_NAMES:
         if words.issuperset(required):
-            return PRESETS[preset]
+            return PRESETS[preset] if preset is not None else None
     return None
 
 

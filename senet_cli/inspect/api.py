@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from senet_cli.attention import ATTENTION
 from senet_cli.errors import ArgumentError, SenetError
 from senet_cli.inspect import distributed
 from senet_cli.inspect.checkpoint import Checkpoint, load_checkpoint
@@ -198,11 +199,17 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
         accumulators = [accumulator for accumulator in accumulators if accumulator.state]
     stats = tuple(accumulator.result(source.classes) for accumulator in accumulators)
     params = sum(p.numel() for p in network.parameters())
+    zoo_attention = config.attention if isinstance(config, ModelConfig) else None
+    if zoo_attention is not None and ATTENTION.get(zoo_attention).slot == "conv":
+        for accumulator in accumulators:
+            accumulator.replaces_conv = True
+    kept = {accumulator.name for accumulator in accumulators if accumulator.replaces_conv}
     return InspectReport(
         model=config.name, config=config, checkpoint=loaded, architecture_source=resolved.source,
         notes=loaded.notes + resolved.notes, data=source.description, images=done, classes=source.classes,
         device=str(target), input=preprocess.size, preprocess=preprocess, params=params, blocks=stats,
-        candidates=_candidates(stats, attention_params, params, constant_tol, bool(source.classes)),
+        candidates=_candidates([s for s in stats if s.name not in kept], attention_params, params, constant_tol,
+                               bool(source.classes)),
         constant_tol=constant_tol, distributed=run, skipped_images=len(skipped_in_order),
         skipped_first=tuple(skipped_in_order[:SKIPPED_SHOWN]), layout=resolved.layout,
     )
@@ -234,6 +241,9 @@ def _preprocess(loaded: Checkpoint, config: ModelConfig | ExternalConfig,
 
 def _candidates(stats: Sequence[GateStats], attention_params: dict[str, int], params: int, tol: float,
                 labelled: bool) -> tuple[DropCandidate, ...]:
+    """Blocks whose gates are all nearly constant over images (and classes): a fixed per-channel
+    scale the BN before them can absorb. The caller leaves out modules that stand in for a conv
+    (SK): a constant branch selection is still a convolution, not something to drop."""
     by_block: dict[str, list[GateStats]] = {}
     for gate in stats:
         by_block.setdefault(gate.name, []).append(gate)

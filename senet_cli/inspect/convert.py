@@ -129,6 +129,7 @@ def _to_timm(config: ModelConfig, state: dict[str, torch.Tensor]) -> tuple[str, 
         if name is not None:
             return name, layout.from_senet(config, state)
     described = f"variant {config.variant}, ratio {config.ratio}" if config.attention else f"variant {config.variant}"
+    described += "".join(f", {key} {value}" for key, value in config.attention_options)  # e.g. bias False
     raise ArgumentError(
         "no timm model computes {model} ({described}) with the same keys, so {to} cannot write it; timm's "
         "layouts cover: {covered}",

@@ -62,6 +62,7 @@ class GateAccumulator:
         self.labels: torch.Tensor | None = None  # set by the caller before each forward
         self.handle: RemovableHandle | None = None  # the forward hook feeding `update`
         self.calibrating = False  # while set, a batch only sets an unbounded gate's histogram range
+        self.replaces_conv = False  # its module stands in for a conv (SK): a constant gate is no reason to drop it
         self._state: dict[str, torch.Tensor] = {}
 
     @property
@@ -224,6 +225,7 @@ def attach_external_accumulators(network: nn.Module, config: ExternalConfig, bin
             gate = module.get_submodule(sub_name)
             label = ".".join(part for part in (relative, sub_name) if part)
             accumulator = GateAccumulator(block, label, stage, gate, bins=bins, classes=classes)
+            accumulator.replaces_conv = item.role == "conv"
             if type(gate) not in GATE_RANGES and type(gate).__name__ in GATE_RANGES_BY_NAME:
                 accumulator.low, accumulator.high = GATE_RANGES_BY_NAME[type(gate).__name__]
             accumulator.handle = gate.register_forward_hook(

@@ -8,6 +8,7 @@ for the plain model. Options are keyword arguments: the common ones (`ratio`, `v
 
 from __future__ import annotations
 
+from senet_cli.zoo.build import build_model
 from senet_cli.zoo.catalogue import GRAMMAR, catalogue
 from senet_cli.zoo.external import is_external
 from senet_cli.zoo.meta import build_on_meta, paused_gc, skip_weight_init
@@ -15,7 +16,6 @@ from senet_cli.zoo.models import (
     as_config,
     baseline_config,
     build_from_config,
-    build_model,
     list_models,
     make_config,
     parse_name,

@@ -150,15 +150,6 @@ def build_from_config(config: ModelConfig) -> Any:
     return model
 
 
-def build_model(name: str, **options: Any) -> Any:
-    """Build `name` as a torch.nn.Module with random weights: `build_model("se_resnet50", ratio=8, variant="v1")`.
-
-    Raises `SenetError` (a ValueError) naming the accepted values for a bad name or option.
-    Build under `with torch.device("meta"):` to get the structure without allocating weights.
-    """
-    return build_from_config(make_config(name, **options))
-
-
 def baseline_config(config: ModelConfig) -> ModelConfig:
     """The plain backbone with the same backbone options: what attention is measured against."""
     return make_config(config.backbone, variant=config.variant, num_classes=config.num_classes)
