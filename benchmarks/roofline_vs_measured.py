@@ -27,7 +27,7 @@ import torch
 from senet_cli.count import count
 from senet_cli.count.roofline import PRESETS, DevicePeaks, parse_device, preset_for_gpu
 from senet_cli.profile import time_modules
-from senet_cli.zoo import build_model, make_config
+from senet_cli.zoo import build_model, input_shape, make_config
 
 MODELS = ("resnet50", "se_resnet50", "eca_resnet50", "cbam_resnet50")
 PRECISIONS = {"fp32": {}, "amp": {"amp": True}}
@@ -63,7 +63,8 @@ def main() -> None:
     parser.add_argument("--batches", default="1,64")
     parser.add_argument("--precisions", default="fp32,amp")
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--input", type=int, default=224)
+    parser.add_argument("--input", type=int, default=None, help="input side (default: the first model's, "
+                        "224, or 32 for _cifar models)")
     parser.add_argument("--iters", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -71,6 +72,8 @@ def main() -> None:
     args = parser.parse_args()
 
     models = args.models.split(",")
+    if args.input is None:
+        args.input = input_shape(make_config(models[0]), None, 1)[-1]
     if args.roofline is not None:
         peaks = parse_device(args.roofline)
     elif args.device == "cuda":
