@@ -87,6 +87,13 @@ def check_writable(path: Path, overwrite: bool) -> None:
     temporary file can be created there (permissions, read-only file systems and the temporary
     name's length are all tried for real, with a probe that is removed at once), and it is not an
     existing file unless `overwrite`."""
+    try:
+        _check_writable(path, overwrite)
+    except OSError as error:  # the path itself cannot be looked at (a name over NAME_MAX, a loop of links)
+        raise OutputError(path, reason(error)) from None
+
+
+def _check_writable(path: Path, overwrite: bool) -> None:
     if path.is_dir():
         raise OutputError(path, "it is a directory; give a file path")
     if path.exists() and not overwrite:

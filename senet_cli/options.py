@@ -74,23 +74,24 @@ def parse_int_list(text: str | int | Sequence[int], what: str) -> tuple[int, ...
     if isinstance(text, bool):
         raise OptionError(what, text, "an integer or a comma-separated list of integers")
     if isinstance(text, int):
-        return (text,)
+        return (parse_int(text, what),)
     if isinstance(text, str):
         parts = [p.strip() for p in text.split(",") if p.strip()]
         try:
             if not parts:  # "" or ",": no number at all
                 raise ValueError(text)
-            return tuple(int(p) for p in parts)
+            numbers = tuple(int(p) for p in parts)
         except ValueError:
             raise OptionError(
                 what, text, "an integer or a comma-separated list of integers",
                 f"{what} must be an integer or a comma-separated list of integers, got '{text}'",
             ) from None
+        return tuple(parse_int(number, what) for number in numbers)
     try:
         values = tuple(int(v) for v in text)
     except (TypeError, ValueError):
         raise OptionError(what, text, "an integer or a list of integers") from None
-    return values
+    return tuple(parse_int(value, what) for value in values)
 
 
 def parse_bool(value: Any, what: str) -> bool:
@@ -104,13 +105,22 @@ def parse_bool(value: Any, what: str) -> bool:
     raise OptionError(what, value, "true or false", f"{what} must be true or false, got '{value}'")
 
 
+MAX_INT = 2**31 - 1
+"""The largest integer any option takes: a tensor size beyond it fails inside torch (int64
+overflow, a traceback) long before it could fit in memory."""
+
+
 def parse_int(value: Any, what: str) -> int:
     if isinstance(value, bool):
         raise OptionError(what, value, "an integer")
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         raise OptionError(what, value, "an integer", f"{what} must be an integer, got '{value}'") from None
+    if abs(number) > MAX_INT:
+        raise OptionError(what, number, f"at most {MAX_INT:,}",
+                          f"{what} must be at most {MAX_INT:,}, got a {len(str(abs(number)))}-digit number")
+    return number
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,22 @@ def test_sizes_over_the_cap_are_refused_from_the_directory_and_after_a_stride_tr
         load_checkpoint(tmp_path / "stride0.pth", max_bytes=10**6)
 
 
+@pytest.mark.parametrize("tensor", [
+    torch.zeros(1, dtype=torch.int8).expand(80_000_000),  # one stored value viewed as 8e7, cast to float32
+    torch.sparse_coo_tensor(torch.zeros(1, 1, dtype=torch.long), torch.ones(1), (80_000_000,),  # one value in 8e7
+                            check_invariants=True),
+])
+def test_a_small_file_cannot_make_the_loader_allocate_far_more_than_its_size(tensor, tmp_path, monkeypatch):
+    """A hostile-input run: a 1.6 KB file allocated 4.6 GB (under the value cap) before any shape check.
+    Casting and densifying may allocate at most 16x the file (or the small-file allowance)."""
+    monkeypatch.setattr(bounds, "GROWTH_FREE_BYTES", 1 << 20)  # 80e6 values x 4 bytes is then far over
+    torch.save({"w": tensor}, tmp_path / "tiny.pth")
+    assert (tmp_path / "tiny.pth").stat().st_size < 4000
+    with pytest.raises(CheckpointError, match=r"would allocate 305\.2 MiB, over 16x its size") as caught:
+        load_checkpoint(tmp_path / "tiny.pth")
+    _one_line(caught.value)
+
+
 def _safetensors(path: Path, header: object, data: bytes = b"", length: int | None = None) -> Path:
     text = json.dumps(header).encode()
     path.write_bytes(struct.pack("<Q", len(text) if length is None else length) + text + data)

@@ -302,9 +302,30 @@ def test_too_large_and_malformed_requests_are_one_line(argv, expected, cli):
     assert expected in line and "Value error" not in line
 
 
-@pytest.mark.parametrize("extra", [["--bins", "1000000000000"], ["--input", "100000"]])
-def test_inspect_out_of_memory_is_one_line(checkpoint, extra, cli):
-    assert "out of memory" in one_error_line(*cli(["inspect", str(checkpoint), *QUICK, *extra]))
+@pytest.mark.parametrize("extra, expected", [
+    (["--input", "100000"], "out of memory"),
+    (["--bins", "1000000000000"], "--bins must be between 1 and 100,000"),
+    (["--bins", "99999999999999999999999"], "--bins must be between 1 and 100,000"),
+    (["--workers", "100000"], "--workers must be between 0 and"),
+])
+def test_inspect_out_of_memory_or_bounds_are_one_line(checkpoint, extra, expected, cli):
+    assert expected in one_error_line(*cli(["inspect", str(checkpoint), *QUICK, *extra]))
+
+
+@pytest.mark.parametrize("argv", [
+    ["count", "se_resnet18_cifar", "--batch", "99999999999999999999999"],
+    ["count", "se_resnet18_cifar", "--input", "99999999999999999999999"],
+    ["count", "se_resnet18_cifar", "--num-classes", "99999999999999999999999"],
+    ["count", "eca_resnet18_cifar", "-o", "k_size=99999999999999999999999"],
+])
+def test_integers_beyond_any_tensor_size_are_one_line(argv, cli):
+    """A hostile-input run: numbers past int64 reached torch and ended in a traceback."""
+    assert "must be at most 2,147,483,647" in one_error_line(*cli(argv))
+
+
+def test_an_output_name_longer_than_the_file_system_takes_is_one_line(tmp_path, cli):
+    line = one_error_line(*cli(["count", "resnet18_cifar", "--output", str(tmp_path / ("a" * 251 + ".json"))]))
+    assert "cannot write" in line or "too long" in line
 
 
 # --- 6. the small promises --------------------------------------------------------------------

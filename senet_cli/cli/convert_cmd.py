@@ -19,9 +19,9 @@ ReportFormat = choices("ReportFormat", ("table", "json"))  # one summary line, o
 
 
 def convert_command(
-    source: Annotated[Path, typer.Argument(help="The checkpoint: .pth/.pt/.ckpt (torch) or .safetensors, in our "
+    source: Annotated[Path, typer.Argument(metavar="SRC", help="The checkpoint: .pth/.pt/.ckpt (torch) or .safetensors, in our "
                                            "layout or one 'senet inspect' recognises.", show_default=False)],
-    destination: Annotated[Path, typer.Argument(help="Where to write: .safetensors, else a torch file.",
+    destination: Annotated[Path, typer.Argument(metavar="DST", help="Where to write: .safetensors, else a torch file.",
                                                 show_default=False)],
     to: Annotated[Target, typer.Option("--to", help="Key layout to write: ours, or timm's where a timm model "
                                        "computes the same function.")] = Target["senet"],

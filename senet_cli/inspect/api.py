@@ -45,6 +45,13 @@ CONSTANT_TOL = 0.05
 DEFAULT_BINS = 50
 
 
+MAX_BINS = 100_000
+"""Histogram bins per gate, at most: each gate keeps bins x (classes + 1) counts."""
+MAX_WORKERS_PER_CORE = 4
+"""Image-decoding worker processes, at most this many per CPU core (each is a process with its own
+copy of the decoder: tens of thousands only fork until the machine stops)."""
+
+
 def inspect(
     checkpoint: str | os.PathLike[str] | Checkpoint,
     *,
@@ -92,8 +99,13 @@ def inspect(
         )
     if not data:
         raise ArgumentError(EMPTY_DATA, arguments=("data",))
-    if bins < 1:
-        raise ArgumentError("{bins} must be at least 1, got {value}", arguments=("bins",), value=bins)
+    if not 1 <= bins <= MAX_BINS:
+        raise ArgumentError("{bins} must be between 1 and {most:,}, got {value}", arguments=("bins",),
+                            most=MAX_BINS, value=bins)
+    most_workers = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
+    if not 0 <= workers <= most_workers:
+        raise ArgumentError("{workers} must be between 0 and {most} ({per} per CPU core here), got {value}",
+                            arguments=("workers",), most=most_workers, per=MAX_WORKERS_PER_CORE, value=workers)
     if constant_tol < 0:
         raise ArgumentError("constant tolerance ({constant_tol}) must be 0 or more, got {value}",
                             arguments=("constant_tol",), value=constant_tol)

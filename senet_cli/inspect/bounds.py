@@ -18,7 +18,11 @@ against the file's own size and against stated caps before torch or safetensors 
   loaded tensors  at most MAX_VALUES values in all (2**30: 4 GiB as float32), counted before a
                   sparse tensor is made dense or a stride-0 view copied; meta, nested and complex
                   tensors are refused; integer, bool, quantized and 8-bit float weights are cast to
-                  float32 and the cast said in the checkpoint's notes.
+                  float32 and the cast said in the checkpoint's notes. What casting and densifying
+                  allocate together is at most GROWTH_RATIO (16) times the file's size, or
+                  GROWTH_FREE_BYTES (256 MiB) for a small file: a 1.6 KB file holding an int8 view of
+                  one value broadcast to 10^9 (or a sparse tensor of one value in 10^9) is refused
+                  before 4 GB are allocated for it. A real int8 checkpoint grows 4x, a bool one 4x.
 
 Errors are `CheckpointError`s: one line naming the file and what it is not.
 """
@@ -45,6 +49,8 @@ MAX_FILE_BYTES = 4 * GIB
 MAX_TENSOR_BYTES = 4 * GIB
 MAX_PICKLE_BYTES = 64 << 20
 MAX_VALUES = 1 << 30
+GROWTH_RATIO = 16
+GROWTH_FREE_BYTES = 256 << 20
 DEFLATE_FREE_BYTES = 1 << 20
 DEFLATE_MAX_RATIO = 10
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -301,11 +307,19 @@ def settle_tensors(
     if total > max_values:
         raise CheckpointError(file, f"{shown(file)} was refused: its tensors hold {total:,} values, over the cap of "
                                     f"{max_values:,} ({size_text(4 * max_values)} as float32)")
+    growth = sum(_allocation(tensor) for tensor in state.values())
+    allowed = max(GROWTH_FREE_BYTES, GROWTH_RATIO * _file_size(file))
+    if growth > allowed:
+        raise CheckpointError(file, f"{shown(file)} was refused: casting or densifying its tensors would allocate "
+                                    f"{size_text(growth)}, over {GROWTH_RATIO}x its size on disk "
+                                    f"(or {size_text(GROWTH_FREE_BYTES)} for a small file)")
     settled: dict[str, torch.Tensor] = {}
     cast: dict[str, list[str]] = {}
     for key, tensor in state.items():
         try:
             _settle(file, key, tensor, settled, cast)
+        except CheckpointError:
+            raise
         except (RuntimeError, ValueError, TypeError, NotImplementedError) as error:
             raise CheckpointError(file, f"{shown(file)}: tensor {shown(key, 60)} cannot be read as weights "
                                         f"({type(error).__name__}: {first_line(error, 100)})") from None
@@ -314,6 +328,28 @@ def settle_tensors(
         for what, keys in cast.items()
     )
     return settled, notes
+
+
+def _allocation(tensor: torch.Tensor) -> int:
+    """Bytes `_settle` allocates for `tensor`: a dense copy of a sparse or quantized one, a float32 copy
+    of one that is cast; nothing for a float tensor kept as it is."""
+    import torch
+
+    numel = int(tensor.numel())
+    if tensor.is_meta or tensor.is_nested or tensor.is_complex():
+        return 0  # refused by _settle
+    unusual = tensor.layout != torch.strided or tensor.is_quantized
+    kept = tensor.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+    if not kept:
+        return 4 * numel
+    return numel * tensor.element_size() if unusual else 0
+
+
+def _file_size(file: Path) -> int:
+    try:
+        return file.stat().st_size
+    except OSError:
+        return 0
 
 
 def _settle(file: Path, key: str, tensor: torch.Tensor, settled: dict[str, torch.Tensor],

@@ -30,9 +30,9 @@ def input_shape(
     if input_size is None:
         height = width = default_input
     elif isinstance(input_size, int):
-        height = width = input_size
+        height = width = parse_int(input_size, "input_size")
     else:
-        height, width = (int(side) for side in input_size)
+        height, width = (parse_int(side, "input_size") for side in input_size)
     if min(height, width) < min_input:
         raise OptionError(
             "input_size", (height, width), f"at least {min_input} a side",
