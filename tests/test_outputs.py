@@ -399,3 +399,13 @@ def test_a_cpu_run_larger_than_the_free_memory_fails_at_once_in_one_line(checkpo
     line = one_error_line(*cli(["inspect", str(checkpoint), "--data", "synthetic", "--limit", "100000",
                                 "--batch", "100000"]))  # 1.1 GiB of input images at once
     assert "out of memory" in line and resource.getrlimit(resource.RLIMIT_DATA) == before  # the cap is lifted
+
+
+@pytest.mark.parametrize("argv, suggestion", [
+    (["count", "se_resnet18_cifar", "--variant", "V1"], "did you mean 'v1'?"),
+    (["count", "se_resnet18_cifar", "--counter", "fvcor"], "did you mean 'fvcore'?"),
+    (["count", "se_resnet18_cifar", "--dtype", "float65"], "did you mean 'float16'?"),
+])
+def test_a_fixed_choice_flag_suggests_the_closest_choice(argv, suggestion, cli):
+    """Click's own refusal of a choice gets the close match our choice errors give (README's table)."""
+    assert suggestion in one_error_line(*cli(argv))

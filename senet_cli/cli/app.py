@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import re
 import signal
 import sys
 import threading
@@ -22,7 +23,7 @@ from senet_cli.cli import convert_cmd, count_cmd, inspect_cmd, list_cmd, profile
 from senet_cli.cli.errors import message as error_line
 from senet_cli.cli.errors import resource_message
 from senet_cli.cli.output import PLOT_HERE, quiet_rank
-from senet_cli.errors import SenetError
+from senet_cli.errors import SenetError, closest_match
 from senet_cli.render.tables import printable
 
 app = typer.Typer(
@@ -182,6 +183,21 @@ def _host_memory_capped(args: list[str]) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
 
 
+_NOT_ONE_OF = re.compile(r"'(?P<value>[^']*)' is not one of (?P<choices>(?:'[^']*'(?:, )?)+)\.")
+"""Click's refusal of a value outside an option's choices (its words, matched by shape)."""
+
+
+def _with_close_match(text: str) -> str:
+    """Click's "'V1' is not one of 'v1.5', 'v1', ..." with the closest choice added, as our own
+    choice errors have it (case ignored)."""
+    found = _NOT_ONE_OF.search(text)
+    if found is None:
+        return text
+    choices = re.findall(r"'([^']*)'", found.group("choices"))
+    match = closest_match(found.group("value"), choices)
+    return text if match is None else f"{text[:found.end() - 1]} (did you mean '{match}'?){text[found.end() - 1:]}"
+
+
 def _invoke(argv: list[str] | None) -> int:
     """Run the command; Click's usage errors end here as one line (`fail`)."""
     try:
@@ -200,7 +216,8 @@ def _invoke(argv: list[str] | None) -> int:
                 sys.stdout.write(text + "\n")
             raise SystemExit(0) from None
         where = f" (see '{context.command_path} --help')" if context is not None else ""
-        fail(" ".join(message().replace("Value error, ", "").split()) + where)  # typer validates with pydantic
+        text = " ".join(message().replace("Value error, ", "").split())  # typer validates with pydantic
+        fail(_with_close_match(text) + where)
     return code if isinstance(code, int) else 0
 
 

@@ -19,8 +19,10 @@ ReportFormat = choices("ReportFormat", ("table", "json"))  # one summary line, o
 
 
 def convert_command(
-    source: Annotated[Path, typer.Argument(metavar="SRC", help="The checkpoint: .pth/.pt/.ckpt (torch) or .safetensors, in our "
-                                           "layout or one 'senet inspect' recognises.", show_default=False)],
+    source: Annotated[Path, typer.Argument(
+        metavar="SRC", show_default=False,
+        help="The checkpoint: .pth/.pt/.ckpt (torch) or .safetensors, in our layout or one 'senet inspect' recognises.",
+    )],
     destination: Annotated[Path, typer.Argument(metavar="DST", help="Where to write: .safetensors, else a torch file.",
                                                 show_default=False)],
     to: Annotated[Target, typer.Option("--to", help="Key layout to write: ours, or timm's where a timm model "

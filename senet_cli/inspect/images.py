@@ -181,7 +181,7 @@ def _folder(folder: Path, preprocess: Preprocess, limit: int | None, batch: int,
     if strict and listing_skipped:
         raise _strict_error(listing_skipped[0])
     selected: Sequence[int] = range(len(files))
-    description = f"{folder}: {len(files)} images in {len(classes)} classes"
+    description = f"{folder}: {len(files)} image files in {len(classes)} classes"
     if duplicates:
         description += f" ({duplicates} more paths to the same files read once)"
     if limit is not None and limit < len(files):

@@ -88,19 +88,19 @@ def _mark_stages(axes: Axes, report: CountReport) -> None:
 
 def plot_profiles(reports: Sequence[ProfileReport], path: Path) -> Path:
     """Latency (median, p10-p90 band), throughput and peak memory per batch size, each model (solid)
-    against its baseline (dashed, drawn once per baseline); written to `path` in one rename."""
+    against its own baseline run (dashed, same colour: each model's baseline is timed beside it, so
+    two models' runs of one backbone are two lines); written to `path` in one rename."""
     plt = _pyplot()
     figure, (latency, throughput, memory) = plt.subplots(1, 3, figsize=(15, 4.6), layout="constrained")
     colours = plt.get_cmap("tab10")
-    drawn_baselines: set[str] = set()
     for index, report in enumerate(reports):
         colour = colours(index % 10)
         runs = [r for r in report.results if r.model is not None]
         _profile_lines(latency, throughput, memory, [(r.batch, r.model) for r in runs], _label(report), colour, "-")
         baselines = [(r.batch, r.baseline) for r in runs if r.baseline is not None]
-        if baselines and baselines[0][1].model not in drawn_baselines:
-            drawn_baselines.add(baselines[0][1].model)
-            _profile_lines(latency, throughput, memory, baselines, f"{baselines[0][1].model} (baseline)", colour, "--")
+        if baselines:
+            label = f"{baselines[0][1].model} (baseline{f' of {report.model}' if len(reports) > 1 else ''})"
+            _profile_lines(latency, throughput, memory, baselines, label, colour, "--")
         bounds = [(r.batch, r.roofline_ms) for r in runs if r.roofline_ms is not None]
         if bounds:
             latency.plot(*zip(*bounds, strict=True), color=colour, linestyle=":", linewidth=1,
