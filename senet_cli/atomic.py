@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,8 +34,21 @@ from senet_cli.errors import SenetError
 PENDING: set[str] = set()
 """Temporary files written now and not yet renamed: removed on a signal by `remove_pending()`."""
 
-TEMPORARY_EXTRA = len("..") + 8 + len(".tmp")
-"""Characters a temporary name adds to the file's name (`.NAME.xxxxxxxx.tmp`), for NAME_MAX checks."""
+HELD_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+"""Held while a commit moves files: a signal between moving a replaced file aside and putting the new
+one in place would otherwise leave neither (its handler removes pending files, the backup among them)."""
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a held signal is delivered now
 
 
 class OutputError(SenetError):
@@ -122,7 +136,12 @@ class Transaction:
         self.overwrite[path.absolute()] = overwrite
 
     def commit(self) -> list[Path]:
-        """Move every staged file into place, or none; returns the paths written."""
+        """Move every staged file into place, or none; returns the paths written. Signals wait until
+        it is done (see HELD_SIGNALS)."""
+        with _signals_held():
+            return self._commit()
+
+    def _commit(self) -> list[Path]:
         done: list[tuple[Path, str | None]] = []  # (final path, backup of the file it replaced)
         try:
             for temporary, path in self.staged:
@@ -134,6 +153,7 @@ class Transaction:
                         path.unlink()
                     else:
                         os.replace(backup, path)
+                        PENDING.discard(backup)
             self.discard()
             failed = self.staged[len(done)][1]
             raise OutputError(failed, "a file appeared there while the command ran; nothing was written"
@@ -141,7 +161,7 @@ class Transaction:
                               ) from None
         for _, backup in done:
             if backup is not None:
-                Path(backup).unlink(missing_ok=True)
+                _discard(backup)
         for temporary, _ in self.staged:
             _discard(temporary)
         self.written = [path for path, _ in done]

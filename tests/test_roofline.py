@@ -149,3 +149,18 @@ def test_profile_puts_the_median_next_to_the_bound():
     assert result.over_bound == pytest.approx(result.model.latency_ms.median / counted.ms)
     assert report.to_dict()["roofline"]["device"] == "cpu"
     assert senet_cli.profile("resnet18_cifar", input_size=32, iters=2, warmup=0).roofline is None  # auto on CPU
+
+
+def test_a_bound_that_cannot_be_counted_leaves_the_timing_and_says_so(monkeypatch):
+    """The bound is count's, computed beside the timing: its failure must not end the profile as if
+    the model could not run (a review found count's errors caught as the run's)."""
+    import sys
+
+    def failing(*args, **kwargs):
+        raise senet_cli.SenetError("meta device cannot trace this model")
+
+    monkeypatch.setattr(sys.modules["senet_cli.count"], "count", failing)  # the package, not the function
+    report = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=2, warmup=0, roofline="cpu")
+    (result,) = report.results
+    assert result.model is not None and result.roofline_ms is None
+    assert any("no roofline bound at batch 1: meta device cannot trace" in note for note in report.notes)

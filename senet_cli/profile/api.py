@@ -119,19 +119,25 @@ def profile(
             try:
                 measured = harness.time_runners(runners, batch, (height, width), timing, device, num_classes,
                                                 on_round)
-                results.append(_with_bound(_batch_result(config, batch, measured, per_stage), config, batch,
-                                           (height, width), timing, peaks))
             except torch.cuda.OutOfMemoryError:
                 results.append(BatchResult(batch, None, None, None, error="out of memory"))
+                continue
             except (RuntimeError, ValueError) as error:
                 if "out of memory" not in str(error).lower():
                     # e.g. Inception's aux classifier on a small training input, BAM's BatchNorm1d at batch 1
                     raise SenetError(f"{config.name} cannot run a {timing.mode} step on {height}x{width} input at "
                                      f"batch {batch}: {first_line(error)}") from None
                 results.append(BatchResult(batch, None, None, None, error="out of memory"))
+                continue
             finally:
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
+            result = _batch_result(config, batch, measured, per_stage)
+            try:  # the bound is count's, outside the timing: its failure is not the run's
+                results.append(_with_bound(result, config, batch, (height, width), timing, peaks))
+            except SenetError as error:
+                results.append(result)
+                notes += (f"no roofline bound at batch {batch}: {first_line(error)}",)
     return ProfileReport(config, timing, (height, width), torch.get_num_threads(), harness.memory_note(device),
                          tuple(results), notes, peaks)
 

@@ -22,4 +22,4 @@ def summary(report: ConvertReport) -> list[str]:
 
 
 def to_json(report: ConvertReport) -> str:
-    return json.dumps(report.to_dict(), indent=2) + "\n"
+    return json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"  # strict JSON, as every command's
