@@ -223,7 +223,11 @@ def test_committed_together_moves_all_files_or_none(tmp_path):
 
 
 SLOW_WRITE = """
-import sys, time
+import signal, sys, time
+# A shell that starts a job in the background (CI runners, nohup) hands it SIGINT/SIGHUP ignored, and
+# senet rightly keeps an inherited "ignore"; this test is about the handlers, so it starts from defaults.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 import senet_cli.cli.output as output
 real_open = open
 def slow_open(path, *args, **kwargs):
