@@ -41,9 +41,7 @@ def check_output_path(path: Path, force: bool, flag: str = "--output") -> None:
     """Fail before any work unless `path` can be written (see atomic.check_writable: its folder, a
     real probe file there, an existing file without --force), and record whether the commit at the
     end may replace a file there: a file that appears meanwhile is only replaced with --force."""
-    if str(path) == "":
-        raise SenetError(f"{flag} needs a file path, got ''")
-    try:
+    try:  # an empty path arrives as Path("") == ".": a directory, refused below
         check_writable(path, overwrite=force)
     except OutputError as error:
         if error.reason == "it already exists":

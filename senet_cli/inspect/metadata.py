@@ -22,13 +22,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from senet_cli.errors import CheckpointError
+from senet_cli.options import MAX_INT
 
 INPUT_RANGE = (16, 1024)
 """Sides `preprocess.input` may ask for: from the smallest CIFAR-style input to 4x ImageNet's."""
 
 NAME_CHARS = 200
 MAX_OPTIONS = 64
-INT_BOUND = 1 << 31
 OPTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
@@ -86,7 +86,7 @@ def _options(options: Any, refuse: Any) -> dict[str, Any]:
 def _option_value(value: Any) -> bool:
     if isinstance(value, (str, bool)) or value is None:
         return not isinstance(value, str) or len(value) <= NAME_CHARS
-    return _number(value) and abs(value) < INT_BOUND
+    return _number(value) and abs(value) <= MAX_INT
 
 
 def _preprocess(preprocess: Any, refuse: Any) -> dict[str, Any]:
