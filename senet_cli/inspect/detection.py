@@ -24,7 +24,7 @@ checkpoint's tensors by `load_state_dict(assign=True)`: no copy of a large check
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,14 @@ from senet_cli.zoo import build_on_meta, make_config
 Shapes = Mapping[str, tuple[int, ...]]
 OPTIONAL_SUFFIXES = ("num_batches_tracked",)
 """Keys a checkpoint may lack without harm: BN's step counter (Caffe ports and some exports drop it)."""
+
+
+def fill_optional(state: dict[str, torch.Tensor], expected: Iterable[str]) -> dict[str, torch.Tensor]:
+    """`state` with a zero step counter for each OPTIONAL_SUFFIXES key of `expected` it lacks (in place)."""
+    for key in expected:
+        if key not in state and key.endswith(OPTIONAL_SUFFIXES):
+            state[key] = torch.zeros((), dtype=torch.long)
+    return state
 
 
 @dataclass(frozen=True)
@@ -146,11 +154,8 @@ def match_layout(checkpoint: Checkpoint) -> LayoutMatch | None:
         raise ArchitectureError("{path} is in {layout}'s key layout ({repository}), but {reason}", arguments=(),
                                 path=checkpoint.path, layout=layout.name, repository=layout.repository,
                                 reason=str(error)) from None
-    state = dict(mapped.state_dict)
     expected = skeleton(mapped.config).shapes
-    for key in expected:  # the BN step counters old torch and Caffe ports lack (OPTIONAL_SUFFIXES)
-        if key not in state and key.endswith(OPTIONAL_SUFFIXES):
-            state[key] = torch.zeros((), dtype=torch.long)
+    state = fill_optional(dict(mapped.state_dict), expected)  # the step counters old torch and Caffe ports lack
     fit = compare({key: tuple(value.shape) for key, value in state.items()}, expected)
     if not fit.exact:
         raise ArchitectureError(
@@ -266,11 +271,7 @@ def detect(shapes: Shapes, where: str = "the checkpoint") -> Resolved:
 def materialize(checkpoint: Checkpoint, config: ModelConfig, device: torch.device | str = "cpu") -> nn.Module:
     """The model of `config` holding the checkpoint's weights (as float32), in eval mode on `device`;
     weights in a foreign layout are mapped to the zoo's names first (`zoo_state`)."""
-    state = dict(zoo_state(checkpoint))
-    expected = skeleton(config).shapes
-    for key in expected:  # fill the harmless omissions (see OPTIONAL_SUFFIXES)
-        if key not in state and key.endswith(OPTIONAL_SUFFIXES):
-            state[key] = torch.zeros((), dtype=torch.long)
+    state = fill_optional(dict(zoo_state(checkpoint)), skeleton(config).shapes)
     model = build_on_meta(config)
     model.load_state_dict(state, strict=True, assign=True)
     leftover = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]

@@ -14,7 +14,7 @@ from torch import nn
 
 from senet_cli.errors import ArchitectureError
 from senet_cli.inspect.checkpoint import WRAPPER_PREFIXES, Checkpoint
-from senet_cli.inspect.detection import OPTIONAL_SUFFIXES, compare
+from senet_cli.inspect.detection import compare, fill_optional
 from senet_cli.options import ExternalConfig
 from senet_cli.zoo.foreign import build_external
 
@@ -35,8 +35,5 @@ def materialize_external(checkpoint: Checkpoint, config: ExternalConfig,
     if not fit.exact:
         raise ArchitectureError("{path} does not fit {name}: {fit}", arguments=(), path=checkpoint.path,
                                 name=config.name, fit=fit.describe())
-    for key in expected:  # fill the harmless omissions (see OPTIONAL_SUFFIXES)
-        if key not in state and key.endswith(OPTIONAL_SUFFIXES):
-            state[key] = torch.zeros((), dtype=torch.long)
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(fill_optional(dict(state), expected), strict=True)
     return model.to(device=device, dtype=torch.float32).eval()
