@@ -311,7 +311,7 @@ def accumulator_sizes(checkpoint: Path, classes: int) -> None:
     import torch
 
     from senet_cli import load_checkpoint
-    from senet_cli.inspect.detection import materialize, resolve, skeleton
+    from senet_cli.checkpoint.recognise import materialize, resolve, skeleton
     from senet_cli.inspect.gates import attach_accumulators
 
     loaded = load_checkpoint(checkpoint)

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from senet_cli import build_model, inspect, load_checkpoint, save_checkpoint
-from senet_cli.inspect.detection import materialize, resolve
+from senet_cli.checkpoint.recognise import materialize, resolve
 from senet_cli.inspect.images import open_images
 from senet_cli.inspect.results import Preprocess
 

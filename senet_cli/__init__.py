@@ -19,9 +19,10 @@ stay functions whatever is imported later; reach the packages' modules with
 from __future__ import annotations
 
 from senet_cli._version import __version__
+from senet_cli.checkpoint import load_checkpoint, save_checkpoint
 from senet_cli.count import CountReport, count
 from senet_cli.errors import SenetError
-from senet_cli.inspect import InspectReport, inspect, load_checkpoint, save_checkpoint
+from senet_cli.inspect import InspectReport, inspect
 from senet_cli.profile import Measurement, ProfileReport, Timing, profile, time_modules
 from senet_cli.zoo import build_model, list_models, make_config
 

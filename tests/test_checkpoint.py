@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from senet_cli import build_model, inspect, load_checkpoint, save_checkpoint
+from senet_cli.checkpoint.recognise import resolve
 from senet_cli.errors import SenetError
-from senet_cli.inspect.detection import resolve
 from senet_cli.zoo import make_config
 
 MODEL = "se_resnet18_cifar"  # the model conftest's se_state is built from

@@ -9,8 +9,8 @@ import torch
 
 from senet_cli import inspect, load_checkpoint
 from senet_cli.attention import ATTENTION
+from senet_cli.checkpoint.recognise import detect, resolve, skeleton
 from senet_cli.errors import SenetError
-from senet_cli.inspect.detection import detect, resolve, skeleton
 from senet_cli.zoo import list_models, make_config
 
 MODEL = "se_resnet18_cifar"  # the model conftest's se_state is built from

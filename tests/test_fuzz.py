@@ -203,8 +203,8 @@ def _child(manifest: Path) -> None:
     """Load every case under an address-space cap; print one JSON outcome per case."""
     import resource
 
+    from senet_cli.checkpoint.loading import load_checkpoint
     from senet_cli.errors import SenetError
-    from senet_cli.inspect.checkpoint import load_checkpoint
     from senet_cli.inspect.images import _Files
 
     try:
@@ -236,7 +236,7 @@ def _child(manifest: Path) -> None:
 def _model_checkpoint(path: Path) -> Path:
     """A checkpoint of MODEL with uniform random weights: built from the meta skeleton's shapes, in a
     fraction of the time initialising the model would take."""
-    from senet_cli.inspect.detection import skeleton
+    from senet_cli.checkpoint.recognise import skeleton
     from senet_cli.zoo import make_config
 
     generator = torch.Generator().manual_seed(SEED)

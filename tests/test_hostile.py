@@ -18,10 +18,10 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from senet_cli import inspect, load_checkpoint, save_checkpoint
+from senet_cli.checkpoint import bounds
+from senet_cli.checkpoint.metadata import INPUT_RANGE
 from senet_cli.errors import CheckpointError, SenetError
-from senet_cli.inspect import bounds
 from senet_cli.inspect.images import MAX_IMAGE_PIXELS, decode, list_folder
-from senet_cli.inspect.metadata import INPUT_RANGE
 
 MODEL = "se_resnet18_cifar"  # the model conftest's se_state and constant_model are built from
 POSIX = pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/dev/zero").exists(),

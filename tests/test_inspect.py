@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from senet_cli import build_model, inspect, load_checkpoint, save_checkpoint
+from senet_cli.checkpoint.recognise import materialize, resolve
 from senet_cli.errors import SenetError
-from senet_cli.inspect.detection import materialize, resolve
 from senet_cli.inspect.gates import GateAccumulator
 
 MODEL = "se_resnet18_cifar"  # the model conftest's constant_model is built from

@@ -1,4 +1,4 @@
-"""Checkpoint layouts users hold (inspect/layouts/): each recognised from a raw `torch.save(state_dict)`
+"""Checkpoint layouts users hold (checkpoint/layouts/): each recognised from a raw `torch.save(state_dict)`
 alone, mapped, loaded strictly, and computing what the original code computes.
 
 Weights in each foreign layout are generated from our key tables (`from_senet` of a zoo model with
@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from senet_cli import build_model, load_checkpoint
+from senet_cli.checkpoint.convert import CONVERT_TARGETS, convert
+from senet_cli.checkpoint.layouts import layouts, recognise
+from senet_cli.checkpoint.loading import Checkpoint
+from senet_cli.checkpoint.recognise import match_layout, materialize, resolve
 from senet_cli.errors import SenetError
-from senet_cli.inspect.checkpoint import Checkpoint
-from senet_cli.inspect.convert import CONVERT_TARGETS, convert
-from senet_cli.inspect.detection import match_layout, materialize, resolve
-from senet_cli.inspect.layouts import layouts, recognise
 from senet_cli.zoo import build_on_meta, make_config
 
 
@@ -436,7 +436,7 @@ def test_convert_cli_one_line_errors_and_inspect_of_the_raw_file(tmp_path, cli):
     ("sk_resnext50_32x4d", {}),
 ])
 def test_our_own_sk_checkpoints_are_detected_with_timms_options(name, options):
-    from senet_cli.inspect.detection import detect
+    from senet_cli.checkpoint.recognise import detect
 
     config = make_config(name, **options)
     assert detect({k: tuple(v.shape) for k, v in build_on_meta(config).state_dict().items()}).config == config

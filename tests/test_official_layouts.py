@@ -1,4 +1,4 @@
-"""The papers' official checkpoint layouts (senet_cli/inspect/layouts/official_*.py): each is recognised
+"""The papers' official checkpoint layouts (senet_cli/checkpoint/layouts/official_*.py): each is recognised
 from a raw `torch.save(model.state_dict())` in its exact key names and shapes, maps strictly onto
 its zoo model, and, where the official module is reproduced here in a few lines of our own (from
 the papers' equations and the official key tables), gives the same logits. Also: placement "inner"
@@ -16,9 +16,9 @@ from torchvision.models import mobilenetv2, resnet
 
 from senet_cli import build_model, inspect, load_checkpoint, save_checkpoint
 from senet_cli.attention.bam import BAM
+from senet_cli.checkpoint.layouts import Mapped, layouts, recognise
+from senet_cli.checkpoint.recognise import materialize, resolve
 from senet_cli.errors import ArchitectureError, OptionError
-from senet_cli.inspect.detection import materialize, resolve
-from senet_cli.inspect.layouts import Mapped, layouts, recognise
 from senet_cli.zoo import build_from_config
 
 # --- reference modules, written from the papers and the official key tables ----------------------

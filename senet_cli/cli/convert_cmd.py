@@ -7,10 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from senet_cli.checkpoint.convert import CONVERT_TARGETS
 from senet_cli.cli.options import choices
 from senet_cli.cli.output import check_output_path
 from senet_cli.errors import SenetError
-from senet_cli.inspect.convert import CONVERT_TARGETS
 from senet_cli.render.tables import printable
 
 Target = choices("Target", CONVERT_TARGETS)
@@ -49,7 +49,7 @@ def convert_command(
                          f"the others: a torch file), got '{destination.name}'")
     check_output_path(destination, force, flag="DST")  # before the checkpoint is read
 
-    from senet_cli.inspect.convert import convert
+    from senet_cli.checkpoint.convert import convert
     from senet_cli.render import convert_view
 
     report = convert(source, destination, to=to.value, force=force, trust=trust, ema=ema, model=model)

@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from senet_cli.attention import ATTENTION
+from senet_cli.checkpoint.loading import Checkpoint, load_checkpoint
 from senet_cli.errors import ArgumentError, SenetError
 from senet_cli.inspect import distributed
-from senet_cli.inspect.checkpoint import Checkpoint, load_checkpoint
 from senet_cli.inspect.distributed import Group
 from senet_cli.inspect.results import (
     EMPTY_DATA,
@@ -128,7 +128,7 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
     """inspect() once the checkpoint is loaded, in this process or as one rank of `group`."""
     import torch
 
-    from senet_cli.inspect.detection import Resolved, materialize, resolve, skeleton
+    from senet_cli.checkpoint.recognise import Resolved, materialize, resolve, skeleton
     from senet_cli.inspect.external import materialize_external
     from senet_cli.inspect.gates import attach_accumulators, attach_external_accumulators
     from senet_cli.inspect.images import open_images

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from senet_cli.checkpoint.loading import WRAPPER_PREFIXES, Checkpoint
+from senet_cli.checkpoint.recognise import compare, fill_optional
 from senet_cli.errors import ArchitectureError
-from senet_cli.inspect.checkpoint import WRAPPER_PREFIXES, Checkpoint
-from senet_cli.inspect.detection import compare, fill_optional
 from senet_cli.options import ExternalConfig
 from senet_cli.zoo.foreign import build_external
 

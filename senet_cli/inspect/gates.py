@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from senet_cli.attention.base import AttentionModule
-from senet_cli.inspect.detection import Skeleton
+from senet_cli.checkpoint.recognise import Skeleton
 from senet_cli.inspect.results import HIGH, LOW, GateStats, Histogram
 from senet_cli.options import ExternalConfig
 

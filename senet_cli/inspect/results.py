@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from senet_cli.options import ExternalConfig, ModelConfig
 
 if TYPE_CHECKING:
-    from senet_cli.inspect.checkpoint import Checkpoint
+    from senet_cli.checkpoint.loading import Checkpoint
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from senet_cli.inspect.convert import ConvertReport
+from senet_cli.checkpoint.convert import ConvertReport
 from senet_cli.render.config_text import short_options
 
 

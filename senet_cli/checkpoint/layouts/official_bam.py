@@ -10,8 +10,8 @@ is ours too: (1 + sigmoid(M_c * M_s)) * F. Ours sits in the last block of the st
 
 from __future__ import annotations
 
-from senet_cli.inspect.layouts import Layout, Mapped, Shapes, StateDict, register_layout
-from senet_cli.inspect.layouts.official_common import any_key, blocks_per_stage, classes, rename, resnet_backbone
+from senet_cli.checkpoint.layouts import Layout, Mapped, Shapes, StateDict, register_layout
+from senet_cli.checkpoint.layouts.official_common import any_key, blocks_per_stage, classes, rename, resnet_backbone
 
 NAME = "official-bam"
 MARKER = r"bam[123]\.channel_att\.gate_c\.gate_c_fc_0\.weight"
@@ -22,7 +22,7 @@ def claims(shapes: Shapes) -> bool:
 
 
 def to_senet(state: StateDict) -> Mapped:
-    from senet_cli.inspect.layouts.official_common import shapes_of
+    from senet_cli.checkpoint.layouts.official_common import shapes_of
     from senet_cli.zoo import make_config
 
     shapes = shapes_of(state)

@@ -11,8 +11,8 @@ standard deviation.
 
 from __future__ import annotations
 
-from senet_cli.inspect.layouts import Layout, Mapped, Shapes, StateDict, register_layout
-from senet_cli.inspect.layouts.official_common import classes, rename, resnet_backbone
+from senet_cli.checkpoint.layouts import Layout, Mapped, Shapes, StateDict, register_layout
+from senet_cli.checkpoint.layouts.official_common import classes, rename, resnet_backbone
 
 NAME = "official-srm"
 CFC = r"(layer\d\.\d+)\.rclb\.cfc"
@@ -27,7 +27,7 @@ def claims(shapes: Shapes) -> bool:
 
 
 def to_senet(state: StateDict) -> Mapped:
-    from senet_cli.inspect.layouts.official_common import shapes_of
+    from senet_cli.checkpoint.layouts.official_common import shapes_of
     from senet_cli.zoo import make_config
 
     renamed = rename(state, RULES)

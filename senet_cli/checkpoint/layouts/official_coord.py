@@ -19,9 +19,9 @@ conv2 gates the height (x_h), conv3 the width (x_w), as our conv_h and conv_w.
 
 from __future__ import annotations
 
+from senet_cli.checkpoint.layouts import Layout, Mapped, Shapes, StateDict, register_layout
+from senet_cli.checkpoint.layouts.official_common import any_key, classes, rename
 from senet_cli.errors import ArchitectureError
-from senet_cli.inspect.layouts import Layout, Mapped, Shapes, StateDict, register_layout
-from senet_cli.inspect.layouts.official_common import any_key, classes, rename
 
 NAME = "official-coord-mobilenet_v2"
 RULES = (
@@ -45,7 +45,7 @@ def claims(shapes: Shapes) -> bool:
 
 
 def to_senet(state: StateDict) -> Mapped:
-    from senet_cli.inspect.layouts.official_common import shapes_of
+    from senet_cli.checkpoint.layouts.official_common import shapes_of
     from senet_cli.zoo import make_config
 
     shapes = shapes_of(state)

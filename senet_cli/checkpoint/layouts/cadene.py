@@ -19,9 +19,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from senet_cli.checkpoint.layouts import Layout, Mapped, Shapes, StateDict, register_layout
+from senet_cli.checkpoint.layouts._keys import (
+    RESNET_DEPTHS,
+    KeyTable,
+    blocks_per_stage,
+    is_paper_module,
+    reduction_ratio,
+)
 from senet_cli.errors import ArchitectureError
-from senet_cli.inspect.layouts import Layout, Mapped, Shapes, StateDict, register_layout
-from senet_cli.inspect.layouts._keys import RESNET_DEPTHS, KeyTable, blocks_per_stage, is_paper_module, reduction_ratio
 from senet_cli.options import ModelConfig
 from senet_cli.zoo import make_config
 

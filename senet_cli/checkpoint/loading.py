@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from senet_cli._version import __version__
 from senet_cli.atomic import atomic_path
+from senet_cli.checkpoint import bounds
+from senet_cli.checkpoint.bounds import MAX_TENSOR_BYTES
+from senet_cli.checkpoint.metadata import validate_metadata
 from senet_cli.errors import ArgumentError, CheckpointError, CheckpointSafetyError, first_line
-from senet_cli.inspect import bounds
-from senet_cli.inspect.bounds import MAX_TENSOR_BYTES
-from senet_cli.inspect.metadata import validate_metadata
 
 if TYPE_CHECKING:
     import torch
@@ -86,9 +86,9 @@ def load_checkpoint(
 ) -> Checkpoint:
     """Read `path` (torch or safetensors), unwrap it and strip wrapper prefixes. See the module doc.
 
-    Every size the file declares is checked before it is allocated (senet_cli/inspect/bounds.py: a
+    Every size the file declares is checked before it is allocated (senet_cli/checkpoint/bounds.py: a
     file of at most 4 GiB, tensors of at most `max_bytes`, no decompression bombs), and its `senet`
-    metadata against the schema of senet_cli/inspect/metadata.py. Raises a SenetError, in one line,
+    metadata against the schema of senet_cli/checkpoint/metadata.py. Raises a SenetError, in one line,
     for a missing, empty, truncated, non-torch, oversized or unsafe file.
     """
     file = Path(path)

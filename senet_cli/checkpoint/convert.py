@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from senet_cli._version import __version__
 from senet_cli.atomic import atomic_path
+from senet_cli.checkpoint.loading import METADATA_KEY, SAFETENSORS_SUFFIX, load_checkpoint
 from senet_cli.errors import ArgumentError, UnknownChoiceError
-from senet_cli.inspect.checkpoint import METADATA_KEY, SAFETENSORS_SUFFIX, load_checkpoint
 from senet_cli.options import ModelConfig
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def convert(
     the checkpoint. Raises SenetError in one line for a bad target, an existing destination without
     `force`, an unreadable source, or a model no timm layout computes.
     """
-    from senet_cli.inspect.detection import match_layout, resolve
+    from senet_cli.checkpoint.recognise import match_layout, resolve
     from senet_cli.zoo import build_on_meta
 
     if to not in CONVERT_TARGETS:
@@ -113,14 +113,14 @@ def convert(
 
 def timm_models() -> list[str]:
     """What the timm layouts cover, for the refusal: one entry per registered layout."""
-    from senet_cli.inspect.layouts import layouts
+    from senet_cli.checkpoint.layouts import layouts
 
     return [f"{layout.covers} ({layout.name})" for _, layout in layouts().items() if layout.target == "timm"]
 
 
 def _to_timm(config: ModelConfig, state: dict[str, torch.Tensor]) -> tuple[str, dict[str, torch.Tensor]]:
     """(timm's model name, the weights under its keys) from the layout that writes `config`."""
-    from senet_cli.inspect.layouts import layouts
+    from senet_cli.checkpoint.layouts import layouts
 
     for _, layout in layouts().items():
         if layout.target != "timm" or layout.writes is None or layout.from_senet is None:

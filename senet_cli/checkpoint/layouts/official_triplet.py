@@ -15,8 +15,8 @@ the projection BN (`features.1.conv.3`, `features.N.conv.4`): our "branch" slot,
 
 from __future__ import annotations
 
-from senet_cli.inspect.layouts import Layout, Mapped, Shapes, StateDict, register_layout
-from senet_cli.inspect.layouts.official_common import any_key, classes, rename, resnet_backbone
+from senet_cli.checkpoint.layouts import Layout, Mapped, Shapes, StateDict, register_layout
+from senet_cli.checkpoint.layouts.official_common import any_key, classes, rename, resnet_backbone
 
 NAME = "official-triplet"
 BLOCK = r"(layer\d\.\d+)\.triplet_attention\."
@@ -33,7 +33,7 @@ def claims(shapes: Shapes) -> bool:
 
 
 def to_senet(state: StateDict) -> Mapped:
-    from senet_cli.inspect.layouts.official_common import shapes_of
+    from senet_cli.checkpoint.layouts.official_common import shapes_of
     from senet_cli.zoo import make_config
 
     renamed = rename(state, RULES)
@@ -59,8 +59,8 @@ def claims_mobile(shapes: Shapes) -> bool:
 
 
 def to_senet_mobile(state: StateDict) -> Mapped:
+    from senet_cli.checkpoint.layouts.official_common import shapes_of
     from senet_cli.errors import ArchitectureError
-    from senet_cli.inspect.layouts.official_common import shapes_of
     from senet_cli.zoo import make_config
 
     renamed = rename(state, MOBILE_RULES)

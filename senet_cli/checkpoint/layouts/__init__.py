@@ -12,7 +12,7 @@ in `Layout.repository`); no third-party code is kept here.
 One module per layout family sits in this package and registers its layouts with `register_layout`;
 every module here is imported when the registry is first used (`layouts()`). `_keys.py` has the
 shared helpers: `KeyTable` (a renaming table read both ways), blocks per stage, reduction ratios.
-`detection.match_layout` applies the one layout that claims a checkpoint; `inspect/convert.py` uses
+`recognise.match_layout` applies the one layout that claims a checkpoint; `checkpoint/convert.py` uses
 `target`/`writes`/`from_senet` to write a layout back out.
 """
 
@@ -41,7 +41,7 @@ class Mapped:
 
     config: ModelConfig  # the zoo model that computes what the original code computes
     state_dict: dict[str, torch.Tensor]  # keys and shapes of `config`'s model (BN step counters may be
-    # missing: detection.match_layout fills them, then requires an exact fit)
+    # missing: recognise.match_layout fills them, then requires an exact fit)
     notes: tuple[str, ...] = ()  # what was assumed or changed (e.g. "SRM cfc [C, 2] -> [C, 1, 2]")
 
 

@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from senet_cli.checkpoint.layouts import Shapes
 from senet_cli.errors import ArchitectureError
-from senet_cli.inspect.layouts import Shapes
 
 if TYPE_CHECKING:
     import torch

@@ -1,6 +1,6 @@
 """Which zoo model a checkpoint's weights belong to, and the model built from them.
 
-A checkpoint in a foreign key layout (Cadene's, a tutorial's, timm's SK: inspect/layouts/) is first
+A checkpoint in a foreign key layout (Cadene's, a tutorial's, timm's SK: checkpoint/layouts/) is first
 recognised from its keys alone and mapped in memory to the zoo model that computes the same
 function; everything below then works on the mapped keys, and `materialize` loads them strictly.
 
@@ -33,9 +33,9 @@ from torch import nn
 
 from senet_cli.attention import ATTENTION
 from senet_cli.backbones import BACKBONES
+from senet_cli.checkpoint.fits import may_fit
+from senet_cli.checkpoint.loading import Checkpoint
 from senet_cli.errors import ArchitectureError, SenetError
-from senet_cli.inspect.checkpoint import Checkpoint
-from senet_cli.inspect.fits import may_fit
 from senet_cli.options import ModelConfig
 from senet_cli.zoo import build_on_meta, make_config
 
@@ -143,7 +143,7 @@ def match_layout(checkpoint: Checkpoint) -> LayoutMatch | None:
     """The checkpoint's weights mapped from the foreign layout its keys are in, or None when no
     registered layout claims them (ours, or unknown). Raises when a layout claims them but its
     mapping does not fit the zoo model exactly (missing, unexpected or mis-shaped keys)."""
-    from senet_cli.inspect.layouts import recognise
+    from senet_cli.checkpoint.layouts import recognise
 
     layout = recognise(checkpoint.shapes)
     if layout is None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from senet_cli.inspect.layouts import Layout, Mapped, Shapes, StateDict, register_layout
-from senet_cli.inspect.layouts._keys import is_paper_module
+from senet_cli.checkpoint.layouts import Layout, Mapped, Shapes, StateDict, register_layout
+from senet_cli.checkpoint.layouts._keys import is_paper_module
 from senet_cli.options import ModelConfig
 
 NAMES = {

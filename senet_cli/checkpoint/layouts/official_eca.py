@@ -9,9 +9,9 @@ for units of at most 96 channels and 3 above (units 14-17, our stage 5): `k_size
 
 from __future__ import annotations
 
+from senet_cli.checkpoint.layouts import Layout, Mapped, Shapes, StateDict, register_layout
+from senet_cli.checkpoint.layouts.official_common import classes, rename
 from senet_cli.errors import ArchitectureError
-from senet_cli.inspect.layouts import Layout, Mapped, Shapes, StateDict, register_layout
-from senet_cli.inspect.layouts.official_common import classes, rename
 
 NAME = "official-eca-mobilenet_v2"
 RULES = ((r"features\.(\d+)\.conv\.[34]\.conv\.weight", r"features.\1.eca.conv.weight"),)
@@ -24,7 +24,7 @@ def claims(shapes: Shapes) -> bool:
 
 
 def to_senet(state: StateDict) -> Mapped:
-    from senet_cli.inspect.layouts.official_common import shapes_of
+    from senet_cli.checkpoint.layouts.official_common import shapes_of
     from senet_cli.zoo import make_config
 
     shapes = shapes_of(state)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 
-from senet_cli.inspect.layouts import Layout, Mapped, Shapes, StateDict, register_layout
-from senet_cli.inspect.layouts.official_common import any_key, classes, rename, resnet_backbone
+from senet_cli.checkpoint.layouts import Layout, Mapped, Shapes, StateDict, register_layout
+from senet_cli.checkpoint.layouts.official_common import any_key, classes, rename, resnet_backbone
 
 NAME = "official-simam"
 RULES = ((r"(layer\d\.\d+)\.conv2\.0\.(.*)", r"\1.conv2.\2"),)
@@ -34,7 +34,7 @@ def claims(shapes: Shapes) -> bool:
 
 
 def to_senet(state: StateDict) -> Mapped:
-    from senet_cli.inspect.layouts.official_common import shapes_of
+    from senet_cli.checkpoint.layouts.official_common import shapes_of
     from senet_cli.zoo import make_config
 
     renamed = rename(state, RULES)
