@@ -19,7 +19,7 @@ import torch
 
 from senet_cli import build_model
 from senet_cli.atomic import OutputError, atomic_path, committed_together
-from senet_cli.checkpoint.loading import save_checkpoint
+from senet_cli.checkpoint.writing import save_checkpoint
 
 ESC = "\x1b"
 HOSTILE = f"se_resnet18_cifar{ESC}[2J{ESC}[32mAll good{ESC}[0m\r"  # clears the screen, prints a fake line

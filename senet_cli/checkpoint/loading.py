@@ -1,4 +1,4 @@
-"""Load checkpoints safely, unwrap their containers, and save ours with the metadata to rebuild them.
+"""Load checkpoints safely and unwrap their containers (writing them: writing.py).
 
 Safety: a `.pth`/`.pt`/`.ckpt` file is a pickle, and unpickling can run any code the file names.
 `load_checkpoint` therefore reads with `torch.load(weights_only=True)`, torch's restricted
@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from senet_cli._version import __version__
-from senet_cli.atomic import atomic_path
 from senet_cli.checkpoint import bounds
 from senet_cli.checkpoint.bounds import MAX_TENSOR_BYTES
 from senet_cli.checkpoint.metadata import validate_metadata
@@ -102,46 +100,6 @@ def load_checkpoint(
     payload = _read_torch(file, trust, start, size, max_bytes)
     raw = payload.get(METADATA_KEY) if isinstance(payload, Mapping) else None
     return _unwrap(file, "torch", payload, raw, trust, ema, max_bytes)
-
-
-def save_checkpoint(
-    model: torch.nn.Module,
-    path: str | os.PathLike[str],
-    *,
-    preprocess: Mapping[str, Any] | None = None,
-    extra: Mapping[str, Any] | None = None,
-    force: bool = False,
-) -> Path:
-    """Save `model`'s weights with the metadata that rebuilds it: `.safetensors` or a torch file.
-
-    The torch file is {"state_dict": ..., "senet": {...}, **extra}, loadable with weights_only=True;
-    `preprocess` ({"input": 32, "mean": [...], "std": [...]}) tells `inspect` how to feed it.
-    Written to a temporary file and renamed, so a crash never leaves half a checkpoint.
-    """
-    import torch
-
-    if not isinstance(model, torch.nn.Module):
-        raise ArgumentError("{model} must be a torch.nn.Module, got {kind} (a state dict saves with torch.save or "
-                            "safetensors)", arguments=("model",), kind=type(model).__name__)
-    file = Path(path)
-    if file.exists() and not force:
-        raise ArgumentError("{file} already exists; pass {force} to overwrite it",
-                            arguments={"force": ("force", True)}, file=file)
-    config = getattr(model, "senet_config", None)
-    metadata: dict[str, Any] = {"version": __version__}
-    if config is not None:
-        metadata.update(model=config.name, options=config.as_dict())
-    if preprocess:
-        metadata["preprocess"] = dict(preprocess)
-    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    with atomic_path(file) as temporary:
-        if file.suffix.lower() == SAFETENSORS_SUFFIX:
-            from safetensors.torch import save_file
-
-            save_file(state, temporary, metadata={METADATA_KEY: json.dumps(metadata)})
-        else:
-            torch.save({"state_dict": state, METADATA_KEY: metadata, **(extra or {})}, temporary)
-    return file
 
 
 def _looks_like_safetensors(start: bytes, size: int) -> bool:
