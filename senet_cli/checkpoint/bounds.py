@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from senet_cli.checkpoint.counters import is_step_counter
 from senet_cli.errors import CheckpointError, first_line
 
 if TYPE_CHECKING:
@@ -55,9 +56,6 @@ DEFLATE_FREE_BYTES = 1 << 20
 DEFLATE_MAX_RATIO = 10
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 """The number torch.save's legacy (non-zip) format pickles first."""
-
-KEEP_INTEGER = ("num_batches_tracked",)
-"""Integer tensors that are integers in the model too (BN's step counter): never cast."""
 
 SAFETENSORS_ITEMSIZE = {
     "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E4M3FN": 1, "F8_E8M0": 1,
@@ -370,7 +368,7 @@ def _settle(file: Path, key: str, tensor: torch.Tensor, settled: dict[str, torch
     if tensor.is_quantized:
         tensor = tensor.dequantize()
         cast.setdefault("quantized dequantized", []).append(key)
-    if key.endswith(KEEP_INTEGER) and not tensor.is_floating_point():
+    if is_step_counter(key) and not tensor.is_floating_point():  # an integer in the model too: never cast
         settled[key] = tensor
         return
     if not tensor.is_floating_point() or tensor.dtype not in (torch.float16, torch.bfloat16, torch.float32,

@@ -12,8 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from senet_cli.checkpoint.counters import fill_step_counters
 from senet_cli.checkpoint.loading import WRAPPER_PREFIXES, Checkpoint
-from senet_cli.checkpoint.recognise import compare, fill_optional
+from senet_cli.checkpoint.recognise import compare
 from senet_cli.errors import ArchitectureError
 from senet_cli.options import ExternalConfig
 from senet_cli.zoo.foreign import build_external
@@ -35,5 +36,5 @@ def materialize_external(checkpoint: Checkpoint, config: ExternalConfig,
     if not fit.exact:
         raise ArchitectureError("{path} does not fit {name}: {fit}", arguments=(), path=checkpoint.path,
                                 name=config.name, fit=fit.describe())
-    model.load_state_dict(fill_optional(dict(state), expected), strict=True)
+    model.load_state_dict(fill_step_counters(dict(state), expected), strict=True)
     return model.to(device=device, dtype=torch.float32).eval()
