@@ -315,8 +315,9 @@ def accumulator_sizes(checkpoint: Path, classes: int) -> None:
     from senet_cli.inspect.gates import attach_accumulators
 
     loaded = load_checkpoint(checkpoint)
-    config = resolve(loaded).config
-    network = materialize(loaded, config)
+    resolved = resolve(loaded)
+    config = resolved.config
+    network = materialize(resolved)
     accumulators, _ = attach_accumulators(network, skeleton(config), 50, classes)
     with torch.inference_mode():
         network(torch.randn(1, 3, SIZE, SIZE))

@@ -39,7 +39,7 @@ CASES = [  # model, input side, batch, images
 
 def plain_rate(checkpoint: Path, size: int, batch: int, images: int) -> float:
     loaded = load_checkpoint(checkpoint)
-    model = materialize(loaded, resolve(loaded).config)
+    model = materialize(resolve(loaded))
     source = open_images("synthetic", Preprocess((size, size)), limit=images, batch=batch)
     started = time.perf_counter()
     with torch.inference_mode():

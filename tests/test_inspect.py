@@ -51,7 +51,7 @@ def test_statistics_match_a_brute_force_pass(tmp_path):
     path = save_checkpoint(build_model("cbam_resnet18_cifar"), tmp_path / "cbam.safetensors")
     report = inspect(path, data="synthetic", limit=7, batch=3, bins=20)
     checkpoint = load_checkpoint(path)
-    model = materialize(checkpoint, resolve(checkpoint).config)  # the same weights, loaded the same way
+    model = materialize(resolve(checkpoint))  # the same weights, loaded the same way
     kept: dict[str, list[np.ndarray]] = {}
     for name, module in model.named_modules():
         if name.endswith("gate") and "cbam" in name:

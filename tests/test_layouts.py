@@ -23,7 +23,7 @@ from senet_cli import build_model, load_checkpoint
 from senet_cli.checkpoint.convert import CONVERT_TARGETS, convert
 from senet_cli.checkpoint.layouts import layouts, recognise
 from senet_cli.checkpoint.loading import Checkpoint
-from senet_cli.checkpoint.recognise import match_layout, materialize, resolve
+from senet_cli.checkpoint.recognise import materialize, resolve
 from senet_cli.errors import SenetError
 from senet_cli.zoo import build_on_meta, make_config
 
@@ -269,7 +269,7 @@ def test_tutorial_cifar_senet18_is_se_resnet18_cifar(tmp_path):
     checkpoint = _load_raw(foreign, tmp_path)
     resolved = resolve(checkpoint)
     assert resolved.layout == "cifar-tutorial" and resolved.config == make_config("se_resnet18_cifar")
-    _same_logits(materialize(checkpoint, resolved.config), original, 32)
+    _same_logits(materialize(resolved), original, 32)
 
 
 def test_tutorial_pre_activation_senet_is_recognised_and_refused(tmp_path):
@@ -291,7 +291,7 @@ def test_cadene_senets_compute_what_cadenes_code_computes(name, kind, blocks, gr
     checkpoint = _load_raw(foreign, tmp_path)
     resolved = resolve(checkpoint)
     assert resolved.layout == "cadene" and resolved.config == make_config(name, variant=variant, num_classes=10)
-    _same_logits(materialize(checkpoint, resolved.config), original, 64)
+    _same_logits(materialize(resolved), original, 64)
 
 
 @pytest.mark.parametrize("name, kind, blocks, groups", [
@@ -318,7 +318,7 @@ def test_senet_pytorch_linear_se_is_se_resnet_without_bias(tmp_path):
     resolved = resolve(checkpoint)
     assert resolved.layout == "moskomule"
     assert resolved.config == make_config("se_resnet18", bias=False, num_classes=10)
-    _same_logits(materialize(checkpoint, resolved.config), original, 64)
+    _same_logits(materialize(resolved), original, 64)
 
 
 @pytest.mark.parametrize("timm_name, ours, options", [
@@ -332,9 +332,9 @@ def test_timm_sk_resnets_from_timms_own_models(timm_name, ours, options, tmp_pat
     checkpoint = _load_raw(original.state_dict(), tmp_path)
     resolved = resolve(checkpoint)
     assert resolved.layout == "timm-sk" and resolved.config == make_config(ours, num_classes=10, **options)
-    _same_logits(materialize(checkpoint, resolved.config), original, 64)
+    _same_logits(materialize(resolved), original, 64)
     # and our table writes back exactly timm's keys
-    written = layouts().get("timm-sk").from_senet(resolved.config, match_layout(checkpoint).state_dict)
+    written = layouts().get("timm-sk").from_senet(resolved.config, resolved.state)
     assert set(written) == set(original.state_dict())
 
 
@@ -355,7 +355,7 @@ def test_timms_legacy_cadene_ports_are_recognised_with_equal_logits(timm_name, t
     checkpoint = _load_raw(original.state_dict(), tmp_path)
     resolved = resolve(checkpoint)
     assert resolved.layout == "cadene"
-    _same_logits(materialize(checkpoint, resolved.config), original, 64)
+    _same_logits(materialize(resolved), original, 64)
 
 
 @pytest.mark.parametrize("name", ["se_resnet18_cifar", "se_resnet50", "sk_resnet18", "sk_resnext50_32x4d",
@@ -392,7 +392,9 @@ def test_convert_writes_our_layout_with_metadata_and_back_to_timms(tmp_path):
     assert back.written_as == "legacy_seresnext50_32x4d"
     again = torch.load(tmp_path / "timm.pth", weights_only=True)["state_dict"]
     assert set(again) == set(foreign) and all(torch.equal(again[k], foreign[k]) for k in foreign)
-    _same_logits(materialize(load_checkpoint(tmp_path / "timm.pth"), back.config), ours, 64)
+    read_back = resolve(load_checkpoint(tmp_path / "timm.pth"))
+    assert read_back.config == back.config and read_back.layout == "cadene"
+    _same_logits(materialize(read_back), ours, 64)
 
 
 def test_convert_to_timm_where_timm_has_the_model_and_refuses_elsewhere(tmp_path):

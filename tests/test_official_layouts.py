@@ -6,6 +6,7 @@ the papers' equations and the official key tables), gives the same logits. Also:
 
 from __future__ import annotations
 
+import dataclasses
 import types
 from collections.abc import Callable
 
@@ -16,6 +17,7 @@ from torchvision.models import mobilenetv2, resnet
 
 from senet_cli import build_model, inspect, load_checkpoint, save_checkpoint
 from senet_cli.attention.bam import BAM
+from senet_cli.checkpoint.convert import convert
 from senet_cli.checkpoint.layouts import Mapped, layouts, recognise
 from senet_cli.checkpoint.recognise import materialize, resolve
 from senet_cli.errors import ArchitectureError, OptionError
@@ -323,11 +325,12 @@ def test_official_checkpoint_is_recognised_loads_strictly_and_computes_the_same(
         expected, got = official(images), model(images)
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
 
-    # The same file through inspect's path: resolve() names the layout, materialize() maps and loads it.
+    # The same file through inspect's path: resolve() names the layout and maps it, materialize() loads it.
     resolved = resolve(checkpoint)
     assert resolved.layout == layout_name and resolved.config == mapped.config
+    assert all(torch.equal(resolved.state[key], value) for key, value in mapped.state_dict.items())
     with torch.no_grad():
-        through_inspect = materialize(checkpoint, resolved.config)(images)
+        through_inspect = materialize(resolved)(images)
     assert torch.allclose(through_inspect, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
 
 
@@ -417,3 +420,50 @@ def test_bam_inspect_reports_one_gate_per_module_in_0_1(tmp_path):
     modules = [name for name, module in model.named_modules() if isinstance(module, BAM)]
     assert len(report.blocks) == len(modules) == 3
     assert all(gate.gate == "bam.gate" and 0.0 <= gate.min and gate.max <= 1.0 for gate in report.blocks)
+
+
+# --- a layout is mapped once per run ------------------------------------------------------------------
+
+
+def _count_mappings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every layout's `to_senet` wrapped by a spy; the list it returns grows by the layout's name per call."""
+    calls: list[str] = []
+    registry = layouts()
+    for name, layout in registry.items():
+        def spy(state, _map=layout.to_senet, _name=name):
+            calls.append(_name)
+            return _map(state)
+
+        monkeypatch.setitem(registry._entries, name, dataclasses.replace(layout, to_senet=spy))
+    return calls
+
+
+@pytest.fixture(scope="module")
+def official_bam_file(tmp_path_factory) -> str:
+    """A raw torch.save of the official BAM CIFAR ResNet-18 (100 classes), random weights."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("bam") / "bam_official.pth"
+    torch.save(randomise(bam_resnet(), seed=3).state_dict(), path)
+    return str(path)
+
+
+def test_one_inspect_of_an_official_layout_maps_it_exactly_once(official_bam_file, monkeypatch):
+    calls = _count_mappings(monkeypatch)
+    report = inspect(official_bam_file, data="synthetic", limit=2, batch=2)
+    assert calls == ["official-bam"]
+    assert len(report.blocks) == 3  # the mapped weights did reach the model: one BAM gate per stage 1-3
+
+
+def test_a_given_model_that_does_not_fit_is_reported_with_one_mapping(official_bam_file, monkeypatch):
+    calls = _count_mappings(monkeypatch)
+    with pytest.raises(ArchitectureError, match="its weights fit bam_resnet18_cifar"):
+        resolve(load_checkpoint(official_bam_file), "se_resnet18_cifar")
+    assert calls == ["official-bam"]
+
+
+def test_converting_an_official_layout_maps_it_once(official_bam_file, tmp_path, monkeypatch):
+    calls = _count_mappings(monkeypatch)
+    report = convert(official_bam_file, tmp_path / "ours.safetensors")
+    assert calls == ["official-bam"] and report.read_layout == "official-bam"
+    resolved = resolve(load_checkpoint(tmp_path / "ours.safetensors"))
+    assert resolved.layout is None and resolved.config.name == "bam_resnet18_cifar"

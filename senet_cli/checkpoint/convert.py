@@ -8,22 +8,22 @@ metadata `save_checkpoint` writes ({"version", "model", "options"}), so `inspect
 by the registered layout whose `writes(config)` names the timm model computing the same function;
 where none does, the conversion is refused in one line naming those that exist.
 
-The file type follows the destination's extension (`.safetensors`, else a torch file holding
-{"state_dict": ..., "senet": metadata}); it is written to a temporary file and renamed, and an
-existing file is replaced only when asked (`force`). Tensors keep their dtype.
+The file is written by the writer `save_checkpoint` uses (writing.py): its type follows the
+destination's extension (`.safetensors`, else a torch file holding {"state_dict": ...,
+"senet": metadata}); it is written to a temporary file and renamed, and an existing file is
+replaced only when asked (`force`). Tensors keep their dtype.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from senet_cli._version import __version__
-from senet_cli.atomic import atomic_path
-from senet_cli.checkpoint.loading import METADATA_KEY, SAFETENSORS_SUFFIX, load_checkpoint
+from senet_cli.checkpoint.loading import load_checkpoint
+from senet_cli.checkpoint.writing import check_destination, write_checkpoint
 from senet_cli.errors import ArgumentError, UnknownChoiceError
 from senet_cli.options import ModelConfig
 
@@ -77,22 +77,16 @@ def convert(
     the checkpoint. Raises SenetError in one line for a bad target, an existing destination without
     `force`, an unreadable source, or a model no timm layout computes.
     """
-    from senet_cli.checkpoint.recognise import match_layout, resolve
+    from senet_cli.checkpoint.recognise import resolve
     from senet_cli.zoo import build_on_meta
 
     if to not in CONVERT_TARGETS:
         raise UnknownChoiceError("conversion target", str(to), CONVERT_TARGETS)
     file = Path(destination)
-    if file.exists() and not force:
-        raise ArgumentError("{file} already exists; pass {force} to overwrite it",
-                            arguments={"force": ("force", True)}, file=file)
-    if file.is_dir() or not file.parent.is_dir():
-        raise ArgumentError("cannot write {file}: give a file path in an existing folder", arguments=(), file=file)
+    check_destination(file, force)
     loaded = load_checkpoint(source, trust=trust, ema=ema)
-    resolved = resolve(loaded, model, **options)
-    match = match_layout(loaded)
-    state = dict(loaded.state_dict) if match is None else match.state_dict
-    config = resolved.config
+    resolved = resolve(loaded, model, **options)  # maps a foreign layout, once: resolved.state has our keys
+    state, config = resolved.state, resolved.config
     written_as = "senet"
     if to == "timm":
         written_as, state = _to_timm(config, state)
@@ -102,7 +96,7 @@ def convert(
     }
     if loaded.metadata.get("preprocess"):
         metadata["preprocess"] = loaded.metadata["preprocess"]
-    fmt = _write(state, metadata, file)
+    fmt = write_checkpoint(state, metadata, file)
     parameters = sum(p.numel() for p in build_on_meta(config).parameters())  # learnable, not BN statistics
     return ConvertReport(
         source=str(source), destination=str(file), format=fmt, to=to, model=config.name, config=config,
@@ -135,24 +129,3 @@ def _to_timm(config: ModelConfig, state: dict[str, torch.Tensor]) -> tuple[str, 
         "layouts cover: {covered}",
         arguments={"to": ("to", "timm")}, model=config.name, described=described, covered="; ".join(timm_models()),
     )
-
-
-def _write(state: dict[str, torch.Tensor], metadata: dict[str, Any], file: Path) -> str:
-    """Write atomically as safetensors (by extension) or a torch file; returns the format."""
-    import torch
-
-    tensors: dict[str, torch.Tensor] = {}
-    seen: set[int] = set()
-    for key, value in state.items():
-        tensor = value.detach().cpu().contiguous()
-        storage = tensor.untyped_storage().data_ptr()
-        tensors[key] = tensor.clone() if storage in seen and tensor.numel() else tensor  # safetensors refuses sharing
-        seen.add(storage)
-    with atomic_path(file) as temporary:
-        if file.suffix.lower() == SAFETENSORS_SUFFIX:
-            from safetensors.torch import save_file
-
-            save_file(tensors, temporary, metadata={METADATA_KEY: json.dumps(metadata)})
-            return "safetensors"
-        torch.save({"state_dict": tensors, METADATA_KEY: metadata}, temporary)
-    return "torch"

@@ -2,7 +2,9 @@
 
 A checkpoint in a foreign key layout (Cadene's, a tutorial's, timm's SK: checkpoint/layouts/) is first
 recognised from its keys alone and mapped in memory to the zoo model that computes the same
-function; everything below then works on the mapped keys, and `materialize` loads them strictly.
+function; everything below then works on the mapped keys. The mapping runs once per `resolve`:
+the `Resolved` it returns carries the weights in the zoo's key layout (`state`), and
+`materialize` only builds the model and loads them strictly.
 
 Three ways to name the architecture, in this order:
   1. the caller's `model` name and options;
@@ -24,8 +26,8 @@ checkpoint's tensors by `load_state_dict(assign=True)`: no copy of a large check
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -33,6 +35,7 @@ from torch import nn
 
 from senet_cli.attention import ATTENTION
 from senet_cli.backbones import BACKBONES
+from senet_cli.checkpoint.counters import fill_step_counters, is_step_counter
 from senet_cli.checkpoint.fits import may_fit
 from senet_cli.checkpoint.loading import Checkpoint
 from senet_cli.errors import ArchitectureError, SenetError
@@ -40,16 +43,6 @@ from senet_cli.options import ModelConfig
 from senet_cli.zoo import build_on_meta, make_config
 
 Shapes = Mapping[str, tuple[int, ...]]
-OPTIONAL_SUFFIXES = ("num_batches_tracked",)
-"""Keys a checkpoint may lack without harm: BN's step counter (Caffe ports and some exports drop it)."""
-
-
-def fill_optional(state: dict[str, torch.Tensor], expected: Iterable[str]) -> dict[str, torch.Tensor]:
-    """`state` with a zero step counter for each OPTIONAL_SUFFIXES key of `expected` it lacks (in place)."""
-    for key in expected:
-        if key not in state and key.endswith(OPTIONAL_SUFFIXES):
-            state[key] = torch.zeros((), dtype=torch.long)
-    return state
 
 
 @dataclass(frozen=True)
@@ -93,12 +86,19 @@ class Fit:
 
 @dataclass(frozen=True)
 class Resolved:
-    """The configuration a checkpoint was matched to, how, and what had to be assumed."""
+    """The configuration a checkpoint was matched to, how, what had to be assumed, and its weights.
+
+    `state` is what `materialize` loads: the checkpoint's tensors under the keys of `config`'s
+    model (mapped from `layout` when the file was in one, wrapper prefixes already stripped by
+    loading, missing BN step counters filled with zeros), as read (dtype kept; not copied). It is
+    empty when nothing was read (`detect` on shapes alone, or a configuration given without a file).
+    """
 
     config: ModelConfig
     source: str  # "given", "metadata" or "detected"
     notes: tuple[str, ...] = ()
     layout: str | None = None  # the foreign key layout the weights were mapped from ("cadene"), or None: ours
+    state: dict[str, torch.Tensor] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def skeleton(config: ModelConfig) -> Skeleton:
 
 def compare(shapes: Shapes, expected: Shapes) -> Fit:
     """Missing (in the model, not the checkpoint), unexpected and mis-shaped keys."""
-    missing = tuple(k for k in expected if k not in shapes and not k.endswith(OPTIONAL_SUFFIXES))
+    missing = tuple(k for k in expected if k not in shapes and not is_step_counter(k))
     unexpected = tuple(k for k in shapes if k not in expected)
     misshaped = tuple((k, tuple(shapes[k]), v) for k, v in expected.items() if k in shapes and tuple(shapes[k]) != v)
     return Fit(missing, unexpected, misshaped)
@@ -155,7 +155,7 @@ def match_layout(checkpoint: Checkpoint) -> LayoutMatch | None:
                                 path=checkpoint.path, layout=layout.name, repository=layout.repository,
                                 reason=str(error)) from None
     expected = skeleton(mapped.config).shapes
-    state = fill_optional(dict(mapped.state_dict), expected)  # the step counters old torch and Caffe ports lack
+    state = fill_step_counters(dict(mapped.state_dict), expected)  # the counters old torch and Caffe ports lack
     fit = compare({key: tuple(value.shape) for key, value in state.items()}, expected)
     if not fit.exact:
         raise ArchitectureError(
@@ -166,19 +166,17 @@ def match_layout(checkpoint: Checkpoint) -> LayoutMatch | None:
     return LayoutMatch(layout.name, layout.repository, mapped.config, state, mapped.notes)
 
 
-def zoo_state(checkpoint: Checkpoint) -> Mapping[str, torch.Tensor]:
-    """The checkpoint's weights under the zoo's key names: mapped from a foreign layout, or as read."""
-    match = match_layout(checkpoint)
-    return checkpoint.state_dict if match is None else match.state_dict
-
-
 def resolve(checkpoint: Checkpoint, model: str | None = None, **options: Any) -> Resolved:
-    """The configuration of `checkpoint`: given, from its metadata, or detected. See the module doc."""
+    """The configuration of `checkpoint` (given, from its metadata, or detected; see the module doc),
+    with its weights in that configuration's key layout (`Resolved.state`): a foreign layout is
+    mapped here, once, and nothing after this maps it again."""
     match = match_layout(checkpoint)
     if match is None:
-        return _resolve(checkpoint, checkpoint.shapes, model, options)
-    found = _resolve(checkpoint, match.shapes, model, options, match.config)
-    return Resolved(found.config, found.source, (match.note, *match.notes, *found.notes), match.layout)
+        found, weights = _resolve(checkpoint, checkpoint.shapes, model, options), checkpoint.state_dict
+    else:
+        found, weights = _resolve(checkpoint, match.shapes, model, options, match.config), match.state_dict
+        found = replace(found, notes=(match.note, *match.notes, *found.notes), layout=match.layout)
+    return replace(found, state=fill_step_counters(dict(weights), skeleton(found.config).shapes))
 
 
 def _resolve(checkpoint: Checkpoint, shapes: Shapes, model: str | None, options: dict[str, Any],
@@ -189,8 +187,8 @@ def _resolve(checkpoint: Checkpoint, shapes: Shapes, model: str | None, options:
         try:
             _require_fit(shapes, config, f"{checkpoint.path} does not fit {config.name}")
         except ArchitectureError as error:
-            try:
-                found = resolve(checkpoint).config
+            try:  # on the shapes already mapped: the layout is not mapped a second time
+                found = _resolve(checkpoint, shapes, None, {}, mapped).config
             except SenetError:
                 raise error from None
             described = ", ".join(
@@ -268,12 +266,16 @@ def detect(shapes: Shapes, where: str = "the checkpoint") -> Resolved:
     )
 
 
-def materialize(checkpoint: Checkpoint, config: ModelConfig, device: torch.device | str = "cpu") -> nn.Module:
-    """The model of `config` holding the checkpoint's weights (as float32), in eval mode on `device`;
-    weights in a foreign layout are mapped to the zoo's names first (`zoo_state`)."""
-    state = fill_optional(dict(zoo_state(checkpoint)), skeleton(config).shapes)
+def materialize(resolved: Resolved, device: torch.device | str = "cpu") -> nn.Module:
+    """The model of `resolved.config` holding `resolved.state` (as float32), in eval mode on `device`.
+
+    Only builds and loads: the weights were mapped to the zoo's key layout by `resolve`.
+    """
+    config = resolved.config
+    if not resolved.state:
+        raise SenetError(f"no weights to load into {config.name}: resolve() it from a checkpoint first")
     model = build_on_meta(config)
-    model.load_state_dict(state, strict=True, assign=True)
+    model.load_state_dict(dict(resolved.state), strict=True, assign=True)
     leftover = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
     if leftover:
         raise SenetError(f"{config.name} has tensors a checkpoint does not hold: {', '.join(leftover[:3])}")

@@ -150,7 +150,7 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
             network = materialize_external(loaded, config, target)
             accumulators, attention_params = attach_external_accumulators(network, config, bins, len(source.classes))
         else:
-            network = materialize(loaded, config, target)
+            network = materialize(resolved, target)
             accumulators, attention_params = attach_accumulators(network, skeleton(config), bins, len(source.classes))
     except Exception as error:  # noqa: BLE001 (every rank must reach the agreement, whatever failed)
         if group is None:

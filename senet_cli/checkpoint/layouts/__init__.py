@@ -41,7 +41,7 @@ class Mapped:
 
     config: ModelConfig  # the zoo model that computes what the original code computes
     state_dict: dict[str, torch.Tensor]  # keys and shapes of `config`'s model (BN step counters may be
-    # missing: recognise.match_layout fills them, then requires an exact fit)
+    # missing: recognise.match_layout fills them (counters.py), then requires an exact fit)
     notes: tuple[str, ...] = ()  # what was assumed or changed (e.g. "SRM cfc [C, 2] -> [C, 1, 2]")
 
 
