@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from senet_cli import build_model, inspect, load_checkpoint, save_checkpoint
-from senet_cli.checkpoint.recognise import resolve
+from senet_cli.checkpoint.convert import convert
+from senet_cli.checkpoint.recognise import Resolved, materialize, resolve
 from senet_cli.errors import SenetError
 from senet_cli.zoo import make_config
 
@@ -125,3 +126,36 @@ def test_save_checkpoint_takes_a_module_and_inspect_refuses_options_without_a_mo
     path = save_checkpoint(build_model(MODEL), tmp_path / "model.pth")
     with pytest.raises(SenetError, match=r"build options given without model='NAME' \(ratio\)"):
         inspect(path, ratio=8, data="synthetic", limit=1)  # an API caller too: never silently ignored
+
+
+def test_save_checkpoint_and_convert_write_the_same_file_through_one_writer(tmp_path):
+    """A model with tied weights (one storage, two keys) saves as safetensors, which refuses shared
+    storage: the writer stores them apart; what comes back equals what went in, dtype kept."""
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)).to(torch.float64)
+    model[1].weight = model[0].weight
+    path = save_checkpoint(model, tmp_path / "tied.safetensors")
+    back = load_checkpoint(path).state_dict
+    assert set(back) == set(model.state_dict()) and back["1.weight"].dtype == torch.float64
+    assert all(torch.equal(back[key], value) for key, value in model.state_dict().items())
+    with pytest.raises(SenetError, match="give a file path in an existing folder"):
+        save_checkpoint(model, tmp_path / "missing" / "tied.pth")
+    ours = save_checkpoint(build_model(MODEL), tmp_path / "ours.pth")
+    convert(ours, tmp_path / "converted.pth")
+    saved, converted = (torch.load(tmp_path / name, weights_only=True) for name in ("ours.pth", "converted.pth"))
+    assert saved.keys() == converted.keys() == {"state_dict", "senet"}
+    assert all(torch.equal(saved["state_dict"][k], v) for k, v in converted["state_dict"].items())
+    assert converted["senet"]["model"] == saved["senet"]["model"] == MODEL
+
+
+def test_resolve_fills_missing_step_counters_and_materialize_needs_its_weights(se_state, tmp_path):
+    """A Caffe port has no num_batches_tracked: resolve still fits (counters are optional), its state
+    holds zero counters, and materialize loads it strictly; a Resolved without weights is refused."""
+    path = tmp_path / "no_counters.pth"
+    torch.save({k: v for k, v in se_state.items() if not k.endswith("num_batches_tracked")}, path)
+    resolved = resolve(load_checkpoint(path))
+    counters = [key for key in se_state if key.endswith("num_batches_tracked")]
+    assert counters and all(resolved.state[key].item() == 0 for key in counters)
+    model = materialize(resolved)
+    assert torch.equal(model.state_dict()["fc.weight"], se_state["fc.weight"])
+    with pytest.raises(SenetError, match="no weights to load"):
+        materialize(Resolved(resolved.config, "given"))
