@@ -14,7 +14,7 @@ import pytest
 
 import senet_cli
 from senet_cli.attention import ATTENTION
-from senet_cli.cli import options as cli_options
+from senet_cli.cli import flags
 from senet_cli.cli.catalogue_view import readme_tables
 from senet_cli.cli.errors import message
 from senet_cli.cli.profile_cmd import Dtype, Mode
@@ -163,8 +163,8 @@ def test_cli_choices_are_the_librarys_tuples():
     def values(enum) -> tuple[str, ...]:
         return tuple(member.value for member in enum)
 
-    assert values(cli_options.Variant) == VARIANTS and values(cli_options.Placement) == PLACEMENTS
-    assert values(cli_options.Device) == DEVICES and values(Dtype) == DTYPES and values(Mode) == MODES
+    assert values(flags.Variant) == VARIANTS and values(flags.Placement) == PLACEMENTS
+    assert values(flags.Device) == DEVICES and values(Dtype) == DTYPES and values(Mode) == MODES
     from senet_cli.cli.count_cmd import Counter
 
     assert values(Counter) == ("native", *COUNTERS, "all")
