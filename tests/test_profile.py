@@ -54,6 +54,7 @@ def test_min_time_runs_at_least_five_rounds():
     assert result.model.iterations >= 5
 
 
+@pytest.mark.slow  # trains (forward, backward, SGD step) and times it
 def test_train_mode_and_amp_run():
     result = profile("se_resnet18_cifar", mode="train", amp=True, **FAST).results[0]
     assert result.model.latency_ms.median > 0
