@@ -15,6 +15,7 @@ from closed_forms import (
     se_block_macs,
     se_block_params,
 )
+from quick import slow_except
 
 import senet_cli
 from senet_cli.attention import ATTENTION
@@ -88,7 +89,12 @@ def test_quadratic_modules_macs_grow_with_the_square_of_the_positions():
     assert large - 4 * small == pairwise(14 * 14) - 4 * pairwise(7 * 7) == 12 * pairwise(7 * 7)
 
 
-@pytest.mark.parametrize("name", senet_cli.list_models())
+# quick subset: every attention module on one small ResNet, and each other family once
+QUICK_FAMILIES = ("se_mobilenet_v2", "se_shufflenet_v2_x1_0", "se_vgg16_bn", "se_inception_v3", "resnet18_cifar")
+
+
+@pytest.mark.parametrize("name", slow_except(senet_cli.list_models(),
+                                             lambda n: n.endswith("_resnet18_cifar") or n in QUICK_FAMILIES))
 def test_rows_add_up_and_nothing_is_left_uncounted(name):
     report = senet_cli.count(name)
     for measure in ("params", "macs", "elementwise_ops"):
@@ -113,12 +119,12 @@ def test_vgg_units_carry_their_conv_and_bn_in_counts():
     assert first.macs - first.attention_macs == 32 * 32 * 64 * 27
 
 
-@pytest.mark.parametrize("name", [
+@pytest.mark.parametrize("name", slow_except([
     "resnet18", "se_resnet50", "cbam_resnet18", "eca_resnet34", "se_resnext50_32x4d",
     # the extended zoo: matrix products (DANet, Non-local, GC), SK's branches, the other families
     "danet_resnet18", "nonlocal_resnet18", "gc_resnet18", "sk_resnet18", "coord_mobilenet_v2",
     "bam_shufflenet_v2_x1_0", "triplet_inception_v3",
-])
+], lambda n: n in ("se_resnet50", "sk_resnet18")))  # quick: the paper's model and a conv-replacing module
 def test_conv_and_linear_macs_agree_with_fvcore(name):
     config = make_config(name)
     shape = input_shape(config, 64 if "inception" not in name else 96, 1)

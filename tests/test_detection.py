@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from quick import slow_except
 
 from senet_cli import inspect, load_checkpoint
 from senet_cli.attention import ATTENTION
@@ -32,7 +33,9 @@ DETECTION_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,options", DETECTION_CASES, ids=[f"{n}-{o}" for n, o in DETECTION_CASES])
+@pytest.mark.parametrize("name,options", slow_except(  # quick: each module's CIFAR ResNet, every option case
+    DETECTION_CASES, lambda case: case[0].endswith("resnet34_cifar") or bool(case[1]),
+    ids=lambda case: f"{case[0]}-{case[1]}"))
 def test_detection_recovers_every_registered_configuration(name, options):
     config = make_config(name, **options)
     assert detect(skeleton(config).shapes).config == config

@@ -67,6 +67,7 @@ def _senet(args: list[str], processes: int | None) -> subprocess.CompletedProces
     return subprocess.run(launcher + args, capture_output=True, text=True, env=environment, timeout=240)
 
 
+@pytest.mark.slow  # launches torchrun
 def test_two_processes_give_the_one_process_report(dataset):
     root, checkpoint = dataset
     reports = {}
@@ -96,6 +97,7 @@ def test_two_processes_give_the_one_process_report(dataset):
     assert [c["name"] for c in one["candidates"]] == [c["name"] for c in two["candidates"]]
 
 
+@pytest.mark.slow  # launches torchrun
 def test_an_unreadable_image_is_skipped_on_its_rank_and_with_strict_ends_the_run_in_one_line(dataset, tmp_path):
     root, checkpoint = dataset
     broken = tmp_path / "images"

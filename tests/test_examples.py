@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
+@pytest.mark.slow  # sweeps the table's models
 def test_senet_table10_example_runs_and_prints_the_sweep():
     result = subprocess.run([sys.executable, str(EXAMPLES / "senet_table10.py")],
                             capture_output=True, text=True, timeout=120, check=True)
@@ -17,6 +20,7 @@ def test_senet_table10_example_runs_and_prints_the_sweep():
     assert "| 2 | 45,699,240 | 45.7M |" in result.stdout
 
 
+@pytest.mark.slow  # trains a model on the digits
 def test_inspect_digits_example_trains_saves_and_inspects(tmp_path):
     """One epoch on the digits (about 15 s on 2 cores), then `senet inspect` with per-class profiles."""
     result = subprocess.run([sys.executable, str(EXAMPLES / "inspect_digits.py"), "--epochs", "1", "--out",

@@ -31,6 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save as save_bytes
@@ -247,6 +248,7 @@ def _model_checkpoint(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # fuzzes: hundreds of generated cases in a memory-capped child
 def test_hostile_checkpoints_and_images_load_or_fail_in_one_line(tmp_path, cli):
     started = time.perf_counter()
     with warnings.catch_warnings():  # torch's beta and deprecation notes on the odd tensors made on purpose

@@ -301,6 +301,7 @@ KEYS = {  # one key of each layout, as the official code names it, and its shape
 }
 
 
+@pytest.mark.slow  # the official repositories' full-size models, built and run twice
 @pytest.mark.parametrize("case", list(CASES))
 def test_official_checkpoint_is_recognised_loads_strictly_and_computes_the_same(case, tmp_path):
     make, layout_name, size, zoo_name = CASES[case]

@@ -27,6 +27,7 @@ def test_statistics_follow_numpy_conventions():
     assert LatencyStats.from_samples([0.001]).p90 == 1.0  # one sample: every percentile is it
 
 
+@pytest.mark.slow  # times real models round after round
 def test_profile_times_model_and_baseline_and_derives_overhead():
     report = profile("se_resnet18_cifar", batches=(1, 2), **FAST)
     assert [r.batch for r in report.results] == [1, 2]
@@ -42,6 +43,7 @@ def test_profile_times_model_and_baseline_and_derives_overhead():
     assert report.timing.device == "cpu" and report.threads == torch.get_num_threads()
 
 
+@pytest.mark.slow  # times real models round after round
 def test_plain_models_have_no_baseline_and_per_stage_ablation_covers_each_stage():
     plain = profile("resnet18_cifar", **FAST).results[0]
     assert plain.baseline is None and plain.overhead_pct is None
@@ -54,6 +56,7 @@ def test_min_time_runs_at_least_five_rounds():
     assert result.model.iterations >= 5
 
 
+@pytest.mark.slow  # trains (forward, backward, SGD step) and times it
 def test_train_mode_and_amp_run():
     result = profile("se_resnet18_cifar", mode="train", amp=True, **FAST).results[0]
     assert result.model.latency_ms.median > 0
@@ -144,6 +147,7 @@ def test_cuda_amp_train_and_per_stage_run():
     assert trained.model.latency_ms.median > 0
 
 
+@pytest.mark.slow  # times real models round after round
 def test_time_modules_times_foreign_modules_with_the_same_harness():
     from torchvision.models import resnet18
 
@@ -160,6 +164,7 @@ def test_time_modules_times_foreign_modules_with_the_same_harness():
         time_modules(modules, iters=0)
 
 
+@pytest.mark.slow  # times real models round after round
 def test_single_stage_ablation_is_the_baseline_and_iters_excludes_min_time():
     result = profile("se_resnet18_cifar", per_stage=True, stages="4", **FAST).results[0]
     (cost,) = result.per_stage

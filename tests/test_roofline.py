@@ -140,6 +140,7 @@ def test_a_noisy_batch_gets_a_caution_line_and_a_json_field():
     assert "batch 1 is noisy" in caution and "se_resnet18_cifar: p10-p90 spread 239% of the median" in caution
 
 
+@pytest.mark.slow  # times a real model
 def test_profile_puts_the_median_next_to_the_bound():
     report = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=2, warmup=0, roofline="cpu")
     (result,) = report.results

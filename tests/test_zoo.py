@@ -11,6 +11,7 @@ import pytest
 import torch
 import torchvision
 from closed_forms import block_channels, cbam_spatial_params, se_params
+from quick import slow_except
 
 import senet_cli
 from senet_cli.attention import ATTENTION
@@ -144,6 +145,7 @@ def test_whole_models_match_timm_and_the_papers():
 # --- weights and state-dict layouts -----------------------------------------------------------------
 
 
+@pytest.mark.slow  # full-size ImageNet models, real forward passes
 def test_torchvision_state_dicts_load_strictly_and_give_the_same_logits():
     torch.manual_seed(0)
     x = torch.randn(2, 3, 64, 64)
@@ -155,6 +157,7 @@ def test_torchvision_state_dicts_load_strictly_and_give_the_same_logits():
             torch.testing.assert_close(ours(x), reference(x))
 
 
+@pytest.mark.slow  # full-size ImageNet model, real forward pass
 def test_timm_seresnet50_state_dict_loads_strictly_and_gives_the_same_logits():
     timm = pytest.importorskip("timm")
     reference = timm.create_model("seresnet50", pretrained=False).eval()
@@ -166,6 +169,7 @@ def test_timm_seresnet50_state_dict_loads_strictly_and_gives_the_same_logits():
         torch.testing.assert_close(ours(x), reference(x))
 
 
+@pytest.mark.slow  # every family's full-size torchvision model, real forward passes
 @pytest.mark.parametrize("name", ["se_mobilenet_v2", "cbam_shufflenet_v2_x1_0", "bam_vgg16_bn", "eca_inception_v3",
                                   "sk_shufflenet_v2_x1_0", "sk_vgg16_bn"])
 def test_torchvision_weights_load_into_attention_models(name):
@@ -258,7 +262,8 @@ device in test_count's registry-wide test, which checks shapes through the whole
 FORWARD_CASES = BACKBONES.names() + [f"{a}_{b}" for a in ATTENTION for b in FORWARD_BACKBONES]
 
 
-@pytest.mark.parametrize("name", FORWARD_CASES)
+# quick subset: every module on one family
+@pytest.mark.parametrize("name", slow_except(FORWARD_CASES, lambda n: n.endswith("resnet18_cifar")))
 def test_every_attention_builds_and_runs_forward_on_every_family(name):
     torch.manual_seed(0)
     spec = BACKBONES.get(senet_cli.make_config(name).backbone)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from senet_cli.checkpoint.convert import CONVERT_TARGETS
-from senet_cli.cli.options import choices
+from senet_cli.cli.flags import choices
 from senet_cli.cli.output import check_output_path
 from senet_cli.errors import SenetError
 from senet_cli.render.tables import printable

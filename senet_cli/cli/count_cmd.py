@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from senet_cli.cli.options import (
+from senet_cli.cli.flags import (
     BUILD,
     AttentionClassOpt,
     BatchOpt,

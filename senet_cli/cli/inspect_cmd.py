@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from senet_cli.cli.options import (
+from senet_cli.cli.flags import (
     OUTPUT,
     AttentionClassOpt,
     Device,

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from senet_cli.cli.options import ForceOpt, FormatOpt, OutputPathOpt
+from senet_cli.cli.flags import ForceOpt, FormatOpt, OutputPathOpt
 from senet_cli.cli.output import OutputFormat, prepare_output, write_text
 from senet_cli.errors import SenetError
 

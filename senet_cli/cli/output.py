@@ -15,6 +15,7 @@ import typer
 
 from senet_cli.atomic import OutputError, atomic_path, check_writable, current
 from senet_cli.errors import SenetError
+from senet_cli.vocabulary import PLOT_FORMATS, plot_suffixes
 
 
 class OutputFormat(str, Enum):
@@ -25,7 +26,6 @@ class OutputFormat(str, Enum):
 
 
 _BY_SUFFIX = {".json": OutputFormat.json, ".csv": OutputFormat.csv, ".md": OutputFormat.md, ".txt": OutputFormat.table}
-PLOT_FORMATS = ("png", "svg", "pdf")  # what matplotlib writes for render.gate_plots
 
 
 def choose_format(requested: OutputFormat | None, output: Path | None) -> OutputFormat:
@@ -57,7 +57,7 @@ def check_output_path(path: Path, force: bool, flag: str = "--output") -> None:
 def check_plot_path(path: Path, force: bool) -> None:
     """Fail before any work for an unsupported extension, an existing file or a missing folder."""
     if path.suffix.lower().lstrip(".") not in PLOT_FORMATS:
-        raise SenetError(f"--plot takes a .png, .svg or .pdf path, got '{path.name}'")
+        raise SenetError(f"--plot takes a {plot_suffixes()} path, got '{path.name}'")
     check_output_path(path, force, flag="--plot")
 
 

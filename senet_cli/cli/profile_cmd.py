@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from senet_cli.cli.options import (
+from senet_cli.cli.flags import (
     AttentionClassOpt,
     Device,
     ForceOpt,
@@ -30,7 +30,8 @@ from senet_cli.cli.output import PLOT_HERE, LazyProgress, check_plot_path, defau
 from senet_cli.count.roofline import PRESETS
 from senet_cli.errors import SenetError
 from senet_cli.options import parse_int_list
-from senet_cli.profile.timing import DTYPES, MODES, Timing
+from senet_cli.profile.timing import MODES, Timing
+from senet_cli.vocabulary import DTYPES
 
 TIMING = "Timing"
 Dtype = choices("Dtype", DTYPES)

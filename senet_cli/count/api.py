@@ -13,7 +13,7 @@ from senet_cli.count.results import Baseline, CountReport, Overhead
 from senet_cli.count.roofline import DevicePeaks, OpTimer, Roofline, parse_device
 from senet_cli.errors import ArgumentError, UnknownChoiceError
 from senet_cli.options import ExternalConfig, ModelConfig
-from senet_cli.profile.timing import DTYPES
+from senet_cli.vocabulary import DTYPES
 from senet_cli.zoo import as_config, baseline_config, input_shape, paused_gc
 
 

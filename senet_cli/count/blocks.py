@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from senet_cli import vocabulary
 from senet_cli.attention.base import AttentionModule
 from senet_cli.backbones import BACKBONES
 from senet_cli.count.dispatch import Trace, trace_costs
@@ -34,11 +35,11 @@ def measure(
 ) -> tuple[tuple[int, int, int, int], list[BlockCount], dict[str, int]]:
     """Build on the meta device, trace one forward, split the costs into stem, blocks and head.
 
-    dtype: the weights' and input's dtype (a name in profile.timing.DTYPES); amp: a float32 model
+    dtype: the weights' and input's dtype (a name in vocabulary.DTYPES); amp: a float32 model
     under float16 autocast, simulated (dispatch._AutocastOnMeta). Only bytes depend on them.
     op_time: when given, each row also gets its roofline bound, summed op by op."""
     model = build_on_meta(config)
-    torch_dtype = getattr(torch, dtype)
+    torch_dtype = vocabulary.torch_dtype(dtype)
     if torch_dtype != torch.float32:  # the model is built in float32; _apply over every module costs
         model.to(torch_dtype)
     inputs = torch.empty(shape, device="meta", dtype=torch_dtype)
@@ -154,7 +155,7 @@ def measure_external(
     from senet_cli.zoo.foreign import build_external, external_blocks, find_attention, without_attention
 
     model = build_external(config, meta=True)
-    torch_dtype = getattr(torch, dtype)
+    torch_dtype = vocabulary.torch_dtype(dtype)
     if torch_dtype != torch.float32:
         model.to(torch_dtype)
     found = find_attention(model, config.attention_classes)

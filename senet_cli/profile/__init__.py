@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from senet_cli.profile.api import profile, time_modules
 from senet_cli.profile.results import BatchResult, LatencyStats, Measurement, ProfileReport, StageCost
-from senet_cli.profile.timing import DTYPES, MODES, Timing
+from senet_cli.profile.timing import MODES, Timing
+from senet_cli.vocabulary import DTYPES
 
 __all__ = [
     "DTYPES", "MODES", "BatchResult", "LatencyStats", "Measurement", "ProfileReport", "StageCost", "Timing",

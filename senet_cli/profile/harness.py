@@ -18,9 +18,8 @@ from torch import nn
 
 from senet_cli.profile.results import LatencyStats, Measurement
 from senet_cli.profile.timing import Timing
+from senet_cli.vocabulary import torch_dtype
 from senet_cli.zoo import resolve_device
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def prepare(timing: Timing) -> torch.device:
@@ -71,7 +70,7 @@ class Runner:
 
     @classmethod
     def prepare(cls, name: str, model: nn.Module, timing: Timing, device: torch.device) -> Runner:
-        model = model.to(device=device, dtype=DTYPES[timing.dtype])
+        model = model.to(device=device, dtype=torch_dtype(timing.dtype))
         if timing.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.train(timing.mode == "train")
@@ -83,7 +82,7 @@ def time_runners(runners: Mapping[str, Runner], batch: int, size: tuple[int, int
                  device: torch.device, num_classes: int,
                  on_round: Callable[[int, int], None] | None) -> dict[str, Measurement]:
     """Warm each runner up, then time all of them round-robin until `timing` says stop."""
-    x = torch.randn(batch, 3, *size, device=device, dtype=DTYPES[timing.dtype])
+    x = torch.randn(batch, 3, *size, device=device, dtype=torch_dtype(timing.dtype))
     if timing.channels_last:
         x = x.to(memory_format=torch.channels_last)
     labels = torch.randint(0, num_classes, (batch,), device=device)

@@ -8,10 +8,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from senet_cli.errors import ArgumentError, UnknownChoiceError
-from senet_cli.zoo import DEVICES
+from senet_cli.vocabulary import DEVICES, DTYPES
 
-DTYPES = ("float32", "float16", "bfloat16")
-"""Weights and input dtype. `amp` instead keeps float32 weights and runs under autocast."""
 MODES = ("inference", "train")
 """inference: eval mode under torch.inference_mode(); train: forward, cross-entropy, backward, SGD step."""
 DEFAULT_ITERS = 30

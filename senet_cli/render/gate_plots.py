@@ -19,8 +19,6 @@ from senet_cli.inspect.results import GateStats, InspectReport
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-FORMATS = ("png", "svg", "pdf")
-"""The figure formats `plot_gates` writes, chosen by the path's extension."""
 MAX_CLASSES = 10
 MAX_CHANNELS = 128  # beyond this the lines merge into a band; the JSON has every channel
 PROFILES_PER_ROW = 3

@@ -8,8 +8,8 @@ from typing import Any
 from senet_cli.backbones import BACKBONES
 from senet_cli.errors import DeviceUnavailableError, OptionError, UnknownChoiceError
 from senet_cli.options import ExternalConfig, ModelConfig, parse_int
+from senet_cli.vocabulary import DEVICES
 
-DEVICES = ("cpu", "cuda")
 EXTERNAL_INPUT = 224
 """The input side of a model outside the zoo when none is given (ImageNet's)."""
 

@@ -280,6 +280,7 @@ def test_tutorial_pre_activation_senet_is_recognised_and_refused(tmp_path):
         resolve(_load_raw(state, tmp_path))
 
 
+@pytest.mark.slow  # full-size ResNet-50s, Cadene's and ours, run for real
 @pytest.mark.parametrize("name, kind, blocks, groups, variant", [
     ("se_resnet50", "resnet", (3, 4, 6, 3), 1, "v1-caffe"),
     ("se_resnext50_32x4d", "resnext", (3, 4, 6, 3), 32, "v1.5-caffe"),
@@ -321,6 +322,7 @@ def test_senet_pytorch_linear_se_is_se_resnet_without_bias(tmp_path):
     _same_logits(materialize(resolved), original, 64)
 
 
+@pytest.mark.slow  # timm's SK ResNets and ours, full size, run for real
 @pytest.mark.parametrize("timm_name, ours, options", [
     ("skresnet18", "sk_resnet18", {"ratio": 8, "min_channels": 16, "split_input": True}),
     ("skresnext50_32x4d", "sk_resnext50_32x4d", {}),
@@ -347,6 +349,7 @@ def test_timm_sk34_parameter_count_and_keys_on_meta():
     assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in theirs.items()}
 
 
+@pytest.mark.slow  # timm's full-size legacy SENets and ours, run for real
 @pytest.mark.parametrize("timm_name", ["legacy_seresnet50", "legacy_seresnext50_32x4d"])
 def test_timms_legacy_cadene_ports_are_recognised_with_equal_logits(timm_name, tmp_path):
     timm = pytest.importorskip("timm")
@@ -377,6 +380,7 @@ def test_each_foreign_layout_is_claimed_by_exactly_one_layout():
 # --- senet convert -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a full-size SE-ResNeXt-50 converted, loaded into timm's and run
 def test_convert_writes_our_layout_with_metadata_and_back_to_timms(tmp_path):
     ours, foreign = _foreign("cadene", "se_resnext50_32x4d", variant="v1.5-caffe", num_classes=10)
     torch.save(foreign, tmp_path / "cadene.pth")

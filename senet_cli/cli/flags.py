@@ -18,7 +18,7 @@ from senet_cli.cli.errors import flag
 from senet_cli.cli.output import OutputFormat, quiet_rank
 from senet_cli.errors import SenetError
 from senet_cli.options import COMMON_OPTION_NAMES, PLACEMENTS, VARIANTS
-from senet_cli.zoo import DEVICES
+from senet_cli.vocabulary import DEVICES
 
 BUILD = "Build options"
 OUTPUT = "Output"

@@ -13,16 +13,17 @@ from pathlib import Path
 import pytest
 
 import senet_cli
+from senet_cli import vocabulary
 from senet_cli.attention import ATTENTION
-from senet_cli.cli import options as cli_options
+from senet_cli.cli import flags
 from senet_cli.cli.catalogue_view import readme_tables
 from senet_cli.cli.errors import message
 from senet_cli.cli.profile_cmd import Dtype, Mode
 from senet_cli.count.references import COUNTERS
 from senet_cli.errors import ArgumentError
 from senet_cli.options import PLACEMENTS, VARIANTS
-from senet_cli.profile.timing import DTYPES, MODES
-from senet_cli.zoo import DEVICES
+from senet_cli.profile.timing import MODES
+from senet_cli.vocabulary import DEVICES, DTYPES
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "senet_cli"
@@ -89,6 +90,69 @@ def test_backbones_only_build_and_the_library_never_imports_the_cli():
                            for t in targets), module
     backbone_code = " ".join(path.read_text() for path in (PACKAGE / "backbones").glob("*.py"))
     assert "_fits" not in backbone_code  # detection-only code lives in checkpoint/fits.py
+
+
+JOBS = ("count", "profile", "inspect")
+ALLOWED_BETWEEN_JOBS = {("profile", "count")}
+"""profile computes count's roofline bound beside its timings; no other job imports another."""
+
+
+def _package_of(module: str) -> str:
+    """The top-level part of senet_cli a module belongs to: "senet_cli.count.api" -> "count"."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_jobs_import_the_shared_vocabulary_and_never_each_other():
+    graph = import_graph()
+    between = {(_package_of(module), _package_of(target)): f"{module} -> {target}"
+               for module, targets in graph.items() for target in targets
+               if _package_of(module) in JOBS and _package_of(target) in JOBS
+               and _package_of(module) != _package_of(target)}
+    assert {edge: why for edge, why in between.items() if edge not in ALLOWED_BETWEEN_JOBS} == {}
+    # the vocabulary sits below every job: it imports nothing of ours but the exceptions it raises
+    assert graph["senet_cli.vocabulary"] <= {"senet_cli.errors"}
+    for job in ("count", "profile"):  # each takes a dtype name and checks it against the vocabulary
+        assert any(target == "senet_cli.vocabulary" for module, targets in graph.items()
+                   if _package_of(module) == job for target in targets), job
+
+
+VOCABULARY = {"DEVICES": vocabulary.DEVICES, "DTYPES": vocabulary.DTYPES, "PLOT_FORMATS": vocabulary.PLOT_FORMATS}
+
+
+def test_devices_dtypes_and_plot_formats_are_spelt_in_one_module():
+    """No other module defines these names or writes one of these sets out again (a tuple, list,
+    set or dict literal holding exactly its strings), so adding a dtype or a format is one edit."""
+    spelt = {frozenset(values): name for name, values in VOCABULARY.items()}
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path == PACKAGE / "vocabulary.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            found += [f"{path.name}: defines {t.id}" for t in targets
+                      if isinstance(t, ast.Name) and t.id in VOCABULARY]
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set, ast.Dict)):
+                items = node.keys if isinstance(node, ast.Dict) else node.elts
+                strings = frozenset(i.value for i in items if isinstance(i, ast.Constant) and isinstance(i.value, str))
+                if strings in spelt and len(strings) == len(items):
+                    found.append(f"{path.name}:{node.lineno}: spells {spelt[strings]} again")
+    assert found == []
+
+
+def test_a_dtype_name_becomes_torchs_dtype_in_one_helper():
+    import torch
+
+    assert {name: vocabulary.torch_dtype(name) for name in vocabulary.DTYPES} == {
+        "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    for name in ("float64", "nn", "__name__"):  # real attributes of torch, none of them a dtype we take
+        with pytest.raises(senet_cli.SenetError, match=f"unknown dtype '{name}'.*accepted: float32"):
+            vocabulary.torch_dtype(name)
+    assert vocabulary.plot_suffixes() == ".png, .svg or .pdf"
+    code = "import sys\nimport senet_cli.vocabulary\nprint('torch' in sys.modules)"
+    assert _run_python(code) == "False"
 
 
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
@@ -164,8 +228,8 @@ def test_cli_choices_are_the_librarys_tuples():
     def values(enum) -> tuple[str, ...]:
         return tuple(member.value for member in enum)
 
-    assert values(cli_options.Variant) == VARIANTS and values(cli_options.Placement) == PLACEMENTS
-    assert values(cli_options.Device) == DEVICES and values(Dtype) == DTYPES and values(Mode) == MODES
+    assert values(flags.Variant) == VARIANTS and values(flags.Placement) == PLACEMENTS
+    assert values(flags.Device) == DEVICES and values(Dtype) == DTYPES and values(Mode) == MODES
     from senet_cli.cli.count_cmd import Counter
 
     assert values(Counter) == ("native", *COUNTERS, "all")
