@@ -37,19 +37,26 @@ from senet_cli.errors import SenetError
 SCHEMA = 1
 """The device file's format version; a file of another version is refused with one line."""
 
-KINDS = ("conv", "matmul", "memory")
-"""Shape classes' kinds: convolutions, other multiply-accumulate ops (mm, addmm, bmm, ...), and ops
-without MACs, whose time is their bytes."""
+KINDS = ("conv", "matmul", "max_pool", "avg_pool", "memory")
+"""Shape classes' kinds: convolutions, other multiply-accumulate ops (mm, addmm, bmm, ...), max and
+average pooling (windowed kernels that run far below a copy's bandwidth on a CPU: ResNet's 3x3/2
+max pool with indices ran at 0.25 GB/s on this project's CPU, a copy at 17), and other ops without
+MACs, whose time is their bytes."""
 
 CONV_OPS = frozenset({"convolution", "_convolution", "conv2d", "conv1d", "conv3d", "cudnn_convolution",
                       "mkldnn_convolution"})
 
 
 def op_kind(op: str, macs: int) -> str:
-    """The kind of a traced op: `conv` or `matmul` for ops with MACs (by name), else `memory`."""
+    """The kind of a traced op: `conv` or `matmul` for ops with MACs (by name), `max_pool` or
+    `avg_pool` for pooling ops (by name), else `memory`."""
     if not macs:
-        return "memory"
+        return "max_pool" if "max_pool" in op else "avg_pool" if "avg_pool" in op else "memory"
     return "conv" if op in CONV_OPS else "matmul"
+
+
+BYTES_KINDS = frozenset({"max_pool", "avg_pool", "memory"})
+"""Kinds whose rate is a bandwidth (GB/s) looked up by bytes, not a compute rate."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ class RatePoint:
     """One calibrated shape: what it is, its count (count's conventions), its median time per call
     (the per-op cost included) and the rate achieved once the per-op cost is taken off.
 
-    rate: TFLOPS (2 x MACs / s, 10^12) for conv and matmul; GB/s (10^9 bytes / s) for memory."""
+    rate: TFLOPS (2 x MACs / s, 10^12) for conv and matmul; GB/s (10^9 bytes / s) for pooling and memory."""
 
     kind: str
     label: str
@@ -89,19 +96,20 @@ class DeviceCalibration:
     @property
     def peak_tflops(self) -> float:
         """The best compute rate measured (TFLOPS): the calibrated device's roofline peak."""
-        rates = [p.rate for p in self.points if p.kind != "memory"]
+        rates = [p.rate for p in self.points if p.kind not in BYTES_KINDS]
         return max(rates) if rates else math.inf
 
     @property
     def bandwidth_gbs(self) -> float:
         """The best bandwidth measured (GB/s): the calibrated device's roofline bandwidth."""
-        rates = [p.rate for p in self.points if p.kind == "memory"]
+        rates = [p.rate for p in self.points if p.kind in BYTES_KINDS]
         return max(rates) if rates else math.inf
 
     def compute_tflops(self, kind: str, macs: int, moved_bytes: int) -> float:
         """The achieved rate of the calibrated shape nearest to (macs, macs per byte) in log space,
         among points of the same kind (of any compute kind when that kind was not calibrated)."""
-        candidates = [p for p in self.points if p.kind == kind] or [p for p in self.points if p.kind != "memory"]
+        candidates = [p for p in self.points if p.kind == kind] or [p for p in self.points
+                                                                    if p.kind not in BYTES_KINDS]
         if not candidates:
             return math.inf
         size, intensity = math.log10(max(macs, 1)), math.log10(max(macs, 1) / max(moved_bytes, 1))
@@ -112,10 +120,12 @@ class DeviceCalibration:
 
         return min(candidates, key=distance).rate
 
-    def bandwidth_for(self, moved_bytes: int) -> float:
-        """The achieved bandwidth (GB/s) for an op moving `moved_bytes`: linear in log bytes between
-        the two calibrated sizes around it, the nearest one's outside their range."""
-        points = sorted((p.bytes, p.rate) for p in self.points if p.kind == "memory")
+    def bandwidth_for(self, moved_bytes: int, kind: str = "memory") -> float:
+        """The achieved bandwidth (GB/s) for an op of `kind` (a pooling kind or memory) moving `moved_bytes`:
+        linear in log bytes between the two calibrated sizes around it, the nearest one's outside
+        their range. A kind without points of its own uses the memory points."""
+        points = (sorted((p.bytes, p.rate) for p in self.points if p.kind == kind)
+                  or sorted((p.bytes, p.rate) for p in self.points if p.kind == "memory"))
         if not points:
             return math.inf
         if moved_bytes <= points[0][0]:
@@ -133,7 +143,8 @@ class DeviceCalibration:
         bandwidth for its size) + the per-op cost."""
         kind = op_kind(op, macs)
         compute = 2.0 * macs / (self.compute_tflops(kind, macs, moved_bytes) * 1e12) if macs else 0.0
-        memory = moved_bytes / (self.bandwidth_for(moved_bytes) * 1e9) if moved_bytes else 0.0
+        memory = moved_bytes / (self.bandwidth_for(moved_bytes, kind if kind in BYTES_KINDS else "memory") * 1e9)
+        memory = memory if moved_bytes else 0.0
         return max(compute, memory) + self.op_cost_us * 1e-6
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,8 +156,8 @@ class DeviceCalibration:
             "torch_version": self.torch_version, "created": self.created, "seconds": self.seconds,
             "method": self.method,
             "units": "op_cost_us, median_us: microseconds (median); rate: TFLOPS (2 x MACs per second / 1e12) for "
-                     "conv and matmul, GB/s (1e9 bytes per second) for memory; macs and bytes as `senet count` "
-                     "counts them",
+                     "conv and matmul, GB/s (1e9 bytes per second) for pooling and memory; macs and bytes as "
+                     "`senet count` counts them",
         }
 
     @classmethod
@@ -169,7 +180,7 @@ class DeviceCalibration:
         if bad or not (math.isfinite(calibration.op_cost_us) and calibration.op_cost_us >= 0):
             raise SenetError(f"{where} holds unusable figures (a rate that is not positive, an unknown kind or a "
                              f"negative per-op cost){': ' + bad[0] if bad else ''}")
-        if not any(p.kind == "memory" for p in points) or not any(p.kind != "memory" for p in points):
+        if not any(p.kind == "memory" for p in points) or not any(p.kind not in BYTES_KINDS for p in points):
             raise SenetError(f"{where} needs at least one memory and one compute point")
         return calibration
 

@@ -9,6 +9,8 @@ block, so a time is the work on the GPU, launch included):
 - achieved bandwidth: a module computing `x * 2.0` (read once, write once, out of place as eager
   models do) on float tensors from 64 KiB (within any last-level cache) to 256 MiB (well past it);
   bandwidth = bytes / (median - per-op cost).
+- pooling (a max pool and adaptive average pools), as bandwidth: these windowed kernels run far
+  below a copy's bandwidth on a CPU;
 - achieved compute: convolutions and matmuls of the shapes the zoo's models run at 224x224 (ResNet
   stems, 3x3 and 1x1 convs of each stage, SK's grouped and MobileNet's depthwise convs, SE's and
   CBAM's small convs, ECA's 1-D conv, classifier matmuls), at two batch sizes; rate = 2 x MACs /
@@ -26,7 +28,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from senet_cli.count.latency import DeviceCalibration, RatePoint
+from senet_cli.count.latency import BYTES_KINDS, DeviceCalibration, RatePoint
 from senet_cli.errors import ArgumentError, UnknownChoiceError
 from senet_cli.profile.timing import DTYPES
 
@@ -63,6 +65,12 @@ LINEAR_SHAPES: tuple[tuple[str, int, int], ...] = (
     ("linear 256->16 (SE with nn.Linear)", 256, 16),
     ("linear 1024->1000 (MobileNetV3)", 1024, 1000),
 )
+POOL_SHAPES: tuple[tuple[str, int, int, str], ...] = (
+    ("max pool 3x3/2 64 @112 (ResNet stem)", 64, 112, "max"),
+    ("adaptive avg pool 256 @56 -> 1 (SE squeeze)", 256, 56, "avg"),
+    ("adaptive avg pool 2048 @7 -> 1 (head)", 2048, 7, "avg"),
+)
+"""(label, channels, input side, max or avg): pooling, kinds of their own (count/latency.py KINDS)."""
 DEFAULT_BATCHES = {"cpu": (1, 8), "cuda": (1, 64)}
 
 
@@ -102,7 +110,7 @@ def calibrate(
     torch_device = harness.prepare(Timing(device=device, dtype=dtype, threads=threads))
     torch_dtype = getattr(torch, dtype)
     batches = tuple(batches or DEFAULT_BATCHES[torch_device.type])
-    total = 1 + len(memory_bytes) + len(batches) * (len(conv_shapes) + len(linear_shapes))
+    total = 1 + len(memory_bytes) + len(batches) * (len(conv_shapes) + len(linear_shapes) + len(POOL_SHAPES))
     done = 0
 
     def step() -> None:
@@ -135,6 +143,11 @@ def calibrate(
             shape = (batch, cin, side, side)
             points.append(_compute_point(f"conv {label}, batch {batch}", conv, shape, torch_device, torch_dtype,
                                          median_us, op_cost))
+            step()
+        for label, channels, side, how in POOL_SHAPES:
+            pool = nn.MaxPool2d(3, 2, 1) if how == "max" else nn.AdaptiveAvgPool2d(1)
+            x = torch.randn(batch, channels, side, side, device=torch_device, dtype=torch_dtype)
+            points.append(_point(f"{how}_pool", f"{label}, batch {batch}", pool, x, median_us(pool, x), op_cost))
             step()
         for label, fin, fout in linear_shapes:
             shape = (batch, fin)
@@ -191,7 +204,7 @@ def _point(kind: str, label: str, module: Any, x: Any, median: float, op_cost: f
     macs = sum(op.macs for op in trace.ops)
     moved = sum(op.bytes for op in trace.ops)
     work_s = max(median - op_cost, median * 0.05) * 1e-6  # never credit more than 20x the raw rate
-    rate = 2.0 * macs / work_s / 1e12 if kind != "memory" else moved / work_s / 1e9
+    rate = moved / work_s / 1e9 if kind in BYTES_KINDS else 2.0 * macs / work_s / 1e12
     return RatePoint(kind, label, macs, moved, median, rate)
 
 
