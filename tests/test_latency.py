@@ -193,3 +193,18 @@ def test_profile_puts_the_median_next_to_the_prediction(tmp_path):
     assert entry["predicted_overhead_pct"] == pytest.approx(counted.predicted_overhead_pct)
     assert report.to_dict()["roofline"]["calibrated"] is True
     assert math.isfinite(entry["baseline_predicted_ms"])
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_calibration_measures_the_gpu():
+    """On a GPU (benchmarks/gpu_check.sh runs this): the device file names it, and the prediction
+    for a model is above its bound and within 100x of it (launches dominate at batch 1)."""
+    import torch
+
+    from senet_cli.profile.calibrate import calibrate
+
+    calibration = calibrate("cuda", batches=(1,), min_run_time=0.02)
+    assert calibration.device == "cuda" and calibration.name == torch.cuda.get_device_name()
+    assert 0 < calibration.op_cost_us < 1000
+    roof = senet_cli.count("se_resnet18", roofline=calibrated_device(calibration)).roofline
+    assert roof.ms <= roof.predicted_ms < 100 * roof.ms + 1.0
