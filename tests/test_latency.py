@@ -43,6 +43,17 @@ def test_a_compute_bound_op_takes_its_macs_at_its_shape_class_rate_plus_the_op_c
     assert device.op_seconds("addmm", 10**6, 10**4) == pytest.approx(4e-6 + 5e-6)
 
 
+def test_the_shape_class_is_the_nearest_in_macs_and_depth():
+    """Depth (MACs per output element) tells a depthwise conv (9) from a dense one (576) of the same size."""
+    points = (RatePoint("conv", "dense 3x3", 10**8, 10**6, 0.0, 1.0, depth=576),
+              RatePoint("conv", "depthwise 3x3", 10**6, 10**6, 0.0, 0.01, depth=9),
+              RatePoint("memory", "copy", 0, 10**6, 0.0, 10.0))
+    device = DeviceCalibration("cpu", "synthetic", "float32", 1, 0.0, points)
+    assert device.compute_tflops("conv", 10**7, 10**6, depth=9) == 0.01  # log distance (1, 0) vs (1, 1.8)
+    assert device.compute_tflops("conv", 10**7, 10**6, depth=576) == 1.0
+    assert device.op_seconds("convolution", 10**7, 10**3, 9) == pytest.approx(2e7 / 1e10)
+
+
 def test_a_memory_bound_op_takes_its_bytes_at_the_bandwidth_for_its_size():
     device = synthetic()
     assert device.op_seconds("add", 0, 10**6) == pytest.approx(1e6 / 10e9 + 5e-6)  # 100 us + 5 us
@@ -144,6 +155,7 @@ def test_calibrate_measures_and_writes_its_schema(tmp_path):
     assert kinds.count("memory") == 2 and {"conv", "matmul", "max_pool", "avg_pool"} <= set(kinds)
     conv = next(p for p in data["points"] if p["kind"] == "conv")
     assert conv["macs"] == 16 * 16 * 9 * 16 * 16 and conv["bytes"] == 4 * (2 * 16 * 16 * 16 + 16 * 16 * 9)
+    assert conv["depth"] == 16 * 9  # MACs per output element
     copy = next(p for p in data["points"] if p["kind"] == "memory")
     assert copy["bytes"] == 2 * 2**12  # x * 2.0: read once, written once
     assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration

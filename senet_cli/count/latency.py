@@ -6,9 +6,10 @@ batch 1 on a GPU, measured times were 2x to 50x the bound. The prediction here i
 with three corrections, each measured by calibrate on the machine itself:
 
 - compute time at the *achieved* rate of the op's shape class: a conv or matmul is charged at the
-  rate calibrate measured for the calibrated shape nearest to it in (log MACs, log MACs per byte),
-  so a depthwise 3x3 or a 1x1 conv on a 1x1 map (SE's excitation) is not credited with the rate of
-  a large 3x3 conv;
+  rate calibrate measured for the calibrated shape nearest to it in (log MACs, log depth), depth
+  being the MACs per output element (a conv's C_in / groups x kernel area, a matmul's K), so a
+  depthwise 3x3 (depth 9) or a 1x1 conv on a 1x1 map (SE's excitation: few MACs) is not credited
+  with the rate of a large 3x3 conv (depth 576 and more);
 - bytes time at the bandwidth achieved for tensors of that size (interpolated in log bytes between
   calibrated sizes: within the last-level cache a copy runs faster than from DRAM);
 - a fixed cost per op: dispatch, the module call and (on CUDA) the kernel launch, measured from a
@@ -72,6 +73,7 @@ class RatePoint:
     bytes: int
     median_us: float
     rate: float
+    depth: int = 0  # MACs per output element (0: not a conv or matmul)
 
 
 @dataclass(frozen=True)
@@ -105,9 +107,10 @@ class DeviceCalibration:
         rates = [p.rate for p in self.points if p.kind in BYTES_KINDS]
         return max(rates) if rates else math.inf
 
-    def compute_tflops(self, kind: str, macs: int, moved_bytes: int) -> float:
-        """The achieved rate of the calibrated shape nearest to (macs, macs per byte) in log space,
-        among points of the same kind (of any compute kind when that kind was not calibrated)."""
+    def compute_tflops(self, kind: str, macs: int, moved_bytes: int, depth: int = 0) -> float:
+        """The achieved rate of the calibrated shape nearest to (macs, depth) in log space, among
+        points of the same kind (of any compute kind when that kind was not calibrated); MACs per
+        byte stand in for depth where either depth is unknown (0)."""
         candidates = [p for p in self.points if p.kind == kind] or [p for p in self.points
                                                                     if p.kind not in BYTES_KINDS]
         if not candidates:
@@ -115,8 +118,11 @@ class DeviceCalibration:
         size, intensity = math.log10(max(macs, 1)), math.log10(max(macs, 1) / max(moved_bytes, 1))
 
         def distance(point: RatePoint) -> float:
-            return ((math.log10(max(point.macs, 1)) - size) ** 2
-                    + (math.log10(max(point.macs, 1) / max(point.bytes, 1)) - intensity) ** 2)
+            if depth and point.depth:
+                shape = math.log10(point.depth) - math.log10(depth)
+            else:
+                shape = math.log10(max(point.macs, 1) / max(point.bytes, 1)) - intensity
+            return (math.log10(max(point.macs, 1)) - size) ** 2 + shape**2
 
         return min(candidates, key=distance).rate
 
@@ -138,11 +144,11 @@ class DeviceCalibration:
                 return low_rate + share * (high_rate - low_rate)
         return points[-1][1]  # unreachable: the sizes are sorted and bracket moved_bytes
 
-    def op_seconds(self, op: str, macs: int, moved_bytes: int) -> float:
+    def op_seconds(self, op: str, macs: int, moved_bytes: int, depth: int = 0) -> float:
         """Predicted seconds of one traced op: max(compute at its class's rate, bytes at the achieved
         bandwidth for its size) + the per-op cost."""
         kind = op_kind(op, macs)
-        compute = 2.0 * macs / (self.compute_tflops(kind, macs, moved_bytes) * 1e12) if macs else 0.0
+        compute = 2.0 * macs / (self.compute_tflops(kind, macs, moved_bytes, depth) * 1e12) if macs else 0.0
         memory = moved_bytes / (self.bandwidth_for(moved_bytes, kind if kind in BYTES_KINDS else "memory") * 1e9)
         memory = memory if moved_bytes else 0.0
         return max(compute, memory) + self.op_cost_us * 1e-6
@@ -168,7 +174,8 @@ class DeviceCalibration:
                              "write one with `senet calibrate --output DEVICE.json`")
         try:
             points = tuple(RatePoint(str(p["kind"]), str(p["label"]), int(p["macs"]), int(p["bytes"]),
-                                     float(p["median_us"]), float(p["rate"])) for p in data["points"])
+                                     float(p["median_us"]), float(p["rate"]), int(p.get("depth", 0)))
+                           for p in data["points"])
             calibration = cls(str(data["device"]), str(data["name"]), str(data["dtype"]), int(data["threads"]),
                               float(data["op_cost_us"]), points, str(data.get("torch_version", "")),
                               str(data.get("created", "")), float(data.get("seconds", 0.0)),

@@ -51,12 +51,15 @@ CONV_SHAPES: tuple[ConvShape, ...] = (
     ("1x1 512->128 @28", 512, 128, 1, 1, 1, 28),
     ("1x1 1024->256 @14", 1024, 256, 1, 1, 1, 14),
     ("1x1 2048->512 @7", 2048, 512, 1, 1, 1, 7),
+    ("1x1 24->96 @28 (MobileNet)", 24, 96, 1, 1, 1, 28),
+    ("1x1 96->576 @7 (MobileNet)", 96, 576, 1, 1, 1, 7),
     ("3x3 g32 128->128 @56 (SK, ResNeXt)", 128, 128, 3, 1, 32, 56),
     ("dw 3x3 96 @56 (MobileNet)", 96, 96, 3, 1, 96, 56),
     ("dw 5x5 240 @28 (EfficientNet)", 240, 240, 5, 1, 240, 28),
     ("dw 3x3 672 @14", 672, 672, 3, 1, 672, 14),
-    ("1x1 256->16 @1 (SE excitation)", 256, 16, 1, 1, 1, 1),
+    ("1x1 256->16 @1 (SE excitation)", 256, 16, 1, 1, 1, 1),  # on a 1x1 map: with a bias, as SE's convs
     ("1x1 2048->128 @1 (SE excitation)", 2048, 128, 1, 1, 1, 1),
+    ("1x1 96->24 @1 (MobileNet SE)", 96, 24, 1, 1, 1, 1),
     ("7x7 2->1 @56 (CBAM spatial)", 2, 1, 7, 1, 1, 56),
 )
 LINEAR_SHAPES: tuple[tuple[str, int, int], ...] = (
@@ -139,7 +142,7 @@ def calibrate(
         step()
     for batch in batches:
         for label, cin, cout, kernel, stride, groups, side in conv_shapes:
-            conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False)
+            conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=side == 1)
             shape = (batch, cin, side, side)
             points.append(_compute_point(f"conv {label}, batch {batch}", conv, shape, torch_device, torch_dtype,
                                          median_us, op_cost))
@@ -203,9 +206,10 @@ def _point(kind: str, label: str, module: Any, x: Any, median: float, op_cost: f
     trace = trace_costs(meta, torch.empty(x.shape, device="meta", dtype=x.dtype))
     macs = sum(op.macs for op in trace.ops)
     moved = sum(op.bytes for op in trace.ops)
+    depth = max((op.depth for op in trace.ops), default=0)
     work_s = max(median - op_cost, median * 0.05) * 1e-6  # never credit more than 20x the raw rate
     rate = moved / work_s / 1e9 if kind in BYTES_KINDS else 2.0 * macs / work_s / 1e12
-    return RatePoint(kind, label, macs, moved, median, rate)
+    return RatePoint(kind, label, macs, moved, median, rate, depth)
 
 
 def _cpu_name() -> str:
