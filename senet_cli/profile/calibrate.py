@@ -5,17 +5,19 @@ runs until `min_run_time` has passed, the median over blocks; on CUDA it synchro
 block, so a time is the work on the GPU, launch included):
 
 - the per-op cost: a chain of CHAIN tiny module calls, each an elementwise op on a 1-element tensor,
-  timed as one run; its median / CHAIN. Dispatch, the module call and the launch, with next to no work.
+  timed as one run; its median / CHAIN, measured at the start, halfway and at the end, the median of
+  the three kept. Dispatch, the module call and the launch, with next to no work.
 - achieved bandwidth: a module computing `x * 2.0` (read once, write once, out of place as eager
   models do) on float tensors from 64 KiB (within any last-level cache) to 256 MiB (well past it);
   bandwidth = bytes / (median - per-op cost).
 - pooling (a max pool and adaptive average pools), as bandwidth: these windowed kernels run far
   below a copy's bandwidth on a CPU;
 - achieved compute: convolutions and matmuls of the shapes the zoo's models run at 224x224 (ResNet
-  stems, 3x3 and 1x1 convs of each stage, SK's grouped and MobileNet's depthwise convs, SE's and
-  CBAM's small convs, ECA's 1-D conv, classifier matmuls), at two batch sizes; rate = 2 x MACs /
-  (median - per-op cost). MACs and bytes are count's own (the same module traced on the meta
-  device), so the model charges an op by the figures it was calibrated with.
+  stems, 3x3 and 1x1 convs of each stage, SK's grouped and MobileNet's depthwise and pointwise
+  convs, SE's and CBAM's small convs, classifier matmuls), at two batch sizes; rate = 2 x MACs /
+  (median - per-op cost), the work's share never below half the median. MACs and bytes are
+  count's own (the same module traced on the meta device), so the model charges an op by the
+  figures it was calibrated with.
 
 The whole run takes 10-40 s on a CPU (the largest shapes dominate) and a few seconds on a GPU.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -131,7 +134,9 @@ def calibrate(
             return timer.blocked_autorange(min_run_time=min_run_time).median * 1e6
 
     tiny = torch.ones(1, device=torch_device, dtype=torch_dtype)
-    op_cost = median_us(nn.Sequential(*(_Scale() for _ in range(CHAIN))), tiny) / CHAIN
+    chain = nn.Sequential(*(_Scale() for _ in range(CHAIN)))
+    op_costs = [median_us(chain, tiny) / CHAIN]  # measured again halfway and at the end: the median of three
+    op_cost = op_costs[0]
     step()
     points: list[RatePoint] = []
     size = torch.finfo(torch_dtype).bits // 8
@@ -140,6 +145,7 @@ def calibrate(
         points.append(_point("memory", f"x * 2.0, {nbytes / 2**20:g} MiB", _Scale(), x, median_us(_Scale(), x),
                              op_cost))
         step()
+    op_costs.append(median_us(chain, tiny) / CHAIN)
     for batch in batches:
         for label, cin, cout, kernel, stride, groups, side in conv_shapes:
             conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=side == 1)
@@ -157,6 +163,9 @@ def calibrate(
             points.append(_compute_point(f"{label}, batch {batch}", nn.Linear(fin, fout), shape, torch_device,
                                          torch_dtype, median_us, op_cost))
             step()
+    op_costs.append(median_us(chain, tiny) / CHAIN)
+    op_cost = sorted(op_costs)[1]
+    points = [_with_op_cost(point, op_cost) for point in points]
     name = torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else _cpu_name()
     return DeviceCalibration(
         device=torch_device.type, name=name, dtype=dtype, threads=torch.get_num_threads(), op_cost_us=op_cost,
@@ -207,9 +216,16 @@ def _point(kind: str, label: str, module: Any, x: Any, median: float, op_cost: f
     macs = sum(op.macs for op in trace.ops)
     moved = sum(op.bytes for op in trace.ops)
     depth = max((op.depth for op in trace.ops), default=0)
-    work_s = max(median - op_cost, median * 0.05) * 1e-6  # never credit more than 20x the raw rate
-    rate = moved / work_s / 1e9 if kind in BYTES_KINDS else 2.0 * macs / work_s / 1e12
-    return RatePoint(kind, label, macs, moved, median, rate, depth)
+    return _with_op_cost(RatePoint(kind, label, macs, moved, median, 0.0, depth), op_cost)
+
+
+def _with_op_cost(point: RatePoint, op_cost: float) -> RatePoint:
+    """`point` with its rate: its MACs (or bytes) over its median less the per-op cost, the work's
+    share never taken below half the median (so noise in the per-op cost cannot credit a tiny op
+    with more than twice its raw rate)."""
+    work_s = max(point.median_us - op_cost, point.median_us * 0.5) * 1e-6
+    rate = point.bytes / work_s / 1e9 if point.kind in BYTES_KINDS else 2.0 * point.macs / work_s / 1e12
+    return replace(point, rate=rate)
 
 
 def _cpu_name() -> str:
