@@ -149,11 +149,10 @@ def _split_rows(
 
     stage_of = dict(blocks)
     return [
-        BlockCount(name, stage_of.get(name), *totals[name],  # type: ignore[arg-type]
+        BlockCount(name, stage_of.get(name), *totals[name],  # type: ignore[arg-type, call-arg]
                    *((bounds[name][0] * 1e3, bounds[name][1] * 1e3) if op_time is not None else (None, None)),
-                   kernels=kernels[name][0], attention_kernels=kernels[name][1],
-                   **({"predicted_ms": predicted[name][0] * 1e3, "attention_predicted_ms": predicted[name][1] * 1e3}
-                      if predict is not None else {}))
+                   kernels[name][0], kernels[name][1],
+                   *((predicted[name][0] * 1e3, predicted[name][1] * 1e3) if predict is not None else (None, None)))
         for name in names
     ]
 

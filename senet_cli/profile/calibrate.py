@@ -159,8 +159,7 @@ def calibrate(
             points.append(_point(f"{how}_pool", f"{label}, batch {batch}", pool, x, median_us(pool, x), op_cost))
             step()
         for label, fin, fout in linear_shapes:
-            shape = (batch, fin)
-            points.append(_compute_point(f"{label}, batch {batch}", nn.Linear(fin, fout), shape, torch_device,
+            points.append(_compute_point(f"{label}, batch {batch}", nn.Linear(fin, fout), (batch, fin), torch_device,
                                          torch_dtype, median_us, op_cost))
             step()
     op_costs.append(median_us(chain, tiny) / CHAIN)

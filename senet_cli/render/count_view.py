@@ -58,8 +58,9 @@ def _latency_cells(row: BlockCount) -> tuple[str, ...]:
 
 def _latency_totals(report: CountReport) -> tuple[str, ...]:
     roof = report.roofline
-    predicted = (f"{roof.predicted_ms:,.4f}",
-                 f"{sum(r.attention_predicted_ms or 0.0 for r in report.rows):,.4f}") if _predicts(report) else ()
+    predicted: tuple[str, ...] = ()
+    if roof is not None and roof.predicted_ms is not None:
+        predicted = (f"{roof.predicted_ms:,.4f}", f"{sum(r.attention_predicted_ms or 0.0 for r in report.rows):,.4f}")
     return (str(report.kernels), str(report.attention_total("kernels")), *predicted)
 
 

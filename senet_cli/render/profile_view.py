@@ -42,7 +42,7 @@ def _noise(m: Measurement) -> str:
 
 def profile_table(report: ProfileReport) -> TableData:
     bound = report.roofline is not None
-    predicted = bound and report.roofline.calibration is not None
+    predicted = report.roofline is not None and report.roofline.calibration is not None
     headers = ("batch", "median (ms)", "p10-p90 (ms)", "images/s", "peak MiB", "baseline median (ms)",
                "baseline images/s", "overhead", *(("bound (ms)", "median / bound") if bound else ()),
                *(("predicted (ms)", "median / predicted") if predicted else ()))
