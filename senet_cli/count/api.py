@@ -97,7 +97,7 @@ def _predictor(device: DevicePeaks | None, dtype: str, amp: bool) -> Any:
     if amp or dtype != calibration.dtype:
         asked = "float32 under autocast" if amp else dtype
         raise ArgumentError("{roofline} was calibrated in {calibrated}, not {asked}; count in {calibrated} or "
-                            "calibrate again with --dtype", arguments=("roofline",), calibrated=calibration.dtype,
+                            "calibrate again in that dtype", arguments=("roofline",), calibrated=calibration.dtype,
                             asked=asked)
     return calibration.op_seconds
 

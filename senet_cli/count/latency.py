@@ -171,7 +171,7 @@ class DeviceCalibration:
         """A calibration from its JSON; one-line SenetError for anything that is not one."""
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise SenetError(f"{where} is not a `senet calibrate` device file (schema {SCHEMA}); "
-                             "write one with `senet calibrate --output DEVICE.json`")
+                             "write one with `senet calibrate`")
         try:
             points = tuple(RatePoint(str(p["kind"]), str(p["label"]), int(p["macs"]), int(p["bytes"]),
                                      float(p["median_us"]), float(p["rate"]), int(p.get("depth", 0)))
@@ -198,8 +198,7 @@ class DeviceCalibration:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise SenetError(f"device file {path} does not exist; write one with `senet calibrate --output "
-                             f"{path.name}`") from None
+            raise SenetError(f"device file {path} does not exist; write one with `senet calibrate`") from None
         except (OSError, UnicodeDecodeError) as error:
             raise SenetError(f"cannot read device file {path}: {error.__class__.__name__}") from None
         try:
@@ -210,5 +209,5 @@ class DeviceCalibration:
 
 
 def is_device_file(spec: str) -> bool:
-    """True when a --roofline value names a device file rather than a preset or PEAK,BW."""
+    """True when a roofline device names a device file rather than a preset or PEAK,BW."""
     return spec.strip().lower().endswith(".json")

@@ -185,7 +185,7 @@ def _bound_notes(results: Sequence[BatchResult], peaks: DevicePeaks | None, timi
     if above:
         batches = ", ".join(f"batch {r.batch} ({r.over_bound:.2f}x)" for r in above)
         notes.append(f"the {peaks.name} bound is above the measured median at {batches}: no bound for this machine; "
-                     "measure it with `senet calibrate --output DEVICE.json` and pass --roofline DEVICE.json")
+                     "measure it with `senet calibrate` and give its device file as the roofline")
     calibration = peaks.calibration
     if calibration is not None and (calibration.device != timing.device or
                                     (timing.device == "cpu" and calibration.threads != threads)):

@@ -25,8 +25,8 @@ def calibration_table(calibration: DeviceCalibration) -> TableData:
         headers=("kind", "shape", "MACs (M)", "MB moved", "median (us)", "achieved"), rows=rows, left_columns=2,
         caption=caption,
         notes=("achieved rate: 2 x MACs (or bytes) / (median - per-op cost); medians of "
-               "torch.utils.benchmark's blocked_autorange; pass the JSON file to count and profile as "
-               "--roofline DEVICE.json",),
+               "torch.utils.benchmark's blocked_autorange; give the JSON file to count and profile as their "
+               "roofline device",),
     )
 
 
