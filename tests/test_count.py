@@ -158,10 +158,11 @@ def test_json_contract_keys():
     data = senet_cli.count("se_resnet18").to_dict()
     assert {"model", "options", "input", "params", "macs", "elementwise_ops", "baseline", "overhead",
             "blocks"} <= set(data)
-    assert set(data["baseline"]) == {"model", "params", "macs", "elementwise_ops", "bytes"}
+    assert set(data["baseline"]) == {"model", "params", "macs", "elementwise_ops", "bytes", "kernels"}
     assert {"params", "macs", "elementwise_ops", "params_pct", "macs_pct"} <= set(data["overhead"])
     assert set(data["blocks"][0]) == {"name", "stage", "params", "macs", "elementwise_ops", "attention_params",
-                                      "attention_macs", "attention_elementwise_ops", "bytes", "attention_bytes"}
+                                      "attention_macs", "attention_elementwise_ops", "bytes", "attention_bytes",
+                                      "kernels", "attention_kernels"}  # predicted_ms only with a calibrated device
     assert data["input"] == [1, 3, 224, 224] and data["blocks"][0]["name"] == "layer1.0"
 
 

@@ -57,13 +57,17 @@ def test_the_bound_sums_every_op_of_every_row():
 
 
 def test_presets_carry_dense_peaks_and_a_source_and_pick_the_peak_by_precision():
-    assert {"h100", "h200", "a100", "l4", "cpu"} <= set(PRESETS)
+    assert {"h100", "h200", "a100", "l4", "rtx-3090", "rtx-4090"} <= set(PRESETS)
+    assert "cpu" not in PRESETS  # a nominal CPU figure bounds no particular machine (#22): calibrate instead
     for preset in PRESETS.values():
         assert preset.source and preset.bandwidth_gbs > 0 and preset.fp16_tflops >= preset.fp32_tflops > 0
     h100 = PRESETS["h100"]
     assert h100.peak_tflops("float32") == 494.7  # TF32 convolutions: PyTorch's cuDNN default
     assert h100.peak_tflops("float16") == h100.peak_tflops("float32", amp=True) == 989.4
-    assert PRESETS["cpu"].peak_tflops("float32") == PRESETS["cpu"].fp32_tflops
+    assert PRESETS["rtx-3090"].peak_tflops("float16") == 142.0 and PRESETS["rtx-4090"].bandwidth_gbs == 1008.0
+    assert preset_for_gpu("NVIDIA GeForce RTX 3090").name == "rtx-3090"
+    assert preset_for_gpu("NVIDIA GeForce RTX 4090").name == "rtx-4090"
+    assert preset_for_gpu("NVIDIA GeForce RTX 3090 Ti") is None and preset_for_gpu("NVIDIA GeForce RTX 4090 D") is None
     assert preset_for_gpu("NVIDIA H100 80GB HBM3").name == "h100"
     assert preset_for_gpu("NVIDIA H100 PCIe").name == "h100-pcie"
     assert preset_for_gpu("NVIDIA A100-SXM4-80GB").name == "a100" and preset_for_gpu("Tesla T4") is None
@@ -142,13 +146,13 @@ def test_a_noisy_batch_gets_a_caution_line_and_a_json_field():
 
 @pytest.mark.slow  # times a real model
 def test_profile_puts_the_median_next_to_the_bound():
-    report = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=2, warmup=0, roofline="cpu")
+    report = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=2, warmup=0, roofline="h100")
     (result,) = report.results
-    counted = senet_cli.count("se_resnet18_cifar", roofline="cpu").roofline
+    counted = senet_cli.count("se_resnet18_cifar", roofline="h100").roofline
     assert result.roofline_ms == pytest.approx(counted.ms)
     assert result.baseline_roofline_ms == pytest.approx(counted.baseline_ms)
     assert result.over_bound == pytest.approx(result.model.latency_ms.median / counted.ms)
-    assert report.to_dict()["roofline"]["device"] == "cpu"
+    assert report.to_dict()["roofline"]["device"] == "h100"
     assert senet_cli.profile("resnet18_cifar", input_size=32, iters=2, warmup=0).roofline is None  # auto on CPU
 
 
@@ -161,7 +165,7 @@ def test_a_bound_that_cannot_be_counted_leaves_the_timing_and_says_so(monkeypatc
         raise senet_cli.SenetError("meta device cannot trace this model")
 
     monkeypatch.setattr(sys.modules["senet_cli.count"], "count", failing)  # the package, not the function
-    report = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=2, warmup=0, roofline="cpu")
+    report = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=2, warmup=0, roofline="h100")
     (result,) = report.results
     assert result.model is not None and result.roofline_ms is None
     assert any("no roofline bound at batch 1: meta device cannot trace" in note for note in report.notes)

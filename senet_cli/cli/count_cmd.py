@@ -64,9 +64,9 @@ def count_command(
     amp: Annotated[bool, typer.Option("--amp", help="Bytes of a float32 model under float16 autocast (simulated: "
                                       "conv/linear/matmul in float16).")] = False,
     roofline: Annotated[Optional[str], typer.Option(
-        metavar="DEVICE|PEAK_TFLOPS,BANDWIDTH_GBS", show_default=False,
+        metavar="DEVICE|PEAK_TFLOPS,BANDWIDTH_GBS|DEVICE.json", show_default=False,
         help=f"Bound the time op by op on a device: {', '.join(PRESETS)}, or its peak TFLOPS and "
-        "memory GB/s (989,3350).")] = None,
+        "memory GB/s (989,3350); a `senet calibrate` file also predicts the time (predicted_ms).")] = None,
     plot: Annotated[Optional[Path], typer.Option(metavar="[PATH]", show_default=False,
                                                  help="Write a figure of the per-block overhead (.png, .svg or .pdf). "
                                                  "With no path: MODEL.count.png here.")] = None,

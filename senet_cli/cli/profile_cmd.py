@@ -67,9 +67,10 @@ def profile_command(
                                             help="Attribute latency to each stage's attention by ablation.",
                                             rich_help_panel=TIMING)] = False,
     roofline: Annotated[str, typer.Option(
-        metavar="auto|none|DEVICE|PEAK_TFLOPS,BANDWIDTH_GBS", rich_help_panel=TIMING,
+        metavar="auto|none|DEVICE|PEAK_TFLOPS,BANDWIDTH_GBS|DEVICE.json", rich_help_panel=TIMING,
         help=f"Put each median next to count's roofline bound on a device ({', '.join(PRESETS)}, or peak TFLOPS "
-        "and GB/s); auto: the GPU's own preset when its name is known; none: no bound.")] = "auto",
+        "and GB/s); a `senet calibrate` file also gives the predicted time; auto: the GPU's own preset when its "
+        "name is known; none: no bound.")] = "auto",
     plot: Annotated[Optional[Path], typer.Option(metavar="[PATH]", show_default=False,
                                                  help="Write a figure of latency, throughput and memory per batch "
                                                  "(.png, .svg or .pdf). With no path: MODEL.profile.png here.")] = None,

@@ -40,8 +40,9 @@ def count(
     references: other counters to run on a real copy of the model ("fvcore", "thop").
     dtype, amp: the precision bytes are counted in (a DTYPES name; amp: a float32 model under
     float16 autocast, simulated); MACs, elementwise ops and params do not depend on them.
-    roofline: a device (a roofline.PRESETS name, "PEAK_TFLOPS,BANDWIDTH_GBS" or a DevicePeaks) to
-    bound the time on, op by op (see count/roofline.py).
+    roofline: a device (a roofline.PRESETS name, "PEAK_TFLOPS,BANDWIDTH_GBS", a `senet calibrate`
+    device file DEVICE.json or a DevicePeaks) to bound the time on, op by op (see count/roofline.py);
+    a calibrated device also predicts the time (count/latency.py).
     """
     config = as_config(model, options, attention_classes)
     shape = input_shape(config, input_size, batch)
@@ -53,18 +54,19 @@ def count(
                             arguments={"amp": ("amp", True), "dtype": "dtype"})
     device = parse_device(roofline) if roofline is not None else None
     timer = OpTimer(device.peak_tflops(dtype, amp), device.bandwidth_gbs) if device is not None else None
+    predict = _predictor(device, dtype, amp)
     if isinstance(config, ExternalConfig):
-        return _count_external(config, shape, counters, dtype, amp, device, timer)
+        return _count_external(config, shape, counters, dtype, amp, device, timer, predict)
     from senet_cli.count.blocks import measure
     from senet_cli.count.references import reference_counts
 
     op_time = timer.seconds if timer is not None else None
     with paused_gc():
-        totals, rows, uncounted = measure(config, shape, dtype, amp, op_time)
+        totals, rows, uncounted = measure(config, shape, dtype, amp, op_time, predict)
         if config.attention is None:
             base_totals, base_rows = totals, rows
         else:
-            base_totals, base_rows, _ = measure(baseline_config(config), shape, dtype, amp, op_time)
+            base_totals, base_rows, _ = measure(baseline_config(config), shape, dtype, amp, op_time, predict)
     params, macs, elementwise, moved = totals
     stem, *blocks, head = rows
     return CountReport(
@@ -76,8 +78,8 @@ def count(
         stem=stem,
         blocks=tuple(blocks),
         head=head,
-        baseline=Baseline(config.backbone, *base_totals),
-        overhead=_overhead(totals, base_totals),
+        baseline=Baseline(config.backbone, *base_totals, kernels=_kernels(base_rows)),
+        overhead=_overhead(totals, base_totals, _kernels(rows), _kernels(base_rows)),
         uncounted_ops=tuple(sorted(uncounted.items())),
         references=reference_counts(config, shape, counters),
         bytes=moved,
@@ -87,33 +89,58 @@ def count(
     )
 
 
+def _predictor(device: DevicePeaks | None, dtype: str, amp: bool) -> Any:
+    """The per-op prediction of a calibrated device, refused for a precision it was not calibrated in."""
+    if device is None or device.calibration is None:
+        return None
+    calibration = device.calibration
+    if amp or dtype != calibration.dtype:
+        asked = "float32 under autocast" if amp else dtype
+        raise ArgumentError("{roofline} was calibrated in {calibrated}, not {asked}; count in {calibrated} or "
+                            "calibrate again in that dtype", arguments=("roofline",), calibrated=calibration.dtype,
+                            asked=asked)
+    return calibration.op_seconds
+
+
+def _kernels(rows: Sequence[Any]) -> int:
+    return sum(row.kernels for row in rows)
+
+
 def _roofline(device: DevicePeaks, timer: OpTimer, rows: Sequence[Any], base_rows: Sequence[Any] | None) -> Roofline:
-    """The model's bound, and its baseline's (None for a model outside the zoo without a pass-through)."""
+    """The model's bound, and its baseline's (None for a model outside the zoo without a pass-through);
+    with a calibrated device, the same for the predicted time."""
     ms = sum(row.roofline_ms for row in rows)
     baseline_ms = sum(row.roofline_ms for row in base_rows) if base_rows is not None else None
+    predicted = baseline_predicted = predicted_overhead = None
+    if device.calibration is not None:
+        predicted = sum(row.predicted_ms for row in rows)
+        baseline_predicted = sum(row.predicted_ms for row in base_rows) if base_rows is not None else None
+        predicted_overhead = None if baseline_predicted is None else _pct(predicted, baseline_predicted)
     return Roofline(
         device=device.name, peak_tflops=timer.peak_tflops, bandwidth_gbs=timer.bandwidth_gbs, ms=ms,
         baseline_ms=baseline_ms,
         overhead_pct=None if baseline_ms is None else (ms - baseline_ms) / baseline_ms * 100.0 if baseline_ms else 0.0,
         memory_bound_ms=sum(row.memory_bound_ms for row in rows), source=device.source,
+        predicted_ms=predicted, baseline_predicted_ms=baseline_predicted, predicted_overhead_pct=predicted_overhead,
+        op_cost_us=device.calibration.op_cost_us if device.calibration is not None else None,
     )
 
 
 def _count_external(config: ExternalConfig, shape: tuple[int, int, int, int], counters: tuple[str, ...], dtype: str,
-                    amp: bool, device: DevicePeaks | None, timer: OpTimer | None) -> CountReport:
+                    amp: bool, device: DevicePeaks | None, timer: OpTimer | None, predict: Any = None) -> CountReport:
     from senet_cli.count.blocks import measure_external
     from senet_cli.count.references import reference_counts
     from senet_cli.zoo.foreign import baseline_name, notes
 
     op_time = timer.seconds if timer is not None else None
     with paused_gc():
-        totals, rows, uncounted, base, found = measure_external(config, shape, dtype, amp, op_time)
+        totals, rows, uncounted, base, found = measure_external(config, shape, dtype, amp, op_time, predict)
     if not found:
         base = totals, rows  # nothing to remove: the model is its own baseline, as a plain backbone is
     baseline = overhead = None
     if base is not None:
-        baseline = Baseline(baseline_name(config) if found else config.name, *base[0])
-        overhead = _overhead(totals, base[0])
+        baseline = Baseline(baseline_name(config) if found else config.name, *base[0], kernels=_kernels(base[1]))
+        overhead = _overhead(totals, base[0], _kernels(rows), _kernels(base[1]))
     classes: dict[str, int] = {}
     for item in found:
         classes[item.class_name] = classes.get(item.class_name, 0) + 1
@@ -129,7 +156,8 @@ def _count_external(config: ExternalConfig, shape: tuple[int, int, int, int], co
     )
 
 
-def _overhead(totals: tuple[int, int, int, int], base: tuple[int, int, int, int]) -> Overhead:
+def _overhead(totals: tuple[int, int, int, int], base: tuple[int, int, int, int], kernels: int = 0,
+              base_kernels: int = 0) -> Overhead:
     (params, macs, elementwise, moved), (base_params, base_macs, base_elementwise, base_moved) = totals, base
     return Overhead(
         params=params - base_params,
@@ -140,8 +168,10 @@ def _overhead(totals: tuple[int, int, int, int], base: tuple[int, int, int, int]
         elementwise_ops_pct=_pct(elementwise, base_elementwise),
         bytes=moved - base_moved,
         bytes_pct=_pct(moved, base_moved),
+        kernels=kernels - base_kernels,
+        kernels_pct=_pct(kernels, base_kernels),
     )
 
 
-def _pct(value: int, base: int) -> float:
+def _pct(value: float, base: float) -> float:
     return (value - base) / base * 100.0 if base else 0.0

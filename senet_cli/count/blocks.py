@@ -27,17 +27,20 @@ if TYPE_CHECKING:
 
 OpTime = Callable[[int, int], tuple[float, bool]]
 """(macs, bytes) -> (seconds, memory-bound): roofline.OpTimer.seconds."""
+OpPredict = Callable[[str, int, int, int], float]
+"""(op name, macs, bytes, depth) -> predicted seconds: latency.DeviceCalibration.op_seconds."""
 
 
 def measure(
     config: ModelConfig, shape: tuple[int, int, int, int], dtype: str = "float32", amp: bool = False,
-    op_time: OpTime | None = None,
+    op_time: OpTime | None = None, predict: OpPredict | None = None,
 ) -> tuple[tuple[int, int, int, int], list[BlockCount], dict[str, int]]:
     """Build on the meta device, trace one forward, split the costs into stem, blocks and head.
 
     dtype: the weights' and input's dtype (a name in vocabulary.DTYPES); amp: a float32 model
     under float16 autocast, simulated (dispatch._AutocastOnMeta). Only bytes depend on them.
-    op_time: when given, each row also gets its roofline bound, summed op by op."""
+    op_time: when given, each row also gets its roofline bound, summed op by op; predict: its
+    predicted time on a calibrated device, likewise."""
     model = build_on_meta(config)
     torch_dtype = vocabulary.torch_dtype(dtype)
     if torch_dtype != torch.float32:  # the model is built in float32; _apply over every module costs
@@ -48,7 +51,7 @@ def measure(
     except RuntimeError as error:
         raise SenetError(f"{config.name} cannot run on input {list(shape)}: {first_line(error)}") from None
     spec = BACKBONES.get(config.backbone)
-    rows = _split_rows(model, trace, spec.block_paths(model), spec.block_members(model), op_time)
+    rows = _split_rows(model, trace, spec.block_paths(model), spec.block_members(model), op_time, predict=predict)
     totals = (
         sum(p.numel() for p in model.parameters()),
         sum(op.macs for op in trace.ops),
@@ -68,12 +71,13 @@ def _within(path: str, prefix: str) -> bool:
 
 def _split_rows(
     model: nn.Module, trace: Trace, blocks: list[tuple[str, int]], members: dict[str, str] | None = None,
-    op_time: OpTime | None = None, attention: list[str] | None = None,
+    op_time: OpTime | None = None, attention: list[str] | None = None, predict: OpPredict | None = None,
 ) -> list[BlockCount]:
     """Charge each op and parameter to one row: its block (or the block a module is a member of,
     see BackboneSpec.block_members), else the stem (before the first block ran) or the head. Within
     a row, the share inside attention modules (`attention`'s paths; default: the zoo's modules) is
-    reported separately."""
+    reported separately. Each row counts its kernels (traced ops: each launches work) and, with
+    `op_time` and `predict`, sums its ops' roofline bounds and predicted times."""
     members = members or {}
     attention_paths = attention if attention is not None else [
         path for path, m in model.named_modules() if isinstance(m, AttentionModule)
@@ -82,6 +86,8 @@ def _split_rows(
     index_of_block = {name: i + 1 for i, (name, _) in enumerate(blocks)}
     totals = {name: [0] * 8 for name in names}  # params, macs, elem, and attention's; bytes, attention's
     bounds = {name: [0.0, 0.0] for name in names}  # roofline seconds, of which memory-bound
+    kernels = {name: [0, 0] for name in names}  # ops that launch work, attention's
+    predicted = {name: [0.0, 0.0] for name in names}  # predicted seconds, attention's
 
     def block_of(path: str) -> str | None:
         parts = path.split(".")
@@ -114,7 +120,13 @@ def _split_rows(
             seconds, memory_bound = op_time(op.macs, op.bytes)
             bounds[row][0] += seconds
             bounds[row][1] += seconds if memory_bound else 0.0
-        if in_attention(op.module):
+        op_seconds = predict(op.op, op.macs, op.bytes, op.depth) if predict is not None else 0.0
+        attended = in_attention(op.module)
+        kernels[row][0] += 1
+        kernels[row][1] += attended
+        predicted[row][0] += op_seconds
+        predicted[row][1] += op_seconds if attended else 0.0
+        if attended:
             cell[4] += op.macs
             cell[5] += op.elementwise_ops
             cell[7] += op.bytes
@@ -138,15 +150,17 @@ def _split_rows(
 
     stage_of = dict(blocks)
     return [
-        BlockCount(name, stage_of.get(name), *totals[name],  # type: ignore[arg-type]
-                   *((bounds[name][0] * 1e3, bounds[name][1] * 1e3) if op_time is not None else (None, None)))
+        BlockCount(name, stage_of.get(name), *totals[name],  # type: ignore[arg-type, call-arg]
+                   *((bounds[name][0] * 1e3, bounds[name][1] * 1e3) if op_time is not None else (None, None)),
+                   kernels[name][0], kernels[name][1],
+                   *((predicted[name][0] * 1e3, predicted[name][1] * 1e3) if predict is not None else (None, None)))
         for name in names
     ]
 
 
 def measure_external(
     config: ExternalConfig, shape: tuple[int, int, int, int], dtype: str = "float32", amp: bool = False,
-    op_time: OpTime | None = None,
+    op_time: OpTime | None = None, predict: OpPredict | None = None,
 ) -> tuple[tuple[int, int, int, int], list[BlockCount], dict[str, int],
            tuple[tuple[int, int, int, int], list[BlockCount]] | None, tuple[FoundAttention, ...]]:
     """`measure()` for a model outside the zoo, its blocks and attention found by
@@ -169,7 +183,8 @@ def measure_external(
             raise SenetError(f"{what} cannot run on input {list(shape)}: {first_line(error)}") from None
         totals = (sum(p.numel() for p in model.parameters()), sum(op.macs for op in trace.ops),
                   sum(op.elementwise_ops for op in trace.ops), sum(op.bytes for op in trace.ops))
-        rows = _split_rows(model, trace, external_blocks(model, paths), op_time=op_time, attention=paths)
+        rows = _split_rows(model, trace, external_blocks(model, paths), op_time=op_time, attention=paths,
+                           predict=predict)
         assert totals == tuple(sum(getattr(r, k) for r in rows) for k in _MEASURES), "rows must add up to the totals"
         return totals, rows, trace
 

@@ -55,6 +55,7 @@ class OpRecord:
     macs: int
     elementwise_ops: int
     bytes: int = 0  # read and written, see formulas.moved_bytes
+    depth: int = 0  # MACs per output element (a conv's C_in / groups x kernel area, a matmul's K); 0 without MACs
 
 
 @dataclass
@@ -221,8 +222,18 @@ class _CostMode(TorchDispatchMode):
             return out
         moved = moved_bytes(func, args, kwargs, out)
         if macs or elementwise or moved:
-            self.trace.ops.append(OpRecord(self.stack[-1], op_name(packet), macs, elementwise, moved))
+            depth = macs // max(_output_numel(out), 1) if macs else 0
+            self.trace.ops.append(OpRecord(self.stack[-1], op_name(packet), macs, elementwise, moved, depth))
         return out
+
+
+def _output_numel(out: Any) -> int:
+    """Elements of an op's first tensor output (0 when it has none)."""
+    if isinstance(out, torch.Tensor):
+        return out.numel()
+    if isinstance(out, (tuple, list)):
+        return next((_output_numel(item) for item in out if isinstance(item, torch.Tensor)), 0)
+    return 0
 
 
 def trace_costs(model: nn.Module, inputs: torch.Tensor, autocast: torch.dtype | None = None) -> Trace:

@@ -28,6 +28,11 @@ BYTES_CONVENTION = (
     "out-of-place forms do; fused kernels (torch.compile, "
     "TensorRT) move fewer bytes, so this is not a lower bound for them; MB = 10^6 bytes"
 )
+KERNELS_CONVENTION = (
+    "kernels: ops that launch work in one eager forward pass (each traced op with MACs, elementwise ops "
+    "or bytes: views, reshapes and allocations are not counted); each costs a fixed dispatch/launch time, "
+    "which dominates at small batch"
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,10 @@ class BlockCount:
     attention_bytes: int = 0
     roofline_ms: float | None = None  # the row's roofline bound, when a device was given
     memory_bound_ms: float | None = None  # the part of roofline_ms spent in memory-bound ops
+    kernels: int = 0  # ops that launch work (count's traced ops: views and allocations are not among them)
+    attention_kernels: int = 0
+    predicted_ms: float | None = None  # predicted time on a calibrated device (count/latency.py)
+    attention_predicted_ms: float | None = None
 
     @property
     def memory_bound(self) -> bool | None:
@@ -64,6 +73,7 @@ class Baseline:
     macs: int
     elementwise_ops: int
     bytes: int = 0
+    kernels: int = 0
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,8 @@ class Overhead:
     elementwise_ops_pct: float
     bytes: int = 0
     bytes_pct: float = 0.0
+    kernels: int = 0
+    kernels_pct: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -124,8 +136,13 @@ class CountReport:
         """Stem, blocks, head: the rows that add up to the totals."""
         return (self.stem, *self.blocks, self.head)
 
+    @property
+    def kernels(self) -> int:
+        """Ops that launch work in one forward pass, summed over the rows."""
+        return sum(row.kernels for row in self.rows)
+
     def attention_total(self, measure: str) -> int:
-        """Sum of `attention_<measure>` over all rows (measure: params, macs, elementwise_ops, bytes)."""
+        """Sum of `attention_<measure>` over all rows (measure: params, macs, elementwise_ops, bytes, kernels)."""
         return sum(getattr(row, f"attention_{measure}") for row in self.rows)
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,6 +152,8 @@ class CountReport:
                 del entry["roofline_ms"], entry["memory_bound_ms"]
             else:
                 entry["memory_bound"] = block.memory_bound
+            if block.predicted_ms is None:
+                del entry["predicted_ms"], entry["attention_predicted_ms"]
             return entry
 
         roofline = None
@@ -149,6 +168,7 @@ class CountReport:
             "macs": self.macs,
             "elementwise_ops": self.elementwise_ops,
             "bytes": self.bytes,
+            "kernels": self.kernels,
             "dtype": self.dtype,
             "amp": self.amp,
             "attention": {
@@ -156,6 +176,7 @@ class CountReport:
                 "macs": self.attention_total("macs"),
                 "elementwise_ops": self.attention_total("elementwise_ops"),
                 "bytes": self.attention_total("bytes"),
+                "kernels": self.attention_total("kernels"),
             },
             "baseline": asdict(self.baseline) if self.baseline is not None else None,
             "overhead": asdict(self.overhead) if self.overhead is not None else None,
@@ -167,6 +188,7 @@ class CountReport:
             "references": [asdict(reference) for reference in self.references],
             "convention": CONVENTION,
             "bytes_convention": BYTES_CONVENTION,
+            "kernels_convention": KERNELS_CONVENTION,
             **({"attention_modules": dict(self.attention_modules), "notes": list(self.notes)}
                if isinstance(self.config, ExternalConfig) else {}),
         }

@@ -24,6 +24,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from senet_cli.count.latency import DeviceCalibration, is_device_file
 from senet_cli.errors import ArgumentError, UnknownChoiceError
 
 
@@ -33,7 +34,8 @@ class DevicePeaks:
 
     fp32_tflops: float32 on CUDA cores / vector units; tf32_tflops: float32 convolutions on tensor
     cores (None where the device has none); fp16_tflops: float16/bfloat16 on tensor cores;
-    bandwidth_gbs: memory bandwidth in GB/s (10^9 bytes per second).
+    bandwidth_gbs: memory bandwidth in GB/s (10^9 bytes per second). A device read from a
+    `senet calibrate` file carries its calibration; its peaks are the best rates measured there.
     """
 
     name: str
@@ -42,6 +44,7 @@ class DevicePeaks:
     fp16_tflops: float
     bandwidth_gbs: float
     source: str
+    calibration: DeviceCalibration | None = None  # a device file's measurements: predictions, not only bounds
 
     def peak_tflops(self, dtype: str = "float32", amp: bool = False) -> float:
         """The peak convolutions and matmuls run at in this precision. float32 uses the TF32
@@ -68,14 +71,21 @@ PRESETS: dict[str, DevicePeaks] = {
                     "nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf"),
         DevicePeaks("l4", 30.3, 60.0, 121.0, 300.0,
                     "NVIDIA L4 datasheet, dense (half the sparse figures): https://www.nvidia.com/en-us/data-center/l4/"),
-        DevicePeaks("cpu", 0.16, None, 0.16, 20.0,
-                    "stated nominal figure, not measured: 2 x86 cores with AVX2 FMA at 2.5 GHz "
-                    "(2 x 2.5e9 x 32 float32 FLOP/cycle = 0.16 TFLOPS) and 20 GB/s of DRAM bandwidth; "
-                    "give your machine's PEAK_TFLOPS,BANDWIDTH_GBS instead (benchmarks/roofline_vs_measured.py "
-                    "measures both)"),
+        DevicePeaks("rtx-3090", 35.6, 35.6, 142.0, 936.0,
+                    "NVIDIA GeForce RTX 3090, NVIDIA Ampere GA102 GPU Architecture whitepaper (Appendix A, "
+                    "Table 9), dense: FP32 35.6, TF32 tensor 35.6, FP16 tensor 142 TFLOPS (FP16 accumulate; 71 "
+                    "with FP32 accumulate: the higher figure keeps the bound a bound), GDDR6X 936 GB/s: "
+                    "https://www.nvidia.com/content/PDF/nvidia-ampere-ga-102-gpu-architecture-whitepaper-v2.pdf"),
+        DevicePeaks("rtx-4090", 82.6, 82.6, 330.3, 1008.0,
+                    "NVIDIA GeForce RTX 4090, NVIDIA Ada GPU Architecture whitepaper (Appendix A, Table 2), "
+                    "dense: FP32 82.6, TF32 tensor 82.6, FP16 tensor 330.3 TFLOPS (FP16 accumulate; 165.2 with "
+                    "FP32 accumulate: the higher figure keeps the bound a bound), GDDR6X 1008 GB/s: "
+                    "https://images.nvidia.com/aem-dam/Solutions/geforce/ada/nvidia-ada-gpu-architecture.pdf"),
     )
 }
-"""Named devices. Add one by its datasheet's dense figures."""
+"""Named devices. Add one by its datasheet's dense figures. There is no CPU preset: a nominal CPU
+figure bounds no particular machine (it came out above measured medians on this project's CPU);
+`senet calibrate` measures the machine it runs on and writes a device file instead."""
 
 GPU_NAMES: tuple[tuple[tuple[str, ...], str | None], ...] = (
     (("h100", "pcie"), "h100-pcie"),
@@ -86,6 +96,11 @@ GPU_NAMES: tuple[tuple[tuple[str, ...], str | None], ...] = (
     (("a100", "40gb"), None),  # SXM4 40GB: 1,555 GB/s
     (("a100", "80gb"), "a100"),  # "NVIDIA A100-SXM4-80GB"
     (("l4",), "l4"),
+    (("3090", "ti"), None),  # 40 TFLOPS, 1,008 GB/s: not the RTX 3090 preset
+    (("3090",), "rtx-3090"),  # "NVIDIA GeForce RTX 3090"
+    (("4090", "d"), None),  # RTX 4090 D: fewer SMs
+    (("4090", "laptop"), None),  # a different chip (AD103)
+    (("4090",), "rtx-4090"),  # "NVIDIA GeForce RTX 4090"
 )
 """Words of torch.cuda.get_device_name() (lower-cased, split at anything not a letter or digit) ->
 preset, or None for a variant whose figures differ from every preset; the first entry whose words
@@ -103,15 +118,18 @@ def preset_for_gpu(gpu_name: str) -> DevicePeaks | None:
 
 
 def parse_device(spec: str | DevicePeaks) -> DevicePeaks:
-    """A preset name, or "PEAK_TFLOPS,BANDWIDTH_GBS" for any device (the peak then holds for every
-    precision). Raises a one-line error for anything else."""
+    """A preset name, "PEAK_TFLOPS,BANDWIDTH_GBS" for any device (the peak then holds for every
+    precision), or a device file written by `senet calibrate` (a path ending in .json). Raises a
+    one-line error for anything else."""
     if isinstance(spec, DevicePeaks):
         return spec
+    if is_device_file(spec):
+        return calibrated_device(DeviceCalibration.load(spec.strip()), spec.strip())
     text = spec.strip().lower()
     if text in PRESETS:
         return PRESETS[text]
     if "," not in text:
-        raise UnknownChoiceError("roofline device", spec, (*PRESETS, "PEAK_TFLOPS,BANDWIDTH_GBS"))
+        raise UnknownChoiceError("roofline device", spec, (*PRESETS, "PEAK_TFLOPS,BANDWIDTH_GBS", "DEVICE.json"))
     parts = text.split(",")
     try:
         peak, bandwidth = (float(part) for part in parts)
@@ -121,6 +139,17 @@ def parse_device(spec: str | DevicePeaks) -> DevicePeaks:
         raise ArgumentError("{roofline} takes a device name or two positive numbers PEAK_TFLOPS,BANDWIDTH_GBS "
                             "(e.g. 989,3350), got {value}", arguments=("roofline",), value=repr(spec))
     return DevicePeaks(f"{peak:g} TFLOPS, {bandwidth:g} GB/s", peak, None, peak, bandwidth, "given on the command line")
+
+
+def calibrated_device(calibration: DeviceCalibration, where: str = "a calibration") -> DevicePeaks:
+    """The device a calibration describes: its roofline peaks are the best compute rate and
+    bandwidth measured (no per-op cost), and it carries the calibration for predictions."""
+    peak = calibration.peak_tflops
+    return DevicePeaks(
+        f"{calibration.name} ({calibration.device}, {calibration.threads} threads, calibrated)", peak, None, peak,
+        calibration.bandwidth_gbs,
+        f"measured by senet calibrate ({where}, {calibration.created or 'undated'}): best rates over "
+        f"{len(calibration.points)} shapes, {calibration.dtype}", calibration)
 
 
 @dataclass(frozen=True)
@@ -139,7 +168,8 @@ class OpTimer:
 
 @dataclass(frozen=True)
 class Roofline:
-    """The bound of a whole model and its baseline on one device; `ms` sums every op's bound."""
+    """The bound of a whole model and its baseline on one device; `ms` sums every op's bound. With a
+    calibrated device, also the predicted time (count/latency.py), which the bound never exceeds."""
 
     device: str
     peak_tflops: float
@@ -149,3 +179,8 @@ class Roofline:
     overhead_pct: float | None
     memory_bound_ms: float  # the part of `ms` spent in memory-bound ops
     source: str
+    # a calibrated device (count/latency.py): the predicted time, op by op at the achieved rates plus the per-op cost
+    predicted_ms: float | None = None
+    baseline_predicted_ms: float | None = None
+    predicted_overhead_pct: float | None = None
+    op_cost_us: float | None = None

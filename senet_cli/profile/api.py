@@ -138,6 +138,7 @@ def profile(
             except SenetError as error:
                 results.append(result)
                 notes += (f"no roofline bound at batch {batch}: {first_line(error)}",)
+    notes += _bound_notes(tuple(results), peaks, timing, torch.get_num_threads())
     return ProfileReport(config, timing, (height, width), torch.get_num_threads(), harness.memory_note(device),
                          tuple(results), notes, peaks)
 
@@ -169,7 +170,28 @@ def _with_bound(result: BatchResult, config: ModelConfig | ExternalConfig, batch
     counted = count(config, input_size=size, batch=batch, dtype=timing.dtype, amp=timing.amp, roofline=peaks)
     bound = counted.roofline
     assert bound is not None
-    return replace(result, roofline_ms=bound.ms, baseline_roofline_ms=bound.baseline_ms)
+    return replace(result, roofline_ms=bound.ms, baseline_roofline_ms=bound.baseline_ms,
+                   predicted_ms=bound.predicted_ms, baseline_predicted_ms=bound.baseline_predicted_ms)
+
+
+def _bound_notes(results: Sequence[BatchResult], peaks: DevicePeaks | None, timing: Timing,
+                 threads: int) -> tuple[str, ...]:
+    """One line where a bound came out above a measured median (the device's figures do not describe
+    this machine), and one where a calibration was made on another device or thread count."""
+    if peaks is None:
+        return ()
+    notes = []
+    above = [r for r in results if r.over_bound is not None and r.over_bound < 1.0]
+    if above:
+        batches = ", ".join(f"batch {r.batch} ({r.over_bound:.2f}x)" for r in above)
+        notes.append(f"the {peaks.name} bound is above the measured median at {batches}: no bound for this machine; "
+                     "measure it with `senet calibrate` and give its device file as the roofline")
+    calibration = peaks.calibration
+    if calibration is not None and (calibration.device != timing.device or
+                                    (timing.device == "cpu" and calibration.threads != threads)):
+        notes.append(f"the device file was calibrated on {calibration.device} with {calibration.threads} threads, "
+                     f"this run is on {timing.device} with {threads}: its predictions are for that setting")
+    return tuple(notes)
 
 
 def time_modules(

@@ -91,6 +91,8 @@ class BatchResult:
     error: str | None = None  # e.g. "out of memory": this batch was skipped, the sweep went on
     roofline_ms: float | None = None  # count's roofline bound of the model at this batch
     baseline_roofline_ms: float | None = None
+    predicted_ms: float | None = None  # count's prediction on a calibrated device (count/latency.py)
+    baseline_predicted_ms: float | None = None
 
     @property
     def noisy(self) -> bool:
@@ -103,6 +105,20 @@ class BatchResult:
         if self.model is None or not self.roofline_ms:
             return None
         return self.model.latency_ms.median / self.roofline_ms
+
+    @property
+    def over_predicted(self) -> float | None:
+        """Measured median / predicted time (1.0: the latency model was exact)."""
+        if self.model is None or not self.predicted_ms:
+            return None
+        return self.model.latency_ms.median / self.predicted_ms
+
+    @property
+    def predicted_overhead_pct(self) -> float | None:
+        """The attention overhead the latency model predicts, in % of the baseline's predicted time."""
+        if self.predicted_ms is None or not self.baseline_predicted_ms:
+            return None
+        return (self.predicted_ms - self.baseline_predicted_ms) / self.baseline_predicted_ms * 100.0
 
 
 @dataclass(frozen=True)
@@ -143,6 +159,11 @@ class ProfileReport:
                 entry["roofline_ms"] = r.roofline_ms
                 entry["baseline_roofline_ms"] = r.baseline_roofline_ms
                 entry["measured_over_bound"] = r.over_bound
+                if self.roofline.calibration is not None:
+                    entry["predicted_ms"] = r.predicted_ms
+                    entry["baseline_predicted_ms"] = r.baseline_predicted_ms
+                    entry["predicted_overhead_pct"] = r.predicted_overhead_pct
+                    entry["measured_over_predicted"] = r.over_predicted
             if r.per_stage:
                 entry["per_stage"] = [vars(s).copy() for s in r.per_stage]
             if r.error:
@@ -159,5 +180,7 @@ class ProfileReport:
             "roofline": None if self.roofline is None else {
                 "device": self.roofline.name, "peak_tflops": self.roofline.peak_tflops(timing.dtype, timing.amp),
                 "bandwidth_gbs": self.roofline.bandwidth_gbs, "source": self.roofline.source,
+                "calibrated": self.roofline.calibration is not None,
+                "op_cost_us": None if self.roofline.calibration is None else self.roofline.calibration.op_cost_us,
             },
         }

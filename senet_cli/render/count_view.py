@@ -42,12 +42,35 @@ def _bound_cells(row: BlockCount) -> tuple[str, ...]:
     return (f"{row.roofline_ms:,.4f}", "memory" if row.memory_bound else "compute")
 
 
+def _predicts(report: CountReport) -> bool:
+    return report.roofline is not None and report.roofline.predicted_ms is not None
+
+
+def _latency_headers(report: CountReport) -> tuple[str, ...]:
+    """Kernels per block (always) and the predicted time on a calibrated device (#22)."""
+    return ("kernels", "attn kernels", *(("predicted (ms)", "attn predicted (ms)") if _predicts(report) else ()))
+
+
+def _latency_cells(row: BlockCount) -> tuple[str, ...]:
+    predicted = () if row.predicted_ms is None else (f"{row.predicted_ms:,.4f}", f"{row.attention_predicted_ms:,.4f}")
+    return (str(row.kernels), str(row.attention_kernels), *predicted)
+
+
+def _latency_totals(report: CountReport) -> tuple[str, ...]:
+    roof = report.roofline
+    predicted: tuple[str, ...] = ()
+    if roof is not None and roof.predicted_ms is not None:
+        predicted = (f"{roof.predicted_ms:,.4f}", f"{sum(r.attention_predicted_ms or 0.0 for r in report.rows):,.4f}")
+    return (str(report.kernels), str(report.attention_total("kernels")), *predicted)
+
+
 def per_block_table(report: CountReport) -> TableData:
     bound = report.roofline is not None
     headers = (
         "block", "stage", "params", "attn params", "MACs (M)", "attn MACs (M)",
         "elementwise (M)", "attn elementwise (M)", "MB moved", "attn MB",
         *(("bound (ms)", "bound by") if bound else ()),
+        *_latency_headers(report),
     )
     rows = tuple(
         (
@@ -55,6 +78,7 @@ def per_block_table(report: CountReport) -> TableData:
             _int(row.attention_params), _scaled(row.macs, 1e6, 2), _scaled(row.attention_macs, 1e6, 3),
             _scaled(row.elementwise_ops, 1e6, 3), _scaled(row.attention_elementwise_ops, 1e6, 3),
             _scaled(row.bytes, 1e6, 2), _scaled(row.attention_bytes, 1e6, 2), *_bound_cells(row),
+            *_latency_cells(row),
         )
         for row in report.rows
     )
@@ -64,6 +88,7 @@ def per_block_table(report: CountReport) -> TableData:
         _scaled(report.elementwise_ops, 1e6, 3), _scaled(report.attention_total("elementwise_ops"), 1e6, 3),
         _scaled(report.bytes, 1e6, 2), _scaled(report.attention_total("bytes"), 1e6, 2),
         *((f"{report.roofline.ms:,.4f}", "") if report.roofline is not None else ()),
+        *_latency_totals(report),
     )
     return TableData(
         title=_title(report), headers=headers, rows=rows, footer=footer, left_columns=2,
@@ -93,8 +118,11 @@ def _roofline_overhead(report: CountReport) -> str:
     roof = report.roofline
     if roof is None or roof.baseline_ms is None or roof.overhead_pct is None:
         return ""
+    predicted = "" if roof.predicted_ms is None or roof.predicted_overhead_pct is None else (
+        f", predicted {roof.baseline_predicted_ms:,.4f} ms -> {roof.predicted_ms:,.4f} ms "
+        f"({_signed_pct(roof.predicted_overhead_pct)})")
     return (f", roofline bound on {roof.device} {roof.baseline_ms:,.4f} ms -> {roof.ms:,.4f} ms "
-            f"({_signed_pct(roof.overhead_pct)})")
+            f"({_signed_pct(roof.overhead_pct)})" + predicted)
 
 
 def summary_table(reports: Sequence[CountReport]) -> TableData:
@@ -179,17 +207,26 @@ def per_block_csv_rows(reports: Sequence[CountReport]) -> tuple[list[str], list[
     headers = [
         "model", "block", "stage", "params", "macs", "elementwise_ops",
         "attention_params", "attention_macs", "attention_elementwise_ops", "bytes", "attention_bytes",
-        "dtype", "amp", "roofline_ms", "memory_bound",
+        "dtype", "amp", "roofline_ms", "memory_bound", "kernels", "attention_kernels", "predicted_ms",
+        "attention_predicted_ms",
     ]
     rows = [
         [report.model, row.name, "" if row.stage is None else row.stage, row.params, row.macs,
          row.elementwise_ops, row.attention_params, row.attention_macs, row.attention_elementwise_ops,
          row.bytes, row.attention_bytes, report.dtype, report.amp,
-         "" if row.roofline_ms is None else row.roofline_ms, "" if row.memory_bound is None else row.memory_bound]
+         "" if row.roofline_ms is None else row.roofline_ms, "" if row.memory_bound is None else row.memory_bound,
+         row.kernels, row.attention_kernels, *("" if value is None else value
+                                               for value in (row.predicted_ms, row.attention_predicted_ms))]
         for report in reports
         for row in report.rows
     ]
     return headers, rows
+
+
+def _predicted_csv(report: CountReport) -> tuple[Any, ...]:
+    roof = report.roofline
+    values = (roof.predicted_ms, roof.baseline_predicted_ms, roof.predicted_overhead_pct) if roof else (None,) * 3
+    return tuple("" if value is None else value for value in values)
 
 
 def summary_csv_rows(reports: Sequence[CountReport]) -> tuple[list[str], list[list[Any]]]:
@@ -201,6 +238,8 @@ def summary_csv_rows(reports: Sequence[CountReport]) -> tuple[list[str], list[li
         "overhead_macs_pct", "overhead_elementwise_ops_pct", *(f"{name}_macs" for name in counters),
         "dtype", "amp", "bytes", "baseline_bytes", "overhead_bytes", "overhead_bytes_pct",
         "roofline_device", "roofline_ms", "baseline_roofline_ms", "roofline_overhead_pct",
+        "kernels", "baseline_kernels", "overhead_kernels", "predicted_ms", "baseline_predicted_ms",
+        "predicted_overhead_pct",
     ]
     rows = []
     for report in reports:
@@ -222,6 +261,8 @@ def summary_csv_rows(reports: Sequence[CountReport]) -> tuple[list[str], list[li
             *((roof.device, roof.ms, "" if roof.baseline_ms is None else roof.baseline_ms,
                "" if roof.overhead_pct is None else round(roof.overhead_pct, 6)) if (roof := report.roofline)
               else ("", "", "", "")),
+            report.kernels, *((base.kernels, over.kernels) if base is not None and over is not None else ("", "")),
+            *_predicted_csv(report),
         ])
     return headers, rows
 

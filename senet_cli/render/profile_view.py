@@ -42,12 +42,15 @@ def _noise(m: Measurement) -> str:
 
 def profile_table(report: ProfileReport) -> TableData:
     bound = report.roofline is not None
+    predicted = report.roofline is not None and report.roofline.calibration is not None
     headers = ("batch", "median (ms)", "p10-p90 (ms)", "images/s", "peak MiB", "baseline median (ms)",
-               "baseline images/s", "overhead", *(("bound (ms)", "median / bound") if bound else ()))
+               "baseline images/s", "overhead", *(("bound (ms)", "median / bound") if bound else ()),
+               *(("predicted (ms)", "median / predicted") if predicted else ()))
     rows = []
     for r in report.results:
         if r.error or r.model is None:
-            rows.append((str(r.batch), r.error or "failed", "", "", "", "", "", "", *(("", "") if bound else ())))
+            rows.append((str(r.batch), r.error or "failed", "", "", "", "", "", "", *(("", "") if bound else ()),
+                         *(("", "") if predicted else ())))
             continue
         m, b = r.model, r.baseline
         overhead = f"{r.overhead_pct:+.1f}%" if r.overhead_pct is not None else ""
@@ -58,6 +61,8 @@ def profile_table(report: ProfileReport) -> TableData:
             f"{overhead} (noisy)" if r.noisy else overhead,
             *((_ms(r.roofline_ms) if r.roofline_ms is not None else "",
                f"{r.over_bound:,.1f}x" if r.over_bound is not None else "") if bound else ()),
+            *((_ms(r.predicted_ms) if r.predicted_ms is not None else "",
+               f"{r.over_predicted:,.2f}x" if r.over_predicted is not None else "") if predicted else ()),
         ))
     notes = [caution for r in report.results if (caution := _caution(r))]
     notes += [
@@ -85,6 +90,15 @@ def profile_table(report: ProfileReport) -> TableData:
             f"bandwidth), unfused eager bytes; launch overhead, kernel efficiency and caches are not in it"
             + (f"; {bounds}" if bounds else "")
         )
+        if peaks.calibration is not None:
+            notes += [
+                f"batch {r.batch}: predicted overhead {r.predicted_overhead_pct:+.1f}%, measured {r.overhead_pct:+.1f}%"
+                for r in report.results if r.predicted_overhead_pct is not None and r.overhead_pct is not None
+            ]
+            cost = peaks.calibration.op_cost_us
+            notes.append(f"predicted: count's latency model on the calibrated device (per op, max(compute at the "
+                         f"achieved rate of its shape, bytes at the achieved bandwidth) + {cost:.2f} us per op; "
+                         "README 'Why attention costs time')")
     baseline = next((r.baseline.model for r in report.results if r.baseline), None)
     caption = (f"baseline: {baseline}" if baseline else
                "no baseline (see the notes)" if report.notes else "plain backbone: no baseline")
@@ -101,7 +115,8 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
     headers = ["model", "device", "dtype", "amp", "mode", "batch", "median_ms", "p10_ms", "p90_ms", "min_ms",
                "mean_ms", "throughput", "peak_memory_mb", "baseline_model", "baseline_median_ms",
                "baseline_throughput", "overhead_pct", "error", "drift_pct", "noisy", "roofline_ms",
-               "baseline_roofline_ms", "measured_over_bound"]
+               "baseline_roofline_ms", "measured_over_bound", "predicted_ms", "baseline_predicted_ms",
+               "measured_over_predicted"]
     rows = []
     for report in reports:
         for r in report.results:
@@ -115,6 +130,8 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
                 "" if r.overhead_pct is None else r.overhead_pct, r.error or "",
                 stats.drift_pct if stats else "", r.noisy,
                 *("" if value is None else value for value in (r.roofline_ms, r.baseline_roofline_ms, r.over_bound)),
+                *("" if value is None else value for value in (r.predicted_ms, r.baseline_predicted_ms,
+                                                               r.over_predicted)),
             ])
     return headers, rows
 

@@ -1,0 +1,41 @@
+"""`senet calibrate`: measure this machine for the latency model (`--roofline DEVICE.json`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from senet_cli.cli.options import Device, ForceOpt, FormatOpt, OutputPathOpt
+from senet_cli.cli.output import LazyProgress, emit, prepare_output
+from senet_cli.cli.profile_cmd import Dtype
+
+
+def calibrate_command(
+    device: Annotated[Device, typer.Option(help="Where to measure.")] = Device["cpu"],
+    threads: Annotated[Optional[int], typer.Option(min=1, show_default="torch's default",
+                                                   help="CPU threads (torch.set_num_threads); use the thread count "
+                                                   "profile will run with.")] = None,
+    dtype: Annotated[Dtype, typer.Option(help="The dtype predictions will be made in.")] = Dtype["float32"],
+    min_run_time: Annotated[float, typer.Option(min=0.01, max=5.0,
+                                                help="Seconds per measured point.")] = 0.1,
+    fmt: FormatOpt = None,
+    output: OutputPathOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Measure this machine: the fixed cost of one op, memory bandwidth by size and conv/matmul throughput
+    on the zoo's shapes, in under a minute.
+
+    Write the result with --output DEVICE.json and give it to count and profile as --roofline DEVICE.json:
+    they then predict the time per block (predicted_ms) beside the roofline bound. See README 'Why
+    attention costs time'.
+    """
+    fmt = prepare_output(fmt, output, force)
+    from senet_cli.profile.calibrate import calibrate
+    from senet_cli.render import calibrate_view
+
+    with LazyProgress() as progress:
+        calibration = calibrate(device.value, threads=threads, dtype=dtype.value, min_run_time=min_run_time,
+                                on_step=progress.task("calibrating"))
+    emit([calibration], fmt, output, csv_view=calibrate_view.csv_rows,
+         tables=lambda cs: [calibrate_view.calibration_table(c) for c in cs])

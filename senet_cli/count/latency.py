@@ -1,0 +1,213 @@
+"""A latency model: what `senet calibrate` measured on a machine, and the time it predicts op by op.
+
+The roofline bound (roofline.py) charges each op at the datasheet's peak and bandwidth and leaves
+out the per-op cost, so it is a floor that a real run never reaches: on this project's CPU and at
+batch 1 on a GPU, measured times were 2x to 50x the bound. The prediction here is the same sum
+with three corrections, each measured by calibrate on the machine itself:
+
+- compute time at the *achieved* rate of the op's shape class: a conv or matmul is charged at the
+  rate calibrate measured for the calibrated shape nearest to it in (log MACs, log depth), depth
+  being the MACs per output element (a conv's C_in / groups x kernel area, a matmul's K), so a
+  depthwise 3x3 (depth 9) or a 1x1 conv on a 1x1 map (SE's excitation: few MACs) is not credited
+  with the rate of a large 3x3 conv (depth 576 and more);
+- bytes time at the bandwidth achieved for tensors of that size (interpolated in log bytes between
+  calibrated sizes: within the last-level cache a copy runs faster than from DRAM);
+- a fixed cost per op: dispatch, the module call and (on CUDA) the kernel launch, measured from a
+  chain of tiny ops.
+
+    predicted(op) = max(2 x MACs / achieved_rate(shape), bytes / achieved_bandwidth(bytes)) + op_cost
+
+An op that launches work is one of count's traced ops (views and allocations move nothing and are
+not traced); `kernels` counts them. The roofline bound of a calibrated device uses the best rate and
+bandwidth calibrate measured and no per-op cost, so it never exceeds the prediction (every term
+of the prediction is at least the bound's).
+
+Torch-free: only arithmetic on the numbers `count` and `calibrate` produced.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from senet_cli.errors import SenetError
+
+SCHEMA = 1
+"""The device file's format version; a file of another version is refused with one line."""
+
+KINDS = ("conv", "matmul", "max_pool", "avg_pool", "memory")
+"""Shape classes' kinds: convolutions, other multiply-accumulate ops (mm, addmm, bmm, ...), max and
+average pooling (windowed kernels that run far below a copy's bandwidth on a CPU: ResNet's 3x3/2
+max pool with indices ran at 0.25 GB/s on this project's CPU, a copy at 17), and other ops without
+MACs, whose time is their bytes."""
+
+CONV_OPS = frozenset({"convolution", "_convolution", "conv2d", "conv1d", "conv3d", "cudnn_convolution",
+                      "mkldnn_convolution"})
+
+
+def op_kind(op: str, macs: int) -> str:
+    """The kind of a traced op: `conv` or `matmul` for ops with MACs (by name), `max_pool` or
+    `avg_pool` for pooling ops (by name), else `memory`."""
+    if not macs:
+        return "max_pool" if "max_pool" in op else "avg_pool" if "avg_pool" in op else "memory"
+    return "conv" if op in CONV_OPS else "matmul"
+
+
+BYTES_KINDS = frozenset({"max_pool", "avg_pool", "memory"})
+"""Kinds whose rate is a bandwidth (GB/s) looked up by bytes, not a compute rate."""
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """One calibrated shape: what it is, its count (count's conventions), its median time per call
+    (the per-op cost included) and the rate achieved once the per-op cost is taken off.
+
+    rate: TFLOPS (2 x MACs / s, 10^12) for conv and matmul; GB/s (10^9 bytes / s) for pooling and memory."""
+
+    kind: str
+    label: str
+    macs: int
+    bytes: int
+    median_us: float
+    rate: float
+    depth: int = 0  # MACs per output element (0: not a conv or matmul)
+
+
+@dataclass(frozen=True)
+class DeviceCalibration:
+    """What `senet calibrate` measured on one machine, in one precision and thread count.
+
+    op_cost_us: median time of one op in a chain of tiny module calls (a 1-element elementwise op
+    each), in microseconds: dispatch, module call and launch, with next to no work. points: the
+    calibrated shapes (RatePoint). `to_dict()` is the device file's JSON contract."""
+
+    device: str  # "cpu" or "cuda"
+    name: str  # the processor or GPU name
+    dtype: str
+    threads: int  # torch's CPU threads while calibrating
+    op_cost_us: float
+    points: tuple[RatePoint, ...]
+    torch_version: str = ""
+    created: str = ""  # ISO 8601, UTC
+    seconds: float = 0.0  # how long calibrating took
+    method: str = ""
+
+    @property
+    def peak_tflops(self) -> float:
+        """The best compute rate measured (TFLOPS): the calibrated device's roofline peak."""
+        rates = [p.rate for p in self.points if p.kind not in BYTES_KINDS]
+        return max(rates) if rates else math.inf
+
+    @property
+    def bandwidth_gbs(self) -> float:
+        """The best bandwidth measured (GB/s): the calibrated device's roofline bandwidth."""
+        rates = [p.rate for p in self.points if p.kind in BYTES_KINDS]
+        return max(rates) if rates else math.inf
+
+    def compute_tflops(self, kind: str, macs: int, moved_bytes: int, depth: int = 0) -> float:
+        """The achieved rate of the calibrated shape nearest to (macs, depth) in log space, among
+        points of the same kind (of any compute kind when that kind was not calibrated); MACs per
+        byte stand in for depth where either depth is unknown (0)."""
+        candidates = [p for p in self.points if p.kind == kind] or [p for p in self.points
+                                                                    if p.kind not in BYTES_KINDS]
+        if not candidates:
+            return math.inf
+        size, intensity = math.log10(max(macs, 1)), math.log10(max(macs, 1) / max(moved_bytes, 1))
+
+        def distance(point: RatePoint) -> float:
+            if depth and point.depth:
+                shape = math.log10(point.depth) - math.log10(depth)
+            else:
+                shape = math.log10(max(point.macs, 1) / max(point.bytes, 1)) - intensity
+            return (math.log10(max(point.macs, 1)) - size) ** 2 + shape**2
+
+        return min(candidates, key=distance).rate
+
+    def bandwidth_for(self, moved_bytes: int, kind: str = "memory") -> float:
+        """The achieved bandwidth (GB/s) for an op of `kind` (a pooling kind or memory) moving `moved_bytes`:
+        linear in log bytes between the two calibrated sizes around it, the nearest one's outside
+        their range. A kind without points of its own uses the memory points."""
+        points = (sorted((p.bytes, p.rate) for p in self.points if p.kind == kind)
+                  or sorted((p.bytes, p.rate) for p in self.points if p.kind == "memory"))
+        if not points:
+            return math.inf
+        if moved_bytes <= points[0][0]:
+            return points[0][1]
+        if moved_bytes >= points[-1][0]:
+            return points[-1][1]
+        for (low, low_rate), (high, high_rate) in zip(points, points[1:], strict=False):
+            if low <= moved_bytes <= high:
+                share = (math.log(moved_bytes) - math.log(low)) / (math.log(high) - math.log(low)) if high > low else 0
+                return low_rate + share * (high_rate - low_rate)
+        return points[-1][1]  # unreachable: the sizes are sorted and bracket moved_bytes
+
+    def op_seconds(self, op: str, macs: int, moved_bytes: int, depth: int = 0) -> float:
+        """Predicted seconds of one traced op: max(compute at its class's rate, bytes at the achieved
+        bandwidth for its size) + the per-op cost."""
+        kind = op_kind(op, macs)
+        compute = 2.0 * macs / (self.compute_tflops(kind, macs, moved_bytes, depth) * 1e12) if macs else 0.0
+        memory = moved_bytes / (self.bandwidth_for(moved_bytes, kind if kind in BYTES_KINDS else "memory") * 1e9)
+        memory = memory if moved_bytes else 0.0
+        return max(compute, memory) + self.op_cost_us * 1e-6
+
+    def to_dict(self) -> dict[str, Any]:
+        """The device file: what was measured, how, and the roofline figures derived from it."""
+        return {
+            "schema": SCHEMA, "device": self.device, "name": self.name, "dtype": self.dtype, "threads": self.threads,
+            "op_cost_us": self.op_cost_us, "peak_tflops": self.peak_tflops, "bandwidth_gbs": self.bandwidth_gbs,
+            "points": [asdict(point) for point in self.points],
+            "torch_version": self.torch_version, "created": self.created, "seconds": self.seconds,
+            "method": self.method,
+            "units": "op_cost_us, median_us: microseconds (median); rate: TFLOPS (2 x MACs per second / 1e12) for "
+                     "conv and matmul, GB/s (1e9 bytes per second) for pooling and memory; macs and bytes as "
+                     "`senet count` counts them",
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "the device file") -> DeviceCalibration:
+        """A calibration from its JSON; one-line SenetError for anything that is not one."""
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise SenetError(f"{where} is not a `senet calibrate` device file (schema {SCHEMA}); "
+                             "write one with `senet calibrate`")
+        try:
+            points = tuple(RatePoint(str(p["kind"]), str(p["label"]), int(p["macs"]), int(p["bytes"]),
+                                     float(p["median_us"]), float(p["rate"]), int(p.get("depth", 0)))
+                           for p in data["points"])
+            calibration = cls(str(data["device"]), str(data["name"]), str(data["dtype"]), int(data["threads"]),
+                              float(data["op_cost_us"]), points, str(data.get("torch_version", "")),
+                              str(data.get("created", "")), float(data.get("seconds", 0.0)),
+                              str(data.get("method", "")))
+        except (KeyError, TypeError, ValueError) as error:
+            raise SenetError(f"{where} is not a complete `senet calibrate` device file: {error!r} is missing "
+                             "or malformed") from None
+        bad = [p.label for p in points if p.kind not in KINDS or not (math.isfinite(p.rate) and p.rate > 0)]
+        if bad or not (math.isfinite(calibration.op_cost_us) and calibration.op_cost_us >= 0):
+            raise SenetError(f"{where} holds unusable figures (a rate that is not positive, an unknown kind or a "
+                             f"negative per-op cost){': ' + bad[0] if bad else ''}")
+        if not any(p.kind == "memory" for p in points) or not any(p.kind not in BYTES_KINDS for p in points):
+            raise SenetError(f"{where} needs at least one memory and one compute point")
+        return calibration
+
+    @classmethod
+    def load(cls, path: str | Path) -> DeviceCalibration:
+        """Read a device file written by `senet calibrate`."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SenetError(f"device file {path} does not exist; write one with `senet calibrate`") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise SenetError(f"cannot read device file {path}: {error.__class__.__name__}") from None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise SenetError(f"device file {path} is not JSON") from None
+        return cls.from_dict(data, f"device file {path}")
+
+
+def is_device_file(spec: str) -> bool:
+    """True when a roofline device names a device file rather than a preset or PEAK,BW."""
+    return spec.strip().lower().endswith(".json")

@@ -1,0 +1,222 @@
+"""The latency model (#22) against closed forms on synthetic device files; kernels per block counted
+by hand; the bound never above the prediction; calibrate's JSON; profile's notes."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import pytest
+
+import senet_cli
+from senet_cli.count.latency import DeviceCalibration, RatePoint, op_kind
+from senet_cli.count.roofline import calibrated_device, parse_device
+from senet_cli.errors import SenetError
+from senet_cli.profile.results import BatchResult, LatencyStats, Measurement
+
+OP_COST_US = 5.0
+
+
+def synthetic(op_cost_us: float = OP_COST_US, **rates: float) -> DeviceCalibration:
+    """A device: a large conv at 1 TFLOPS, a depthwise-like conv at 0.01, a matmul at 0.5; copies at
+    100 GB/s for 10 kB and 10 GB/s for 1 MB; a max pool at 0.5 GB/s. `rates` override by kind."""
+    points = (
+        RatePoint("conv", "big", 10**9, 10**7, 0.0, rates.get("conv", 1.0)),
+        RatePoint("conv", "depthwise", 10**6, 10**6, 0.0, rates.get("conv", 0.01)),
+        RatePoint("matmul", "fc", 10**6, 10**6, 0.0, rates.get("matmul", 0.5)),
+        RatePoint("memory", "small copy", 10**4, 10**4, 0.0, rates.get("memory", 100.0)),
+        RatePoint("memory", "large copy", 0, 10**6, 0.0, rates.get("memory", 10.0)),
+        RatePoint("max_pool", "stem pool", 0, 10**6, 0.0, rates.get("max_pool", 0.5)),
+    )
+    return DeviceCalibration("cpu", "synthetic", "float32", 1, op_cost_us, points)
+
+
+def test_a_compute_bound_op_takes_its_macs_at_its_shape_class_rate_plus_the_op_cost():
+    device = synthetic()
+    # 1e9 MACs = 2e9 FLOP at 1e12 FLOP/s: 2 ms; its 1e7 bytes at 10 GB/s (past the largest copy): 1 ms
+    assert device.op_seconds("convolution", 10**9, 10**7) == pytest.approx(2e-3 + 5e-6)
+    # a depthwise-like conv (2e6 MACs, 2e6 bytes) is nearest the depthwise point: 4e6 FLOP at 1e10/s = 0.4 ms
+    assert device.compute_tflops("conv", 2 * 10**6, 2 * 10**6) == 0.01
+    assert device.op_seconds("convolution", 2 * 10**6, 2 * 10**6) == pytest.approx(4e-4 + 5e-6)
+    # a matmul uses the matmul point: 2e6 FLOP at 5e11/s = 4 us
+    assert device.op_seconds("addmm", 10**6, 10**4) == pytest.approx(4e-6 + 5e-6)
+
+
+def test_the_shape_class_is_the_nearest_in_macs_and_depth():
+    """Depth (MACs per output element) tells a depthwise conv (9) from a dense one (576) of the same size."""
+    points = (RatePoint("conv", "dense 3x3", 10**8, 10**6, 0.0, 1.0, depth=576),
+              RatePoint("conv", "depthwise 3x3", 10**6, 10**6, 0.0, 0.01, depth=9),
+              RatePoint("memory", "copy", 0, 10**6, 0.0, 10.0))
+    device = DeviceCalibration("cpu", "synthetic", "float32", 1, 0.0, points)
+    assert device.compute_tflops("conv", 10**7, 10**6, depth=9) == 0.01  # log distance (1, 0) vs (1, 1.8)
+    assert device.compute_tflops("conv", 10**7, 10**6, depth=576) == 1.0
+    assert device.op_seconds("convolution", 10**7, 10**3, 9) == pytest.approx(2e7 / 1e10)
+
+
+def test_a_memory_bound_op_takes_its_bytes_at_the_bandwidth_for_its_size():
+    device = synthetic()
+    assert device.op_seconds("add", 0, 10**6) == pytest.approx(1e6 / 10e9 + 5e-6)  # 100 us + 5 us
+    assert device.op_seconds("add", 0, 10**3) == pytest.approx(1e3 / 100e9 + 5e-6)  # below the smallest: 100 GB/s
+    # halfway in log bytes between 1e4 (100 GB/s) and 1e6 (10 GB/s): 55 GB/s
+    assert device.bandwidth_for(10**5) == pytest.approx(55.0)
+    assert device.op_seconds("mul", 0, 10**5) == pytest.approx(1e5 / 55e9 + 5e-6)
+    # a conv whose bytes outweigh its MACs is bound by the bytes: 1e3 MACs at 1 TFLOPS is 2 ns, 1e6 bytes 100 us
+    assert device.op_seconds("convolution", 10**3, 10**6) == pytest.approx(1e-4 + 5e-6)
+    # a max pool at the max-pool bandwidth (0.5 GB/s): 1e6 bytes in 2 ms; an average pool has no points: copies'
+    assert device.op_seconds("max_pool2d_with_indices", 0, 10**6) == pytest.approx(2e-3 + 5e-6)
+    assert device.op_seconds("_adaptive_avg_pool2d", 0, 10**6) == pytest.approx(1e-4 + 5e-6)
+
+
+def test_the_per_op_cost_is_all_a_tiny_op_takes():
+    assert synthetic().op_seconds("sigmoid", 0, 0) == pytest.approx(5e-6)
+    assert synthetic(op_cost_us=0.0).op_seconds("sigmoid", 0, 8) == pytest.approx(8 / 100e9)
+    assert [op_kind(op, macs) for op, macs in (("convolution", 1), ("bmm", 1), ("mean", 0),
+                                               ("max_pool2d_with_indices", 0), ("_adaptive_avg_pool2d", 0))] == [
+        "conv", "matmul", "memory", "max_pool", "avg_pool"]
+
+
+def test_kernels_per_block_by_hand():
+    """ResNet-18: stem conv, bn, relu, max pool (4); 8 basic blocks of conv, bn, relu, conv, bn, add,
+    relu (56); 3 downsample conv + bn (6); head: average pool and addmm (2; flatten is a view) = 68.
+    SE adds per block: mean, conv, relu, conv, sigmoid, mul = 6, x 8 = 48."""
+    plain = senet_cli.count("resnet18")
+    assert plain.kernels == 68 and plain.stem.kernels == 4 and plain.head.kernels == 2
+    se = senet_cli.count("se_resnet18")
+    assert se.kernels == 116 and se.attention_total("kernels") == 48
+    assert all(block.attention_kernels == 6 for block in se.blocks)
+    assert se.baseline.kernels == 68 and se.overhead.kernels == 48
+    assert se.overhead.kernels_pct == pytest.approx(48 / 68 * 100)
+    data = se.to_dict()
+    assert data["kernels"] == 116 and data["attention"]["kernels"] == 48 and data["overhead"]["kernels"] == 48
+    assert data["blocks"][0]["kernels"] == 13 and "kernels_convention" in data
+
+
+def test_with_infinite_rates_the_prediction_is_kernels_times_the_op_cost():
+    device = calibrated_device(synthetic(op_cost_us=7.0, conv=1e12, matmul=1e12, memory=1e15, max_pool=1e15))
+    report = senet_cli.count("se_resnet18", roofline=device)
+    roof = report.roofline
+    assert roof.predicted_ms == pytest.approx(116 * 7.0e-3, rel=1e-6)
+    assert roof.baseline_predicted_ms == pytest.approx(68 * 7.0e-3, rel=1e-6)
+    assert roof.predicted_overhead_pct == pytest.approx((116 - 68) / 68 * 100, rel=1e-6)
+    for row in report.rows:
+        assert row.predicted_ms == pytest.approx(row.kernels * 7.0e-3, rel=1e-6)
+        assert row.attention_predicted_ms == pytest.approx(row.attention_kernels * 7.0e-3, rel=1e-6)
+
+
+@pytest.mark.parametrize("model", ["se_resnet18", "cbam_resnet18", "sk_resnet18", "torchvision:mobilenet_v3_small"])
+def test_a_bound_never_exceeds_a_prediction(model):
+    device = calibrated_device(synthetic())
+    report = senet_cli.count(model, roofline=device, input_size=64)
+    roof = report.roofline
+    assert roof.peak_tflops == 1.0 and roof.bandwidth_gbs == 100.0  # the best rates measured
+    assert roof.ms <= roof.predicted_ms and roof.baseline_ms <= roof.baseline_predicted_ms
+    for row in report.rows:
+        assert row.roofline_ms <= row.predicted_ms
+    assert roof.predicted_ms == pytest.approx(sum(row.predicted_ms for row in report.rows))
+    # at least the per-op cost of every kernel on top of the bound's work
+    assert roof.predicted_ms >= report.kernels * OP_COST_US * 1e-3
+
+
+def test_a_device_file_round_trips_and_bad_ones_get_one_line(tmp_path, cli):
+    path = tmp_path / "device.json"
+    path.write_text(json.dumps(synthetic().to_dict()))
+    device = parse_device(str(path))
+    assert device.calibration == synthetic() and device.bandwidth_gbs == 100.0 and "calibrated" in device.name
+    code, out, err = cli(["count", "se_resnet18_cifar", "--roofline", str(path), "--format", "json"])
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["roofline"]["predicted_ms"] > data["roofline"]["ms"] and "predicted_ms" in data["blocks"][0]
+    assert data["roofline"]["op_cost_us"] == OP_COST_US
+    with pytest.raises(SenetError, match="does not exist; write one with `senet calibrate"):
+        parse_device(str(tmp_path / "missing.json"))
+    (tmp_path / "other.json").write_text('{"schema": 1, "device": "cpu"}')
+    code, _, err = cli(["count", "resnet18_cifar", "--roofline", str(tmp_path / "other.json")])
+    assert code == 2 and err.count("\n") == 1 and "not a complete `senet calibrate` device file" in err
+    (tmp_path / "not.json").write_text("[]")
+    with pytest.raises(SenetError, match="is not a `senet calibrate` device file"):
+        parse_device(str(tmp_path / "not.json"))
+    code, _, err = cli(["count", "resnet18_cifar", "--roofline", str(path), "--dtype", "float16"])
+    assert code == 2 and "calibrated in float32, not float16" in err
+
+
+def test_calibrate_measures_and_writes_its_schema(tmp_path):
+    from senet_cli.profile.calibrate import calibrate
+
+    calibration = calibrate("cpu", threads=1, batches=(1,), min_run_time=0.01,
+                            conv_shapes=(("3x3 16->16 @16", 16, 16, 3, 1, 1, 16),),
+                            linear_shapes=(("linear 64->10", 64, 10),), memory_bytes=(2**12, 2**16))
+    data = calibration.to_dict()
+    assert set(data) >= {"schema", "device", "name", "dtype", "threads", "op_cost_us", "peak_tflops", "bandwidth_gbs",
+                         "points", "torch_version", "created", "seconds", "method", "units"}
+    assert data["device"] == "cpu" and data["threads"] == 1 and data["dtype"] == "float32"
+    assert data["op_cost_us"] > 0 and all(p["rate"] > 0 and p["median_us"] > 0 for p in data["points"])
+    kinds = [p["kind"] for p in data["points"]]
+    assert kinds.count("memory") == 2 and {"conv", "matmul", "max_pool", "avg_pool"} <= set(kinds)
+    conv = next(p for p in data["points"] if p["kind"] == "conv")
+    assert conv["macs"] == 16 * 16 * 9 * 16 * 16 and conv["bytes"] == 4 * (2 * 16 * 16 * 16 + 16 * 16 * 9)
+    assert conv["depth"] == 16 * 9  # MACs per output element
+    copy = next(p for p in data["points"] if p["kind"] == "memory")
+    assert copy["bytes"] == 2 * 2**12  # x * 2.0: read once, written once
+    assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration
+
+
+@pytest.mark.slow
+def test_the_calibrate_command_writes_a_device_file_under_a_minute(tmp_path, cli):
+    import time
+
+    path = tmp_path / "dev.json"
+    started = time.perf_counter()
+    code, _, err = cli(["calibrate", "--threads", "1", "--output", str(path)])
+    assert code == 0, err
+    assert time.perf_counter() - started < 60
+    assert DeviceCalibration.load(path).threads == 1
+    code, _, err = cli(["calibrate", "--threads", "1", "--output", str(path)])
+    assert code == 2 and "already exists; pass --force" in err
+
+
+def _measurement(median: float) -> Measurement:
+    return Measurement("m", LatencyStats(median, median, median, median, median), 1.0, None, 3)
+
+
+def test_profile_says_when_a_bound_is_above_the_measured_median():
+    from senet_cli.profile.api import _bound_notes
+    from senet_cli.profile.timing import Timing
+
+    result = BatchResult(1, _measurement(2.0), None, None, roofline_ms=3.0)
+    (note,) = _bound_notes((result,), parse_device("h100"), Timing(), 1)
+    assert "bound is above the measured median at batch 1 (0.67x)" in note and "senet calibrate" in note
+    assert _bound_notes((replace(result, roofline_ms=1.0),), parse_device("h100"), Timing(), 1) == ()
+    device = calibrated_device(replace(synthetic(), threads=2))
+    (note,) = _bound_notes((replace(result, roofline_ms=1.0),), device, Timing(), 1)
+    assert "calibrated on cpu with 2 threads" in note
+
+
+def test_profile_puts_the_median_next_to_the_prediction(tmp_path):
+    path = tmp_path / "device.json"
+    path.write_text(json.dumps(synthetic().to_dict()))
+    report = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=2, warmup=0, threads=1, roofline=str(path))
+    (result,) = report.results
+    counted = senet_cli.count("se_resnet18_cifar", roofline=str(path)).roofline
+    assert result.predicted_ms == pytest.approx(counted.predicted_ms)
+    assert result.over_predicted == pytest.approx(result.model.latency_ms.median / counted.predicted_ms)
+    entry = report.to_dict()["results"][0]
+    assert entry["measured_over_predicted"] == pytest.approx(result.over_predicted)
+    assert entry["predicted_overhead_pct"] == pytest.approx(counted.predicted_overhead_pct)
+    assert report.to_dict()["roofline"]["calibrated"] is True
+    assert math.isfinite(entry["baseline_predicted_ms"])
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_calibration_measures_the_gpu():
+    """On a GPU (benchmarks/gpu_check.sh runs this): the device file names it, and the prediction
+    for a model is above its bound and within 100x of it (launches dominate at batch 1)."""
+    import torch
+
+    from senet_cli.profile.calibrate import calibrate
+
+    calibration = calibrate("cuda", batches=(1,), min_run_time=0.02)
+    assert calibration.device == "cuda" and calibration.name == torch.cuda.get_device_name()
+    assert 0 < calibration.op_cost_us < 1000
+    roof = senet_cli.count("se_resnet18", roofline=calibrated_device(calibration)).roofline
+    assert roof.ms <= roof.predicted_ms < 100 * roof.ms + 1.0
