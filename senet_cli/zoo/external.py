@@ -128,13 +128,18 @@ def _unknown(library: str, name: str, names: Sequence[str], lister: str) -> Unkn
 
 
 def _literal(value: Any) -> Any:
-    """A CLI string as the Python literal it spells ("3" -> 3, "(1, 2)" -> (1, 2)); else unchanged."""
+    """A CLI string as the Python literal it spells ("3" -> 3, "(1, 2)" -> (1, 2)); else unchanged.
+    A value that nests past what the parser can hold is one SenetError, never a RecursionError."""
     if not isinstance(value, str):
         return value
     try:
         return ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return value
+    except (RecursionError, MemoryError):  # CPython's parser: "1+1+...+1" recurses, "(1,(1,..." overflows its stack
+        start = value[:24] + "..." if len(value) > 24 else value
+        raise SenetError(f"option value {start!r} ({len(value):,} characters) nests too deeply to read as a Python "
+                         f"literal; write a flat value (a number, a string, a short list)") from None
 
 
 def _frozen(value: Any) -> Any:
