@@ -39,6 +39,8 @@ SYNTHETIC_DEFAULT = 64
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 """What torchvision's ImageFolder takes as an image."""
 MAX_IMAGE_PIXELS = 64_000_000
+MAX_FOLDER_DEPTH = 32
+"""Folders an image may sit below its class folder: deep enough for any dataset's own layout."""
 """The most pixels an image's header may declare (8000 x 8000; 192 MB as RGB): a 20000 x 20000 PNG
 of a few kilobytes is refused before decoding, not allocated."""
 
@@ -247,9 +249,8 @@ def list_folder(folder: Path) -> tuple[tuple[str, ...], list[tuple[str, int]], l
         if not _first_visit(top, visited):
             continue
         found = 0
-        for directory, subdirectories, names in os.walk(top, followlinks=True):
-            subdirectories[:] = sorted(d for d in subdirectories if _first_visit(Path(directory, d), visited))
-            for file_name in sorted(names):
+        for directory, names in _walk(top, visited):
+            for file_name in names:
                 if not file_name.lower().endswith(IMAGE_EXTENSIONS):
                     continue
                 path = os.path.join(directory, file_name)
@@ -275,6 +276,37 @@ def list_folder(folder: Path) -> tuple[tuple[str, ...], list[tuple[str, int]], l
             "file ending in {extensions}", arguments=("data",), folder=folder, extensions=", ".join(IMAGE_EXTENSIONS),
         )
     return tuple(classes), files, skipped, duplicates
+
+
+def _walk(top: Path, visited: set[tuple[int, int]]) -> Iterator[tuple[str, list[str]]]:
+    """(directory, sorted file names) under `top`, top-down in sorted order as os.walk gives them,
+    with an explicit stack instead of os.walk's recursion: a tree MAX_FOLDER_DEPTH folders deeper than
+    its class folder is refused in one line naming where (os.walk raised RecursionError at ~1,000)."""
+    stack: list[tuple[str, int]] = [(str(top), 0)]
+    while stack:
+        directory, depth = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue  # unreadable: os.walk skipped it too
+        folders = sorted(entry.name for entry in entries if _is_dir(entry))
+        names = sorted(entry.name for entry in entries if not _is_dir(entry))
+        yield directory, names
+        inside = [path for path in (os.path.join(directory, name) for name in folders)
+                  if _first_visit(Path(path), visited)]
+        if inside and depth >= MAX_FOLDER_DEPTH:
+            raise ArgumentError(
+                "{data} {folder}: folders nest more than {limit} deep below the class folder {top} (at "
+                "{where}); an ImageFolder tree is DIR/<class>/<image>, with at most {limit} folders between",
+                arguments=("data",), folder=top.parent, limit=MAX_FOLDER_DEPTH, top=top.name,
+                where=_tail_shown(directory),
+            )
+        stack.extend((path, depth + 1) for path in reversed(inside))
+
+
+def _tail_shown(path: str, limit: int = 80) -> str:
+    """A long path as its last `limit` characters: the deep end is the part that says where."""
+    return path if len(path) <= limit else "..." + path[-(limit - 3):]
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

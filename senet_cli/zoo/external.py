@@ -189,9 +189,9 @@ def _import_file(location: str) -> Any:
         try:
             with _on_path(str(path.resolve().parent)):
                 spec.loader.exec_module(module)
-        except Exception as error:  # noqa: BLE001 (the caller's code may raise anything)
+        except (Exception, SystemExit) as error:  # noqa: BLE001 (the caller's code may raise anything, or exit)
             del sys.modules[name]
-            raise SenetError(f"importing {location} failed: {type(error).__name__}: {first_line(error)}") from None
+            raise SenetError(f"importing {location} failed: {_failure(error)}") from None
         _FILES[key] = module
     return _FILES[key]
 
@@ -202,8 +202,16 @@ def _import_module(location: str) -> Any:
             return importlib.import_module(location)
     except ModuleNotFoundError as error:
         raise SenetError(f"no module named '{error.name or location}' (from '{location}')") from None
-    except Exception as error:  # noqa: BLE001
-        raise SenetError(f"importing {location} failed: {type(error).__name__}: {first_line(error)}") from None
+    except (Exception, SystemExit) as error:  # noqa: BLE001
+        raise SenetError(f"importing {location} failed: {_failure(error)}") from None
+
+
+def _failure(error: BaseException) -> str:
+    """What the caller's code did instead of importing: an exception, or a sys.exit() that would
+    otherwise end senet silently with the code's own status (0 for sys.exit(0))."""
+    if isinstance(error, SystemExit):
+        return f"it called sys.exit({error.code!r}) while being imported"
+    return f"{type(error).__name__}: {first_line(error)}"
 
 
 def _load_attribute(location: str, target: str, source: str) -> Any:
