@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from senet_cli import paths
 from senet_cli._version import __version__
 from senet_cli.atomic import atomic_path
 from senet_cli.errors import ArgumentError, CheckpointError, CheckpointSafetyError, first_line
@@ -92,7 +93,7 @@ def load_checkpoint(
     for a missing, empty, truncated, non-torch, oversized or unsafe file.
     """
     file = Path(path)
-    if not file.exists():
+    if not paths.exists(file, "checkpoint"):
         raise CheckpointError(file, f"checkpoint {bounds.shown(file)} does not exist")
     size = bounds.check_file(file)
     start = bounds.head(file)
@@ -124,7 +125,7 @@ def save_checkpoint(
         raise ArgumentError("{model} must be a torch.nn.Module, got {kind} (a state dict saves with torch.save or "
                             "safetensors)", arguments=("model",), kind=type(model).__name__)
     file = Path(path)
-    if file.exists() and not force:
+    if paths.exists(file, "checkpoint") and not force:
         raise ArgumentError("{file} already exists; pass {force} to overwrite it",
                             arguments={"force": ("force", True)}, file=file)
     config = getattr(model, "senet_config", None)

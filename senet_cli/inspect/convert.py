@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from senet_cli._version import __version__
-from senet_cli.atomic import atomic_path
+from senet_cli.atomic import OutputError, atomic_path, check_writable
 from senet_cli.errors import ArgumentError, UnknownChoiceError
 from senet_cli.inspect.checkpoint import METADATA_KEY, SAFETENSORS_SUFFIX, load_checkpoint
 from senet_cli.options import ModelConfig
@@ -83,11 +83,14 @@ def convert(
     if to not in CONVERT_TARGETS:
         raise UnknownChoiceError("conversion target", str(to), CONVERT_TARGETS)
     file = Path(destination)
-    if file.exists() and not force:
-        raise ArgumentError("{file} already exists; pass {force} to overwrite it",
-                            arguments={"force": ("force", True)}, file=file)
-    if file.is_dir() or not file.parent.is_dir():
-        raise ArgumentError("cannot write {file}: give a file path in an existing folder", arguments=(), file=file)
+    try:  # the same checks as every writer (a real probe file: permissions, a name too long, a dangling link)
+        check_writable(file, overwrite=force)
+    except OutputError as error:
+        if error.reason == "it already exists":
+            raise ArgumentError("{file} already exists; pass {force} to overwrite it",
+                                arguments={"force": ("force", True)}, file=file) from None
+        raise ArgumentError("cannot write {file}: {reason}; give a file path in an existing folder", arguments=(),
+                            file=file, reason=error.reason) from None
     loaded = load_checkpoint(source, trust=trust, ema=ema)
     resolved = resolve(loaded, model, **options)
     match = match_layout(loaded)

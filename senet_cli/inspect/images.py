@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from senet_cli import paths
 from senet_cli.errors import ArgumentError, SenetError, first_line
 from senet_cli.inspect.results import EMPTY_DATA, Preprocess, SkippedImage
 
@@ -94,10 +95,11 @@ def open_images(data: str, preprocess: Preprocess, *, limit: int | None = None, 
     if data == "samples":
         return _samples(preprocess, limit, batch, shard)
     folder = Path(data)
-    if not folder.is_dir():
+    kind = paths.path_kind(folder, "--data folder")
+    if kind != "directory":
         raise ArgumentError(
             "{data} takes 'samples', 'synthetic' or an ImageFolder directory; '{value}' {problem}",
-            arguments=("data",), value=data, problem="is not a directory" if folder.exists() else "does not exist",
+            arguments=("data",), value=data, problem="does not exist" if kind == "missing" else "is not a directory",
         )
     return _folder(folder, preprocess, limit, batch, workers, seed, shard, strict)
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from senet_cli.errors import ArgumentError, OptionError, SenetError, UnknownChoiceError, closest_match, first_line
 from senet_cli.options import COMMON_OPTION_NAMES, ExternalConfig, parse_int
+from senet_cli.paths import path_kind
 
 PREFIXES = ("torchvision", "timm")
 
@@ -176,7 +177,7 @@ def _on_path(directory: str) -> Iterator[None]:
 
 def _import_file(location: str) -> Any:
     path = Path(location).expanduser()
-    if not path.is_file():
+    if path_kind(path, "model file") != "file":
         raise SenetError(f"no file '{location}'")
     key = str(path.resolve())
     if key not in _FILES:
