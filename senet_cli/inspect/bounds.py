@@ -15,6 +15,7 @@ against the file's own size and against stated caps before torch or safetensors 
                   file, since their bytes follow the pickles.
   safetensors     the header length must fit the file and MAX_PICKLE_BYTES; every tensor's dtype,
                   shape and data offsets must agree with each other and lie inside the file.
+  weight names    at most MAX_KEY_CHARS (1,024) characters and MAX_KEY_PARTS (64) dotted parts each.
   loaded tensors  at most MAX_VALUES values in all (2**30: 4 GiB as float32), counted before a
                   sparse tensor is made dense or a stride-0 view copied; meta, nested and complex
                   tensors are refused; integer, bool, quantized and 8-bit float weights are cast to
@@ -53,6 +54,8 @@ GROWTH_RATIO = 16
 GROWTH_FREE_BYTES = 256 << 20
 DEFLATE_FREE_BYTES = 1 << 20
 DEFLATE_MAX_RATIO = 10
+MAX_KEY_CHARS = 1024
+MAX_KEY_PARTS = 64
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 """The number torch.save's legacy (non-zip) format pickles first."""
 
@@ -296,6 +299,17 @@ def _tensor_bytes(file: Path, key: str, entry: Any, data_size: int) -> int:
         raise not_a_checkpoint(file, f"tensor {name!r} ({dtype} {shape}) needs {expected:,} bytes, its offsets "
                                      f"span {offsets[1] - offsets[0]:,}")
     return expected
+
+
+def check_keys(file: Path, state: Mapping[str, Any]) -> None:
+    """Refuse weight names no model has: over MAX_KEY_CHARS characters or MAX_KEY_PARTS dotted
+    components (timm's longest names are about 80 characters and 8 components). Checked before any
+    key is split or compared, so a file cannot make that work grow with a million-component name."""
+    for key in state:
+        if len(key) > MAX_KEY_CHARS or key.count(".", 0, MAX_KEY_CHARS + 1) >= MAX_KEY_PARTS:
+            raise CheckpointError(file, f"{shown(file)} names a weight {shown(key, 60)!r} of {len(key):,} characters "
+                                        f"and {key.count('.') + 1:,} dotted parts; weight names are at most "
+                                        f"{MAX_KEY_CHARS:,} characters and {MAX_KEY_PARTS} parts")
 
 
 def settle_tensors(

@@ -283,6 +283,7 @@ def _unwrap(
                             arguments={"ema": ("ema", True)}, path=bounds.shown(path),
                             looked_for=", ".join(EMA_KEYS))
     metadata = {} if raw_metadata is None else validate_metadata(raw_metadata, bounds.shown(path), path)
+    bounds.check_keys(file, weights)
     state, stripped = strip_prefixes(dict(weights))
     state, notes = bounds.settle_tensors(file, state, max_values=max_bytes // 4)
     return Checkpoint(path=path, format=fmt, state_dict=state, container=container, stripped=stripped,
@@ -314,20 +315,30 @@ def strip_prefixes(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tens
 
     A model's own state dict always has several top-level children (conv1, bn1, layer1, ..., fc), so
     a component shared by every key is a wrapper's attribute (Lightning's `self.model`).
+
+    Each key keeps an offset of what is stripped so far and strings are cut once at the end: a step
+    looks only at the next component, so the work is linear in the keys' length (rebuilding every key
+    at every step made two keys sharing a million-component prefix take minutes). The keys' length
+    and components are bounded before this (bounds.check_keys).
     """
+    keys = list(state)
+    offsets = [0] * len(keys)
     stripped: list[str] = []
-    while state:
+    while keys:
         for prefix in WRAPPER_PREFIXES:
-            if any(key.startswith(prefix) for key in state):
-                state = {key.removeprefix(prefix): value for key, value in state.items()}
+            leading = [key.startswith(prefix, offset) for key, offset in zip(keys, offsets, strict=True)]
+            if any(leading):
+                offsets = [offset + len(prefix) if lead else offset
+                           for offset, lead in zip(offsets, leading, strict=True)]
                 stripped.append(prefix)
                 break
         else:
-            heads = {key.split(".", 1)[0] for key in state}
-            if len(heads) == 1 and all("." in key for key in state):
-                head = heads.pop() + "."
-                state = {key.removeprefix(head): value for key, value in state.items()}
-                stripped.append(head)
-                continue
+            ends = [key.find(".", offset) for key, offset in zip(keys, offsets, strict=True)]
+            if all(end >= 0 for end in ends):
+                heads = {key[offset:end + 1] for key, offset, end in zip(keys, offsets, ends, strict=True)}
+                if len(heads) == 1:
+                    stripped.append(heads.pop())
+                    offsets = [end + 1 for end in ends]
+                    continue
             break
-    return state, tuple(stripped)
+    return {key[offset:]: state[key] for key, offset in zip(keys, offsets, strict=True)}, tuple(stripped)
