@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from senet_cli.attention import ATTENTION
 from senet_cli.errors import ArgumentError, SenetError, first_line
 from senet_cli.inspect import distributed
+from senet_cli.inspect.budget import check_budget
 from senet_cli.inspect.checkpoint import Checkpoint, load_checkpoint
 from senet_cli.inspect.distributed import Group
 from senet_cli.inspect.results import (
@@ -141,6 +142,7 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
             resolved = resolve(loaded, model, **options)
         config = resolved.config
         preprocess = _preprocess(loaded, config, input_size)
+        check_budget(config, preprocess.size, batch)  # before the model or a batch is allocated
         shard = (group.rank, group.world_size) if group is not None else (0, 1)
         source = open_images(data, preprocess, limit=limit, batch=batch, workers=workers, shard=shard,
                              strict=strict)
