@@ -147,7 +147,8 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
         source = open_images(data, preprocess, limit=limit, batch=batch, workers=workers, shard=shard,
                              strict=strict)
         if group is not None and source.total < group.world_size:
-            raise SenetError(f"{source.total} images for {group.world_size} processes: each needs at least one")
+            images = "1 image" if source.total == 1 else f"{source.total} images"
+            raise SenetError(f"{images} for {group.world_size} processes: each needs at least one")
         if isinstance(config, ExternalConfig):
             network = materialize_external(loaded, config, target)
             accumulators, attention_params = attach_external_accumulators(network, config, bins, len(source.classes))

@@ -80,7 +80,8 @@ def check_budget(config: ModelConfig | ExternalConfig, size: Sequence[int], batc
         raise SenetError(
             f"{config.name} was refused: its parameters alone take {parameters / GIB:.1f} GiB as float32 (the "
             f"checkpoint's shapes ask for {parameters // FLOAT_BYTES:,} values), "
-            f"GiB with a batch's activations, over the {cap / GIB:.0f} GiB inspect plans for a run")
+            f"{(parameters + activations) / GIB:.1f} GiB with a batch's activations, over the {cap / GIB:.0f} GiB "
+            f"inspect plans for a run")
     raise ArgumentError(
         "{model} was refused: at {height}x{width} input and a batch of {images}, parameters and activations would "
         "take about {planned:.1f} GiB, over the {cap:.0f} GiB inspect plans for a run; use a smaller {input_size} "

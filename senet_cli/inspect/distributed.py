@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from senet_cli.errors import SenetError, first_line
+from senet_cli.errors import ArgumentError, SenetError, first_line
 
 if TYPE_CHECKING:
     from senet_cli.inspect.gates import GateAccumulator
@@ -93,17 +93,34 @@ def agree(group: Group, failure: BaseException | None) -> None:
     import torch.distributed as dist
 
     reports: list[Any] = [None] * group.world_size
-    mine = None if failure is None else f"{type(failure).__name__}: {first_line(failure, 300)}"
-    if isinstance(failure, SenetError):
-        mine = first_line(failure, 300)
-    dist.all_gather_object(reports, mine)
-    failed = [(rank, text) for rank, text in enumerate(reports) if text is not None]
-    if isinstance(failure, SenetError):
+    dist.all_gather_object(reports, _report(failure))
+    failed = [(rank, report) for rank, report in enumerate(reports) if report is not None]
+    if isinstance(failure, SenetError) and not failed[0][0] == group.rank:
+        pass  # another rank failed first: every rank raises that one, as rank 0 prints it
+    elif isinstance(failure, SenetError):
         raise failure  # this rank's own, with its data (the CLI spells its arguments as flags)
     if failed:
-        rank, text = failed[0]
+        rank, report = failed[0]
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        raise SenetError(f"rank {rank} of {group.world_size} failed{more}: {text}")
+        prefix = f"rank {rank} of {group.world_size} failed{more}: "
+        if isinstance(report, tuple):  # an ArgumentError: rebuilt, so the CLI spells --strict, not strict=True
+            template, arguments, fields = report
+            raise ArgumentError(prefix.replace("{", "{{").replace("}", "}}") + template, arguments=arguments,
+                                **fields)
+        raise SenetError(prefix + report)
+
+
+def _report(failure: BaseException | None) -> str | tuple[str, dict[str, Any], dict[str, str]] | None:
+    """What a rank tells the others of its failure: None, one line, or for an ArgumentError its
+    template, arguments and fields as text, which any rank rebuilds into the same error."""
+    if failure is None:
+        return None
+    if isinstance(failure, ArgumentError):
+        fields = {key: str(value)[:300] for key, value in failure.fields.items()}
+        return failure.template, dict(failure.arguments), fields
+    if isinstance(failure, SenetError):
+        return first_line(failure, 300)
+    return f"{type(failure).__name__}: {first_line(failure, 300)}"
 
 
 def gather_counts(group: Group, count: int) -> list[int]:

@@ -214,16 +214,16 @@ def _folder(folder: Path, preprocess: Preprocess, limit: int | None, batch: int,
                 yield images, labels
 
     def head() -> torch.Tensor:
-        chosen = []
-        for position in range(len(dataset)):
-            _, image, _, _ = dataset[position]
-            if image is not None:
-                chosen.append(image)
-            if len(chosen) == batch:
-                break
-        if not chosen:
-            raise SenetError(f"no readable images in {description}")
-        return torch.stack(chosen)
+        """The first batch a one-process run yields: positions 0..batch-1 of the whole list less the
+        unreadable ones (the loader's collate drops them), or the next such batch if none is
+        readable. Taking `batch` readable images instead (one more past a bad file) gave an unbounded
+        gate a different histogram range than one process."""
+        for start in range(0, len(dataset), batch):
+            chosen = [image for _, image, _, _ in (dataset[p] for p in range(start, min(start + batch, len(dataset))))
+                      if image is not None]
+            if chosen:
+                return torch.stack(chosen)
+        raise SenetError(f"no readable images in {description}")
 
     source = ImageSource(description, len(mine), classes, batches(), head=head, total=len(selected),
                          skipped=skipped)
