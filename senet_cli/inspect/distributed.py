@@ -110,13 +110,14 @@ def agree(group: Group, failure: BaseException | None) -> None:
         raise SenetError(prefix + report)
 
 
-def _report(failure: BaseException | None) -> str | tuple[str, dict[str, Any], dict[str, str]] | None:
+def _report(failure: BaseException | None) -> str | tuple[str, dict[str, Any], dict[str, Any]] | None:
     """What a rank tells the others of its failure: None, one line, or for an ArgumentError its
     template, arguments and fields as text, which any rank rebuilds into the same error."""
     if failure is None:
         return None
     if isinstance(failure, ArgumentError):
-        fields = {key: str(value)[:300] for key, value in failure.fields.items()}
+        fields = {key: value if isinstance(value, (int, float, bool)) or value is None else str(value)[:300]
+                  for key, value in failure.fields.items()}  # numbers stay numbers: templates format them
         return failure.template, dict(failure.arguments), fields
     if isinstance(failure, SenetError):
         return first_line(failure, 300)
