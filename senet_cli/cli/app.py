@@ -103,7 +103,10 @@ def _after_interrupt(signum: int, frame: object) -> None:
 @contextlib.contextmanager
 def _signals_interrupt() -> Iterator[None]:
     """While a command runs, SIGINT, SIGTERM and SIGHUP raise `Interrupted` (a signal the process
-    inherited as ignored, as nohup's SIGHUP, stays ignored); the previous handlers come back after."""
+    inherited as ignored, as nohup's SIGHUP, stays ignored); the previous handlers come back after,
+    unless a signal arrived: then later ones only remove temporary files, and are ignored once the
+    command's cleanup is done, until the process has ended, so Ctrl-C held down during a write gives
+    one line and exit 130, not KeyboardInterrupt tracebacks from atexit handlers and death by SIGINT."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -117,6 +120,12 @@ def _signals_interrupt() -> Iterator[None]:
         yield
     finally:
         for number, handler in previous.items():
+            if signal.getsignal(number) is _after_interrupt:
+                # interrupted, cleanup done, the process is ending: ignored, not restored, since Python's
+                # finalization resets a Python handler (not SIG_IGN) to SIG_DFL, where one more Ctrl-C
+                # of a held-down key kills the process by SIGINT after its one line
+                signal.signal(number, signal.SIG_IGN)
+                continue
             signal.signal(number, handler)
 
 
