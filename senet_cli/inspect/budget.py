@@ -55,8 +55,8 @@ def planned_bytes(config: ModelConfig | ExternalConfig, size: Sequence[int], bat
     try:
         with torch.no_grad():
             model.eval()(torch.empty(1, 3, height, width, device="meta"))
-    except Exception:  # noqa: BLE001 (a model that cannot run on meta: its activations are counted by running)
-        largest[0] = 0
+    except (Exception, SystemExit):  # noqa: BLE001 (a model that cannot run on meta, or the caller's code
+        largest[0] = 0                 # failing: the real forward says so in one line, naming the model)
     finally:
         for handle in handles:
             handle.remove()
@@ -71,7 +71,7 @@ def check_budget(config: ModelConfig | ExternalConfig, size: Sequence[int], batc
         parameters, activations = planned_bytes(config, size, batch)
     except SenetError:
         raise
-    except Exception:  # noqa: BLE001 (an architecture the meta device cannot build: building it for real will say)
+    except (Exception, SystemExit):  # noqa: BLE001 (one the meta device cannot build: building it for real will say)
         return
     if parameters + activations <= cap:
         return
