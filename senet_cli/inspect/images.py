@@ -40,10 +40,10 @@ SYNTHETIC_DEFAULT = 64
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 """What torchvision's ImageFolder takes as an image."""
 MAX_IMAGE_PIXELS = 64_000_000
-MAX_FOLDER_DEPTH = 32
-"""Folders an image may sit below its class folder: deep enough for any dataset's own layout."""
 """The most pixels an image's header may declare (8000 x 8000; 192 MB as RGB): a 20000 x 20000 PNG
 of a few kilobytes is refused before decoding, not allocated."""
+MAX_FOLDER_DEPTH = 32
+"""Folders an image may sit below its class folder: deep enough for any dataset's own layout."""
 
 
 Shard = tuple[int, int]
@@ -237,7 +237,8 @@ def list_folder(folder: Path) -> tuple[tuple[str, ...], list[tuple[str, int]], l
     image extension anywhere below them. Directory links are followed, but each directory (by device
     and inode) is entered once, so a link loop ends; each file (by device and inode) is listed once,
     the first path in sorted order naming it; a path that is not a regular file once links are
-    resolved (a FIFO, a device, a dangling link) is skipped and said.
+    resolved (a FIFO, a device, a dangling link) is skipped and said. A tree more than
+    MAX_FOLDER_DEPTH folders below a class folder is refused in one line (see `_walk`).
     """
     root = os.stat(folder)
     visited = {(root.st_dev, root.st_ino)}
