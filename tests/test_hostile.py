@@ -421,14 +421,31 @@ def test_an_image_folder_a_thousand_deep_is_refused_naming_where(tmp_path):
             os.chdir("d")
     finally:
         os.chdir(here)
-    with pytest.raises(SenetError) as caught:
-        list_folder(root)
+    try:
+        with pytest.raises(SenetError) as caught:
+            list_folder(root)
+    finally:
+        _remove_deep(deep, 1100)  # pytest's recursive rmtree of tmp_path would hit the recursion limit
     text = _one_line(caught.value)
     assert "nest more than 32 deep below the class folder dog" in text and "/d/d/d" in text
     shallow = tmp_path / "shallow"
     (shallow / "cat" / "a" / "b").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(shallow / "cat" / "a" / "b" / "x.png")
     assert list_folder(shallow)[0] == ("cat",)  # nesting within the bound is still read
+
+
+def _remove_deep(top: Path, depth: int) -> None:
+    """Remove `top`/d/d/.../d (`depth` levels) bottom-up without recursion."""
+    here = os.getcwd()
+    os.chdir(top)
+    try:
+        for _ in range(depth):
+            os.chdir("d")
+        for _ in range(depth):
+            os.chdir("..")
+            os.rmdir("d")
+    finally:
+        os.chdir(here)
 
 
 USER_MODEL = '''
