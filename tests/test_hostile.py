@@ -708,3 +708,20 @@ def test_a_rank_refusal_is_rebuilt_with_its_flags_and_the_calibration_batch_is_t
     first = next(iter(one))[0]
     assert first.shape[0] == 2  # positions 0..2 less the bad file: what one process calibrates on
     assert torch.equal(open_images(str(root), preprocess, batch=3, shard=(1, 2)).head(), first)
+
+
+class _AsksForGetattr:
+    def __reduce__(self):
+        import collections
+
+        return getattr, (collections.OrderedDict(), "keys")
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2])
+def test_a_pickle_asking_for_builtins_getattr_names_it_at_every_protocol(protocol, tmp_path):
+    path = tmp_path / f"getattr{protocol}.pth"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "x": _AsksForGetattr()}, path, pickle_protocol=protocol)
+    with pytest.raises(SenetError) as caught:  # protocols 0 and 1 stop torch's scanner ("Unsupported operand")
+        load_checkpoint(path)
+    text = _one_line(caught.value)
+    assert "(builtins.getattr)" in text and "corrupt" not in text and "--trust" not in text.replace("trust=True", "")

@@ -35,7 +35,7 @@ import json
 import pickle
 import struct
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -243,10 +243,48 @@ def scan_legacy(file: Path, size: int) -> LegacyScan:
 
 def unsafe_legacy_globals(scan: LegacyScan) -> list[str]:
     """The globals of a legacy file that torch's restricted unpickler does not allow."""
+    return unsafe_names(scan.globals)
+
+
+def unsafe_names(names: Iterable[str]) -> list[str]:
+    """Those of `names` ('module.name') torch's restricted unpickler does not allow, each once."""
     from torch import _weights_only_unpickler as restricted
 
     allowed = set(restricted._get_allowed_globals()) | set(restricted._get_user_allowed_globals())
-    return [name for name in scan.globals if name not in allowed]
+    return [name for name in dict.fromkeys(names) if name not in allowed]
+
+
+def zip_pickle_globals(file: Path) -> list[str]:
+    """The globals a torch zip's data.pkl names, read opcode by opcode (pickletools.genops: nothing
+    is built or called), as far as the pickle parses. For a pickle torch's safe loader refuses before
+    its scanner can list them (protocols 0 and 1 use opcodes it does not take: "Unsupported operand
+    100"), so the refusal names the global (builtins.getattr) instead of calling the file corrupt."""
+    import pickletools
+    from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
+
+    try:
+        with zipfile.ZipFile(file) as archive:
+            record = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+            if record is None or archive.getinfo(record).file_size > MAX_PICKLE_BYTES:
+                return []
+            data = archive.read(record)
+    except (OSError, zipfile.BadZipFile, ValueError, RuntimeError):
+        return []
+    names: list[str] = []
+    strings: list[str] = []
+    try:
+        for opcode, argument, _ in pickletools.genops(data):
+            if opcode.name in ("GLOBAL", "INST") and isinstance(argument, str):
+                module, _, name = argument.partition(" ")
+                module, name = NAME_MAPPING.get((module, name), (IMPORT_MAPPING.get(module, module), name))
+                names.append(f"{module}.{name}")
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                names.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(argument, str):
+                strings.append(argument)
+    except Exception:  # noqa: BLE001 (a fuzzed pickle stops parsing somewhere: what was read still counts)
+        pass
+    return names
 
 
 def check_safetensors(file: Path, size: int, max_bytes: int = MAX_TENSOR_BYTES) -> dict[str, Any]:

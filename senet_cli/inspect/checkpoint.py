@@ -237,6 +237,8 @@ def _unsafe_globals(file: Path, message: str) -> list[str]:
         found = sorted(finder(str(file))) if finder is not None else []
     except Exception:  # noqa: BLE001 (an old-format or odd file: fall back to the message)
         found = []
+    if not found and bounds.is_zip(bounds.head(file)):
+        found = bounds.unsafe_names(bounds.zip_pickle_globals(file))
     return found or re.findall(r"Unsupported global: GLOBAL ([\w.]+)", message)
 
 
