@@ -96,6 +96,36 @@ def reason(error: OSError) -> str:
     return error.strerror or type(error).__name__
 
 
+_WRITE_FAILURES = {
+    # what a writer's own error says -> the OS error it stands for (torch and safetensors do not raise OSError)
+    "no space left": "No space left on device",
+    "file too large": "File too large (a file-size limit, ulimit -f)",
+    "disk quota": "Disk quota exceeded",
+    "read-only file system": "Read-only file system",
+    "input/output error": "Input/output error",
+}
+
+
+def write_failure(error: BaseException) -> str | None:
+    """The OS reason behind a writer's failure that is not an OSError, or None for any other error.
+
+    torch.save reports a full disk or a file-size limit as "RuntimeError: [enforce fail at
+    inline_container.cc:672] . unexpected pos 25728 vs 25624" (its writer checks only how far it
+    got), safetensors as "SafetensorError: ... I/O error: File too large (os error 27)": both mean
+    the file could not be written, which the user fixes on their side, not a bug to show."""
+    if isinstance(error, OSError):
+        return reason(error)
+    if type(error).__name__ not in ("RuntimeError", "SafetensorError"):
+        return None
+    text = str(error).lower()
+    for words, meaning in _WRITE_FAILURES.items():
+        if words in text:
+            return meaning
+    if "inline_container" in text and ("unexpected pos" in text or "write" in text):
+        return "the file stopped growing while torch wrote it (a full disk or a file-size limit)"
+    return None
+
+
 def check_writable(path: Path, overwrite: bool) -> None:
     """Raise OutputError unless `path` can be written: its folder exists and is a folder, a
     temporary file can be created there (permissions, read-only file systems and the temporary
@@ -112,6 +142,9 @@ def _check_writable(path: Path, overwrite: bool) -> None:
         raise OutputError(path, "it is a directory; give a file path")
     if path.exists() and not overwrite:
         raise OutputError(path, "it already exists")
+    if path.is_symlink() and not path.exists():  # refused now, not at the commit after all the work
+        raise OutputError(path, f"it is a link to {os.readlink(path)}, which does not exist; remove the link or "
+                                f"give another path")
     folder = path.parent
     if not folder.exists():
         raise OutputError(path, f"folder {folder} does not exist")
@@ -254,6 +287,9 @@ def atomic_path(path: Path) -> Iterator[str]:
         if transaction is None:
             raise
         raise OutputError(path, reason(error)) from None
-    except BaseException:
+    except BaseException as error:
         _discard(temporary)
+        disguised = write_failure(error)
+        if disguised is not None:
+            raise OutputError(path, disguised) from None
         raise

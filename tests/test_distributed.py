@@ -120,3 +120,39 @@ def test_an_unreadable_image_is_skipped_on_its_rank_and_with_strict_ends_the_run
     assert ours == [ours[0]] and ours[0].startswith("senet: error: rank 1 of 2 failed: image ")
     assert "00bad.png is unreadable (not in an image format PIL reads" in ours[0]
     assert "Traceback" not in done.stderr.split("senet: error:")[0]  # nothing of ours before our line
+
+
+def test_an_unreadable_image_in_the_first_batch_leaves_relu_histograms_equal_to_one_process(dataset, tmp_path):
+    """The calibration batch (which sets an unbounded gate's histogram top: twice its largest value)
+    is the one-process run's first batch less its unreadable files, on every rank. Before, it took
+    `batch` readable images, one past the bad file: here a bright image that raises the top edge."""
+    root, _ = dataset
+    images = tmp_path / "images"
+    generator = np.random.default_rng(1)
+    for label in ("cat", "dog"):
+        (images / label).mkdir(parents=True)
+        for index in range(4):
+            bright = label == "cat" and index == 3  # in a 4-batch only when the bad file is not counted
+            pixels = np.full((40, 40, 3), 255, np.uint8) if bright else generator.integers(0, 40, (40, 40, 3),
+                                                                                            dtype=np.uint8)
+            Image.fromarray(pixels).save(images / label / f"{index}.png")
+    (images / "cat" / "00bad.png").write_text("not an image")  # first in the list, inside the first batch
+    torch.manual_seed(0)
+    model = build_model("se_resnet18_cifar", gate="relu")
+    for name, parameter in model.named_parameters():
+        if ".se." in name and name.endswith("weight"):
+            parameter.data *= 30  # gate values that follow the image's brightness well past 0.5
+    checkpoint = save_checkpoint(model, tmp_path / "bright.pth")
+    reports = {}
+    for processes in (None, 2):
+        target = tmp_path / f"report-{processes}.json"
+        done = _senet(["inspect", str(checkpoint), "--data", str(images), "--batch", "4", "--output", str(target)],
+                      processes)
+        assert done.returncode == 0, done.stderr
+        reports[processes] = json.loads(target.read_text())
+    one, two = reports[None], reports[2]
+    assert one["images"] == two["images"] == 8 and one["skipped_images"]["count"] == two["skipped_images"]["count"] == 1
+    assert any(block["histogram"]["edges"][-1] > 1 for block in one["blocks"])  # the first batch set the top edges
+    for a, b in zip(one["blocks"], two["blocks"], strict=True):
+        assert a["histogram"] == b["histogram"], a["name"]
+        assert (a["min"], a["max"]) == (b["min"], b["max"])

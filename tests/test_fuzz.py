@@ -155,6 +155,38 @@ def _zip_cases(rng: random.Random) -> list[tuple[str, bytes]]:
     return cases
 
 
+def _deep_cases(rng: random.Random, state: dict[str, torch.Tensor]) -> list[tuple[str, bytes, str]]:
+    """Issue 24's classes, at random sizes: metadata nested past any recursion limit (lists, dicts,
+    a cycle) or wide, and weight names with a huge shared dotted prefix, in every format."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(60_000)  # pickling and json.dumps recurse; the loader must not
+    try:
+        cases = []
+        for _ in range(4):
+            depth = rng.randrange(17, 20_000)
+            nested: object = rng.choice([0, "x", None])
+            for _ in range(depth):
+                nested = [nested] if rng.random() < 0.5 else {"k": nested}
+            metadata = {**METADATA, rng.choice(["notes", "preprocess", "options"]): nested}
+            cases.append((f"deep metadata ({rng.choice(['zip', 'legacy'])})",
+                          _torch_bytes({"state_dict": state, "senet": metadata}, legacy=rng.random() < 0.5), ".pth"))
+            cases.append(("deep metadata (safetensors)",
+                          save_bytes(state, metadata={"senet": json.dumps(metadata)}), ".safetensors"))
+        loop: list = []
+        loop.append(loop)
+        cases.append(("cyclic metadata", _torch_bytes({"state_dict": state, "senet": {"notes": loop}}), ".pth"))
+        wide = [list(range(1000))] * rng.randrange(101, 400)  # one list referenced many times: a small pickle
+        cases.append(("wide metadata", _torch_bytes({"state_dict": state, "senet": {"notes": wide}}), ".pth"))
+        for _ in range(3):
+            prefix = "p." * rng.randrange(65, 300_000)
+            keys = {prefix + "a": torch.zeros(1), prefix + "b": torch.zeros(1)}
+            cases.append(("huge dotted keys (zip)", _torch_bytes(keys), ".pth"))
+            cases.append(("huge dotted keys (safetensors)", save_bytes(keys), ".safetensors"))
+        return cases
+    finally:
+        sys.setrecursionlimit(limit)
+
+
 def checkpoint_cases() -> list[tuple[str, bytes, str]]:
     """(class, content, suffix) of every hostile checkpoint, from SEED."""
     rng = random.Random(SEED)
@@ -169,6 +201,7 @@ def checkpoint_cases() -> list[tuple[str, bytes, str]]:
     cases += [("legacy: odd object", _torch_bytes(obj, legacy=True), ".pth") for obj in _odd_objects()[:12]]
     cases += [(label, data, ".safetensors") for label, data in _safetensors_cases(rng, 40)]
     cases += [(label, data, ".pth") for label, data in _zip_cases(rng)]
+    cases += _deep_cases(rng, state)
     cases += [("pickle: not torch's", pickle.dumps(obj, protocol=p), ".pth")
               for p, obj in enumerate([{"a": 1}, [1.0], "x", None, {"state_dict": {}}, 10**30])]
     cases += [("random bytes", rng.randbytes(rng.randrange(1, 4096)), rng.choice([".pth", ".safetensors", ".ckpt"]))

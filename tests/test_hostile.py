@@ -3,6 +3,7 @@ schema, and image folders holding anything. Each either works (saying what it ch
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -343,3 +344,384 @@ def test_a_stored_zip_record_claiming_bytes_past_the_end_of_its_file_is_refused(
     (tmp_path / "liar.pth").write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match=r"claims 3,221,225,472 bytes past offset .* truncated or lying"):
         load_checkpoint(tmp_path / "liar.pth")
+
+
+# --- issue 24: each class of the second hostile round, with cases of our own ---------------------------
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _save_deep(payload: object, path: Path) -> Path:
+    import sys
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(50_000)  # pickling recurses; unpickling (torch's safe loader) does not
+    try:
+        torch.save(payload, path)
+    finally:
+        sys.setrecursionlimit(limit)
+    return path
+
+
+@pytest.mark.parametrize("metadata, expected", [
+    ({"model": MODEL, "preprocess": {"input": _nested(5000)}}, "nests more than 16 containers deep"),
+    ({"model": MODEL, "options": {"x": _nested(3000)}}, "nests more than 16 containers deep"),
+    ({"model": MODEL, "notes": _nested(20)}, "nests more than 16 containers deep"),  # a kept key is walked too
+    ({"model": MODEL, "notes": [[0] * 1000] * 200}, "holds more than 100,000 values"),  # one list, many times
+])
+def test_metadata_nested_or_wide_past_the_bounds_is_one_line_not_a_recursion(metadata, expected, tmp_path, cli):
+    path = _save_deep({"state_dict": {"w": torch.zeros(2)}, "senet": metadata}, tmp_path / "deep.pth")
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    assert expected in _one_line(caught.value)
+    for argv in (["inspect", str(path), "--data", "synthetic", "--limit", "1"],
+                 ["convert", str(path), str(tmp_path / "out.safetensors")]):
+        code, _, err = cli(argv)
+        assert code == 2 and len(err.splitlines()) == 1 and expected in err
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_a_self_referencing_metadata_list_is_refused_not_walked_forever(tmp_path):
+    loop: list = []
+    loop.append(loop)
+    path = _save_deep({"state_dict": {"w": torch.zeros(2)}, "senet": {"notes": loop}}, tmp_path / "loop.pth")
+    with pytest.raises(CheckpointError, match="nests more than 16"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("value", ["1+" * 20_000 + "1", "(1," * 20_000, "-" * 30_000 + "1", "[" * 300 + "]" * 300])
+def test_an_option_literal_the_parser_cannot_hold_is_one_line(value):
+    from senet_cli.zoo.external import _literal
+
+    try:
+        parsed = _literal(value)
+    except SenetError as error:  # RecursionError or the parser's MemoryError, said as what it is
+        text = _one_line(error)
+        assert "nests too deeply" in text and f"({len(value):,} characters)" in text and "memory" not in text
+    else:
+        assert parsed == value or isinstance(parsed, int)  # what the parser does read stays a literal or a string
+
+
+def test_an_image_folder_a_thousand_deep_is_refused_naming_where(tmp_path):
+    root = tmp_path / "images"
+    (root / "cat").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(root / "cat" / "a.png")
+    deep = root / "dog"
+    deep.mkdir()
+    here = os.getcwd()
+    os.chdir(deep)  # a path 1,100 folders deep is longer than open() takes whole; walk it relative
+    try:
+        for _ in range(1100):
+            os.mkdir("d")
+            os.chdir("d")
+    finally:
+        os.chdir(here)
+    try:
+        with pytest.raises(SenetError) as caught:
+            list_folder(root)
+    finally:
+        _remove_deep(deep, 1100)  # pytest's recursive rmtree of tmp_path would hit the recursion limit
+    text = _one_line(caught.value)
+    assert "nest more than 32 deep below the class folder dog" in text and "/d/d/d" in text
+    shallow = tmp_path / "shallow"
+    (shallow / "cat" / "a" / "b").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(shallow / "cat" / "a" / "b" / "x.png")
+    assert list_folder(shallow)[0] == ("cat",)  # nesting within the bound is still read
+
+
+def _remove_deep(top: Path, depth: int) -> None:
+    """Remove `top`/d/d/.../d (`depth` levels) bottom-up without recursion."""
+    here = os.getcwd()
+    os.chdir(top)
+    try:
+        for _ in range(depth):
+            os.chdir("d")
+        for _ in range(depth):
+            os.chdir("..")
+            os.rmdir("d")
+    finally:
+        os.chdir(here)
+
+
+USER_MODEL = '''
+import sys
+import torch
+from torch import nn
+
+class Gate(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.fc = nn.Conv2d(channels, channels, 1)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x):
+        return x * self.gate(self.fc(x.mean((2, 3), keepdim=True)))
+
+class Net(nn.Module):
+    def __init__(self, mode="ok"):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.att = Gate(4)
+        self.head = nn.Linear(4, 3)
+        self.mode = mode
+
+    def forward(self, x):
+        if self.mode == "recurse":
+            return self.forward(x)
+        if self.mode == "raise":
+            raise ValueError("the forward is broken")
+        if self.mode == "exit":
+            sys.exit(0)
+        return self.head(self.att(self.conv(x)).mean((2, 3)))
+
+def recurse(): return Net("recurse")
+def broken(): return Net("raise")
+def leaves(): return Net("exit")
+def ok(): return Net()
+'''
+
+
+@pytest.mark.parametrize("builder, expected", [
+    ("recurse", "RecursionError: maximum recursion depth exceeded"),
+    ("broken", "ValueError: the forward is broken"),
+    ("leaves", "sys.exit(0)"),
+])
+def test_user_code_failing_inside_inspect_is_one_line_naming_the_model(builder, expected, tmp_path, cli):
+    source = tmp_path / "user_net.py"
+    source.write_text(USER_MODEL)
+    namespace: dict = {}
+    exec(compile(USER_MODEL, str(source), "exec"), namespace)
+    checkpoint = tmp_path / "user.pth"
+    torch.save(namespace["ok"]().state_dict(), checkpoint)
+    code, _, err = cli(["inspect", str(checkpoint), "--model", f"{source}:{builder}", "--attention-class",
+                        f"{source}:Gate", "--data", "synthetic", "--limit", "1", "--input", "16"])
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert f"{source}:{builder} cannot run on input [1, 3, 16, 16]" in err and expected in err
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("import sys\nsys.exit(0)\n", "it called sys.exit(0) while being imported"),
+    ("raise SystemExit('bye')\n", "it called sys.exit('bye') while being imported"),
+])
+def test_a_model_file_that_exits_at_import_is_an_error_not_a_silent_exit(body, expected, tmp_path, cli):
+    source = tmp_path / "quits.py"
+    source.write_text(body)
+    code, out, err = cli(["count", f"{source}:build"])
+    assert code == 2 and out == "" and len(err.splitlines()) == 1 and expected in err
+
+
+def test_keys_sharing_a_huge_dotted_prefix_are_refused_at_once(tmp_path):
+    import time
+
+    prefix = "a." * 200_000
+    path = tmp_path / "keys.pth"
+    torch.save({prefix + "x": torch.zeros(1), prefix + "y": torch.zeros(1)}, path)
+    started = time.perf_counter()
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    assert time.perf_counter() - started < 20  # the quadratic stripping took minutes
+    assert "weight names are at most 1,024 characters and 64 parts" in _one_line(caught.value)
+
+
+def test_prefix_stripping_is_linear_and_strips_what_it_did():
+    import time
+
+    from senet_cli.checkpoint.loading import strip_prefixes
+
+    state = {"module.model._orig_mod.conv1.weight": 1, "module.model._orig_mod.fc.bias": 2}
+    assert strip_prefixes(state) == ({"conv1.weight": 1, "fc.bias": 2}, ("module.", "model.", "_orig_mod."))
+    mixed = {"module.model.a.b": 1, "model.module.c": 2}  # a wrapper prefix strips only where it leads
+    assert strip_prefixes(mixed) == ({"a.b": 1, "c": 2}, ("module.", "model.", "module."))
+    assert strip_prefixes({"conv1.weight": 1, "fc.bias": 2}) == ({"conv1.weight": 1, "fc.bias": 2}, ())
+    shared = "w." * 60
+    wide = {f"{shared}{index}.weight": index for index in range(2000)}
+    started = time.perf_counter()
+    stripped, prefixes = strip_prefixes(wide)
+    assert len(prefixes) == 60 and stripped["7.weight"] == 7 and time.perf_counter() - started < 5
+
+
+def test_a_stride_zero_head_is_refused_by_the_memory_budget_before_it_is_built(se_state, tmp_path):
+    state = dict(se_state)
+    classes = 2_000_000
+    state["fc.weight"] = torch.zeros(1).expand(classes, state["fc.weight"].shape[1])  # 4 bytes on disk
+    state["fc.bias"] = torch.zeros(1).expand(classes)
+    path = tmp_path / "head.pth"
+    torch.save({"state_dict": state}, path)
+    assert path.stat().st_size < 2 * sum(t.numel() * 4 for k, t in se_state.items() if not k.startswith("fc."))
+    with pytest.raises(SenetError) as caught:
+        inspect(path, data="synthetic", limit=1)
+    text = _one_line(caught.value)
+    assert "its parameters alone take 3.9 GiB as float32" in text and "over the 4 GiB" in text
+
+
+def test_the_memory_budget_counts_activations_at_the_input_and_batch():
+    from senet_cli.inspect.budget import MAX_RUN_BYTES, check_budget, planned_bytes
+    from senet_cli.zoo import as_config
+
+    config = as_config(MODEL, {}, ())
+    parameters, activations = planned_bytes(config, (32, 32), 1)
+    # se_resnet18_cifar: its widest leaf outputs are 64 x 32 x 32 (the stem and first stage keep full
+    # resolution), so per image 3 x 32 x 32 input + 3 live x 65,536 values, as float32
+    assert activations == 4 * (3 * 32 * 32 + 3 * 64 * 32 * 32)
+    assert parameters == 4 * sum(t.numel() for t in (*build_on_meta_params(config),))
+    check_budget(config, (32, 32), 16)  # the everyday run passes
+    with pytest.raises(SenetError) as caught:  # metadata preprocess.input=1024 at the default batch
+        check_budget(config, (1024, 1024), 16)
+    text = _one_line(caught.value)
+    assert "at 1024x1024 input and a batch of 16" in text and "input_size" in text and "batch" in text
+    assert 4 * (3 * 2**20 + 3 * 64 * 2**20) * 16 > MAX_RUN_BYTES
+
+
+def build_on_meta_params(config):
+    from senet_cli.zoo import build_on_meta
+
+    model = build_on_meta(config)
+    return (*model.parameters(), *model.buffers())
+
+
+def test_input_size_from_metadata_over_the_budget_is_one_line_in_the_cli(constant_model, tmp_path, cli):
+    path = save_checkpoint(constant_model, tmp_path / "big.pth", preprocess={"input": 1024})
+    code, _, err = cli(["inspect", str(path), "--data", "synthetic", "--limit", "1"])
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "use a smaller --input or --batch" in err and "out of memory" not in err
+    code, _, err = cli(["inspect", str(path), "--data", "synthetic", "--limit", "1", "--input", "30000"])
+    assert code == 2 and "at 30000x30000 input" in err and "Decompression" not in err
+
+
+LONG = "x" * 300  # over NAME_MAX (255 bytes) on every common file system
+
+
+def test_names_over_name_max_are_one_line_wherever_a_path_is_looked_at(constant_model, tmp_path, cli):
+    checkpoint = save_checkpoint(constant_model, tmp_path / "ok.pth")
+    cases = [
+        (["inspect", str(tmp_path / f"{LONG}.pth"), "--data", "synthetic"], "File name too long"),
+        (["inspect", str(checkpoint), "--data", str(tmp_path / LONG)], "File name too long"),
+        (["inspect", str(checkpoint), "--data", "synthetic", "--limit", "1", "--output", str(tmp_path / LONG)],
+         "File name too long"),
+        (["convert", str(checkpoint), str(tmp_path / f"{LONG}.safetensors")], "File name too long"),
+        (["count", f"{tmp_path / LONG}.py:build"], "File name too long"),
+    ]
+    for argv, expected in cases:
+        code, _, err = cli(argv)
+        assert code == 2 and len(err.splitlines()) == 1 and expected in err, (argv[0], err)
+    with pytest.raises(SenetError, match="File name too long"):
+        load_checkpoint(tmp_path / f"{LONG}.pth")
+    with pytest.raises(SenetError, match="File name too long"):
+        save_checkpoint(constant_model, tmp_path / f"{LONG}.pth")
+
+
+def test_an_output_on_a_dangling_link_is_refused_before_the_work(constant_model, tmp_path, cli):
+    checkpoint = save_checkpoint(constant_model, tmp_path / "ok.pth")
+    for name in ("report.json", "out.safetensors"):
+        (tmp_path / name).symlink_to(tmp_path / "missing" / name)
+    code, _, err = cli(["inspect", str(checkpoint), "--data", "synthetic", "--output", str(tmp_path / "report.json")])
+    assert code == 2 and "which does not exist; remove the link" in err
+    code, _, err = cli(["convert", str(checkpoint), str(tmp_path / "out.safetensors")])
+    assert code == 2 and "which does not exist; remove the link" in err
+
+
+@pytest.mark.parametrize("error, expected", [
+    (RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 25728 vs 25624"), "stopped growing"),
+    (type("SafetensorError", (Exception,), {})("Error while serializing: I/O error: File too large (os error 27)"),
+     "File too large"),
+    (OSError(28, "No space left on device"), "No space left on device"),
+    (RuntimeError("a real bug"), None),
+    (ValueError("No space left"), None),  # only the writers' own error types are read
+])
+def test_a_writers_disguised_os_error_is_named(error, expected):
+    from senet_cli.atomic import write_failure
+
+    found = write_failure(error)
+    assert found is None if expected is None else expected in found
+
+
+@POSIX
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_convert_past_a_file_size_limit_is_one_line_and_leaves_nothing(suffix, constant_model, tmp_path):
+    import resource
+    import subprocess
+    import sys
+
+    checkpoint = save_checkpoint(constant_model, tmp_path / "ok.pth")
+    target = tmp_path / f"out{suffix}"
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))
+
+    done = subprocess.run([sys.executable, "-m", "senet_cli", "convert", str(checkpoint), str(target)],
+                          capture_output=True, text=True, preexec_fn=limit, timeout=240,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 2 and done.stderr.startswith(f"senet: error: cannot write {target}: ")
+    assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.pth"]
+
+
+@POSIX
+def test_ctrl_c_held_down_during_convert_is_one_line_and_exit_130(constant_model, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    checkpoint = save_checkpoint(constant_model, tmp_path / "ok.pth")
+    target = tmp_path / "out.pth"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "senet_cli", "convert", str(checkpoint), str(target)], stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal's foreground job
+    time.sleep(1.5)  # past the imports, into the command
+    while process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGINT)
+        time.sleep(0.003)
+    err = process.stderr.read()
+    if process.returncode == 0:
+        pytest.skip("convert finished before the first signal on this machine")
+    assert process.returncode == 130 and err.strip().splitlines()[-1] == "senet: interrupted"
+    assert "Traceback" not in err and not target.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["ok.pth"]
+
+
+def test_a_rank_refusal_is_rebuilt_with_its_flags_and_the_calibration_batch_is_the_first_batch(tmp_path):
+    from senet_cli.cli.errors import message
+    from senet_cli.errors import ArgumentError
+    from senet_cli.inspect.distributed import _report
+    from senet_cli.inspect.images import _strict_error, open_images
+    from senet_cli.inspect.results import Preprocess, SkippedImage
+
+    template, arguments, fields = _report(_strict_error(SkippedImage("/data/cat/00bad.png", "not an image")))
+    rebuilt = ArgumentError("rank 1 of 2 failed: " + template, arguments=arguments, **fields)
+    assert message(rebuilt).startswith("rank 1 of 2 failed: image /data/cat/00bad.png is unreadable")
+    assert "--strict stops" in message(rebuilt) and "strict=True" not in message(rebuilt)
+    root = tmp_path / "images"
+    (root / "cat").mkdir(parents=True)
+    for index in range(5):
+        Image.new("RGB", (8, 8), (40 * index, 0, 0)).save(root / "cat" / f"{index}.png")
+    (root / "cat" / "00bad.png").write_text("not an image")  # first in the list
+    preprocess = Preprocess(size=(8, 8), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    one = open_images(str(root), preprocess, batch=3)
+    first = next(iter(one))[0]
+    assert first.shape[0] == 2  # positions 0..2 less the bad file: what one process calibrates on
+    assert torch.equal(open_images(str(root), preprocess, batch=3, shard=(1, 2)).head(), first)
+
+
+class _AsksForGetattr:
+    def __reduce__(self):
+        import collections
+
+        return getattr, (collections.OrderedDict(), "keys")
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2])
+def test_a_pickle_asking_for_builtins_getattr_names_it_at_every_protocol(protocol, tmp_path):
+    path = tmp_path / f"getattr{protocol}.pth"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "x": _AsksForGetattr()}, path, pickle_protocol=protocol)
+    with pytest.raises(SenetError) as caught:  # protocols 0 and 1 stop torch's scanner ("Unsupported operand")
+        load_checkpoint(path)
+    text = _one_line(caught.value)
+    assert "(builtins.getattr)" in text and "corrupt" not in text and "--trust" not in text.replace("trust=True", "")

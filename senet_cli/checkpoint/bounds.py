@@ -15,6 +15,7 @@ against the file's own size and against stated caps before torch or safetensors 
                   file, since their bytes follow the pickles.
   safetensors     the header length must fit the file and MAX_PICKLE_BYTES; every tensor's dtype,
                   shape and data offsets must agree with each other and lie inside the file.
+  weight names    at most MAX_KEY_CHARS (1,024) characters and MAX_KEY_PARTS (64) dotted parts each.
   loaded tensors  at most MAX_VALUES values in all (2**30: 4 GiB as float32), counted before a
                   sparse tensor is made dense or a stride-0 view copied; meta, nested and complex
                   tensors are refused; integer, bool, quantized and 8-bit float weights are cast to
@@ -34,7 +35,7 @@ import json
 import pickle
 import struct
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -54,6 +55,8 @@ GROWTH_RATIO = 16
 GROWTH_FREE_BYTES = 256 << 20
 DEFLATE_FREE_BYTES = 1 << 20
 DEFLATE_MAX_RATIO = 10
+MAX_KEY_CHARS = 1024
+MAX_KEY_PARTS = 64
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 """The number torch.save's legacy (non-zip) format pickles first."""
 
@@ -238,10 +241,48 @@ def scan_legacy(file: Path, size: int) -> LegacyScan:
 
 def unsafe_legacy_globals(scan: LegacyScan) -> list[str]:
     """The globals of a legacy file that torch's restricted unpickler does not allow."""
+    return unsafe_names(scan.globals)
+
+
+def unsafe_names(names: Iterable[str]) -> list[str]:
+    """Those of `names` ('module.name') torch's restricted unpickler does not allow, each once."""
     from torch import _weights_only_unpickler as restricted
 
     allowed = set(restricted._get_allowed_globals()) | set(restricted._get_user_allowed_globals())
-    return [name for name in scan.globals if name not in allowed]
+    return [name for name in dict.fromkeys(names) if name not in allowed]
+
+
+def zip_pickle_globals(file: Path) -> list[str]:
+    """The globals a torch zip's data.pkl names, read opcode by opcode (pickletools.genops: nothing
+    is built or called), as far as the pickle parses. For a pickle torch's safe loader refuses before
+    its scanner can list them (protocols 0 and 1 use opcodes it does not take: "Unsupported operand
+    100"), so the refusal names the global (builtins.getattr) instead of calling the file corrupt."""
+    import pickletools
+    from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
+
+    try:
+        with zipfile.ZipFile(file) as archive:
+            record = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+            if record is None or archive.getinfo(record).file_size > MAX_PICKLE_BYTES:
+                return []
+            data = archive.read(record)
+    except (OSError, zipfile.BadZipFile, ValueError, RuntimeError):
+        return []
+    names: list[str] = []
+    strings: list[str] = []
+    try:
+        for opcode, argument, _ in pickletools.genops(data):
+            if opcode.name in ("GLOBAL", "INST") and isinstance(argument, str):
+                module, _, name = argument.partition(" ")
+                module, name = NAME_MAPPING.get((module, name), (IMPORT_MAPPING.get(module, module), name))
+                names.append(f"{module}.{name}")
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                names.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(argument, str):
+                strings.append(argument)
+    except Exception:  # noqa: BLE001 (a fuzzed pickle stops parsing somewhere: what was read still counts)
+        pass
+    return names
 
 
 def check_safetensors(file: Path, size: int, max_bytes: int = MAX_TENSOR_BYTES) -> dict[str, Any]:
@@ -294,6 +335,17 @@ def _tensor_bytes(file: Path, key: str, entry: Any, data_size: int) -> int:
         raise not_a_checkpoint(file, f"tensor {name!r} ({dtype} {shape}) needs {expected:,} bytes, its offsets "
                                      f"span {offsets[1] - offsets[0]:,}")
     return expected
+
+
+def check_keys(file: Path, state: Mapping[str, Any]) -> None:
+    """Refuse weight names no model has: over MAX_KEY_CHARS characters or MAX_KEY_PARTS dotted
+    components (timm's longest names are about 80 characters and 8 components). Checked before any
+    key is split or compared, so a file cannot make that work grow with a million-component name."""
+    for key in state:
+        if len(key) > MAX_KEY_CHARS or key.count(".", 0, MAX_KEY_CHARS + 1) >= MAX_KEY_PARTS:
+            raise CheckpointError(file, f"{shown(file)} names a weight {shown(key, 60)!r} of {len(key):,} characters "
+                                        f"and {key.count('.') + 1:,} dotted parts; weight names are at most "
+                                        f"{MAX_KEY_CHARS:,} characters and {MAX_KEY_PARTS} parts")
 
 
 def settle_tensors(

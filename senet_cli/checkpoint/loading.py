@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from senet_cli import paths
 from senet_cli.checkpoint import bounds
 from senet_cli.checkpoint.bounds import MAX_TENSOR_BYTES
 from senet_cli.checkpoint.metadata import validate_metadata
@@ -90,7 +91,7 @@ def load_checkpoint(
     for a missing, empty, truncated, non-torch, oversized or unsafe file.
     """
     file = Path(path)
-    if not file.exists():
+    if not paths.exists(file, "checkpoint"):
         raise CheckpointError(file, f"checkpoint {bounds.shown(file)} does not exist")
     size = bounds.check_file(file)
     start = bounds.head(file)
@@ -194,6 +195,8 @@ def _unsafe_globals(file: Path, message: str) -> list[str]:
         found = sorted(finder(str(file))) if finder is not None else []
     except Exception:  # noqa: BLE001 (an old-format or odd file: fall back to the message)
         found = []
+    if not found and bounds.is_zip(bounds.head(file)):
+        found = bounds.unsafe_names(bounds.zip_pickle_globals(file))
     return found or re.findall(r"Unsupported global: GLOBAL ([\w.]+)", message)
 
 
@@ -240,6 +243,7 @@ def _unwrap(
                             arguments={"ema": ("ema", True)}, path=bounds.shown(path),
                             looked_for=", ".join(EMA_KEYS))
     metadata = {} if raw_metadata is None else validate_metadata(raw_metadata, bounds.shown(path), path)
+    bounds.check_keys(file, weights)
     state, stripped = strip_prefixes(dict(weights))
     state, notes = bounds.settle_tensors(file, state, max_values=max_bytes // 4)
     return Checkpoint(path=path, format=fmt, state_dict=state, container=container, stripped=stripped,
@@ -271,20 +275,30 @@ def strip_prefixes(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tens
 
     A model's own state dict always has several top-level children (conv1, bn1, layer1, ..., fc), so
     a component shared by every key is a wrapper's attribute (Lightning's `self.model`).
+
+    Each key keeps an offset of what is stripped so far and strings are cut once at the end: a step
+    looks only at the next component, so the work is linear in the keys' length (rebuilding every key
+    at every step made two keys sharing a million-component prefix take minutes). The keys' length
+    and components are bounded before this (bounds.check_keys).
     """
+    keys = list(state)
+    offsets = [0] * len(keys)
     stripped: list[str] = []
-    while state:
+    while keys:
         for prefix in WRAPPER_PREFIXES:
-            if any(key.startswith(prefix) for key in state):
-                state = {key.removeprefix(prefix): value for key, value in state.items()}
+            leading = [key.startswith(prefix, offset) for key, offset in zip(keys, offsets, strict=True)]
+            if any(leading):
+                offsets = [offset + len(prefix) if lead else offset
+                           for offset, lead in zip(offsets, leading, strict=True)]
                 stripped.append(prefix)
                 break
         else:
-            heads = {key.split(".", 1)[0] for key in state}
-            if len(heads) == 1 and all("." in key for key in state):
-                head = heads.pop() + "."
-                state = {key.removeprefix(head): value for key, value in state.items()}
-                stripped.append(head)
-                continue
+            ends = [key.find(".", offset) for key, offset in zip(keys, offsets, strict=True)]
+            if all(end >= 0 for end in ends):
+                heads = {key[offset:end + 1] for key, offset, end in zip(keys, offsets, ends, strict=True)}
+                if len(heads) == 1:
+                    stripped.append(heads.pop())
+                    offsets = [end + 1 for end in ends]
+                    continue
             break
-    return state, tuple(stripped)
+    return {key[offset:]: state[key] for key, offset in zip(keys, offsets, strict=True)}, tuple(stripped)

@@ -10,7 +10,10 @@ and tells `inspect` how big an image to build. Every field is checked for its ty
               bound keeps a file from asking for a 30000 x 30000 image: 43 GB in one batch);
               `mean` and `std` lists of 3 finite numbers, every std above 0; other keys are kept
   version     a string of at most 64 characters
-Other top-level keys are kept as they are. A field out of schema is one line naming it:
+Other top-level keys are kept as they are. The whole value nests at most MAX_DEPTH (16) containers
+deep and holds at most MAX_ITEMS (100,000) values: it is walked iteratively before anything recurses
+into it (repr, JSON), so a file nesting lists 5,000 deep is one line, not a RecursionError.
+A field out of schema is one line naming it:
 "metadata field preprocess.input must be an integer in 16..1024 or [height, width], got 30000".
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,12 +33,37 @@ INPUT_RANGE = (16, 1024)
 
 NAME_CHARS = 200
 MAX_OPTIONS = 64
+MAX_DEPTH = 16
+"""Containers inside containers: our own metadata nests 3 deep ({"preprocess": {"input": [h, w]}})."""
+MAX_ITEMS = 100_000
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 3, 40, 40
 OPTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    """A short repr that never recurses past a few levels (the value may nest thousands deep)."""
+    text = _SHOWN.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def nesting(value: Any, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS) -> str | None:
+    """What is too deep or too big in `value` ("nests more than 16 containers deep"), or None when it
+    is within bounds. Walked with an explicit stack, so no input can make it recurse."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    seen = 0
+    while stack:
+        item, depth = stack.pop()
+        seen += 1
+        if seen > max_items:
+            return f"holds more than {max_items:,} values"
+        children: Any = item.values() if isinstance(item, Mapping) else item if isinstance(
+            item, (list, tuple, set, frozenset)) else ()
+        if children and depth >= max_depth:
+            return f"nests more than {max_depth} containers deep"
+        stack.extend((child, depth + 1) for child in children)
+    return None
 
 
 def _number(value: Any) -> bool:
@@ -55,6 +84,10 @@ def validate_metadata(raw: Any, where: str, path: object) -> dict[str, Any]:
 
     if not isinstance(raw, Mapping):
         raise refuse("senet", "an object", raw)
+    excess = nesting(raw)
+    if excess is not None:
+        raise CheckpointError(path, f"{where}: metadata field senet {excess}; it may nest at most {MAX_DEPTH} deep "
+                                    f"and hold {MAX_ITEMS:,} values")
     if not all(isinstance(key, str) for key in raw):
         raise refuse("senet", "an object with string keys", list(raw)[:4])
     metadata = dict(raw)

@@ -59,12 +59,19 @@ def save_checkpoint(
 
 
 def check_destination(file: Path, force: bool) -> None:
-    """Refuse, in one line, a destination that exists (unless `force`), is a folder, or has no folder."""
-    if file.exists() and not force:
-        raise ArgumentError("{file} already exists; pass {force} to overwrite it",
-                            arguments={"force": ("force", True)}, file=file)
-    if file.is_dir() or not file.parent.is_dir():
-        raise ArgumentError("cannot write {file}: give a file path in an existing folder", arguments=(), file=file)
+    """Refuse, in one line and before any work, a destination every writer refuses: one that exists
+    (unless `force`), a folder, a missing folder, no permission, a name too long, a dangling link (a
+    real probe file is created and removed beside it)."""
+    from senet_cli.atomic import OutputError, check_writable
+
+    try:
+        check_writable(file, overwrite=force)
+    except OutputError as error:
+        if error.reason == "it already exists":
+            raise ArgumentError("{file} already exists; pass {force} to overwrite it",
+                                arguments={"force": ("force", True)}, file=file) from None
+        raise ArgumentError("cannot write {file}: {reason}; give a file path in an existing folder", arguments=(),
+                            file=file, reason=error.reason) from None
 
 
 def write_checkpoint(

@@ -102,9 +102,14 @@ def _after_interrupt(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def _signals_interrupt() -> Iterator[None]:
+def _signals_interrupt(ending: bool = False) -> Iterator[None]:
     """While a command runs, SIGINT, SIGTERM and SIGHUP raise `Interrupted` (a signal the process
-    inherited as ignored, as nohup's SIGHUP, stays ignored); the previous handlers come back after."""
+    inherited as ignored, as nohup's SIGHUP, stays ignored); the previous handlers come back after,
+    unless a signal arrived: then later ones only remove temporary files, and are ignored once the
+    command's cleanup is done, until the process has ended, so Ctrl-C held down during a write gives
+    one line and exit 130, not KeyboardInterrupt tracebacks from atexit handlers and death by SIGINT.
+    With `ending` (the console script: the process ends with the command) they are ignored after the
+    command in any case: a Ctrl-C between a finished command and the exit changes nothing any more."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -118,6 +123,12 @@ def _signals_interrupt() -> Iterator[None]:
         yield
     finally:
         for number, handler in previous.items():
+            if ending or signal.getsignal(number) is _after_interrupt:
+                # interrupted, cleanup done, the process is ending: ignored, not restored, since Python's
+                # finalization resets a Python handler (not SIG_IGN) to SIG_DFL, where one more Ctrl-C
+                # of a held-down key kills the process by SIGINT after its one line
+                signal.signal(number, signal.SIG_IGN)
+                continue
             signal.signal(number, handler)
 
 
@@ -232,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     code = 0
     try:
-        with _signals_interrupt(), committed_together() as outputs:
+        with _signals_interrupt(ending=argv is None), committed_together() as outputs:
             code = _invoke(argv)
             if code:
                 outputs.abandon()

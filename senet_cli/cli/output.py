@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from senet_cli import paths
 from senet_cli.atomic import OutputError, atomic_path, check_writable, current
 from senet_cli.errors import SenetError
 from senet_cli.vocabulary import PLOT_FORMATS, plot_suffixes
@@ -80,7 +81,7 @@ def prepare_output(fmt: OutputFormat | None, output: Path | None, force: bool) -
     """The format to write; raises before any work if --output cannot be written or its extension
     names no format."""
     if output is not None:
-        if output.suffix.lower() not in _BY_SUFFIX and not output.is_dir():
+        if output.suffix.lower() not in _BY_SUFFIX and not paths.is_dir(output, "--output"):
             accepted = " ".join(_BY_SUFFIX)
             raise SenetError(f"--output takes a path ending in {accepted} (.txt: the table as text), "
                              f"got '{output.name}'")

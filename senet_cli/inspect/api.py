@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from senet_cli.attention import ATTENTION
 from senet_cli.checkpoint.loading import Checkpoint, load_checkpoint
-from senet_cli.errors import ArgumentError, SenetError
+from senet_cli.errors import ArgumentError, SenetError, first_line
 from senet_cli.inspect import distributed
+from senet_cli.inspect.budget import check_budget
 from senet_cli.inspect.distributed import Group
 from senet_cli.inspect.results import (
     EMPTY_DATA,
@@ -141,11 +142,13 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
             resolved = resolve(loaded, model, **options)
         config = resolved.config
         preprocess = _preprocess(loaded, config, input_size)
+        check_budget(config, preprocess.size, batch)  # before the model or a batch is allocated
         shard = (group.rank, group.world_size) if group is not None else (0, 1)
         source = open_images(data, preprocess, limit=limit, batch=batch, workers=workers, shard=shard,
                              strict=strict)
         if group is not None and source.total < group.world_size:
-            raise SenetError(f"{source.total} images for {group.world_size} processes: each needs at least one")
+            images = "1 image" if source.total == 1 else f"{source.total} images"
+            raise SenetError(f"{images} for {group.world_size} processes: each needs at least one")
         if isinstance(config, ExternalConfig):
             network = materialize_external(loaded, config, target)
             accumulators, attention_params = attach_external_accumulators(network, config, bins, len(source.classes))
@@ -174,12 +177,12 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
     try:
         with torch.inference_mode():
             if group is not None and any(accumulator.unbounded for accumulator in accumulators):
-                _calibrate(network, accumulators, source.head().to(target))
+                _calibrate(lambda head: _forward(network, config, head), accumulators, source.head().to(target))
             for images, labels in source:
                 labels_on_device = labels.to(target) if labels is not None else None
                 for accumulator in accumulators:
                     accumulator.labels = labels_on_device
-                network(images.to(target))
+                _forward(network, config, images.to(target))
                 done += images.shape[0]
                 if on_batch is not None:
                     on_batch(done + source.unreadable, source.count)
@@ -225,6 +228,21 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
         constant_tol=constant_tol, distributed=run, skipped_images=len(skipped_in_order),
         skipped_first=tuple(skipped_in_order[:SKIPPED_SHOWN]), layout=resolved.layout,
     )
+
+
+def _forward(network: Any, config: ModelConfig | ExternalConfig, images: Any) -> None:
+    """One forward pass. A model outside the zoo runs the caller's code: what it raises (or a
+    sys.exit, or endless recursion) is one line naming the model, as `count` says it; running out of
+    memory stays itself (the CLI says which flag to lower)."""
+    try:
+        network(images)
+    except (Exception, SystemExit) as error:
+        memory = isinstance(error, MemoryError) or "out of memory" in str(error).lower()
+        if not isinstance(config, ExternalConfig) or isinstance(error, SenetError) or memory:
+            raise
+        what = f"sys.exit({error.code!r})" if isinstance(error, SystemExit) else type(error).__name__
+        raise SenetError(f"{config.name} cannot run on input {list(images.shape)}: {what}: "
+                         f"{first_line(error, 160)}") from None
 
 
 def _calibrate(network: Any, accumulators: Sequence[GateAccumulator], head: Any) -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from senet_cli import paths
 from senet_cli.errors import ArgumentError, SenetError, first_line
 from senet_cli.inspect.results import EMPTY_DATA, Preprocess, SkippedImage
 
@@ -41,6 +42,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".t
 MAX_IMAGE_PIXELS = 64_000_000
 """The most pixels an image's header may declare (8000 x 8000; 192 MB as RGB): a 20000 x 20000 PNG
 of a few kilobytes is refused before decoding, not allocated."""
+MAX_FOLDER_DEPTH = 32
+"""Folders an image may sit below its class folder: deep enough for any dataset's own layout."""
 
 
 Shard = tuple[int, int]
@@ -92,10 +95,11 @@ def open_images(data: str, preprocess: Preprocess, *, limit: int | None = None, 
     if data == "samples":
         return _samples(preprocess, limit, batch, shard)
     folder = Path(data)
-    if not folder.is_dir():
+    kind = paths.path_kind(folder, "--data folder")
+    if kind != "directory":
         raise ArgumentError(
             "{data} takes 'samples', 'synthetic' or an ImageFolder directory; '{value}' {problem}",
-            arguments=("data",), value=data, problem="is not a directory" if folder.exists() else "does not exist",
+            arguments=("data",), value=data, problem="does not exist" if kind == "missing" else "is not a directory",
         )
     return _folder(folder, preprocess, limit, batch, workers, seed, shard, strict)
 
@@ -210,16 +214,16 @@ def _folder(folder: Path, preprocess: Preprocess, limit: int | None, batch: int,
                 yield images, labels
 
     def head() -> torch.Tensor:
-        chosen = []
-        for position in range(len(dataset)):
-            _, image, _, _ = dataset[position]
-            if image is not None:
-                chosen.append(image)
-            if len(chosen) == batch:
-                break
-        if not chosen:
-            raise SenetError(f"no readable images in {description}")
-        return torch.stack(chosen)
+        """The first batch a one-process run yields: positions 0..batch-1 of the whole list less the
+        unreadable ones (the loader's collate drops them), or the next such batch if none is
+        readable. Taking `batch` readable images instead (one more past a bad file) gave an unbounded
+        gate a different histogram range than one process."""
+        for start in range(0, len(dataset), batch):
+            chosen = [image for _, image, _, _ in (dataset[p] for p in range(start, min(start + batch, len(dataset))))
+                      if image is not None]
+            if chosen:
+                return torch.stack(chosen)
+        raise SenetError(f"no readable images in {description}")
 
     source = ImageSource(description, len(mine), classes, batches(), head=head, total=len(selected),
                          skipped=skipped)
@@ -233,7 +237,8 @@ def list_folder(folder: Path) -> tuple[tuple[str, ...], list[tuple[str, int]], l
     image extension anywhere below them. Directory links are followed, but each directory (by device
     and inode) is entered once, so a link loop ends; each file (by device and inode) is listed once,
     the first path in sorted order naming it; a path that is not a regular file once links are
-    resolved (a FIFO, a device, a dangling link) is skipped and said.
+    resolved (a FIFO, a device, a dangling link) is skipped and said. A tree more than
+    MAX_FOLDER_DEPTH folders below a class folder is refused in one line (see `_walk`).
     """
     root = os.stat(folder)
     visited = {(root.st_dev, root.st_ino)}
@@ -247,9 +252,8 @@ def list_folder(folder: Path) -> tuple[tuple[str, ...], list[tuple[str, int]], l
         if not _first_visit(top, visited):
             continue
         found = 0
-        for directory, subdirectories, names in os.walk(top, followlinks=True):
-            subdirectories[:] = sorted(d for d in subdirectories if _first_visit(Path(directory, d), visited))
-            for file_name in sorted(names):
+        for directory, names in _walk(top, visited):
+            for file_name in names:
                 if not file_name.lower().endswith(IMAGE_EXTENSIONS):
                     continue
                 path = os.path.join(directory, file_name)
@@ -275,6 +279,37 @@ def list_folder(folder: Path) -> tuple[tuple[str, ...], list[tuple[str, int]], l
             "file ending in {extensions}", arguments=("data",), folder=folder, extensions=", ".join(IMAGE_EXTENSIONS),
         )
     return tuple(classes), files, skipped, duplicates
+
+
+def _walk(top: Path, visited: set[tuple[int, int]]) -> Iterator[tuple[str, list[str]]]:
+    """(directory, sorted file names) under `top`, top-down in sorted order as os.walk gives them,
+    with an explicit stack instead of os.walk's recursion: a tree MAX_FOLDER_DEPTH folders deeper than
+    its class folder is refused in one line naming where (os.walk raised RecursionError at ~1,000)."""
+    stack: list[tuple[str, int]] = [(str(top), 0)]
+    while stack:
+        directory, depth = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue  # unreadable: os.walk skipped it too
+        folders = sorted(entry.name for entry in entries if _is_dir(entry))
+        names = sorted(entry.name for entry in entries if not _is_dir(entry))
+        yield directory, names
+        inside = [path for path in (os.path.join(directory, name) for name in folders)
+                  if _first_visit(Path(path), visited)]
+        if inside and depth >= MAX_FOLDER_DEPTH:
+            raise ArgumentError(
+                "{data} {folder}: folders nest more than {limit} deep below the class folder {top} (at "
+                "{where}); an ImageFolder tree is DIR/<class>/<image>, with at most {limit} folders between",
+                arguments=("data",), folder=top.parent, limit=MAX_FOLDER_DEPTH, top=top.name,
+                where=_tail_shown(directory),
+            )
+        stack.extend((path, depth + 1) for path in reversed(inside))
+
+
+def _tail_shown(path: str, limit: int = 80) -> str:
+    """A long path as its last `limit` characters: the deep end is the part that says where."""
+    return path if len(path) <= limit else "..." + path[-(limit - 3):]
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

@@ -26,6 +26,7 @@ from typing import Any
 
 from senet_cli.errors import ArgumentError, OptionError, SenetError, UnknownChoiceError, closest_match, first_line
 from senet_cli.options import COMMON_OPTION_NAMES, ExternalConfig, parse_int
+from senet_cli.paths import path_kind
 
 PREFIXES = ("torchvision", "timm")
 
@@ -128,13 +129,18 @@ def _unknown(library: str, name: str, names: Sequence[str], lister: str) -> Unkn
 
 
 def _literal(value: Any) -> Any:
-    """A CLI string as the Python literal it spells ("3" -> 3, "(1, 2)" -> (1, 2)); else unchanged."""
+    """A CLI string as the Python literal it spells ("3" -> 3, "(1, 2)" -> (1, 2)); else unchanged.
+    A value that nests past what the parser can hold is one SenetError, never a RecursionError."""
     if not isinstance(value, str):
         return value
     try:
         return ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return value
+    except (RecursionError, MemoryError):  # CPython's parser: "1+1+...+1" recurses, "(1,(1,..." overflows its stack
+        start = value[:24] + "..." if len(value) > 24 else value
+        raise SenetError(f"option value {start!r} ({len(value):,} characters) nests too deeply to read as a Python "
+                         f"literal; write a flat value (a number, a string, a short list)") from None
 
 
 def _frozen(value: Any) -> Any:
@@ -171,7 +177,7 @@ def _on_path(directory: str) -> Iterator[None]:
 
 def _import_file(location: str) -> Any:
     path = Path(location).expanduser()
-    if not path.is_file():
+    if path_kind(path, "model file") != "file":
         raise SenetError(f"no file '{location}'")
     key = str(path.resolve())
     if key not in _FILES:
@@ -184,9 +190,9 @@ def _import_file(location: str) -> Any:
         try:
             with _on_path(str(path.resolve().parent)):
                 spec.loader.exec_module(module)
-        except Exception as error:  # noqa: BLE001 (the caller's code may raise anything)
+        except (Exception, SystemExit) as error:  # noqa: BLE001 (the caller's code may raise anything, or exit)
             del sys.modules[name]
-            raise SenetError(f"importing {location} failed: {type(error).__name__}: {first_line(error)}") from None
+            raise SenetError(f"importing {location} failed: {_failure(error)}") from None
         _FILES[key] = module
     return _FILES[key]
 
@@ -197,8 +203,16 @@ def _import_module(location: str) -> Any:
             return importlib.import_module(location)
     except ModuleNotFoundError as error:
         raise SenetError(f"no module named '{error.name or location}' (from '{location}')") from None
-    except Exception as error:  # noqa: BLE001
-        raise SenetError(f"importing {location} failed: {type(error).__name__}: {first_line(error)}") from None
+    except (Exception, SystemExit) as error:  # noqa: BLE001
+        raise SenetError(f"importing {location} failed: {_failure(error)}") from None
+
+
+def _failure(error: BaseException) -> str:
+    """What the caller's code did instead of importing: an exception, or a sys.exit() that would
+    otherwise end senet silently with the code's own status (0 for sys.exit(0))."""
+    if isinstance(error, SystemExit):
+        return f"it called sys.exit({error.code!r}) while being imported"
+    return f"{type(error).__name__}: {first_line(error)}"
 
 
 def _load_attribute(location: str, target: str, source: str) -> Any:
