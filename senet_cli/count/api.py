@@ -34,7 +34,7 @@ def count(
     A model outside the zoo (`torchvision:NAME`, `timm:NAME`, `file.py:callable`,
     `package.module:callable`) takes its builder's keywords as options; its attention is found by
     class (the known ones and `attention_classes`, "PATH_OR_MODULE:Class"), its baseline is the same
-    model with each attention module replaced by a pass-through (see senet_cli/zoo/foreign.py).
+    model with each attention module replaced by a pass-through (see senet_cli/outside/build.py).
 
     input_size: one side or (H, W); default is the backbone's (224, or 32 for CIFAR models).
     references: other counters to run on a real copy of the model ("fvcore", "thop").
@@ -103,7 +103,7 @@ def _count_external(config: ExternalConfig, shape: tuple[int, int, int, int], co
                     amp: bool, device: DevicePeaks | None, timer: OpTimer | None) -> CountReport:
     from senet_cli.count.blocks import measure_external
     from senet_cli.count.references import reference_counts
-    from senet_cli.zoo.foreign import baseline_name, notes
+    from senet_cli.outside.build import baseline_name, notes
 
     op_time = timer.seconds if timer is not None else None
     with paused_gc():

@@ -22,7 +22,7 @@ from senet_cli.options import ExternalConfig, ModelConfig
 from senet_cli.zoo import build_on_meta
 
 if TYPE_CHECKING:
-    from senet_cli.zoo.foreign import FoundAttention
+    from senet_cli.outside.build import FoundAttention
 
 OpTime = Callable[[int, int], tuple[float, bool]]
 """(macs, bytes) -> (seconds, memory-bound): roofline.OpTimer.seconds."""
@@ -149,9 +149,9 @@ def measure_external(
 ) -> tuple[tuple[int, int, int, int], list[BlockCount], dict[str, int],
            tuple[tuple[int, int, int, int], list[BlockCount]] | None, tuple[FoundAttention, ...]]:
     """`measure()` for a model outside the zoo, its blocks and attention found by
-    senet_cli/zoo/foreign.py, plus the totals and rows of the same model with its attention replaced
+    senet_cli/outside/build.py, plus the totals and rows of the same model with its attention replaced
     by a pass-through (None where a module has no pass-through) and the attention found."""
-    from senet_cli.zoo.foreign import build_external, external_blocks, find_attention, without_attention
+    from senet_cli.outside.build import build_external, external_blocks, find_attention, without_attention
 
     model = build_external(config, meta=True)
     torch_dtype = getattr(torch, dtype)

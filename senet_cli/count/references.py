@@ -90,7 +90,7 @@ def _fvcore(model: Any, inputs: Any) -> tuple[int, int]:
 
 def _build(config: ModelConfig | ExternalConfig) -> Any:
     if isinstance(config, ExternalConfig):
-        from senet_cli.zoo.foreign import build_external
+        from senet_cli.outside.build import build_external
 
         return build_external(config)
     return build_from_config(config)

@@ -129,9 +129,9 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
     import torch
 
     from senet_cli.inspect.detection import Resolved, materialize, resolve, skeleton
-    from senet_cli.inspect.external import materialize_external
     from senet_cli.inspect.gates import attach_accumulators, attach_external_accumulators
     from senet_cli.inspect.images import open_images
+    from senet_cli.outside.load import materialize_external
 
     failure: BaseException | None = None
     try:  # on every rank alike, unless a file differs between hosts: agreed on below

@@ -202,11 +202,11 @@ def attach_accumulators(network: nn.Module, layout: Skeleton, bins: int,
 def attach_external_accumulators(network: nn.Module, config: ExternalConfig, bins: int,
                                  classes: int) -> tuple[list[GateAccumulator], dict[str, int]]:
     """`attach_accumulators` for a model outside the zoo: its attention modules found by class and
-    its blocks (senet_cli/zoo/foreign.py), and in each module the submodules whose outputs multiply
+    its blocks (senet_cli/outside/build.py), and in each module the submodules whose outputs multiply
     the features: those the class table names (timm's `gate`, torchvision's `scale_activation`), or
     for the zoo's and the caller's classes, those named by the zoo's convention (`is_gate`)."""
-    from senet_cli.attention.foreign import GATE_RANGES_BY_NAME
-    from senet_cli.zoo.foreign import external_blocks, find_attention
+    from senet_cli.outside.build import external_blocks, find_attention
+    from senet_cli.outside.known import GATE_RANGES_BY_NAME
 
     found = find_attention(network, config.attention_classes)
     blocks = external_blocks(network, [item.path for item in found])

@@ -147,7 +147,7 @@ def _external_models(config: ExternalConfig) -> tuple[dict[str, tuple[str, Any]]
     weights otherwise); its classifier width (for training labels); what the report says of both."""
     import copy
 
-    from senet_cli.zoo import foreign
+    from senet_cli.outside import build as foreign
 
     model = foreign.build_external(config)
     found = foreign.find_attention(model, config.attention_classes)

@@ -8,9 +8,9 @@ for the plain model. Options are keyword arguments: the common ones (`ratio`, `v
 
 from __future__ import annotations
 
+from senet_cli.outside.names import is_external
 from senet_cli.zoo.build import build_model
 from senet_cli.zoo.catalogue import GRAMMAR, catalogue
-from senet_cli.zoo.external import is_external
 from senet_cli.zoo.meta import build_on_meta, paused_gc, skip_weight_init
 from senet_cli.zoo.models import (
     as_config,

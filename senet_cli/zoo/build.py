@@ -1,7 +1,7 @@
 """`build_model`: any model name the commands take, built as a torch.nn.Module with random weights.
 
 Kept apart from models.py (the zoo's names and configurations) because a name outside the zoo is
-built by zoo/foreign.py, which itself builds zoo models on the meta device through models.py.
+built by outside/build.py, which itself builds zoo models on the meta device through models.py.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from senet_cli.zoo.external import external_config, is_external, refuse_attention_classes
+from senet_cli.outside.names import external_config, is_external, refuse_attention_classes
 from senet_cli.zoo.models import build_from_config, make_config
 
 
@@ -23,7 +23,7 @@ def build_model(name: str, *, attention_classes: Sequence[str] = (), **options: 
     Build under `with torch.device("meta"):` to get the structure without allocating weights.
     """
     if is_external(name):
-        from senet_cli.zoo.foreign import build_external
+        from senet_cli.outside.build import build_external
 
         return build_external(external_config(name, options, attention_classes))
     refuse_attention_classes(attention_classes, name)

@@ -22,7 +22,7 @@ from senet_cli.options import (
     parse_int,
     parse_int_list,
 )
-from senet_cli.zoo.external import external_config, is_external, refuse_attention_classes
+from senet_cli.outside.names import external_config, is_external, refuse_attention_classes
 
 MODEL_ALIASES = {"senet154": "se_resnext152_64x4d_senet"}
 """Names the papers and ports use for a zoo model whose grammar name nobody would type: SENet-154
@@ -102,7 +102,7 @@ def as_config(model: str | ModelConfig | ExternalConfig, options: dict[str, Any]
     """`model` checked into a configuration: a name with its options, or a ModelConfig already made
     by `make_config` (then no options: the configuration has them all). A model outside the zoo
     (`torchvision:NAME`, `timm:NAME`, `file.py:callable`, `package.module:callable`, or an
-    ExternalConfig) gives an ExternalConfig, with the caller's `attention_classes` (see zoo/external.py)."""
+    ExternalConfig) gives an ExternalConfig, with the caller's `attention_classes` (see outside/names.py)."""
     if isinstance(model, ExternalConfig) or is_external(model):
         return external_config(model, options, attention_classes)
     refuse_attention_classes(attention_classes, model.name if isinstance(model, ModelConfig) else model)

@@ -16,7 +16,7 @@ from senet_cli.errors import ArchitectureError
 from senet_cli.inspect.checkpoint import WRAPPER_PREFIXES, Checkpoint
 from senet_cli.inspect.detection import compare, fill_optional
 from senet_cli.options import ExternalConfig
-from senet_cli.zoo.foreign import build_external
+from senet_cli.outside.build import build_external
 
 
 def materialize_external(checkpoint: Checkpoint, config: ExternalConfig,
