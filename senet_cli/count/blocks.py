@@ -14,40 +14,41 @@ import torch
 from torch import nn
 
 from senet_cli.attention.base import AttentionModule
-from senet_cli.backbones import BACKBONES
 from senet_cli.count.dispatch import Trace, trace_costs
 from senet_cli.count.results import BlockCount
 from senet_cli.errors import SenetError, first_line
-from senet_cli.options import ExternalConfig, ModelConfig
-from senet_cli.zoo import build_on_meta
 
 if TYPE_CHECKING:
     from senet_cli.outside.build import FoundAttention
+    from senet_cli.subject import Subject
 
 OpTime = Callable[[int, int], tuple[float, bool]]
 """(macs, bytes) -> (seconds, memory-bound): roofline.OpTimer.seconds."""
 
 
 def measure(
-    config: ModelConfig, shape: tuple[int, int, int, int], dtype: str = "float32", amp: bool = False,
+    subject: Subject, shape: tuple[int, int, int, int], dtype: str = "float32", amp: bool = False,
     op_time: OpTime | None = None,
-) -> tuple[tuple[int, int, int, int], list[BlockCount], dict[str, int]]:
-    """Build on the meta device, trace one forward, split the costs into stem, blocks and head.
+) -> tuple[tuple[int, int, int, int], list[BlockCount], dict[str, int], tuple[FoundAttention, ...]]:
+    """Build on the meta device, trace one forward, split the costs into stem, blocks and head (the
+    subject's blocks and block members), the share inside its attention modules kept apart. Returns
+    the totals, the rows, the ops nobody counted, and the attention found.
 
     dtype: the weights' and input's dtype (a name in profile.timing.DTYPES); amp: a float32 model
     under float16 autocast, simulated (dispatch._AutocastOnMeta). Only bytes depend on them.
     op_time: when given, each row also gets its roofline bound, summed op by op."""
-    model = build_on_meta(config)
+    model = subject.build(meta=True)
     torch_dtype = getattr(torch, dtype)
     if torch_dtype != torch.float32:  # the model is built in float32; _apply over every module costs
         model.to(torch_dtype)
+    found = subject.attention(model)
     inputs = torch.empty(shape, device="meta", dtype=torch_dtype)
     try:
         trace = trace_costs(model, inputs, autocast=torch.float16 if amp else None)
-    except RuntimeError as error:
-        raise SenetError(f"{config.name} cannot run on input {list(shape)}: {first_line(error)}") from None
-    spec = BACKBONES.get(config.backbone)
-    rows = _split_rows(model, trace, spec.block_paths(model), spec.block_members(model), op_time)
+    except Exception as error:  # noqa: BLE001 (a model outside the zoo may raise anything)
+        raise SenetError(f"{subject.name} cannot run on input {list(shape)}: {first_line(error)}") from None
+    rows = _split_rows(model, trace, subject.blocks(model), subject.block_members(model), op_time,
+                       attention=[item.path for item in found])
     totals = (
         sum(p.numel() for p in model.parameters()),
         sum(op.macs for op in trace.ops),
@@ -55,7 +56,7 @@ def measure(
         sum(op.bytes for op in trace.ops),
     )
     assert totals == tuple(sum(getattr(r, k) for r in rows) for k in _MEASURES), "rows must add up to the totals"
-    return totals, rows, dict(trace.uncounted)
+    return totals, rows, dict(trace.uncounted), found
 
 
 _MEASURES = ("params", "macs", "elementwise_ops", "bytes")
@@ -141,39 +142,3 @@ def _split_rows(
                    *((bounds[name][0] * 1e3, bounds[name][1] * 1e3) if op_time is not None else (None, None)))
         for name in names
     ]
-
-
-def measure_external(
-    config: ExternalConfig, shape: tuple[int, int, int, int], dtype: str = "float32", amp: bool = False,
-    op_time: OpTime | None = None,
-) -> tuple[tuple[int, int, int, int], list[BlockCount], dict[str, int],
-           tuple[tuple[int, int, int, int], list[BlockCount]] | None, tuple[FoundAttention, ...]]:
-    """`measure()` for a model outside the zoo, its blocks and attention found by
-    senet_cli/outside/build.py, plus the totals and rows of the same model with its attention replaced
-    by a pass-through (None where a module has no pass-through) and the attention found."""
-    from senet_cli.outside.build import build_external, external_blocks, find_attention, without_attention
-
-    model = build_external(config, meta=True)
-    torch_dtype = getattr(torch, dtype)
-    if torch_dtype != torch.float32:
-        model.to(torch_dtype)
-    found = find_attention(model, config.attention_classes)
-    inputs = torch.empty(shape, device="meta", dtype=torch_dtype)
-    paths = [item.path for item in found]
-
-    def run(what: str = config.name) -> tuple[tuple[int, int, int, int], list[BlockCount], Trace]:
-        try:
-            trace = trace_costs(model, inputs, autocast=torch.float16 if amp else None)
-        except Exception as error:  # noqa: BLE001 (a model outside the zoo may raise anything)
-            raise SenetError(f"{what} cannot run on input {list(shape)}: {first_line(error)}") from None
-        totals = (sum(p.numel() for p in model.parameters()), sum(op.macs for op in trace.ops),
-                  sum(op.elementwise_ops for op in trace.ops), sum(op.bytes for op in trace.ops))
-        rows = _split_rows(model, trace, external_blocks(model, paths), op_time=op_time, attention=paths)
-        assert totals == tuple(sum(getattr(r, k) for r in rows) for k in _MEASURES), "rows must add up to the totals"
-        return totals, rows, trace
-
-    totals, rows, trace = run()
-    passes_through = bool(found) and without_attention(model, found)
-    what = f"{config.name} with its attention replaced by nn.Identity (a gate returns its input's shape)"
-    base = run(what)[:2] if passes_through else None
-    return totals, rows, dict(trace.uncounted), base, found

@@ -110,10 +110,9 @@ class CountReport:
 
     @property
     def plain(self) -> bool:
-        """True for a model without attention: a plain backbone, or no attention class found."""
-        if isinstance(self.config, ModelConfig):
-            return self.config.attention is None
-        return not self.attention_modules
+        """True for a model without attention (a plain backbone, or no attention class found): count
+        then makes the model its own baseline."""
+        return self.baseline is not None and self.baseline.model == self.config.name
 
     @property
     def model(self) -> str:
@@ -168,5 +167,5 @@ class CountReport:
             "convention": CONVENTION,
             "bytes_convention": BYTES_CONVENTION,
             **({"attention_modules": dict(self.attention_modules), "notes": list(self.notes)}
-               if isinstance(self.config, ExternalConfig) else {}),
+               if self.notes else {}),  # a model outside the zoo: its subject always says what it found
         }

@@ -1,39 +1,61 @@
-"""A checkpoint of a model from outside the zoo (`torchvision:NAME`, `timm:NAME`, `file.py:callable`),
-loaded into that model.
+"""A checkpoint resolved to the subject whose model takes its weights, whichever kind of model that is,
+and the weights of a model from outside the zoo (`torchvision:NAME`, `timm:NAME`, `file.py:callable`)
+fitted to it.
 
-The model is built on the CPU without weight initialisation (the checkpoint overwrites every
-weight; buffers a state dict does not hold, such as timm's non-persistent ones, are computed as
-the builder computes them), then takes the checkpoint's tensors with a strict `load_state_dict`.
-A misfit is reported as missing, unexpected and mis-shaped keys, in one line.
+A model outside the zoo is named by the caller or by the checkpoint's metadata (`save_checkpoint`
+records `timm:NAME` and its keywords); any other checkpoint is resolved as the zoo resolves it
+(given, metadata, or detected from its weights: inspect/detection.py). The weights come back with
+the keys the subject's model holds, ready for its strict `with_weights`; a misfit is reported as
+missing, unexpected and mis-shaped keys, in one line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
-from torch import nn
 
 from senet_cli.errors import ArchitectureError
 from senet_cli.inspect.checkpoint import WRAPPER_PREFIXES, Checkpoint
-from senet_cli.inspect.detection import compare, fill_optional
-from senet_cli.options import ExternalConfig
-from senet_cli.outside.build import build_external
+from senet_cli.inspect.detection import Resolved, compare, fill_optional, resolve, skeleton, zoo_state
+from senet_cli.outside.names import is_external
+from senet_cli.subject import Subject, check_attention_classes, subject_for
 
 
-def materialize_external(checkpoint: Checkpoint, config: ExternalConfig,
-                         device: torch.device | str = "cpu") -> nn.Module:
-    """The model of `config` holding the checkpoint's weights (as float32), in eval mode on `device`."""
-    model = build_external(config, init=False)
-    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+def checkpoint_subject(checkpoint: Checkpoint, model: str | None, options: dict[str, Any],
+                       attention_classes: Sequence[str] = ()) -> tuple[Subject, Resolved, dict[str, torch.Tensor]]:
+    """The subject `checkpoint` is for (given as `model` and `options`, from its metadata, or detected),
+    how it was found, and the weights keyed as its model's (strictly complete: BN step counters filled)."""
+    check_attention_classes(model, attention_classes)
+    recorded = checkpoint.metadata.get("model")
+    if model is None and is_external(recorded):
+        meta_options = dict(checkpoint.metadata.get("options") or {})
+        meta_options.pop("source", None)
+        classes = list(meta_options.pop("attention_classes", None) or [])
+        subject, source = subject_for(recorded, meta_options, classes), "metadata"
+    elif is_external(model):
+        subject, source = subject_for(model, options, attention_classes), "given"
+    else:
+        resolved = resolve(checkpoint, model, **options)
+        config = resolved.config
+        return subject_for(config), resolved, fill_optional(dict(zoo_state(checkpoint)), skeleton(config).shapes)
+    return subject, Resolved(subject.config, source), fitting_state(checkpoint, subject)  # type: ignore[arg-type]
+
+
+def fitting_state(checkpoint: Checkpoint, subject: Subject) -> dict[str, torch.Tensor]:
+    """The checkpoint's weights keyed as `subject`'s model: as read, or with the first key component the
+    loader took for a wrapper's put back (every key shared it); refused with the misfit otherwise."""
+    expected = {key: tuple(value.shape) for key, value in subject.build(meta=True).state_dict().items()}
     state = dict(checkpoint.state_dict)
     fit = compare(checkpoint.shapes, expected)
     heads = "".join(prefix for prefix in checkpoint.stripped if prefix not in WRAPPER_PREFIXES)
-    if not fit.exact and heads:  # the loader took a first component every key shares for a wrapper's
+    if not fit.exact and heads:
         restored = {heads + key: value for key, value in state.items()}
         refit = compare({key: tuple(value.shape) for key, value in restored.items()}, expected)
         if refit.exact:
             state, fit = restored, refit
     if not fit.exact:
         raise ArchitectureError("{path} does not fit {name}: {fit}", arguments=(), path=checkpoint.path,
-                                name=config.name, fit=fit.describe())
-    model.load_state_dict(fill_optional(dict(state), expected), strict=True)
-    return model.to(device=device, dtype=torch.float32).eval()
+                                name=subject.name, fit=fit.describe())
+    return fill_optional(state, expected)
