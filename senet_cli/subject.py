@@ -38,8 +38,8 @@ class Gate:
     """One gate of a built model: the submodule whose output multiplies the features."""
 
     block: str  # the block holding it (a row of count's table)
-    stage: int
     label: str  # its path relative to the block ("se.gate", "attn.scale_activation")
+    stage: int
     module: Any  # the gate submodule itself, to hook
     replaces_conv: bool  # its attention module replaces a conv (SK): a constant gate is not droppable
 
@@ -375,7 +375,7 @@ def subject_for(model: str | ModelConfig | ExternalConfig | Subject, options: di
     if isinstance(model, Subject):
         _refuse_options(model.name, options, attention_classes)
         return model
-    if isinstance(model, ExternalConfig) or is_external(model):
+    if isinstance(model, ExternalConfig) or (isinstance(model, str) and is_external(model)):
         return OutsideSubject(external_config(model, options, attention_classes))
     refuse_attention_classes(attention_classes, model.name if isinstance(model, ModelConfig) else model)
     if isinstance(model, ModelConfig):

@@ -2,7 +2,8 @@
 
 api.py holds `count()` (and `count_sweep()`: every model x ratio) and results.py what it returns;
 dispatch.py runs a model on the meta device under a dispatch-level counter with the formula table
-of formulas.py; blocks.py splits what it ran into rows; references.py runs fvcore and thop for comparison. Torch is imported only when counting.
+of formulas.py; blocks.py splits what it ran into rows; references.py runs fvcore and thop for
+comparison. Torch is imported only when counting.
 """
 
 from __future__ import annotations

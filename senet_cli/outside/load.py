@@ -29,12 +29,12 @@ def checkpoint_subject(checkpoint: Checkpoint, model: str | None, options: dict[
     how it was found, and the weights keyed as its model's (strictly complete: BN step counters filled)."""
     check_attention_classes(model, attention_classes)
     recorded = checkpoint.metadata.get("model")
-    if model is None and is_external(recorded):
+    if model is None and isinstance(recorded, str) and is_external(recorded):
         meta_options = dict(checkpoint.metadata.get("options") or {})
         meta_options.pop("source", None)
         classes = list(meta_options.pop("attention_classes", None) or [])
         subject, source = subject_for(recorded, meta_options, classes), "metadata"
-    elif is_external(model):
+    elif model is not None and is_external(model):
         subject, source = subject_for(model, options, attention_classes), "given"
     else:
         resolved = resolve(checkpoint, model, **options)
