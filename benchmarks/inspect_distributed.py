@@ -311,14 +311,15 @@ def accumulator_sizes(checkpoint: Path, classes: int) -> None:
     import torch
 
     from senet_cli import load_checkpoint
-    from senet_cli.checkpoint.recognise import materialize, resolve, skeleton
+    from senet_cli.checkpoint.recognise import materialize, resolve
     from senet_cli.inspect.gates import attach_accumulators
+    from senet_cli.subject import subject_for
 
     loaded = load_checkpoint(checkpoint)
     resolved = resolve(loaded)
     config = resolved.config
     network = materialize(resolved)
-    accumulators, _ = attach_accumulators(network, skeleton(config), 50, classes)
+    accumulators, _ = attach_accumulators(network, subject_for(config), 50, classes)
     with torch.inference_mode():
         network(torch.randn(1, 3, SIZE, SIZE))
     channels = [a.state["mean"].numel() for a in accumulators]

@@ -17,7 +17,6 @@ Run: python benchmarks/latency_model.py [--device cpu] [--threads 1] [--batches 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import statistics
@@ -28,10 +27,10 @@ import torch
 
 from senet_cli.count import count
 from senet_cli.count.roofline import calibrated_device, parse_device
-from senet_cli.options import ExternalConfig
 from senet_cli.profile import time_modules
 from senet_cli.profile.calibrate import calibrate
-from senet_cli.zoo import as_config, build_model, foreign
+from senet_cli.subject import subject_for
+from senet_cli.zoo import build_model
 
 ATTENTION = ("se", "eca", "cbam", "gc", "sk")
 FAMILIES = {
@@ -58,12 +57,11 @@ def members(family: str) -> list[tuple[str, str, object]]:
     if family != "tv":
         return [(name, names[0], build_model(name)) for name in names]
     for name in names:
-        config = as_config(name, {})
-        assert isinstance(config, ExternalConfig)
-        model = foreign.build_external(config)
-        found = foreign.find_attention(model)
-        baseline = copy.deepcopy(model)
-        assert foreign.without_attention(baseline, found), name
+        subject = subject_for(name)
+        model = subject.build()
+        without = subject.baseline(subject.attention(model))
+        assert without is not None, name
+        baseline = without.build()
         out += [(name, f"{name} without attention", model), (f"{name} without attention", "", baseline)]
     return out
 

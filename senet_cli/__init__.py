@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from senet_cli._version import __version__
 from senet_cli.checkpoint import load_checkpoint, save_checkpoint
-from senet_cli.count import CountReport, count
+from senet_cli.count import CountReport, count, count_sweep
 from senet_cli.errors import SenetError
 from senet_cli.inspect import InspectReport, inspect
 from senet_cli.profile import Measurement, ProfileReport, Timing, profile, time_modules
@@ -28,6 +28,6 @@ from senet_cli.zoo import build_model, list_models, make_config
 
 __all__ = [
     "CountReport", "InspectReport", "Measurement", "ProfileReport", "SenetError", "Timing", "__version__",
-    "build_model", "count", "inspect", "list_models", "load_checkpoint", "make_config", "profile",
+    "build_model", "count", "count_sweep", "inspect", "list_models", "load_checkpoint", "make_config", "profile",
     "save_checkpoint", "time_modules",
 ]

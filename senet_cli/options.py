@@ -224,7 +224,7 @@ EXTERNAL_SOURCES = ("torchvision", "timm", "file", "module")
 class ExternalConfig:
     """A model from outside the zoo: where its builder lives, the keywords it is called with, and the
     caller's own attention classes (as "PATH_OR_MODULE:Class" references) to find in it besides the
-    known ones (senet_cli/attention/foreign.py). `senet_cli.zoo.external` makes it; `senet_cli.zoo.foreign`
+    known ones (senet_cli/outside/known.py). `senet_cli.outside.names` makes it; `senet_cli.outside.build`
     builds its model.
     """
 

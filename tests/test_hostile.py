@@ -396,7 +396,7 @@ def test_a_self_referencing_metadata_list_is_refused_not_walked_forever(tmp_path
 
 @pytest.mark.parametrize("value", ["1+" * 20_000 + "1", "(1," * 20_000, "-" * 30_000 + "1", "[" * 300 + "]" * 300])
 def test_an_option_literal_the_parser_cannot_hold_is_one_line(value):
-    from senet_cli.zoo.external import _literal
+    from senet_cli.outside.names import _literal
 
     try:
         parsed = _literal(value)
@@ -561,9 +561,9 @@ def test_a_stride_zero_head_is_refused_by_the_memory_budget_before_it_is_built(s
 
 def test_the_memory_budget_counts_activations_at_the_input_and_batch():
     from senet_cli.inspect.budget import MAX_RUN_BYTES, check_budget, planned_bytes
-    from senet_cli.zoo import as_config
+    from senet_cli.subject import subject_for
 
-    config = as_config(MODEL, {}, ())
+    config = subject_for(MODEL).config
     parameters, activations = planned_bytes(config, (32, 32), 1)
     # se_resnet18_cifar: its widest leaf outputs are 64 x 32 x 32 (the stem and first stage keep full
     # resolution), so per image 3 x 32 x 32 input + 3 live x 65,536 values, as float32

@@ -18,6 +18,33 @@ GATES: dict[str, Callable[[], nn.Module]] = {  # keys: senet_cli.options.GATE_NA
 }
 
 
+GATE_RANGES: dict[str, tuple[float, float | None]] = {
+    # A gate non-linearity's range by its class name, for the zoo's gates and for the activation classes
+    # of other libraries alike (timm's own Sigmoid, HardSigmoid): inspect's histogram bins span it.
+    "Sigmoid": (0.0, 1.0),
+    "Hardsigmoid": (0.0, 1.0),
+    "HardSigmoid": (0.0, 1.0),
+    "Tanh": (-1.0, 1.0),
+    "ReLU": (0.0, None),  # unbounded above: inspect's first batch sets the top edge (inspect/gates.py)
+    "Softmax": (0.0, 1.0),  # SK's weights over its branches
+    "RadixSoftmax": (0.0, 1.0),  # timm's SplitAttn
+}
+"""The one table of gate ranges (lower, upper or None for unbounded), keyed by class name so that a
+class of another library with the same meaning is recognised without importing that library."""
+
+
+def gate_range(module: nn.Module) -> tuple[float, float | None]:
+    """The range of a gate's values: its non-linearity's (GATE_RANGES), else [0, unbounded)."""
+    return GATE_RANGES.get(type(module).__name__, (0.0, None))
+
+
+def is_gate(name: str, module: nn.Module) -> bool:
+    """A gate submodule by the zoo's convention: named `gate`, or `gate_<axis>` (Coordinate attention's
+    gate_h, gate_w) when it is a gate non-linearity (BAM's `gate_c`/`gate_s` are whole branches, not gates)."""
+    last = name.split(".")[-1]
+    return last == "gate" or (last.startswith("gate_") and type(module).__name__ in GATE_RANGES)
+
+
 class ConvBN(nn.Module):
     """A bias-free conv followed by BatchNorm (momentum 0.01): the official CBAM and Triplet
     attention code's `BasicConv` without its activation. Keys `conv.weight`, `bn.*`."""

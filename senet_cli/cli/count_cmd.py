@@ -32,7 +32,7 @@ from senet_cli.cli.profile_cmd import Dtype
 from senet_cli.count.references import COUNTERS
 from senet_cli.count.roofline import PRESETS
 from senet_cli.errors import SenetError
-from senet_cli.options import ExternalConfig, ModelConfig, parse_int_list
+from senet_cli.options import parse_int_list
 
 Counter = choices("Counter", ("native", *COUNTERS, "all"))
 _REFERENCES = {"native": (), **{name: (name,) for name in COUNTERS}, "all": COUNTERS}
@@ -83,7 +83,9 @@ def count_command(
     ratios: list[int | None] = list(parse_int_list(ratio, "--ratio")) if ratio is not None else [None]
     size = parse_input_size(input_size)
     # names and options checked once, before torch loads (models outside the zoo import theirs)
-    configs = _configs(models, ratios, options, attention_class or [])
+    from senet_cli.subject import configurations
+
+    configs = configurations(models, ratios, options, attention_class or [])
     note_ignored_ratio(models, ratio)
     fmt = prepare_output(fmt, output, force)
     if plot is not None:
@@ -113,29 +115,7 @@ def count_command(
     )
 
 
-def _configs(models: list[str], ratios: list[int | None], options: dict[str, Any],
-             attention_classes: list[str]) -> list[ModelConfig | ExternalConfig]:
-    """One configuration per model and ratio; a model whose attention takes no ratio (or a plain
-    backbone) is counted once, as is a model outside the zoo (which takes no ratio)."""
-    from senet_cli.attention import ATTENTION
-    from senet_cli.zoo import as_config, is_external, make_config, parse_name
-
-    configs: list[ModelConfig | ExternalConfig] = []
-    for name in models:
-        if is_external(name) or attention_classes:
-            given = options if ratios[0] is None else {**options, "ratio": ratios[0]}
-            configs.append(as_config(name, dict(given), attention_classes))
-            continue
-        attention, _ = parse_name(name)
-        sweep = ratios if attention is not None and ATTENTION.get(attention).uses_ratio else ratios[:1]
-        for r in sweep:
-            config = make_config(name, **(options if r is None else {**options, "ratio": r}))
-            if config not in configs:
-                configs.append(config)
-    return configs
-
-
-def _run(configs: list[ModelConfig | ExternalConfig], work: Callable[[Any], Any]) -> list[Any]:
+def _run(configs: list[Any], work: Callable[[Any], Any]) -> list[Any]:
     """Count each configuration, with a transient progress bar on a terminal when there are several."""
     if len(configs) == 1:
         return [work(configs[0])]

@@ -150,18 +150,9 @@ def note_ignored_ratio(models: Sequence[str], ratio: object) -> None:
     names are checked."""
     if ratio is None or quiet_rank():
         return
-    from senet_cli.attention import ATTENTION
     from senet_cli.render.tables import printable
-    from senet_cli.zoo import is_external, parse_name
+    from senet_cli.subject import ratio_note
 
-    ignored = []
-    for name in dict.fromkeys(models):
-        if is_external(name):  # outside the zoo: its options are the builder's keywords, checked there
-            continue
-        attention, _ = parse_name(name)
-        if attention is None:
-            ignored.append(f"{name} (a plain backbone)")
-        elif not ATTENTION.get(attention).uses_ratio:
-            ignored.append(f"{name} ({attention} has no reduction ratio)")
+    ignored = [note for note in map(ratio_note, dict.fromkeys(models)) if note is not None]
     if ignored:
         sys.stderr.write(printable(f"senet: note: --ratio ignored for {', '.join(ignored)}") + "\n")

@@ -5,7 +5,7 @@ Conventions are in results.py (CONVENTION) and formulas.py. Torch is imported on
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from senet_cli.count.references import check_counters
@@ -13,12 +13,13 @@ from senet_cli.count.results import Baseline, CountReport, Overhead
 from senet_cli.count.roofline import DevicePeaks, OpTimer, Roofline, parse_device
 from senet_cli.errors import ArgumentError, UnknownChoiceError
 from senet_cli.options import ExternalConfig, ModelConfig
+from senet_cli.subject import Subject, configurations, input_shape, subject_for
 from senet_cli.vocabulary import DTYPES
-from senet_cli.zoo import as_config, baseline_config, input_shape, paused_gc
+from senet_cli.zoo import paused_gc
 
 
 def count(
-    model: str | ModelConfig | ExternalConfig,
+    model: str | ModelConfig | ExternalConfig | Subject,
     *,
     input_size: int | Sequence[int] | None = None,
     batch: int = 1,
@@ -29,12 +30,13 @@ def count(
     roofline: str | DevicePeaks | None = None,
     **options: Any,
 ) -> CountReport:
-    """Count `model` (a zoo name with build options, or a ModelConfig) on a [batch, 3, H, W] input.
+    """Count `model` (a zoo name with build options, a ModelConfig, or a Subject) on a [batch, 3, H, W] input.
 
     A model outside the zoo (`torchvision:NAME`, `timm:NAME`, `file.py:callable`,
     `package.module:callable`) takes its builder's keywords as options; its attention is found by
     class (the known ones and `attention_classes`, "PATH_OR_MODULE:Class"), its baseline is the same
-    model with each attention module replaced by a pass-through (see senet_cli/zoo/foreign.py).
+    model with each attention module replaced by a pass-through (see senet_cli/outside/build.py).
+    Every model goes down one path: its Subject (senet_cli/subject.py) builds it and takes it apart.
 
     input_size: one side or (H, W); default is the backbone's (224, or 32 for CIFAR models).
     references: other counters to run on a real copy of the model ("fvcore", "thop").
@@ -44,8 +46,8 @@ def count(
     device file DEVICE.json or a DevicePeaks) to bound the time on, op by op (see count/roofline.py);
     a calibrated device also predicts the time (count/latency.py).
     """
-    config = as_config(model, options, attention_classes)
-    shape = input_shape(config, input_size, batch)
+    subject = subject_for(model, options, attention_classes)
+    shape = input_shape(subject, input_size, batch)
     counters = check_counters(references)
     if dtype not in DTYPES:
         raise UnknownChoiceError("dtype", dtype, DTYPES)
@@ -55,22 +57,24 @@ def count(
     device = parse_device(roofline) if roofline is not None else None
     timer = OpTimer(device.peak_tflops(dtype, amp), device.bandwidth_gbs) if device is not None else None
     predict = _predictor(device, dtype, amp)
-    if isinstance(config, ExternalConfig):
-        return _count_external(config, shape, counters, dtype, amp, device, timer, predict)
     from senet_cli.count.blocks import measure
     from senet_cli.count.references import reference_counts
 
     op_time = timer.seconds if timer is not None else None
     with paused_gc():
-        totals, rows, uncounted = measure(config, shape, dtype, amp, op_time, predict)
-        if config.attention is None:
-            base_totals, base_rows = totals, rows
-        else:
-            base_totals, base_rows, _ = measure(baseline_config(config), shape, dtype, amp, op_time, predict)
+        totals, rows, uncounted, found = measure(subject, shape, dtype, amp, op_time, predict)
+        without = subject.baseline(found)
+        base: tuple[tuple[int, int, int, int], list[Any]] | None = None
+        base_name = subject.name
+        if not found:  # nothing to remove: the model is its own baseline (a plain backbone)
+            base = totals, rows
+        elif without is not None:
+            base_totals, base_rows, _, _ = measure(without, shape, dtype, amp, op_time, predict)
+            base, base_name = (base_totals, base_rows), without.name
     params, macs, elementwise, moved = totals
     stem, *blocks, head = rows
     return CountReport(
-        config=config,
+        config=subject.config,
         input=shape,
         params=params,
         macs=macs,
@@ -78,14 +82,17 @@ def count(
         stem=stem,
         blocks=tuple(blocks),
         head=head,
-        baseline=Baseline(config.backbone, *base_totals, kernels=_kernels(base_rows)),
-        overhead=_overhead(totals, base_totals, _kernels(rows), _kernels(base_rows)),
+        baseline=Baseline(base_name, *base[0], kernels=_kernels(base[1])) if base is not None else None,
+        overhead=_overhead(totals, base[0], _kernels(rows), _kernels(base[1])) if base is not None else None,
         uncounted_ops=tuple(sorted(uncounted.items())),
-        references=reference_counts(config, shape, counters),
+        references=reference_counts(subject, shape, counters),
+        attention_modules=subject.attention_summary(found),
+        notes=subject.notes(found, without is not None),
         bytes=moved,
         dtype=dtype,
         amp=amp,
-        roofline=_roofline(device, timer, rows, base_rows) if device is not None and timer is not None else None,
+        roofline=_roofline(device, timer, rows, base[1] if base is not None else None)
+        if device is not None and timer is not None else None,
     )
 
 
@@ -106,6 +113,37 @@ def _kernels(rows: Sequence[Any]) -> int:
     return sum(row.kernels for row in rows)
 
 
+def count_sweep(
+    models: str | Sequence[str],
+    *,
+    ratios: Sequence[int | None] = (None,),
+    attention_classes: Sequence[str] = (),
+    on_model: Callable[[int, int], None] | None = None,
+    **kwargs: Any,
+) -> list[CountReport]:
+    """`count()` of every model x ratio: one report per configuration, in order (see
+    `senet_cli.subject.configurations`: a model that takes no reduction ratio, such as a plain
+    backbone or eca, is counted once; so is a model outside the zoo). The other keywords are
+    `count()`'s (input_size, batch, references, dtype, amp, roofline) and build options.
+    on_model(done, total) reports progress before each configuration.
+
+        >>> reports = senet_cli.count_sweep(["se_resnet50", "eca_resnet50"], ratios=[4, 8, 16])
+        >>> [(r.config.name, r.config.as_dict().get("ratio"), r.params) for r in reports]
+    """
+    job = {key: kwargs.pop(key) for key in _COUNT_KEYWORDS if key in kwargs}
+    names = [models] if isinstance(models, str) else list(models)
+    subjects = configurations(names, ratios, kwargs, attention_classes)
+    reports = []
+    for done, subject in enumerate(subjects):
+        if on_model is not None:
+            on_model(done, len(subjects))
+        reports.append(count(subject, **job))
+    return reports
+
+
+_COUNT_KEYWORDS = ("input_size", "batch", "references", "dtype", "amp", "roofline")
+
+
 def _roofline(device: DevicePeaks, timer: OpTimer, rows: Sequence[Any], base_rows: Sequence[Any] | None) -> Roofline:
     """The model's bound, and its baseline's (None for a model outside the zoo without a pass-through);
     with a calibrated device, the same for the predicted time."""
@@ -123,36 +161,6 @@ def _roofline(device: DevicePeaks, timer: OpTimer, rows: Sequence[Any], base_row
         memory_bound_ms=sum(row.memory_bound_ms for row in rows), source=device.source,
         predicted_ms=predicted, baseline_predicted_ms=baseline_predicted, predicted_overhead_pct=predicted_overhead,
         op_cost_us=device.calibration.op_cost_us if device.calibration is not None else None,
-    )
-
-
-def _count_external(config: ExternalConfig, shape: tuple[int, int, int, int], counters: tuple[str, ...], dtype: str,
-                    amp: bool, device: DevicePeaks | None, timer: OpTimer | None, predict: Any = None) -> CountReport:
-    from senet_cli.count.blocks import measure_external
-    from senet_cli.count.references import reference_counts
-    from senet_cli.zoo.foreign import baseline_name, notes
-
-    op_time = timer.seconds if timer is not None else None
-    with paused_gc():
-        totals, rows, uncounted, base, found = measure_external(config, shape, dtype, amp, op_time, predict)
-    if not found:
-        base = totals, rows  # nothing to remove: the model is its own baseline, as a plain backbone is
-    baseline = overhead = None
-    if base is not None:
-        baseline = Baseline(baseline_name(config) if found else config.name, *base[0], kernels=_kernels(base[1]))
-        overhead = _overhead(totals, base[0], _kernels(rows), _kernels(base[1]))
-    classes: dict[str, int] = {}
-    for item in found:
-        classes[item.class_name] = classes.get(item.class_name, 0) + 1
-    stem, *blocks, head = rows
-    return CountReport(
-        config=config, input=shape, params=totals[0], macs=totals[1], elementwise_ops=totals[2], stem=stem,
-        blocks=tuple(blocks), head=head, baseline=baseline, overhead=overhead,
-        uncounted_ops=tuple(sorted(uncounted.items())), references=reference_counts(config, shape, counters),
-        attention_modules=tuple(classes.items()), notes=notes(config, found, base is not None),
-        bytes=totals[3], dtype=dtype, amp=amp,
-        roofline=_roofline(device, timer, rows, base[1] if base is not None else None)
-        if device is not None and timer is not None else None,
     )
 
 

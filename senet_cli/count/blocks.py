@@ -15,15 +15,13 @@ from torch import nn
 
 from senet_cli import vocabulary
 from senet_cli.attention.base import AttentionModule
-from senet_cli.backbones import BACKBONES
 from senet_cli.count.dispatch import Trace, trace_costs
 from senet_cli.count.results import BlockCount
 from senet_cli.errors import SenetError, first_line
-from senet_cli.options import ExternalConfig, ModelConfig
-from senet_cli.zoo import build_on_meta
 
 if TYPE_CHECKING:
-    from senet_cli.zoo.foreign import FoundAttention
+    from senet_cli.outside.build import FoundAttention
+    from senet_cli.subject import Subject
 
 OpTime = Callable[[int, int], tuple[float, bool]]
 """(macs, bytes) -> (seconds, memory-bound): roofline.OpTimer.seconds."""
@@ -32,26 +30,29 @@ OpPredict = Callable[[str, int, int, int], float]
 
 
 def measure(
-    config: ModelConfig, shape: tuple[int, int, int, int], dtype: str = "float32", amp: bool = False,
+    subject: Subject, shape: tuple[int, int, int, int], dtype: str = "float32", amp: bool = False,
     op_time: OpTime | None = None, predict: OpPredict | None = None,
-) -> tuple[tuple[int, int, int, int], list[BlockCount], dict[str, int]]:
-    """Build on the meta device, trace one forward, split the costs into stem, blocks and head.
+) -> tuple[tuple[int, int, int, int], list[BlockCount], dict[str, int], tuple[FoundAttention, ...]]:
+    """Build on the meta device, trace one forward, split the costs into stem, blocks and head (the
+    subject's blocks and block members), the share inside its attention modules kept apart. Returns
+    the totals, the rows, the ops nobody counted, and the attention found.
 
     dtype: the weights' and input's dtype (a name in vocabulary.DTYPES); amp: a float32 model
     under float16 autocast, simulated (dispatch._AutocastOnMeta). Only bytes depend on them.
     op_time: when given, each row also gets its roofline bound, summed op by op; predict: its
     predicted time on a calibrated device, likewise."""
-    model = build_on_meta(config)
+    model = subject.build(meta=True)
     torch_dtype = vocabulary.torch_dtype(dtype)
     if torch_dtype != torch.float32:  # the model is built in float32; _apply over every module costs
         model.to(torch_dtype)
+    found = subject.attention(model)
     inputs = torch.empty(shape, device="meta", dtype=torch_dtype)
     try:
         trace = trace_costs(model, inputs, autocast=torch.float16 if amp else None)
-    except RuntimeError as error:
-        raise SenetError(f"{config.name} cannot run on input {list(shape)}: {first_line(error)}") from None
-    spec = BACKBONES.get(config.backbone)
-    rows = _split_rows(model, trace, spec.block_paths(model), spec.block_members(model), op_time, predict=predict)
+    except Exception as error:  # noqa: BLE001 (a model outside the zoo may raise anything)
+        raise SenetError(f"{subject.name} cannot run on input {list(shape)}: {first_line(error)}") from None
+    rows = _split_rows(model, trace, subject.blocks(model), subject.block_members(model), op_time,
+                       attention=[item.path for item in found], predict=predict)
     totals = (
         sum(p.numel() for p in model.parameters()),
         sum(op.macs for op in trace.ops),
@@ -59,7 +60,7 @@ def measure(
         sum(op.bytes for op in trace.ops),
     )
     assert totals == tuple(sum(getattr(r, k) for r in rows) for k in _MEASURES), "rows must add up to the totals"
-    return totals, rows, dict(trace.uncounted)
+    return totals, rows, dict(trace.uncounted), found
 
 
 _MEASURES = ("params", "macs", "elementwise_ops", "bytes")
@@ -156,40 +157,3 @@ def _split_rows(
                    *((predicted[name][0] * 1e3, predicted[name][1] * 1e3) if predict is not None else (None, None)))
         for name in names
     ]
-
-
-def measure_external(
-    config: ExternalConfig, shape: tuple[int, int, int, int], dtype: str = "float32", amp: bool = False,
-    op_time: OpTime | None = None, predict: OpPredict | None = None,
-) -> tuple[tuple[int, int, int, int], list[BlockCount], dict[str, int],
-           tuple[tuple[int, int, int, int], list[BlockCount]] | None, tuple[FoundAttention, ...]]:
-    """`measure()` for a model outside the zoo, its blocks and attention found by
-    senet_cli/zoo/foreign.py, plus the totals and rows of the same model with its attention replaced
-    by a pass-through (None where a module has no pass-through) and the attention found."""
-    from senet_cli.zoo.foreign import build_external, external_blocks, find_attention, without_attention
-
-    model = build_external(config, meta=True)
-    torch_dtype = vocabulary.torch_dtype(dtype)
-    if torch_dtype != torch.float32:
-        model.to(torch_dtype)
-    found = find_attention(model, config.attention_classes)
-    inputs = torch.empty(shape, device="meta", dtype=torch_dtype)
-    paths = [item.path for item in found]
-
-    def run(what: str = config.name) -> tuple[tuple[int, int, int, int], list[BlockCount], Trace]:
-        try:
-            trace = trace_costs(model, inputs, autocast=torch.float16 if amp else None)
-        except Exception as error:  # noqa: BLE001 (a model outside the zoo may raise anything)
-            raise SenetError(f"{what} cannot run on input {list(shape)}: {first_line(error)}") from None
-        totals = (sum(p.numel() for p in model.parameters()), sum(op.macs for op in trace.ops),
-                  sum(op.elementwise_ops for op in trace.ops), sum(op.bytes for op in trace.ops))
-        rows = _split_rows(model, trace, external_blocks(model, paths), op_time=op_time, attention=paths,
-                           predict=predict)
-        assert totals == tuple(sum(getattr(r, k) for r in rows) for k in _MEASURES), "rows must add up to the totals"
-        return totals, rows, trace
-
-    totals, rows, trace = run()
-    passes_through = bool(found) and without_attention(model, found)
-    what = f"{config.name} with its attention replaced by nn.Identity (a gate returns its input's shape)"
-    base = run(what)[:2] if passes_through else None
-    return totals, rows, dict(trace.uncounted), base, found

@@ -14,7 +14,7 @@ from typing import Any
 
 from senet_cli.errors import UnknownChoiceError
 from senet_cli.options import ExternalConfig, ModelConfig
-from senet_cli.zoo import build_from_config
+from senet_cli.subject import Subject, subject_for
 
 COUNTERS = ("fvcore", "thop")
 
@@ -52,22 +52,24 @@ def check_counters(counters: Iterable[str]) -> tuple[str, ...]:
 
 
 def reference_counts(
-    config: ModelConfig | ExternalConfig, shape: tuple[int, int, int, int], counters: Iterable[str]
+    model: ModelConfig | ExternalConfig | Subject, shape: tuple[int, int, int, int], counters: Iterable[str]
 ) -> tuple[ReferenceCount, ...]:
-    """Run each named counter and return its ReferenceCount, in the order asked."""
+    """Run each named counter on a real copy of `model` (random weights) and return its ReferenceCount,
+    in the order asked."""
     counters = check_counters(counters)
     if not counters:
         return ()
     import torch
 
-    model = _build(config).eval()
+    subject = subject_for(model)
+    network = subject.build().eval()
     inputs = torch.randn(shape)
     results = []
     for name in counters:
         if name == "fvcore":
-            total, conv_linear = _fvcore(model, inputs)
+            total, conv_linear = _fvcore(network, inputs)
         else:
-            total, conv_linear = _thop(config, inputs), None
+            total, conv_linear = _thop(subject, inputs), None
         results.append(ReferenceCount(name, total, conv_linear, NOTES[name]))
     return tuple(results)
 
@@ -88,18 +90,10 @@ def _fvcore(model: Any, inputs: Any) -> tuple[int, int]:
     return total, conv_linear
 
 
-def _build(config: ModelConfig | ExternalConfig) -> Any:
-    if isinstance(config, ExternalConfig):
-        from senet_cli.zoo.foreign import build_external
-
-        return build_external(config)
-    return build_from_config(config)
-
-
-def _thop(config: ModelConfig | ExternalConfig, inputs: Any) -> int:
+def _thop(subject: Subject, inputs: Any) -> int:
     import torch
 
-    model = _build(config).eval()  # thop adds buffers to the model it profiles
+    model = subject.build().eval()  # thop adds buffers to the model it profiles
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         from thop import profile

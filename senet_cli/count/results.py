@@ -122,10 +122,9 @@ class CountReport:
 
     @property
     def plain(self) -> bool:
-        """True for a model without attention: a plain backbone, or no attention class found."""
-        if isinstance(self.config, ModelConfig):
-            return self.config.attention is None
-        return not self.attention_modules
+        """True for a model without attention (a plain backbone, or no attention class found): count
+        then makes the model its own baseline."""
+        return self.baseline is not None and self.baseline.model == self.config.name
 
     @property
     def model(self) -> str:
@@ -190,5 +189,5 @@ class CountReport:
             "bytes_convention": BYTES_CONVENTION,
             "kernels_convention": KERNELS_CONVENTION,
             **({"attention_modules": dict(self.attention_modules), "notes": list(self.notes)}
-               if isinstance(self.config, ExternalConfig) else {}),
+               if self.notes else {}),  # a model outside the zoo: its subject always says what it found
         }

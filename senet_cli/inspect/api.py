@@ -19,7 +19,6 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from senet_cli.attention import ATTENTION
 from senet_cli.checkpoint.loading import Checkpoint, load_checkpoint
 from senet_cli.errors import ArgumentError, SenetError, first_line
 from senet_cli.inspect import distributed
@@ -37,7 +36,8 @@ from senet_cli.inspect.results import (
     Preprocess,
 )
 from senet_cli.options import ExternalConfig, ModelConfig
-from senet_cli.zoo import as_config, input_shape, is_external, resolve_device
+from senet_cli.subject import check_attention_classes, input_shape
+from senet_cli.zoo import resolve_device
 
 if TYPE_CHECKING:
     from senet_cli.inspect.gates import GateAccumulator
@@ -89,10 +89,7 @@ def inspect(
     takes the checkpoint's weights strictly; its gates are the tensors that multiply the features in
     each attention module found by class (with the caller's `attention_classes`).
     """
-    if attention_classes and not is_external(model):
-        raise ArgumentError("{attention_classes} names attention classes of a model outside the zoo, given with "
-                            "{model}", arguments={"attention_classes": "attention_classes",
-                                                  "model": ("model", "torchvision:NAME")})
+    check_attention_classes(model, attention_classes)
     if model is None and options:
         raise ArgumentError(
             "build options given without {model} ({names}): they describe an architecture, which then comes "
@@ -129,18 +126,14 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
     """inspect() once the checkpoint is loaded, in this process or as one rank of `group`."""
     import torch
 
-    from senet_cli.checkpoint.recognise import Resolved, materialize, resolve, skeleton
-    from senet_cli.inspect.external import materialize_external
-    from senet_cli.inspect.gates import attach_accumulators, attach_external_accumulators
+    from senet_cli.inspect.gates import attach_accumulators
     from senet_cli.inspect.images import open_images
+    from senet_cli.outside.load import checkpoint_subject
 
     failure: BaseException | None = None
     try:  # on every rank alike, unless a file differs between hosts: agreed on below
-        if is_external(model):
-            resolved = Resolved(as_config(model, options, attention_classes), "given")
-        else:
-            resolved = resolve(loaded, model, **options)
-        config = resolved.config
+        subject, resolved, state = checkpoint_subject(loaded, model, options, attention_classes)
+        config = subject.config
         preprocess = _preprocess(loaded, config, input_size)
         check_budget(config, preprocess.size, batch)  # before the model or a batch is allocated
         shard = (group.rank, group.world_size) if group is not None else (0, 1)
@@ -149,12 +142,9 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
         if group is not None and source.total < group.world_size:
             images = "1 image" if source.total == 1 else f"{source.total} images"
             raise SenetError(f"{images} for {group.world_size} processes: each needs at least one")
-        if isinstance(config, ExternalConfig):
-            network = materialize_external(loaded, config, target)
-            accumulators, attention_params = attach_external_accumulators(network, config, bins, len(source.classes))
-        else:
-            network = materialize(resolved, target)
-            accumulators, attention_params = attach_accumulators(network, skeleton(config), bins, len(source.classes))
+        network = subject.with_weights(state, target)
+        del state  # the network holds the weights now
+        accumulators, attention_params = attach_accumulators(network, subject, bins, len(source.classes))
     except Exception as error:  # noqa: BLE001 (every rank must reach the agreement, whatever failed)
         if group is None:
             raise
@@ -162,15 +152,7 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
     if group is not None:
         distributed.agree(group, failure)
     if not accumulators:
-        if isinstance(config, ExternalConfig):
-            raise SenetError(f"{config.name} has no attention gates to inspect: no attention module recognised in it "
-                             f"has a gate submodule (see README 'Bring your own model')")
-        if config.attention is None:
-            raise SenetError(f"{config.name} has no attention gates to inspect: it is a plain backbone")
-        raise SenetError(
-            f"{config.name} has no attention gates to inspect: its {config.attention} modules add a context term "
-            f"instead of scaling by a gate non-linearity (gc with fusion=mul has one)"
-        )
+        raise SenetError(subject.no_gates_reason())
     done = 0
     if on_batch is not None:
         on_batch(0, source.count)  # everything is checked: the caller may open its progress bar now
@@ -210,14 +192,10 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
             first = skipped_in_order[0]
             unreadable = f": {len(skipped_in_order)} unreadable, the first {first.path} ({first.reason})"
         raise SenetError(f"no readable images in {source.description}{unreadable}")
-    if isinstance(config, ExternalConfig):  # a gate submodule its class never calls (timm's GlobalContext, gca)
-        accumulators = [accumulator for accumulator in accumulators if accumulator.state]
+    # a gate submodule its module never calls (timm's GlobalContext, gca) saw nothing: no statistics
+    accumulators = [accumulator for accumulator in accumulators if accumulator.state]
     stats = tuple(accumulator.result(source.classes) for accumulator in accumulators)
     params = sum(p.numel() for p in network.parameters())
-    zoo_attention = config.attention if isinstance(config, ModelConfig) else None
-    if zoo_attention is not None and ATTENTION.get(zoo_attention).slot == "conv":
-        for accumulator in accumulators:
-            accumulator.replaces_conv = True
     kept = {accumulator.name for accumulator in accumulators if accumulator.replaces_conv}
     return InspectReport(
         model=config.name, config=config, checkpoint=loaded, architecture_source=resolved.source,

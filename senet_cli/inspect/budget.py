@@ -36,10 +36,9 @@ def planned_bytes(config: ModelConfig | ExternalConfig, size: Sequence[int], bat
     forward pass on the meta device with a hook on every leaf module."""
     import torch
 
-    from senet_cli.zoo import build_on_meta
-    from senet_cli.zoo.foreign import build_external
+    from senet_cli.subject import subject_for
 
-    model = build_external(config, meta=True) if isinstance(config, ExternalConfig) else build_on_meta(config)
+    model = subject_for(config).build(meta=True)
     tensors = (*model.parameters(), *model.buffers())
     parameters = FLOAT_BYTES * sum(int(t.numel()) for t in tensors)
     largest = [0]

@@ -16,30 +16,19 @@ sums when labels are given. Nothing is copied to the host until `result()`.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from senet_cli.attention.base import AttentionModule
-from senet_cli.checkpoint.recognise import Skeleton
+from senet_cli.attention.base import GATE_RANGES, gate_range, is_gate
 from senet_cli.inspect.results import HIGH, LOW, GateStats, Histogram
-from senet_cli.options import ExternalConfig
 
-GATE_RANGES: dict[type[nn.Module], tuple[float, float | None]] = {
-    nn.Sigmoid: (0.0, 1.0),
-    nn.Hardsigmoid: (0.0, 1.0),
-    nn.Tanh: (-1.0, 1.0),
-    nn.ReLU: (0.0, None),  # unbounded above: the first batch sets the top edge (module doc of GateAccumulator)
-    nn.Softmax: (0.0, 1.0),  # SK's weights over its branches
-}
+if TYPE_CHECKING:
+    from senet_cli.subject import Subject
 
-
-def is_gate(name: str, module: nn.Module) -> bool:
-    """A gate submodule: named `gate`, or `gate_<axis>` (Coordinate attention's gate_h, gate_w) when
-    it is a gate non-linearity (BAM's `gate_c`/`gate_s` are whole branches, not gates)."""
-    last = name.split(".")[-1]
-    return last == "gate" or (last.startswith("gate_") and isinstance(module, tuple(GATE_RANGES)))
+__all__ = ["GATE_RANGES", "GateAccumulator", "attach_accumulators", "is_gate"]  # the ranges live in attention/base.py
 
 
 class GateAccumulator:
@@ -56,7 +45,7 @@ class GateAccumulator:
                  classes: int) -> None:
         self.name, self.gate, self.stage = name, gate, stage
         self.bins, self.classes = bins, classes
-        self.low, self.high = GATE_RANGES.get(type(gate_module), (0.0, None))
+        self.low, self.high = gate_range(gate_module)
         self.n = 0  # values per channel so far
         self.positions = 0
         self.labels: torch.Tensor | None = None  # set by the caller before each forward
@@ -174,62 +163,18 @@ def _kind(channels: int, positions: int) -> str:
     return "spatial" if channels == 1 else "channel x position"
 
 
-def attach_accumulators(network: nn.Module, layout: Skeleton, bins: int,
+def attach_accumulators(network: nn.Module, subject: Subject, bins: int,
                         classes: int) -> tuple[list[GateAccumulator], dict[str, int]]:
-    """A hooked accumulator per gate of `network` (whose blocks `layout` lists), in forward order, and
-    each block's attention parameter count."""
+    """A hooked accumulator per gate of `network` (the model `subject` built, holding weights), in
+    forward order, and each block's attention parameter count. The subject says where its gates are
+    (senet_cli/subject.py: the zoo's `gate` convention, or the class table of senet_cli/outside/known.py)."""
+    gates, attention_params = subject.gates(network)
     accumulators: list[GateAccumulator] = []
-    attention_params: dict[str, int] = {}
-    for path, stage in layout.blocks:
-        parts = [(path, "")] + [(member, f"{member}.") for member, owner in layout.members if owner == path]
-        found = [(f"{prefix}{name}", module) for part, prefix in parts
-                 for name, module in network.get_submodule(part).named_modules()]
-        for name, module in found:
-            if not isinstance(module, AttentionModule) or not name:
-                continue
-            attention_params[path] = attention_params.get(path, 0) + sum(p.numel() for p in module.parameters())
-            for sub_name, gate in module.named_modules():
-                if not is_gate(sub_name, gate):
-                    continue
-                accumulator = GateAccumulator(path, f"{name}.{sub_name}", stage, gate, bins=bins, classes=classes)
-                accumulator.handle = gate.register_forward_hook(
-                    lambda _module, _inputs, output, a=accumulator: a.update(output)
-                )
-                accumulators.append(accumulator)
-    return accumulators, attention_params
-
-
-def attach_external_accumulators(network: nn.Module, config: ExternalConfig, bins: int,
-                                 classes: int) -> tuple[list[GateAccumulator], dict[str, int]]:
-    """`attach_accumulators` for a model outside the zoo: its attention modules found by class and
-    its blocks (senet_cli/zoo/foreign.py), and in each module the submodules whose outputs multiply
-    the features: those the class table names (timm's `gate`, torchvision's `scale_activation`), or
-    for the zoo's and the caller's classes, those named by the zoo's convention (`is_gate`)."""
-    from senet_cli.attention.foreign import GATE_RANGES_BY_NAME
-    from senet_cli.zoo.foreign import external_blocks, find_attention
-
-    found = find_attention(network, config.attention_classes)
-    blocks = external_blocks(network, [item.path for item in found])
-    accumulators: list[GateAccumulator] = []
-    attention_params: dict[str, int] = {}
-    for item in found:
-        block, stage = next(((path, stage) for path, stage in blocks
-                             if item.path == path or item.path.startswith(f"{path}.")), (item.path, 1))
-        module = network.get_submodule(item.path)
-        attention_params[block] = attention_params.get(block, 0) + sum(p.numel() for p in module.parameters())
-        names = item.gates if item.gates is not None else tuple(
-            name for name, sub in module.named_modules() if name and is_gate(name, sub)
+    for gate in gates:
+        accumulator = GateAccumulator(gate.block, gate.label, gate.stage, gate.module, bins=bins, classes=classes)
+        accumulator.replaces_conv = gate.replaces_conv
+        accumulator.handle = gate.module.register_forward_hook(
+            lambda _module, _inputs, output, a=accumulator: a.update(output)
         )
-        relative = item.path[len(block) + 1:] if item.path != block else ""
-        for sub_name in names:
-            gate = module.get_submodule(sub_name)
-            label = ".".join(part for part in (relative, sub_name) if part)
-            accumulator = GateAccumulator(block, label, stage, gate, bins=bins, classes=classes)
-            accumulator.replaces_conv = item.role == "conv"
-            if type(gate) not in GATE_RANGES and type(gate).__name__ in GATE_RANGES_BY_NAME:
-                accumulator.low, accumulator.high = GATE_RANGES_BY_NAME[type(gate).__name__]
-            accumulator.handle = gate.register_forward_hook(
-                lambda _module, _inputs, output, a=accumulator: a.update(output)
-            )
-            accumulators.append(accumulator)
+        accumulators.append(accumulator)
     return accumulators, attention_params

@@ -41,7 +41,7 @@ from senet_cli.errors import ArgumentError, SenetError, first_line
 from senet_cli.options import ExternalConfig, ModelConfig
 from senet_cli.profile.results import BatchResult, Measurement, ProfileReport, StageCost
 from senet_cli.profile.timing import Timing
-from senet_cli.zoo import as_config, baseline_config, build_from_config, input_shape
+from senet_cli.subject import Subject, input_shape, subject_for
 
 
 def check_batches(batches: Sequence[int]) -> tuple[int, ...]:
@@ -53,7 +53,7 @@ def check_batches(batches: Sequence[int]) -> tuple[int, ...]:
 
 
 def profile(
-    model: str | ModelConfig | ExternalConfig,
+    model: str | ModelConfig | ExternalConfig | Subject,
     *,
     batches: Sequence[int] = (1,),
     input_size: int | Sequence[int] | None = None,
@@ -81,33 +81,17 @@ def profile(
     on_round(done, total) reports progress per batch.
     """
     timing, options = Timing.take(timing, options)
-    config = as_config(model, options, attention_classes)
+    subject = subject_for(model, options, attention_classes)
     batches = check_batches(batches)
-    height, width = input_shape(config, input_size, 1)[2:]
+    height, width = input_shape(subject, input_size, 1)[2:]
     peaks = None if roofline is None or roofline == "auto" else parse_device(roofline)
-    if isinstance(config, ExternalConfig) and per_stage:
-        raise ArgumentError("{per_stage} times a zoo model's stages one by one; {name} is outside the zoo",
-                            arguments=("per_stage",), name=config.name)
-    configs: dict[str, ModelConfig] = {}
-    if isinstance(config, ModelConfig):
-        configs["model"] = config
-    if isinstance(config, ModelConfig) and config.attention is not None:
-        configs["baseline"] = baseline_config(config)
-        if per_stage and len(config.stages) > 1:  # with one stage, its ablation is the baseline
-            for stage in config.stages:
-                kept = tuple(s for s in config.stages if s != stage)
-                configs[f"stage{stage}"] = replace(config, stages=kept)
 
     import torch
 
     from senet_cli.profile import harness
 
     device = harness.prepare(timing)
-    if isinstance(config, ExternalConfig):
-        built, num_classes, notes = _external_models(config)
-    else:
-        built = {key: (c.name, build_from_config(c)) for key, c in configs.items()}
-        num_classes, notes = config.num_classes, ()
+    built, num_classes, notes, stages = _models(subject, per_stage)
     if roofline == "auto" and device.type == "cuda":
         peaks = preset_for_gpu(torch.cuda.get_device_name(device))
     if timing.mode != "inference":
@@ -125,49 +109,56 @@ def profile(
             except (RuntimeError, ValueError) as error:
                 if "out of memory" not in str(error).lower():
                     # e.g. Inception's aux classifier on a small training input, BAM's BatchNorm1d at batch 1
-                    raise SenetError(f"{config.name} cannot run a {timing.mode} step on {height}x{width} input at "
+                    raise SenetError(f"{subject.name} cannot run a {timing.mode} step on {height}x{width} input at "
                                      f"batch {batch}: {first_line(error)}") from None
                 results.append(BatchResult(batch, None, None, None, error="out of memory"))
                 continue
             finally:
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
-            result = _batch_result(config, batch, measured, per_stage)
+            result = _batch_result(stages, batch, measured, per_stage)
             try:  # the bound is count's, outside the timing: its failure is not the run's
-                results.append(_with_bound(result, config, batch, (height, width), timing, peaks))
+                results.append(_with_bound(result, subject, batch, (height, width), timing, peaks))
             except SenetError as error:
                 results.append(result)
                 notes += (f"no roofline bound at batch {batch}: {first_line(error)}",)
     notes += _bound_notes(tuple(results), peaks, timing, torch.get_num_threads())
-    return ProfileReport(config, timing, (height, width), torch.get_num_threads(), harness.memory_note(device),
+    return ProfileReport(subject.config, timing, (height, width), torch.get_num_threads(), harness.memory_note(device),
                          tuple(results), notes, peaks)
 
 
-def _external_models(config: ExternalConfig) -> tuple[dict[str, tuple[str, Any]], int, tuple[str, ...]]:
-    """The model outside the zoo and, where its attention has pass-throughs, a copy without it (same
-    weights otherwise); its classifier width (for training labels); what the report says of both."""
-    import copy
+def _models(subject: Subject, per_stage: bool) -> tuple[dict[str, tuple[str, Any]], int, tuple[str, ...],
+                                                        tuple[int, ...]]:
+    """The model, its baseline (the same model without attention: the plain backbone, or the model with
+    its attention replaced by pass-throughs) where it has one, and with `per_stage` the model without
+    each stage's attention (with one stage, that is the baseline); its classifier width (for training
+    labels); what the report says of them; the stages holding attention."""
+    model = subject.build()
+    found = subject.attention(model)
+    built = {"model": (subject.name, model)}
+    baseline = subject.baseline(found)
+    if baseline is not None:
+        built["baseline"] = (baseline.name, baseline.build())
+    stages = subject.attention_stages(model, found)
+    notes = subject.notes(found, baseline is not None)
+    if per_stage and baseline is not None and len(stages) > 1:
+        for stage in stages:
+            ablation = subject.without_stage(stage, found, model)
+            if ablation is None:
+                notes += (f"no per-stage cost for stage {stage}: its attention has no pass-through",)
+                continue
+            built[f"stage{stage}"] = (ablation.name, ablation.build())
+    return built, subject.output_classes(model), notes, stages
 
-    from senet_cli.zoo import foreign
 
-    model = foreign.build_external(config)
-    found = foreign.find_attention(model, config.attention_classes)
-    built = {"model": (config.name, model)}
-    baseline = copy.deepcopy(model)
-    has_baseline = bool(found) and foreign.without_attention(baseline, found)
-    if has_baseline:
-        built["baseline"] = (foreign.baseline_name(config), baseline)
-    return built, foreign.output_classes(config, model), foreign.notes(config, found, has_baseline)
-
-
-def _with_bound(result: BatchResult, config: ModelConfig | ExternalConfig, batch: int, size: tuple[int, int],
+def _with_bound(result: BatchResult, subject: Subject, batch: int, size: tuple[int, int],
                 timing: Timing, peaks: DevicePeaks | None) -> BatchResult:
     """`result` with count's roofline bound of the model and its baseline at this batch, when a device is set."""
     if peaks is None:
         return result
     from senet_cli.count import count
 
-    counted = count(config, input_size=size, batch=batch, dtype=timing.dtype, amp=timing.amp, roofline=peaks)
+    counted = count(subject, input_size=size, batch=batch, dtype=timing.dtype, amp=timing.amp, roofline=peaks)
     bound = counted.roofline
     assert bound is not None
     return replace(result, roofline_ms=bound.ms, baseline_roofline_ms=bound.baseline_ms,
@@ -221,7 +212,7 @@ def time_modules(
     return harness.time_modules(modules, batch, tuple(input_size), timing, num_classes, on_round)
 
 
-def _batch_result(config: ModelConfig | ExternalConfig, batch: int, measured: Mapping[str, Measurement],
+def _batch_result(stages: Sequence[int], batch: int, measured: Mapping[str, Measurement],
                   per_stage: bool) -> BatchResult:
     model = measured["model"]
     baseline = measured.get("baseline")
@@ -230,7 +221,7 @@ def _batch_result(config: ModelConfig | ExternalConfig, batch: int, measured: Ma
         overhead = (model.latency_ms.median - baseline.latency_ms.median) / baseline.latency_ms.median * 100.0
     ablations = {int(key[5:]): m for key, m in measured.items() if key.startswith("stage")}
     if per_stage and baseline is not None and not ablations:
-        ablations = {config.stages[0]: baseline}  # one stage with attention: removing it is the baseline
+        ablations = {stages[0]: baseline}  # one stage with attention: removing it is the baseline
     costs = tuple(
         StageCost(stage, model.latency_ms.median - m.latency_ms.median,
                   (model.latency_ms.median - m.latency_ms.median) / model.latency_ms.median * 100.0)

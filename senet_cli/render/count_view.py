@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from senet_cli.count.results import BYTES_CONVENTION, CONVENTION, BlockCount, CountReport
-from senet_cli.options import ModelConfig
 from senet_cli.render.config_text import short_options
 from senet_cli.render.tables import TableData
 
@@ -101,9 +100,9 @@ def _overhead_line(report: CountReport) -> str:
     if base is None or over is None:
         return f"{report.model}: no baseline (see the notes)"
     if report.plain:
-        if isinstance(report.config, ModelConfig):
-            return f"{report.model} is a plain backbone: no attention overhead."
-        return f"{report.model}: no attention recognised, no overhead (see the notes)"
+        if report.notes:  # what was looked for and not found (a model outside the zoo)
+            return f"{report.model}: no attention recognised, no overhead (see the notes)"
+        return f"{report.model} is a plain backbone: no attention overhead."
     return (
         f"vs {base.model}: params {_int(base.params)} -> {_int(report.params)} "
         f"({_signed_pct(over.params_pct)}), MACs {base.macs / 1e9:.3f} G -> {report.macs / 1e9:.3f} G "

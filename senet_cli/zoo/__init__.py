@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from senet_cli.zoo.build import build_model
 from senet_cli.zoo.catalogue import GRAMMAR, catalogue
-from senet_cli.zoo.external import is_external
 from senet_cli.zoo.meta import build_on_meta, paused_gc, skip_weight_init
 from senet_cli.zoo.models import (
-    as_config,
     baseline_config,
     build_from_config,
     list_models,
@@ -23,7 +21,7 @@ from senet_cli.zoo.models import (
 from senet_cli.zoo.runtime import DEVICES, input_shape, resolve_device
 
 __all__ = [
-    "DEVICES", "GRAMMAR", "as_config", "baseline_config", "build_from_config", "build_model", "build_on_meta",
-    "catalogue", "input_shape", "is_external", "list_models", "make_config", "parse_name", "paused_gc",
+    "DEVICES", "GRAMMAR", "baseline_config", "build_from_config", "build_model", "build_on_meta",
+    "catalogue", "input_shape", "list_models", "make_config", "parse_name", "paused_gc",
     "resolve_device", "skip_weight_init",
 ]

@@ -1,16 +1,14 @@
 """`build_model`: any model name the commands take, built as a torch.nn.Module with random weights.
 
-Kept apart from models.py (the zoo's names and configurations) because a name outside the zoo is
-built by zoo/foreign.py, which itself builds zoo models on the meta device through models.py.
+Kept apart from models.py (the zoo's names and configurations) because any name, in the zoo or
+outside it, is built through its subject (senet_cli/subject.py), which builds zoo models through
+models.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-
-from senet_cli.zoo.external import external_config, is_external, refuse_attention_classes
-from senet_cli.zoo.models import build_from_config, make_config
 
 
 def build_model(name: str, *, attention_classes: Sequence[str] = (), **options: Any) -> Any:
@@ -22,9 +20,6 @@ def build_model(name: str, *, attention_classes: Sequence[str] = (), **options: 
     Raises `SenetError` (a ValueError) naming the accepted values for a bad name or option.
     Build under `with torch.device("meta"):` to get the structure without allocating weights.
     """
-    if is_external(name):
-        from senet_cli.zoo.foreign import build_external
+    from senet_cli.subject import subject_for  # here: the subject module imports the zoo's modules
 
-        return build_external(external_config(name, options, attention_classes))
-    refuse_attention_classes(attention_classes, name)
-    return build_from_config(make_config(name, **options))
+    return subject_for(name, options, attention_classes).build()

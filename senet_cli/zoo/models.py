@@ -17,12 +17,10 @@ from senet_cli.options import (
     COMMON_OPTION_NAMES,
     PLACEMENTS,
     VARIANTS,
-    ExternalConfig,
     ModelConfig,
     parse_int,
     parse_int_list,
 )
-from senet_cli.zoo.external import external_config, is_external, refuse_attention_classes
 
 MODEL_ALIASES = {"senet154": "se_resnext152_64x4d_senet"}
 """Names the papers and ports use for a zoo model whose grammar name nobody would type: SENet-154
@@ -95,24 +93,6 @@ def make_config(name: str, **options: Any) -> ModelConfig:
         num_classes=_check_num_classes(common.get("num_classes"), spec),
         attention_options=module_options,
     )
-
-
-def as_config(model: str | ModelConfig | ExternalConfig, options: dict[str, Any],
-              attention_classes: Sequence[str] = ()) -> ModelConfig | ExternalConfig:
-    """`model` checked into a configuration: a name with its options, or a ModelConfig already made
-    by `make_config` (then no options: the configuration has them all). A model outside the zoo
-    (`torchvision:NAME`, `timm:NAME`, `file.py:callable`, `package.module:callable`, or an
-    ExternalConfig) gives an ExternalConfig, with the caller's `attention_classes` (see zoo/external.py)."""
-    if isinstance(model, ExternalConfig) or is_external(model):
-        return external_config(model, options, attention_classes)
-    refuse_attention_classes(attention_classes, model.name if isinstance(model, ModelConfig) else model)
-    if not isinstance(model, ModelConfig):
-        return make_config(model, **options)
-    if options:
-        key = next(iter(options))
-        raise OptionError(key, options[key], "no option beside a ModelConfig",
-                          f"{model.name} is given as a ModelConfig, which holds every option; got {', '.join(options)}")
-    return model
 
 
 def build_from_config(config: ModelConfig) -> Any:

@@ -2,7 +2,7 @@
 their attention found by class, their blocks, and the same model without its attention.
 
 What is attention: the zoo's own modules (`AttentionModule`), the classes of other libraries in
-senet_cli/attention/foreign.py, and the caller's own classes ("PATH_OR_MODULE:Class"), matched by
+senet_cli/outside/known.py, and the caller's own classes ("PATH_OR_MODULE:Class"), matched by
 `isinstance`; only the outermost match counts (timm's CbamModule, not its ChannelAttn inside).
 A known class is matched only when its module is already imported (a model holding a timm class
 has imported timm), so a torchvision model never imports timm.
@@ -27,10 +27,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from senet_cli.attention.foreign import FOREIGN_ATTENTION, OWN_ROLE_BY_SLOT, ROLES, USER_ROLE
 from senet_cli.errors import SenetError, first_line
 from senet_cli.options import ExternalConfig
-from senet_cli.zoo.external import load_attention_class, load_builder
+from senet_cli.outside.known import FOREIGN_ATTENTION, OWN_ROLE_BY_SLOT, ROLES, USER_ROLE
+from senet_cli.outside.names import load_attention_class, load_builder
 from senet_cli.zoo.meta import paused_gc, skip_weight_init
 
 

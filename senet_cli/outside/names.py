@@ -2,7 +2,7 @@
 
 `torchvision:NAME`, `timm:NAME` (timm stays optional: without it, one line says to install it),
 `path/to/file.py:callable` and `package.module:callable`, with keyword options; and the caller's
-own attention classes, "PATH_OR_MODULE:Class". senet_cli/zoo/foreign.py builds the models and
+own attention classes, "PATH_OR_MODULE:Class". senet_cli/outside/build.py builds the models and
 finds their attention and blocks.
 
 A file or module is imported as Python imports any code: whatever it runs at import and in the

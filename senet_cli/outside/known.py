@@ -80,13 +80,5 @@ OWN_ROLE_BY_SLOT = {"conv": "conv"}
 USER_ROLE = "gate"
 """A class the caller names is taken as a gate on its input (nn.Identity is the model without it)."""
 
-GATE_RANGES_BY_NAME = {
-    # A gate's range by its class name, for the activation classes of other libraries (timm's own
-    # Sigmoid, HardSigmoid, Tanh): the histogram's bins span it.
-    "Sigmoid": (0.0, 1.0),
-    "HardSigmoid": (0.0, 1.0),
-    "Hardsigmoid": (0.0, 1.0),
-    "Tanh": (-1.0, 1.0),
-    "Softmax": (0.0, 1.0),
-    "RadixSoftmax": (0.0, 1.0),
-}
+# A gate's range (sigmoid [0, 1], tanh [-1, 1]) is looked up by class name in the one table of
+# senet_cli/attention/base.py (GATE_RANGES), for the zoo's gates and these libraries' alike.
