@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from senet_cli.cli.options import Device, ForceOpt, FormatOpt, OutputPathOpt
+from senet_cli.cli.flags import Device, ForceOpt, FormatOpt, OutputPathOpt
 from senet_cli.cli.output import LazyProgress, emit, prepare_output
 from senet_cli.cli.profile_cmd import Dtype
 
