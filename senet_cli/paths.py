@@ -2,7 +2,7 @@
 
 `Path.exists()` and `Path.is_dir()` swallow only "no such file"; a name over NAME_MAX (255 bytes on
 most file systems), a path over PATH_MAX or a component that is a file raise OSError. Every place
-that checks a path it reads (a checkpoint, --data, a model file) asks `path_kind` instead, so each
+that checks a path it reads (a checkpoint, an image folder, a model file) asks `path_kind` instead, so each
 such name is the same one line ("checkpoint '...': File name too long") the writers give
 (senet_cli/atomic.py: `reason`).
 """
@@ -30,7 +30,7 @@ def shown(path: object, limit: int = 120) -> str:
 def path_kind(path: str | os.PathLike[str], what: str) -> Kind:
     """What `path` is (links followed): "missing", "directory", "file" (regular) or "other" (a FIFO,
     device, socket). Any other OSError (a name too long, a loop of links, no permission to look) is
-    a SenetError naming `what` ("checkpoint", "--data folder") and the system's reason."""
+    a SenetError naming `what` ("checkpoint", "data folder") and the system's reason."""
     try:
         info = os.stat(path)
     except OSError as error:

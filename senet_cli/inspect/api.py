@@ -209,14 +209,14 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
 
 
 def _forward(network: Any, config: ModelConfig | ExternalConfig, images: Any) -> None:
-    """One forward pass. A model outside the zoo runs the caller's code: what it raises (or a
+    """One forward pass. A model outside the zoo runs the caller's code: what any model raises (or a
     sys.exit, or endless recursion) is one line naming the model, as `count` says it; running out of
     memory stays itself (the CLI says which flag to lower)."""
     try:
         network(images)
     except (Exception, SystemExit) as error:
         memory = isinstance(error, MemoryError) or "out of memory" in str(error).lower()
-        if not isinstance(config, ExternalConfig) or isinstance(error, SenetError) or memory:
+        if isinstance(error, SenetError) or memory:
             raise
         what = f"sys.exit({error.code!r})" if isinstance(error, SystemExit) else type(error).__name__
         raise SenetError(f"{config.name} cannot run on input {list(images.shape)}: {what}: "

@@ -95,7 +95,7 @@ def open_images(data: str, preprocess: Preprocess, *, limit: int | None = None, 
     if data == "samples":
         return _samples(preprocess, limit, batch, shard)
     folder = Path(data)
-    kind = paths.path_kind(folder, "--data folder")
+    kind = paths.path_kind(folder, "data folder")
     if kind != "directory":
         raise ArgumentError(
             "{data} takes 'samples', 'synthetic' or an ImageFolder directory; '{value}' {problem}",

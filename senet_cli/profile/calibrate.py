@@ -33,7 +33,7 @@ from typing import Any
 
 from senet_cli.count.latency import BYTES_KINDS, DeviceCalibration, RatePoint
 from senet_cli.errors import ArgumentError, UnknownChoiceError
-from senet_cli.profile.timing import DTYPES
+from senet_cli.vocabulary import DEVICES, DTYPES
 
 CHAIN = 64
 """Tiny ops per timed run of the per-op cost."""
@@ -77,7 +77,7 @@ POOL_SHAPES: tuple[tuple[str, int, int, str], ...] = (
     ("adaptive avg pool 2048 @7 -> 1 (head)", 2048, 7, "avg"),
 )
 """(label, channels, input side, max or avg): pooling, kinds of their own (count/latency.py KINDS)."""
-DEFAULT_BATCHES = {"cpu": (1, 8), "cuda": (1, 64)}
+DEFAULT_BATCHES = dict(zip(DEVICES, ((1, 8), (1, 64)), strict=True))  # per device: cpu, cuda
 
 
 def calibrate(
