@@ -208,6 +208,10 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
     )
 
 
+_OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "cannot allocate memory")
+"""How torch's CUDA and CPU allocators say they ran out (cli/errors.py tells the user which flag to lower)."""
+
+
 def _forward(network: Any, config: ModelConfig | ExternalConfig, images: Any) -> None:
     """One forward pass. A model outside the zoo runs the caller's code: what any model raises (or a
     sys.exit, or endless recursion) is one line naming the model, as `count` says it; running out of
@@ -215,7 +219,8 @@ def _forward(network: Any, config: ModelConfig | ExternalConfig, images: Any) ->
     try:
         network(images)
     except (Exception, SystemExit) as error:
-        memory = isinstance(error, MemoryError) or "out of memory" in str(error).lower()
+        text = str(error).lower()
+        memory = isinstance(error, MemoryError) or any(words in text for words in _OUT_OF_MEMORY)
         if isinstance(error, SenetError) or memory:
             raise
         what = f"sys.exit({error.code!r})" if isinstance(error, SystemExit) else type(error).__name__
