@@ -155,3 +155,8 @@ class RatioTooLargeError(OptionError):
         super().__init__("ratio", ratio, f"between 1 and {channels}",
                          f"ratio {ratio} is larger than the {channels} channels{where}; "
                          f"use a ratio between 1 and {channels}")
+
+
+OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "cannot allocate memory")
+"""How torch's CUDA and CPU allocators say they ran out: the library keeps such errors as they are, and the
+CLI says which flag to lower."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from senet_cli.errors import ArgumentError, SenetError, first_line
+from senet_cli.errors import OUT_OF_MEMORY, ArgumentError, SenetError, first_line
 
 FLAGS = {
     # library argument -> how the command line spells it (the rest: --name-with-dashes)
@@ -39,16 +39,13 @@ def message(error: SenetError) -> str:
     return str(error)
 
 
-_OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "cannot allocate memory")
-
-
 def resource_message(error: BaseException) -> str | None:
     """One line for a request too large to run (out of memory, a size that overflows), as profile
     reports its out-of-memory batches; None for any other error (a bug: let it show)."""
     text = str(error)
     lower = text.lower()
     if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError" or any(
-            words in lower for words in _OUT_OF_MEMORY):
+            words in lower for words in OUT_OF_MEMORY):
         asked = re.search(r"tried to allocate (\d+) bytes", text)
         size = f" (it asked for {int(asked.group(1)) / 2**30:,.1f} GiB at once)" if asked else ""
         return f"out of memory{size}: use a smaller --batch or --input (or --bins for inspect)"

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from senet_cli.checkpoint.loading import Checkpoint, load_checkpoint
-from senet_cli.errors import ArgumentError, SenetError, first_line
+from senet_cli.errors import OUT_OF_MEMORY, ArgumentError, SenetError, first_line
 from senet_cli.inspect import distributed
 from senet_cli.inspect.budget import check_budget
 from senet_cli.inspect.distributed import Group
@@ -208,10 +208,6 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
     )
 
 
-_OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "cannot allocate memory")
-"""How torch's CUDA and CPU allocators say they ran out (cli/errors.py tells the user which flag to lower)."""
-
-
 def _forward(network: Any, config: ModelConfig | ExternalConfig, images: Any) -> None:
     """One forward pass. A model outside the zoo runs the caller's code: what any model raises (or a
     sys.exit, or endless recursion) is one line naming the model, as `count` says it; running out of
@@ -220,7 +216,7 @@ def _forward(network: Any, config: ModelConfig | ExternalConfig, images: Any) ->
         network(images)
     except (Exception, SystemExit) as error:
         text = str(error).lower()
-        memory = isinstance(error, MemoryError) or any(words in text for words in _OUT_OF_MEMORY)
+        memory = isinstance(error, MemoryError) or any(words in text for words in OUT_OF_MEMORY)
         if isinstance(error, SenetError) or memory:
             raise
         what = f"sys.exit({error.code!r})" if isinstance(error, SystemExit) else type(error).__name__
