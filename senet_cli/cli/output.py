@@ -105,7 +105,16 @@ def emit(
 ) -> None:
     """Render `results` (each with a `to_dict()`) in `fmt`; print them, or write them to `output`
     (renamed into place when the command ends, with its other outputs; `main` says "wrote")."""
-    from senet_cli.render.tables import console, render_text, rich_notes, to_csv, to_json, to_markdown, to_rich
+    from senet_cli.render.tables import (
+        console,
+        print_all,
+        render_text,
+        rich_notes,
+        to_csv,
+        to_json,
+        to_markdown,
+        to_rich,
+    )
 
     if fmt is OutputFormat.json:
         text = to_json(results)
@@ -119,9 +128,7 @@ def emit(
             renderables.append(to_rich(table))
             renderables += rich_notes(table)
         if output is None:
-            out = console()
-            for item in renderables:
-                out.print(item)
+            print_all(console(), renderables)
             return
         text = render_text(renderables)
     if output is not None:

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from senet_cli.cli.columns import ColumnsOpt, with_columns
 from senet_cli.cli.options import (
     AttentionClassOpt,
     Device,
@@ -79,6 +80,7 @@ def profile_command(
     num_classes: NumClassesOpt = None,
     opt: ModuleOpt = None,
     attention_class: AttentionClassOpt = None,
+    columns: ColumnsOpt = None,
     fmt: FormatOpt = None,
     output: OutputPathOpt = None,
     force: ForceOpt = False,
@@ -98,6 +100,10 @@ def profile_command(
     timing = Timing(device=device.value, dtype=dtype.value, amp=amp, channels_last=channels_last, compile=compile,
                     mode=mode.value, warmup=warmup, iters=iters, min_time=min_time, threads=threads)
     fmt = prepare_output(fmt, output, force)
+    from senet_cli.render import profile_view
+    from senet_cli.render.tables import check_columns
+
+    check_columns(columns, profile_view.column_keys())
     if plot is not None:
         plot = default_plot_path(models[0], "profile") if str(plot) == PLOT_HERE else plot
         check_plot_path(plot, force)
@@ -111,7 +117,6 @@ def profile_command(
         parse_device(device_bound)  # checked before any timing
 
     from senet_cli.profile import profile
-    from senet_cli.render import profile_view
 
     reports = []
     with LazyProgress() as progress:
@@ -125,5 +130,5 @@ def profile_command(
     emit(
         reports, fmt, output,
         csv_view=profile_view.csv_rows,
-        tables=lambda rs: [profile_view.profile_table(r) for r in rs],
+        tables=with_columns(lambda rs: [profile_view.profile_table(r) for r in rs], columns),
     )
