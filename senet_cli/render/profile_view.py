@@ -72,7 +72,7 @@ BOUND_COLUMNS: tuple[Column, ...] = (
     Column("roofline_ms", "bound\n(ms)", _ok(lambda r: _ms(r.roofline_ms) if r.roofline_ms is not None else ""),
            default=False),
     Column("measured_over_bound", "median\n/ bound", _ok(lambda r: f"{r.over_bound:,.1f}x"
-                                                          if r.over_bound is not None else "")),
+                                                          if r.over_bound is not None else ""), default=False),
 )
 """... and those shown only with a roofline bound."""
 
@@ -107,7 +107,8 @@ def profile_table(report: ProfileReport) -> TableData:
         notes.append(
             f"bound: count's roofline on {peaks.name} ({peaks.peak_tflops(report.timing.dtype, report.timing.amp):g} "
             f"TFLOPS, {peaks.bandwidth_gbs:g} GB/s; {peaks.source}): per op max(2 x MACs / peak, bytes / "
-            f"bandwidth), unfused eager bytes; launch overhead, kernel efficiency and caches are not in it"
+            f"bandwidth), unfused eager bytes; launch overhead, kernel efficiency and caches are not in it; per "
+            f"batch in the columns roofline_ms and measured_over_bound"
             + (f"; {bounds}" if bounds else "")
         )
     baseline = next((r.baseline.model for r in report.results if r.baseline), None)
