@@ -172,7 +172,7 @@ def to_rich(table: TableData) -> Any:
     from rich.table import Table
 
     rich_table = Table(
-        show_footer=table.footer is not None, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+        show_footer=table.footer is not None, box=box.SIMPLE, show_edge=False, pad_edge=False,
         collapse_padding=True, header_style="bold",
     )
     for index, header in enumerate(table.headers):
