@@ -73,10 +73,11 @@ _TYPE_COLUMNS = {kind: kind.display_type_rich for kind in (typer.core.TyperOptio
 def _type_column(param: Any, ctx: Any) -> str | None:
     """What typer's rich help prints in a parameter's type column, less two things that mislead: a
     flag (--force, --amp, --help) takes no `<bool>` value, and a list argument (the model names,
-    whose name already ends in '...') is not typed `<list[str]>`."""
+    whose name already ends in '...') is not typed `<list[str]>`; `<int range> [x>=1]` is `<int> [x>=1]`."""
     if getattr(param, "is_flag", False) or (param.param_type_name == "argument" and param.nargs != 1):
         return None
-    return _TYPE_COLUMNS[type(param)](param, ctx)
+    shown = _TYPE_COLUMNS[type(param)](param, ctx)
+    return shown.replace(" range>", ">") if shown else shown  # '<int> [x>=1]': the bound says it is a range
 
 
 typer.core.TyperOption.display_type_rich = _type_column  # type: ignore[method-assign]

@@ -42,7 +42,8 @@ _REFERENCES = {"native": (), **{name: (name,) for name in COUNTERS}, "all": COUN
 def count_command(
     models: ModelsArg,
     ratio: Annotated[
-        Optional[str], typer.Option(help="Reduction ratio r; a comma list sweeps it (2,4,8,16,32 = SENet Table 10).",
+        Optional[str], typer.Option(metavar="R[,R...]",
+                                    help="Reduction ratio r; a comma list sweeps it (2,4,8,16,32 = SENet Table 10).",
                                     show_default="per module: 16 for se", rich_help_panel=BUILD),
     ] = None,
     variant: VariantOpt = None,

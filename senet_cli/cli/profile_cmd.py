@@ -41,7 +41,7 @@ Mode = choices("Mode", MODES)
 def profile_command(
     models: ModelsArg,
     device: Annotated[Device, typer.Option(help="Where to run.", rich_help_panel=TIMING)] = Device["cpu"],
-    batch: Annotated[str, typer.Option(help="Batch size, or a comma list to sweep: 1,8,32.",
+    batch: Annotated[str, typer.Option(metavar="N[,N...]", help="Batch size, or a comma list to sweep: 1,8,32.",
                                        rich_help_panel=TIMING)] = "1",
     input_size: InputOpt = None,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed runs per model before timing.",
