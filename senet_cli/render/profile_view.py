@@ -57,13 +57,13 @@ PROFILE_COLUMNS: tuple[Column, ...] = (
     Column("p10_p90_ms", "p10-p90\n(ms)",
            _ok(lambda r: f"{_ms(r.model.latency_ms.p10)}-{_ms(r.model.latency_ms.p90)}")),
     Column("throughput", "images/s", _ok(lambda r: f"{r.model.throughput:,.1f}")),
+    Column("peak_memory_mb", "peak\nMiB", _ok(lambda r: "" if r.model.peak_memory_mb is None
+                                             else f"{r.model.peak_memory_mb:,.1f}")),
     Column("baseline_median_ms", "baseline\n(ms)",
            _ok(lambda r: _ms(r.baseline.latency_ms.median) if r.baseline else "")),
     Column("baseline_throughput", "baseline\nimages/s", _ok(lambda r: f"{r.baseline.throughput:,.1f}" if r.baseline
                                                                 else ""), default=False),
     Column("overhead_pct", "overhead", _ok(_overhead)),
-    Column("peak_memory_mb", "peak\nMiB", _ok(lambda r: "" if r.model.peak_memory_mb is None
-                                             else f"{r.model.peak_memory_mb:,.1f}")),
 )
 """The profile table's columns, one row per batch size (keys as in the CSV, p10_p90_ms for its two); a new field is one
 more entry, `default=False` for one the 80-column table leaves to --columns."""
