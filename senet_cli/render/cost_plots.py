@@ -125,11 +125,13 @@ def plot_profiles(reports: Sequence[ProfileReport], path: Path) -> Path:
         if on_cpu:
             shared = [(r.batch, r.model.peak_memory_mb) for r in runs if r.model.peak_memory_mb is not None]
             if shared:
-                memory.plot(*zip(*shared, strict=True), color="grey", marker="o",
+                memory.plot(*zip(*shared, strict=True), color="grey", marker="os^Dv"[index % 5],
+                            linestyle=("-", "--", ":", "-.")[index % 4],
                             label=f"after {report.model} and its baseline" if len(reports) > 1 else None)
     batches = sorted({r.batch for report in reports for r in report.results})
-    memory_title = "peak memory of the whole process" if on_cpu else "peak memory per model"
-    memory_unit = "MiB, peak resident set so far (model + baseline)" if on_cpu else "MiB (CUDA allocator peak)"
+    memory_title = ("peak memory of the whole process\n(CPU: model and baseline together, so far)" if on_cpu
+                    else "peak memory per model")
+    memory_unit = "MiB, peak resident set size" if on_cpu else "MiB (CUDA allocator peak)"
     for axes, title, unit in ((latency, "latency per run", "ms (median, p10-p90 bars)"),
                               (throughput, "throughput", "images / s"),
                               (memory, memory_title, memory_unit)):
@@ -142,9 +144,6 @@ def plot_profiles(reports: Sequence[ProfileReport], path: Path) -> Path:
         axes.grid(alpha=0.3)
         if len(batches) == 1:
             axes.set_xlim(batches[0] / 1.5, batches[0] * 1.5)
-    if on_cpu:
-        memory.annotate("CPU: one process runs model and baseline;\nits peak RSS is theirs together",
-                        (0.02, 0.02), xycoords="axes fraction", fontsize=8, color="grey")
     _readable_log_scale(latency)
     figure.legend(*latency.get_legend_handles_labels(), loc="outside lower center", fontsize=8, frameon=False,
                   ncol=min(series, 4))
