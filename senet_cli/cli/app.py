@@ -80,8 +80,8 @@ def _type_column(param: Any, ctx: Any) -> str | None:
     return shown.replace(" range>", ">") if shown else shown  # '<int> [x>=1]': the bound says it is a range
 
 
-typer.core.TyperOption.display_type_rich = _type_column  # type: ignore[method-assign]
-typer.core.TyperArgument.display_type_rich = _type_column  # type: ignore[method-assign]
+typer.core.TyperOption.display_type_rich = _type_column  # type: ignore[method-assign,assignment]
+typer.core.TyperArgument.display_type_rich = _type_column  # type: ignore[method-assign,assignment]
 
 
 def fail(message: str) -> None:

@@ -36,6 +36,7 @@ from senet_cli.errors import SenetError
 from senet_cli.options import ExternalConfig, ModelConfig, parse_int_list
 
 Counter = choices("Counter", ("native", *COUNTERS, "all"))
+EXPLAIN_HINT = ". --explain says more"
 _REFERENCES = {"native": (), **{name: (name,) for name in COUNTERS}, "all": COUNTERS}
 
 
@@ -117,8 +118,8 @@ def count_command(
     emit(
         reports, fmt, output,
         csv_view=count_view.per_block_csv_rows if blocks else count_view.summary_csv_rows,
-        tables=with_columns((lambda rs: [count_view.per_block_table(r, explain) for r in rs]) if blocks
-                            else (lambda rs: [count_view.summary_table(rs, explain)]), columns),
+        tables=with_columns((lambda rs: [count_view.per_block_table(r, explain, EXPLAIN_HINT) for r in rs]) if blocks
+                            else (lambda rs: [count_view.summary_table(rs, explain, EXPLAIN_HINT)]), columns),
     )
 
 

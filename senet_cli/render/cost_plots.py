@@ -123,7 +123,7 @@ def plot_profiles(reports: Sequence[ProfileReport], path: Path) -> Path:
             latency.plot(*zip(*bounds, strict=True), color=dark, linestyle=":", linewidth=1, marker="_",
                          label=f"{report.model}: roofline bound on {report.roofline.name if report.roofline else ''}")
         if on_cpu:
-            shared = [(r.batch, r.model.peak_memory_mb) for r in runs if r.model.peak_memory_mb is not None]
+            shared = [(r.batch, m.peak_memory_mb) for r in runs if (m := r.model) and m.peak_memory_mb is not None]
             if shared:
                 memory.plot(*zip(*shared, strict=True), color="grey", marker="os^Dv"[index % 5],
                             linestyle=("-", "--", ":", "-.")[index % 4],

@@ -67,7 +67,7 @@ BLOCK_COLUMNS: tuple[Column, ...] = (
     Column("attention_bytes", "attn\nMB", _m(2, "attention_bytes"), _m(2, "attention_bytes")),
 )
 """The per-block table's columns, in order: a new per-block field is one more entry (`default`:
-shown without --columns; every field is in JSON and CSV whatever is shown)."""
+shown by default; every field is in JSON and CSV whatever is shown)."""
 
 BOUND_COLUMNS: tuple[Column, ...] = (
     Column("roofline_ms", "bound\n(ms)", lambda row: "" if row.roofline_ms is None else f"{row.roofline_ms:,.4f}",
@@ -75,16 +75,16 @@ BOUND_COLUMNS: tuple[Column, ...] = (
     Column("memory_bound", "bound\nby", lambda row: "" if row.memory_bound is None else
            "memory" if row.memory_bound else "compute", default=False),
 )
-"""... and those shown only with a roofline (`--roofline`)."""
+"""... and those shown only with a roofline (a device to bound the time on)."""
 
 
-def per_block_table(report: CountReport, explain: bool = False) -> TableData:
+def per_block_table(report: CountReport, explain: bool = False, hint: str = "") -> TableData:
     """One row per block and a total; the caption is the overhead against the baseline, the notes
-    say how to read the numbers (in full with `explain`)."""
+    say how to read the numbers (in full with `explain`; `hint` as in `notes`)."""
     columns = BLOCK_COLUMNS + (BOUND_COLUMNS if report.roofline is not None else ())
     return table_from_columns(
         columns, report.rows, title=_title(report), left_columns=1, total_of=report,
-        caption=_overhead_line(report), notes=notes(report, explain),
+        caption=_overhead_line(report), notes=notes(report, explain, hint),
     )
 
 
@@ -164,7 +164,7 @@ def _reference_columns(counters: Sequence[str]) -> tuple[Column, ...]:
     return tuple(Column(f"{name}_macs", f"{name}\n(GMACs)", cell(name)) for name in counters)
 
 
-def summary_table(reports: Sequence[CountReport], explain: bool = False) -> TableData:
+def summary_table(reports: Sequence[CountReport], explain: bool = False, hint: str = "") -> TableData:
     """One row per model against its plain backbone; the notes of every model, once each."""
     bound = any(report.roofline is not None for report in reports)
     columns = (SUMMARY_COLUMNS + (_summary_bound_columns() if bound else ())
@@ -173,7 +173,7 @@ def summary_table(reports: Sequence[CountReport], explain: bool = False) -> Tabl
     caption = f"input {', '.join(shapes)}; + columns: overhead against each model's plain backbone"
     all_notes: list[str] = []
     for report in reports:
-        all_notes += [note for note in notes(report, explain) if note not in all_notes]
+        all_notes += [note for note in notes(report, explain, hint) if note not in all_notes]
     return table_from_columns(
         columns, reports, title="parameters, multiply-accumulates and bytes moved", left_columns=2,
         wrapped_from=1, caption=caption, notes=tuple(all_notes),
@@ -190,7 +190,7 @@ def _summary_bound(report: CountReport) -> tuple[str, str]:
 
 
 def column_keys() -> tuple[str, ...]:
-    """Every key `--columns` may name in a count table (per-block or summary, with a roofline and
+    """Every column key a selection may name in a count table (per-block or summary, with a roofline and
     with fvcore/thop): what is checked before any counting."""
     from senet_cli.count.references import COUNTERS
 
@@ -207,16 +207,16 @@ def _reference_names(reports: Sequence[CountReport]) -> list[str]:
 
 SHORT_CONVENTION = (
     "MACs: multiply-accumulates (the papers' FLOPs); elem. ops: pooling, activations, gating, adds, BN; "
-    "MB moved: unfused eager memory traffic, 10^6 bytes; whole batch. --explain says more"
+    "MB moved: unfused eager memory traffic, 10^6 bytes; whole batch"
 )
-"""The one line under every count table; `--explain` prints CONVENTION and BYTES_CONVENTION in
-full instead (the JSON's `convention` and `bytes_convention` always hold them)."""
+"""The one line under every count table; with `explain` the notes hold CONVENTION and
+BYTES_CONVENTION in full instead (the JSON's `convention` and `bytes_convention` always hold them)."""
 
 
-def notes(report: CountReport, explain: bool = False) -> tuple[str, ...]:
-    """What a reader needs to trust the numbers: the convention (in full with `explain`), other
-    counters, gaps."""
-    convention = [f"convention: {CONVENTION}", BYTES_CONVENTION] if explain else [SHORT_CONVENTION]
+def notes(report: CountReport, explain: bool = False, hint: str = "") -> tuple[str, ...]:
+    """What a reader needs to trust the numbers: the convention (in full with `explain`, else one
+    line ending in `hint`, where the caller says how to see it in full), other counters, gaps."""
+    convention = [f"convention: {CONVENTION}", BYTES_CONVENTION] if explain else [SHORT_CONVENTION + hint]
     lines = [*convention, *report.notes]
     if report.amp:
         lines.append("AMP (simulated autocast): conv/linear/matmul run in float16, their float32 inputs and "

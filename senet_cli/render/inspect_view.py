@@ -42,7 +42,7 @@ CLASS_COLUMNS: tuple[Column, ...] = (Column("class_spread", "spread\nclasses", l
 
 
 def column_keys() -> tuple[str, ...]:
-    """Every key `--columns` may name in the gate table."""
+    """Every column key a selection may name in the gate table."""
     return tuple(column.key for column in GATE_COLUMNS + CLASS_COLUMNS)
 
 

@@ -40,12 +40,13 @@ def _noise(m: Measurement) -> str:
     return f"{m.model}: p10-p90 spread {stats.spread_pct:.0f}% of the median, drift {stats.drift_pct:+.0f}%"
 
 
-def _ok(cell: Callable[[BatchResult], str]) -> Callable[[BatchResult], str]:
-    """`cell` for a batch that ran; an empty cell for one that failed (its error is in `median`)."""
-    return lambda r: "" if r.error or r.model is None else cell(r)
+def _ok(cell: Callable[[BatchResult, Measurement], str]) -> Callable[[BatchResult], str]:
+    """`cell(result, the model's measurement)` for a batch that ran; an empty cell for one that
+    failed (its error is in `median`)."""
+    return lambda r: "" if r.error or r.model is None else cell(r, r.model)
 
 
-def _overhead(r: BatchResult) -> str:
+def _overhead(r: BatchResult, m: Measurement) -> str:
     overhead = f"{r.overhead_pct:+.1f}%" if r.overhead_pct is not None else ""
     return f"{overhead} (noisy)" if r.noisy else overhead
 
@@ -55,30 +56,30 @@ PROFILE_COLUMNS: tuple[Column, ...] = (
     Column("median_ms", "median\n(ms)", lambda r: (r.error or "failed") if r.error or r.model is None
            else _ms(r.model.latency_ms.median)),
     Column("p10_p90_ms", "p10-p90\n(ms)",
-           _ok(lambda r: f"{_ms(r.model.latency_ms.p10)}-{_ms(r.model.latency_ms.p90)}")),
-    Column("throughput", "images/s", _ok(lambda r: f"{r.model.throughput:,.1f}")),
-    Column("peak_memory_mb", "peak\nMiB", _ok(lambda r: "" if r.model.peak_memory_mb is None
-                                             else f"{r.model.peak_memory_mb:,.1f}")),
+           _ok(lambda r, m: f"{_ms(m.latency_ms.p10)}-{_ms(m.latency_ms.p90)}")),
+    Column("throughput", "images/s", _ok(lambda r, m: f"{m.throughput:,.1f}")),
+    Column("peak_memory_mb", "peak\nMiB", _ok(lambda r, m: "" if m.peak_memory_mb is None
+                                             else f"{m.peak_memory_mb:,.1f}")),
     Column("baseline_median_ms", "baseline\n(ms)",
-           _ok(lambda r: _ms(r.baseline.latency_ms.median) if r.baseline else "")),
-    Column("baseline_throughput", "baseline\nimages/s", _ok(lambda r: f"{r.baseline.throughput:,.1f}" if r.baseline
+           _ok(lambda r, m: _ms(r.baseline.latency_ms.median) if r.baseline else "")),
+    Column("baseline_throughput", "baseline\nimages/s", _ok(lambda r, m: f"{r.baseline.throughput:,.1f}" if r.baseline
                                                                 else ""), default=False),
     Column("overhead_pct", "overhead", _ok(_overhead)),
 )
 """The profile table's columns, one row per batch size (keys as in the CSV, p10_p90_ms for its two); a new field is one
-more entry, `default=False` for one the 80-column table leaves to --columns."""
+more entry, `default=False` for one the 80-column table shows only when asked for."""
 
 BOUND_COLUMNS: tuple[Column, ...] = (
-    Column("roofline_ms", "bound\n(ms)", _ok(lambda r: _ms(r.roofline_ms) if r.roofline_ms is not None else ""),
+    Column("roofline_ms", "bound\n(ms)", _ok(lambda r, m: _ms(r.roofline_ms) if r.roofline_ms is not None else ""),
            default=False),
-    Column("measured_over_bound", "median\n/ bound", _ok(lambda r: f"{r.over_bound:,.1f}x"
+    Column("measured_over_bound", "median\n/ bound", _ok(lambda r, m: f"{r.over_bound:,.1f}x"
                                                           if r.over_bound is not None else ""), default=False),
 )
 """... and those shown only with a roofline bound."""
 
 
 def column_keys() -> tuple[str, ...]:
-    """Every key `--columns` may name in a profile table."""
+    """Every column key a selection may name in a profile table."""
     return tuple(column.key for column in PROFILE_COLUMNS + BOUND_COLUMNS)
 
 

@@ -86,18 +86,18 @@ DEFAULT_COLUMNS = "default"
 
 
 def check_columns(choice: str | None, known: Sequence[str]) -> None:
-    """Raise UnknownChoiceError unless `choice` is None, 'default', 'all' or comma-separated keys
-    from `known` (checked before any work, so a typo never costs a run)."""
-    from senet_cli.errors import SenetError, UnknownChoiceError
+    """Raise SenetError unless `choice` is None, 'default', 'all' or comma-separated keys from
+    `known` (checked before any work, so a typo never costs a run); the error names the closest
+    key and lists them all."""
+    from senet_cli.errors import SenetError, close_match_hint
 
     if choice is None or choice.strip() in (ALL_COLUMNS, DEFAULT_COLUMNS):
         return
-    keys = [key.strip() for key in choice.split(",") if key.strip()]
-    if not keys:
-        raise SenetError(f"--columns takes all, default or column names ({', '.join(known)}), got '{choice}'")
+    keys = [key.strip() for key in choice.split(",")]
     for key in keys:
         if key not in known:
-            raise UnknownChoiceError("column", key, (ALL_COLUMNS, DEFAULT_COLUMNS, *known))
+            raise SenetError(f"unknown column '{key}'{close_match_hint(key, known)}; the columns are "
+                             f"{', '.join(known)}, or {ALL_COLUMNS} or {DEFAULT_COLUMNS}")
 
 
 def select_columns(table: TableData, choice: str | None) -> TableData:
