@@ -14,8 +14,8 @@ from senet_cli.errors import SenetError
 def list_command(
     pattern: Annotated[
         Optional[str],
-        typer.Argument(help="Only print model names matching this pattern, e.g. 'se_*' or '*cifar'.",
-                       show_default=False),
+        typer.Argument(metavar="PATTERN", show_default=False,
+                       help="Only print model names matching this pattern, e.g. 'se_*' or '*cifar'."),
     ] = None,
     fmt: FormatOpt = None,
     output: OutputPathOpt = None,
