@@ -240,3 +240,21 @@ def test_progress_lines_agree_on_how_long_a_job_ran(monkeypatch, capsys):
         "senet: timing b: running for 5.0 s, 1/4 (the work began 11 s ago)",
         "senet: timing b: finished in 8.0 s",
     ]
+
+
+def test_inspect_figure_has_one_class_legend_below_the_profiles(tmp_path, image_folder, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from senet_cli.render.gate_plots import plot_gates
+
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(build_model("se_resnet18_cifar"), tmp_path / "ckpt.pth")
+    report = senet_cli.inspect(checkpoint, data=str(image_folder))
+    kept: list = []
+    monkeypatch.setattr(plt, "close", kept.append)
+    plot_gates(report, tmp_path / "gates.png")
+    (figure,) = kept
+    profiles = [axes for axes in figure.axes if "gate per channel" in axes.get_title()]
+    assert profiles and all(axes.get_legend() is None for axes in profiles)
+    (legend,) = figure.legends
+    assert [text.get_text() for text in legend.get_texts()] == ["class cat", "class dog"]
