@@ -172,6 +172,8 @@ def test_inspect_explains_only_the_columns_it_shows(tmp_path, monkeypatch, cli):
     monkeypatch.setenv("COLUMNS", str(NARROW))
     code, out, _ = cli(["inspect", str(checkpoint), "--data", "synthetic", "--limit", "4"])
     assert code == 0 and max(map(len, out.splitlines())) <= NARROW and "needs" not in out
+    code, out, _ = cli(["inspect", str(checkpoint), "--data", "synthetic", "--limit", "4", "--format", "md"])
+    assert code == 0 and "| layer4.1 | se.gate (channel) | 4 | 512 |" in out  # Markdown: every column
 
 
 def test_an_outside_models_profile_names_its_baseline_once():

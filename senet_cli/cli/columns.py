@@ -12,6 +12,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from senet_cli.cli.output import OutputFormat
+
 COLUMNS_PANEL = "Output"
 
 ColumnsOpt = Annotated[
@@ -25,10 +27,13 @@ ColumnsOpt = Annotated[
 ]
 
 
-def with_columns(tables: Callable[[Sequence[Any]], list[Any]], choice: str | None) -> Callable[[Sequence[Any]],
-                                                                                                list[Any]]:
+def with_columns(tables: Callable[[Sequence[Any]], list[Any]], choice: str | None,
+                 fmt: OutputFormat | None = None) -> Callable[[Sequence[Any]], list[Any]]:
     """`tables` (reports -> TableData list) with each table narrowed to the `--columns` choice
-    (checked beforehand with `render.tables.check_columns`)."""
-    from senet_cli.render.tables import select_columns
+    (checked beforehand with `render.tables.check_columns`). Markdown, which no terminal wraps,
+    has every column unless --columns says otherwise."""
+    from senet_cli.render.tables import ALL_COLUMNS, select_columns
 
+    if choice is None and fmt is OutputFormat.md:
+        choice = ALL_COLUMNS
     return lambda reports: [select_columns(table, choice) for table in tables(reports)]

@@ -119,7 +119,7 @@ def count_command(
         reports, fmt, output,
         csv_view=count_view.per_block_csv_rows if blocks else count_view.summary_csv_rows,
         tables=with_columns((lambda rs: [count_view.per_block_table(r, explain, EXPLAIN_HINT) for r in rs]) if blocks
-                            else (lambda rs: [count_view.summary_table(rs, explain, EXPLAIN_HINT)]), columns),
+                            else (lambda rs: [count_view.summary_table(rs, explain, EXPLAIN_HINT)]), columns, fmt),
     )
 
 

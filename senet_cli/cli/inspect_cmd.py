@@ -127,4 +127,4 @@ def inspect_command(
 
         plot_gates(report, plot)  # renamed into place with --output's file when the command ends
     emit([report], fmt, output, csv_view=inspect_view.csv_rows,
-         tables=with_columns(lambda reports: [inspect_view.gate_table(r) for r in reports], columns))
+         tables=with_columns(lambda reports: [inspect_view.gate_table(r) for r in reports], columns, fmt))

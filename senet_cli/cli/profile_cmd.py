@@ -130,5 +130,5 @@ def profile_command(
     emit(
         reports, fmt, output,
         csv_view=profile_view.csv_rows,
-        tables=with_columns(lambda rs: [profile_view.profile_table(r) for r in rs], columns),
+        tables=with_columns(lambda rs: [profile_view.profile_table(r) for r in rs], columns, fmt),
     )

@@ -23,10 +23,9 @@ def _pct(value: float) -> str:
 
 GATE_COLUMNS: tuple[Column, ...] = (
     Column("block", "block", lambda g: g.name),
-    Column("gate", "gate", lambda g: g.gate),
-    Column("kind", "kind", lambda g: g.kind, default=False),
+    Column("gate", "gate", lambda g: f"{g.gate} ({g.kind})"),  # may wrap before its kind, never inside a name
     Column("stage", "stage", lambda g: str(g.stage), default=False),
-    Column("channels", "channels", lambda g: str(g.channels)),
+    Column("channels", "chan.", lambda g: str(g.channels)),
     Column("mean", "mean", lambda g: _f(g.mean)),
     Column("std", "std", lambda g: _f(g.std)),
     Column("min", "min", lambda g: _f(g.min), default=False),
@@ -70,7 +69,7 @@ def gate_table(report: InspectReport) -> TableData:
     notes += [f"{g.name} {g.gate}: {g.nonfinite:,} non-finite gate values" for g in report.blocks if g.nonfinite]
     notes += _candidate_notes(report)
     return table_from_columns(GATE_COLUMNS + (CLASS_COLUMNS if labelled else ()), report.blocks, title=title,
-                              left_columns=2, notes=tuple(notes))
+                              left_columns=2, wrapped_from=1, notes=tuple(notes))
 
 
 def _candidate_notes(report: InspectReport) -> list[str]:
