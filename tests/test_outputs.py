@@ -155,6 +155,9 @@ def test_a_folder_that_refuses_files_is_found_by_the_probe(no_work, cli):
     (["inspect", "c.pth", "--plot=g.png"], ["inspect", "c.pth", "--plot=g.png"]),
     (["inspect", "c.pth", "--", "--plot"], ["inspect", "c.pth", "--", "--plot"]),
     (["list", "--plot"], ["list", "--plot"]),  # only the commands named in OPTIONAL_VALUES
+    (["inspect", "--plot", "c.pth"], ["inspect", "--plot=:here:", "c.pth"]),  # not a figure: the checkpoint
+    (["count", "--plot", "se_resnet50"], ["count", "--plot=:here:", "se_resnet50"]),
+    (["count", "m", "--plot", "f.JPG"], ["count", "m", "--plot", "f.JPG"]),  # a figure, refused by its format
 ])
 def test_plot_takes_an_optional_value(argv, filled):
     from senet_cli.cli.app import _fill_optional_values

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import re
 import signal
 import sys
@@ -20,8 +21,8 @@ import typer
 from senet_cli._version import __version__
 from senet_cli.atomic import committed_together, remove_pending
 from senet_cli.cli import calibrate_cmd, convert_cmd, count_cmd, inspect_cmd, list_cmd, profile_cmd
+from senet_cli.cli.errors import MAKE_A_CHECKPOINT, resource_message
 from senet_cli.cli.errors import message as error_line
-from senet_cli.cli.errors import resource_message
 from senet_cli.cli.output import PLOT_HERE, quiet_rank
 from senet_cli.errors import SenetError, closest_match
 from senet_cli.render.tables import printable
@@ -65,6 +66,23 @@ app.command("profile", help=_help(profile_cmd.profile_command))(profile_cmd.prof
 app.command("inspect", help=_help(inspect_cmd.inspect_command))(inspect_cmd.inspect_command)
 app.command("convert", help=_help(convert_cmd.convert_command))(convert_cmd.convert_command)
 app.command("calibrate", help=_help(calibrate_cmd.calibrate_command))(calibrate_cmd.calibrate_command)
+
+
+_TYPE_COLUMNS = {kind: kind.display_type_rich for kind in (typer.core.TyperOption, typer.core.TyperArgument)}
+
+
+def _type_column(param: Any, ctx: Any) -> str | None:
+    """What typer's rich help prints in a parameter's type column, less two things that mislead: a
+    flag (--force, --amp, --help) takes no `<bool>` value, and a list argument (the model names,
+    whose name already ends in '...') is not typed `<list[str]>`; `<int range> [x>=1]` is `<int> [x>=1]`."""
+    if getattr(param, "is_flag", False) or (param.param_type_name == "argument" and param.nargs != 1):
+        return None
+    shown = _TYPE_COLUMNS[type(param)](param, ctx)
+    return shown.replace(" range>", ">") if shown else shown  # '<int> [x>=1]': the bound says it is a range
+
+
+typer.core.TyperOption.display_type_rich = _type_column  # type: ignore[method-assign,assignment]
+typer.core.TyperArgument.display_type_rich = _type_column  # type: ignore[method-assign,assignment]
 
 
 def fail(message: str) -> None:
@@ -137,9 +155,16 @@ OPTIONAL_VALUES = {("inspect", "--plot"): PLOT_HERE, ("count", "--plot"): PLOT_H
 optional values, so `_fill_optional_values` writes the value in before parsing."""
 
 
+FIGURE_SUFFIXES = frozenset({".png", ".svg", ".pdf", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff", ".webp",
+                             ".gif", ".bmp"})
+"""What a word after `--plot` ends in to be read as the figure's path: any image format, so that
+`--plot fig.jpg` is refused as a format (check_plot_path) rather than taken for a checkpoint."""
+
+
 def _fill_optional_values(argv: list[str]) -> list[str]:
-    """`inspect ckpt.pth --plot` (last, or followed by another option) -> `--plot=<its value when
-    left out>`; a following word that is not an option is the option's value, as before."""
+    """`inspect ckpt.pth --plot` (last, or followed by another option, or by a word that is not a
+    figure's path: `inspect --plot ckpt.pth`, `count --plot se_resnet50`) -> `--plot=<its value
+    when left out>`; a following figure path (g.png) is the option's value, as before."""
     command = next((word for word in argv if not word.startswith("-")), None)
     filled: list[str] = []
     for index, word in enumerate(argv):
@@ -147,8 +172,9 @@ def _fill_optional_values(argv: list[str]) -> list[str]:
             return filled + argv[index:]
         value = OPTIONAL_VALUES.get((command, word)) if command else None
         following = argv[index + 1] if index + 1 < len(argv) else None
-        filled.append(f"{word}={value}" if value is not None and (following is None or following.startswith("-"))
-                      else word)
+        takes_following = following is not None and not following.startswith("-") and (
+            os.path.splitext(following)[1].lower() in FIGURE_SUFFIXES)
+        filled.append(f"{word}={value}" if value is not None and not takes_following else word)
     return filled
 
 
@@ -229,6 +255,9 @@ def _invoke(argv: list[str] | None) -> int:
             raise SystemExit(0) from None
         where = f" (see '{context.command_path} --help')" if context is not None else ""
         text = " ".join(message().replace("Value error, ", "").split())  # typer validates with pydantic
+        if "Missing argument 'checkpoint'" in text:
+            text, where = "senet inspect needs a checkpoint file: senet inspect ckpt.pth [--plot [PATH]]", (
+                f"; {MAKE_A_CHECKPOINT}")
         fail(_with_close_match(text) + where)
     return code if isinstance(code, int) else 0
 

@@ -20,38 +20,58 @@ def _option_line(option: dict[str, Any]) -> str:
 
 
 def catalogue_tables() -> list[TableData]:
-    """Attention modules, backbones and common options, as `senet list` prints them."""
+    """Attention modules, backbones, common options and every model name, as `senet list` prints
+    them: two or three columns each, so they read at 80 columns (cells hold line breaks)."""
     data = catalogue()
     attention = TableData(
-        title="Attention modules (prefix of the model name)",
-        headers=("name", "paper", "placed at", "options (-o KEY=VALUE)"),
+        title="Attention modules: the <attention> part of a model name",
+        headers=("name", "paper, where it goes by default, options (-o KEY=VALUE)"),
         rows=tuple(
-            (a["name"], f"{a['title']}\n{a['paper']}",
-             a["placement"].replace("; ", "\n")
-             + (f"\n--ratio default {a['default_ratio']}" if a["uses_ratio"] else ""),
-             "\n".join(_option_line(o) for o in a["options"]) or "none")
+            (a["name"], "\n".join([
+                a["title"], a["paper"],
+                "placed: " + a["placement"] + (f"; --ratio default {a['default_ratio']}" if a["uses_ratio"] else ""),
+                "options: " + (", ".join(_option_line(o) for o in a["options"]) or "none"),
+            ]))
             for a in data["attention"]
         ),
-        left_columns=4,
-        wrapped_from=1,
+        left_columns=2, wrapped_from=1, multiline=True,
     )
     backbones = TableData(
-        title="Backbones",
-        headers=("name", "description", "stages", "classes", "input", "min input"),
+        title="Backbones: the <backbone> part, or a whole name for the plain model",
+        headers=("name", "description", "stages", "classes", "input"),
         rows=tuple(
-            (b["name"], b["description"], str(b["stages"]), str(b["num_classes"]), str(b["input"]), str(b["min_input"]))
+            (b["name"], b["description"], str(b["stages"]), str(b["num_classes"]),
+             f"{b['input']} (min {b['min_input']})")
             for b in data["backbones"]
         ),
-        left_columns=2,
+        left_columns=2, wrapped_from=1,
     )
     common = TableData(
-        title=f"Names: {GRAMMAR}. Options every model takes",
+        title="Options every model takes",
         headers=("option", "default", "meaning"),
         rows=tuple((o["name"], o["default"], o["help"]) for o in data["common_options"]),
-        left_columns=3,
-        caption=f"{len(data['models'])} models; 'senet list --format json' lists them all.",
+        left_columns=3, wrapped_from=1,
     )
-    return [attention, backbones, common]
+    return [attention, backbones, common, models_table(data)]
+
+
+def models_table(data: dict[str, Any]) -> TableData:
+    """Every model name, grouped by its attention module (the plain backbones and aliases last)."""
+    models: list[str] = data["models"]
+    groups: dict[str, list[str]] = {a["name"]: [] for a in data["attention"]}
+    rest: list[str] = []
+    for name in models:
+        prefix = name.split("_", 1)[0]
+        (groups[prefix] if prefix in groups and name.split("_", 1)[1:] else rest).append(name)
+    rows = [(prefix, " ".join(names)) for prefix, names in groups.items() if names]
+    rows.append(("plain", " ".join(rest)))
+    return TableData(
+        title=f"Models: {GRAMMAR}",
+        headers=("group", "names"),
+        rows=tuple(rows), left_columns=2, wrapped_from=1,
+        caption=f"{len(models)} models. 'senet list PATTERN' prints the names one per line ('se_*', "
+        f"'*cifar'); '--format json' gives all of this as data.",
+    )
 
 
 def readme_tables() -> str:

@@ -11,7 +11,6 @@ from senet_cli.checkpoint.convert import CONVERT_TARGETS
 from senet_cli.cli.flags import choices
 from senet_cli.cli.output import check_output_path
 from senet_cli.errors import SenetError
-from senet_cli.render.tables import printable
 
 Target = choices("Target", CONVERT_TARGETS)
 DESTINATION_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin", ".tar")
@@ -56,4 +55,11 @@ def convert_command(
     if fmt.value == "json":
         typer.echo(convert_view.to_json(report), nl=False)
     else:
-        typer.echo("\n".join(printable(line) for line in convert_view.summary(report)))  # names come from files
+        from senet_cli.render.tables import console, plain, printable
+
+        out = console()
+        for line in convert_view.summary(report):  # escaped: names come from files
+            if out.is_terminal:
+                out.print(plain(line))  # wrapped at spaces, so a number never breaks across lines
+            else:
+                typer.echo(printable(line))  # piped: one line each, for grep

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from senet_cli.cli.columns import ColumnsOpt, with_columns
 from senet_cli.cli.flags import (
     BUILD,
     AttentionClassOpt,
@@ -35,13 +36,15 @@ from senet_cli.errors import SenetError
 from senet_cli.options import parse_int_list
 
 Counter = choices("Counter", ("native", *COUNTERS, "all"))
+EXPLAIN_HINT = ". --explain says more"
 _REFERENCES = {"native": (), **{name: (name,) for name in COUNTERS}, "all": COUNTERS}
 
 
 def count_command(
     models: ModelsArg,
     ratio: Annotated[
-        Optional[str], typer.Option(help="Reduction ratio r; a comma list sweeps it (2,4,8,16,32 = SENet Table 10).",
+        Optional[str], typer.Option(metavar="R[,R...]",
+                                    help="Reduction ratio r; a comma list sweeps it (2,4,8,16,32 = SENet Table 10).",
                                     show_default="per module: 16 for se", rich_help_panel=BUILD),
     ] = None,
     variant: VariantOpt = None,
@@ -70,6 +73,10 @@ def count_command(
     plot: Annotated[Optional[Path], typer.Option(metavar="[PATH]", show_default=False,
                                                  help="Write a figure of the per-block overhead (.png, .svg or .pdf). "
                                                  "With no path: MODEL.count.png here.")] = None,
+    columns: ColumnsOpt = None,
+    explain: Annotated[bool, typer.Option("--explain", rich_help_panel="Output",
+                                          help="Under the table, the counting conventions in full (what a MAC, an "
+                                          "elementwise op and a moved byte are) instead of one line.")] = False,
     fmt: FormatOpt = None,
     output: OutputPathOpt = None,
     force: ForceOpt = False,
@@ -88,6 +95,10 @@ def count_command(
     configs = configurations(models, ratios, options, attention_class or [])
     note_ignored_ratio(models, ratio)
     fmt = prepare_output(fmt, output, force)
+    from senet_cli.render import count_view
+    from senet_cli.render.tables import check_columns
+
+    check_columns(columns, count_view.column_keys())
     if plot is not None:
         plot = default_plot_path(models[0], "count") if str(plot) == PLOT_HERE else plot
         check_plot_path(plot, force)
@@ -96,7 +107,6 @@ def count_command(
 
     from senet_cli.count import count
     from senet_cli.count.roofline import parse_device
-    from senet_cli.render import count_view
 
     device = parse_device(roofline) if roofline is not None else None  # checked before any counting
     reports = _run(configs, lambda config: count(config, input_size=size, batch=batch,
@@ -110,8 +120,8 @@ def count_command(
     emit(
         reports, fmt, output,
         csv_view=count_view.per_block_csv_rows if blocks else count_view.summary_csv_rows,
-        tables=(lambda rs: [count_view.per_block_table(r) for r in rs]) if blocks
-        else (lambda rs: [count_view.summary_table(rs)]),
+        tables=with_columns((lambda rs: [count_view.per_block_table(r, explain, EXPLAIN_HINT) for r in rs]) if blocks
+                            else (lambda rs: [count_view.summary_table(rs, explain, EXPLAIN_HINT)]), columns, fmt),
     )
 
 

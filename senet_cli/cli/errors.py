@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from senet_cli.errors import OUT_OF_MEMORY, ArgumentError, SenetError, first_line
+from senet_cli.errors import OUT_OF_MEMORY, ArgumentError, CheckpointError, SenetError, first_line
 
 FLAGS = {
     # library argument -> how the command line spells it (the rest: --name-with-dashes)
@@ -32,10 +32,17 @@ def spell(argument: str, value: Any) -> str:
     return flag(argument) if value is None or value is True else f"{flag(argument)} {value}"
 
 
+MAKE_A_CHECKPOINT = ("to make one: senet_cli.save_checkpoint(build_model('se_resnet18_cifar'), 'ckpt.pth') in "
+                     "Python, or python examples/inspect_digits.py, which trains one")
+"""The hint for a checkpoint that is not there: a new user has none yet."""
+
+
 def message(error: SenetError) -> str:
     """The one line the CLI prints for `error`."""
     if isinstance(error, ArgumentError):
         return error.render(spell)
+    if isinstance(error, CheckpointError) and str(error).endswith("does not exist"):
+        return f"{error}; {MAKE_A_CHECKPOINT}"
     return str(error)
 
 

@@ -61,7 +61,7 @@ PlacementOpt = Annotated[
 StagesOpt = Annotated[
     Optional[str],
     typer.Option(help="Stages that get attention, comma-separated (1 to the backbone's stage count).",
-                 show_default="per module, see 'senet list'", rich_help_panel=BUILD),
+                 show_default="per module, see 'senet list'", rich_help_panel=BUILD, metavar="N[,N...]"),
 ]
 NumClassesOpt = Annotated[
     Optional[int],

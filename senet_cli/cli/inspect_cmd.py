@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from senet_cli.cli.columns import ColumnsOpt, with_columns
 from senet_cli.cli.flags import (
     OUTPUT,
     AttentionClassOpt,
@@ -80,6 +81,7 @@ def inspect_command(
     num_classes: NumClassesOpt = None,
     opt: ModuleOpt = None,
     attention_class: AttentionClassOpt = None,
+    columns: ColumnsOpt = None,
     fmt: FormatOpt = None,
     output: OutputPathOpt = None,
     force: ForceOpt = False,
@@ -101,6 +103,10 @@ def inspect_command(
         note_ignored_ratio([model], ratio)
     size = parse_input_size(input_size)
     fmt = prepare_output(fmt, output, force)
+    from senet_cli.render import inspect_view
+    from senet_cli.render.tables import check_columns
+
+    check_columns(columns, inspect_view.column_keys())
     if plot is not None:
         plot = default_plot_path(checkpoint) if str(plot) == PLOT_HERE else plot
         check_plot_path(plot, force)
@@ -108,7 +114,6 @@ def inspect_command(
             raise SenetError("--plot and --output name the same file")
 
     from senet_cli.inspect import inspect
-    from senet_cli.render import inspect_view
 
     with LazyProgress() as progress:  # inspect() reports 0 done once everything is checked
         report = inspect(checkpoint, model=model, trust=trust, ema=ema, data=data, limit=limit, batch=batch,
@@ -122,4 +127,4 @@ def inspect_command(
 
         plot_gates(report, plot)  # renamed into place with --output's file when the command ends
     emit([report], fmt, output, csv_view=inspect_view.csv_rows,
-         tables=lambda reports: [inspect_view.gate_table(r) for r in reports])
+         tables=with_columns(lambda reports: [inspect_view.gate_table(r) for r in reports], columns, fmt))

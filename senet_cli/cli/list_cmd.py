@@ -14,16 +14,19 @@ from senet_cli.errors import SenetError
 def list_command(
     pattern: Annotated[
         Optional[str],
-        typer.Argument(help="Only print model names matching this pattern, e.g. 'se_*' or '*cifar'.",
-                       show_default=False),
+        typer.Argument(metavar="PATTERN", show_default=False,
+                       help="Only print model names matching this pattern, e.g. 'se_*' or '*cifar'."),
     ] = None,
     fmt: FormatOpt = None,
     output: OutputPathOpt = None,
     force: ForceOpt = False,
 ) -> None:
-    """List attention modules, backbones and the model-name grammar (torch is not imported)."""
+    """List attention modules, backbones, options and every model name; with a PATTERN, only the names that match.
+
+    Like timm.list_models('se*'): 'senet list "se_*"' prints one name per line, for scripts.
+    """
     from senet_cli.cli import catalogue_view
-    from senet_cli.render.tables import console, render_text, to_csv, to_rich
+    from senet_cli.render.tables import console, print_all, render_text, to_csv, to_rich
     from senet_cli.zoo import list_models
 
     fmt = prepare_output(fmt, output, force)
@@ -46,9 +49,7 @@ def list_command(
     elif fmt is OutputFormat.md:
         text = catalogue_view.markdown()
     elif output is None:
-        out = console()
-        for table in catalogue_view.catalogue_tables():
-            out.print(to_rich(table))
+        print_all(console(), [to_rich(table) for table in catalogue_view.catalogue_tables()])
         return
     else:
         text = render_text([to_rich(table) for table in catalogue_view.catalogue_tables()])

@@ -106,7 +106,16 @@ def emit(
 ) -> None:
     """Render `results` (each with a `to_dict()`) in `fmt`; print them, or write them to `output`
     (renamed into place when the command ends, with its other outputs; `main` says "wrote")."""
-    from senet_cli.render.tables import console, render_text, rich_notes, to_csv, to_json, to_markdown, to_rich
+    from senet_cli.render.tables import (
+        console,
+        print_all,
+        render_text,
+        rich_notes,
+        to_csv,
+        to_json,
+        to_markdown,
+        to_rich,
+    )
 
     if fmt is OutputFormat.json:
         text = to_json(results)
@@ -120,9 +129,7 @@ def emit(
             renderables.append(to_rich(table))
             renderables += rich_notes(table)
         if output is None:
-            out = console()
-            for item in renderables:
-                out.print(item)
+            print_all(console(), renderables)
             return
         text = render_text(renderables)
     if output is not None:
@@ -148,7 +155,8 @@ class LazyProgress:
     checked its arguments (so an error never lands under a bar).
 
     On a terminal: a transient rich progress bar. Otherwise (CI logs, `nohup`, a pipe) plain
-    lines, once the work has run PLAIN_PROGRESS_AFTER_S: `senet: <job>: running for N s, done/total`,
+    lines, once the work has run PLAIN_PROGRESS_AFTER_S: `senet: <job>: running for N s, done/total`
+    (N the job's own time, as in its "finished in"; the whole work's beside when it began earlier),
     then for every job `senet: <job>: started` and `senet: <job>: finished in N s`, and between
     them a `done/total` line at most every PLAIN_PROGRESS_EVERY_S. A job whose count starts again
     (profile's rounds, for each batch size) is finished and started again.
@@ -219,7 +227,10 @@ class LazyProgress:
             if not self.speaking and now - self.began >= PLAIN_PROGRESS_AFTER_S:
                 self.speaking = True
                 state["printed"] = now
-                line(f"running for {now - self.began:.0f} s, {count(done, total)}")
+                # the job's own time, as its "finished in" will be; the whole run's beside when longer
+                ran, job = now - self.began, now - state["started"]
+                whole = f" (the work began {ran:.0f} s ago)" if f"{ran:.1f}" != f"{job:.1f}" else ""
+                line(f"running for {job:.1f} s, {count(done, total)}{whole}")
             if total and done >= total:
                 finish()
             elif self.speaking and now - state["printed"] >= PLAIN_PROGRESS_EVERY_S:

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from senet_cli.cli.columns import ColumnsOpt, with_columns
 from senet_cli.cli.flags import (
     AttentionClassOpt,
     Device,
@@ -41,7 +42,7 @@ Mode = choices("Mode", MODES)
 def profile_command(
     models: ModelsArg,
     device: Annotated[Device, typer.Option(help="Where to run.", rich_help_panel=TIMING)] = Device["cpu"],
-    batch: Annotated[str, typer.Option(help="Batch size, or a comma list to sweep: 1,8,32.",
+    batch: Annotated[str, typer.Option(metavar="N[,N...]", help="Batch size, or a comma list to sweep: 1,8,32.",
                                        rich_help_panel=TIMING)] = "1",
     input_size: InputOpt = None,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed runs per model before timing.",
@@ -81,6 +82,7 @@ def profile_command(
     num_classes: NumClassesOpt = None,
     opt: ModuleOpt = None,
     attention_class: AttentionClassOpt = None,
+    columns: ColumnsOpt = None,
     fmt: FormatOpt = None,
     output: OutputPathOpt = None,
     force: ForceOpt = False,
@@ -100,6 +102,10 @@ def profile_command(
     timing = Timing(device=device.value, dtype=dtype.value, amp=amp, channels_last=channels_last, compile=compile,
                     mode=mode.value, warmup=warmup, iters=iters, min_time=min_time, threads=threads)
     fmt = prepare_output(fmt, output, force)
+    from senet_cli.render import profile_view
+    from senet_cli.render.tables import check_columns
+
+    check_columns(columns, profile_view.column_keys())
     if plot is not None:
         plot = default_plot_path(models[0], "profile") if str(plot) == PLOT_HERE else plot
         check_plot_path(plot, force)
@@ -113,7 +119,6 @@ def profile_command(
         parse_device(device_bound)  # checked before any timing
 
     from senet_cli.profile import profile
-    from senet_cli.render import profile_view
 
     reports = []
     with LazyProgress() as progress:
@@ -127,5 +132,5 @@ def profile_command(
     emit(
         reports, fmt, output,
         csv_view=profile_view.csv_rows,
-        tables=lambda rs: [profile_view.profile_table(r) for r in rs],
+        tables=with_columns(lambda rs: [profile_view.profile_table(r) for r in rs], columns, fmt),
     )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from senet_cli.count.results import BYTES_CONVENTION, CONVENTION, BlockCount, CountReport
 from senet_cli.render.config_text import short_options
-from senet_cli.render.tables import TableData
+from senet_cli.render.tables import Column, TableData, table_from_columns
 
 
 def _int(value: int) -> str:
@@ -35,63 +35,83 @@ def _precision(report: CountReport) -> str:
     return "" if report.dtype == "float32" else f", bytes at {report.dtype}"
 
 
-def _bound_cells(row: BlockCount) -> tuple[str, ...]:
-    if row.roofline_ms is None:
-        return ()
-    return (f"{row.roofline_ms:,.4f}", "memory" if row.memory_bound else "compute")
+def _value(item: BlockCount | CountReport, field: str) -> int:
+    """`field` of a row, or the report's total of it (attention totals summed over the rows)."""
+    if isinstance(item, CountReport) and field.startswith("attention_"):
+        return item.attention_total(field[len("attention_"):])
+    return int(getattr(item, field))
+
+
+def _m(digits: int, field: str) -> Callable[[Any], str]:
+    """A cell of `field` in millions (10^6), for a row or for the total."""
+    return lambda item: _scaled(_value(item, field), 1e6, digits)
+
+
+def _count(field: str) -> Callable[[Any], str]:
+    """A cell of `field` as a whole number, for a row or for the total."""
+    return lambda item: _int(_value(item, field))
+
+
+BLOCK_COLUMNS: tuple[Column, ...] = (
+    Column("block", "block", lambda row: row.name, lambda report: "total"),
+    Column("stage", "stage", lambda row: "" if row.stage is None else str(row.stage), default=False),
+    Column("params", "params", _count("params"), _count("params")),
+    Column("attention_params", "attn\nparams", _count("attention_params"), _count("attention_params")),
+    Column("macs", "MACs\n(M)", _m(2, "macs"), _m(2, "macs")),
+    Column("attention_macs", "attn MACs\n(M)", _m(3, "attention_macs"), _m(3, "attention_macs"), default=False),
+    Column("elementwise_ops", "elem. ops\n(M)", _m(3, "elementwise_ops"), _m(3, "elementwise_ops")),
+    Column("attention_elementwise_ops", "attn elem.\nops (M)", _m(3, "attention_elementwise_ops"),
+           _m(3, "attention_elementwise_ops")),
+    Column("bytes", "moved\n(MB)", _m(2, "bytes"), _m(2, "bytes")),
+    Column("attention_bytes", "attn\nMB", _m(2, "attention_bytes"), _m(2, "attention_bytes")),
+)
+"""The per-block table's columns, in order: a new per-block field is one more entry (`default`:
+shown by default; every field is in JSON and CSV whatever is shown)."""
+
+BOUND_COLUMNS: tuple[Column, ...] = (
+    Column("roofline_ms", "bound\n(ms)", lambda row: "" if row.roofline_ms is None else f"{row.roofline_ms:,.4f}",
+           lambda report: f"{report.roofline.ms:,.4f}"),
+    Column("memory_bound", "bound\nby", lambda row: "" if row.memory_bound is None else
+           "memory" if row.memory_bound else "compute", default=False),
+)
+"""... and those shown only with a roofline (a device to bound the time on)."""
+
+
+LATENCY_COLUMNS: tuple[Column, ...] = (
+    Column("kernels", "kernels", _count("kernels"), _count("kernels")),
+    Column("attention_kernels", "attn\nkernels", _count("attention_kernels"), _count("attention_kernels"),
+           default=False),
+)
+"""... kernels per block (ops that launch work, issue #22), always counted ..."""
+
+
+def _predicted_total(report: CountReport) -> str:
+    roof = report.roofline
+    return "" if roof is None or roof.predicted_ms is None else f"{roof.predicted_ms:,.4f}"
+
+
+PREDICTED_COLUMNS: tuple[Column, ...] = (
+    Column("predicted_ms", "predicted\n(ms)",
+           lambda row: "" if row.predicted_ms is None else f"{row.predicted_ms:,.4f}", _predicted_total),
+    Column("attention_predicted_ms", "attn pred.\n(ms)",
+           lambda row: "" if row.attention_predicted_ms is None else f"{row.attention_predicted_ms:,.4f}",
+           lambda report: f"{sum(r.attention_predicted_ms or 0.0 for r in report.rows):,.4f}"),
+)
+"""... and the predicted time, shown with a calibrated device (`--roofline DEVICE.json`)."""
 
 
 def _predicts(report: CountReport) -> bool:
     return report.roofline is not None and report.roofline.predicted_ms is not None
 
 
-def _latency_headers(report: CountReport) -> tuple[str, ...]:
-    """Kernels per block (always) and the predicted time on a calibrated device (#22)."""
-    return ("kernels", "attn kernels", *(("predicted (ms)", "attn predicted (ms)") if _predicts(report) else ()))
-
-
-def _latency_cells(row: BlockCount) -> tuple[str, ...]:
-    predicted = () if row.predicted_ms is None else (f"{row.predicted_ms:,.4f}", f"{row.attention_predicted_ms:,.4f}")
-    return (str(row.kernels), str(row.attention_kernels), *predicted)
-
-
-def _latency_totals(report: CountReport) -> tuple[str, ...]:
-    roof = report.roofline
-    predicted: tuple[str, ...] = ()
-    if roof is not None and roof.predicted_ms is not None:
-        predicted = (f"{roof.predicted_ms:,.4f}", f"{sum(r.attention_predicted_ms or 0.0 for r in report.rows):,.4f}")
-    return (str(report.kernels), str(report.attention_total("kernels")), *predicted)
-
-
-def per_block_table(report: CountReport) -> TableData:
-    bound = report.roofline is not None
-    headers = (
-        "block", "stage", "params", "attn params", "MACs (M)", "attn MACs (M)",
-        "elementwise (M)", "attn elementwise (M)", "MB moved", "attn MB",
-        *(("bound (ms)", "bound by") if bound else ()),
-        *_latency_headers(report),
-    )
-    rows = tuple(
-        (
-            row.name, "" if row.stage is None else str(row.stage), _int(row.params),
-            _int(row.attention_params), _scaled(row.macs, 1e6, 2), _scaled(row.attention_macs, 1e6, 3),
-            _scaled(row.elementwise_ops, 1e6, 3), _scaled(row.attention_elementwise_ops, 1e6, 3),
-            _scaled(row.bytes, 1e6, 2), _scaled(row.attention_bytes, 1e6, 2), *_bound_cells(row),
-            *_latency_cells(row),
-        )
-        for row in report.rows
-    )
-    footer = (
-        "total", "", _int(report.params), _int(report.attention_total("params")),
-        _scaled(report.macs, 1e6, 2), _scaled(report.attention_total("macs"), 1e6, 3),
-        _scaled(report.elementwise_ops, 1e6, 3), _scaled(report.attention_total("elementwise_ops"), 1e6, 3),
-        _scaled(report.bytes, 1e6, 2), _scaled(report.attention_total("bytes"), 1e6, 2),
-        *((f"{report.roofline.ms:,.4f}", "") if report.roofline is not None else ()),
-        *_latency_totals(report),
-    )
-    return TableData(
-        title=_title(report), headers=headers, rows=rows, footer=footer, left_columns=2,
-        caption=_overhead_line(report), notes=notes(report),
+def per_block_table(report: CountReport, explain: bool = False, hint: str = "") -> TableData:
+    """One row per block and a total; the caption is the overhead against the baseline, the notes
+    say how to read the numbers (in full with `explain`; `hint` as in `notes`)."""
+    columns = (BLOCK_COLUMNS + LATENCY_COLUMNS + (BOUND_COLUMNS if report.roofline is not None else ())
+               + (PREDICTED_COLUMNS if _predicts(report) else ()))
+    return table_from_columns(
+        columns, report.rows, title=_title(report), left_columns=1, total_of=report,
+        caption=_overhead_line(report), notes=notes(report, explain, hint),
     )
 
 
@@ -124,38 +144,89 @@ def _roofline_overhead(report: CountReport) -> str:
             f"({_signed_pct(roof.overhead_pct)})" + predicted)
 
 
-def summary_table(reports: Sequence[CountReport]) -> TableData:
-    counters = _reference_names(reports)
-    bound = any(report.roofline is not None for report in reports)
-    headers = (
-        "model", "options", "params", "+params", "MACs (G)", "+MACs", "elementwise (M)",
-        "+elementwise", "MB moved", "+bytes", *(("bound (ms)", "+bound") if bound else ()),
-        *(f"{name} (G)" for name in counters),
-    )
-    rows = []
-    for report in reports:
+def _over(field: str, scale: float = 1.0, digits: int = 0, unit: str = "") -> Callable[[CountReport], str]:
+    """A summary cell of the overhead's `field`: a percentage, or an amount in `unit`."""
+    def cell(report: CountReport) -> str:
         over = report.overhead
-        references = {ref.counter: ref.macs for ref in report.references}
-        rows.append((
-            report.model, short_options(report.config), _int(report.params),
-            f"{_int(over.params)} ({_signed_pct(over.params_pct)})" if over else "no baseline",
-            _scaled(report.macs, 1e9, 3),
-            f"{_scaled(over.macs, 1e6, 2)} M ({_signed_pct(over.macs_pct)})" if over else "",
-            _scaled(report.elementwise_ops, 1e6, 2),
-            f"{_scaled(over.elementwise_ops, 1e6, 2)} M ({_signed_pct(over.elementwise_ops_pct)})" if over else "",
-            _scaled(report.bytes, 1e6, 1),
-            f"{_scaled(over.bytes, 1e6, 1)} MB ({_signed_pct(over.bytes_pct)})" if over else "",
-            *(_summary_bound(report) if bound else ()),
-            *(_scaled(references[name], 1e9, 3) if name in references else "" for name in counters),
-        ))
+        if over is None:
+            return "no baseline" if field == "params_pct" else ""
+        value = getattr(over, field)
+        if field.endswith("_pct"):
+            return _signed_pct(value)
+        return f"{value / scale:+,.{digits}f}{unit}"
+    return cell
+
+
+SUMMARY_COLUMNS: tuple[Column, ...] = (
+    Column("model", "model", lambda report: report.model),
+    Column("options", "options", lambda report: short_options(report.config)),
+    Column("params", "params", lambda report: _int(report.params)),
+    Column("overhead_params", "+params", _over("params"), default=False),
+    Column("overhead_params_pct", "+params\n%", _over("params_pct")),
+    Column("macs", "MACs\n(G)", lambda report: _scaled(report.macs, 1e9, 3)),
+    Column("overhead_macs", "+MACs\n(M)", _over("macs", 1e6, 2), default=False),
+    Column("overhead_macs_pct", "+MACs\n%", _over("macs_pct")),
+    Column("elementwise_ops", "elem. ops\n(M)", lambda report: _scaled(report.elementwise_ops, 1e6, 2),
+           default=False),
+    Column("overhead_elementwise_ops", "+elem.\nops (M)", _over("elementwise_ops", 1e6, 2), default=False),
+    Column("overhead_elementwise_ops_pct", "+elem.\nops %", _over("elementwise_ops_pct")),
+    Column("bytes", "moved\n(MB)", lambda report: _scaled(report.bytes, 1e6, 1), default=False),
+    Column("overhead_bytes", "+moved\n(MB)", _over("bytes", 1e6, 1), default=False),
+    Column("overhead_bytes_pct", "+moved\n%", _over("bytes_pct")),
+    Column("kernels", "kernels", lambda report: _int(report.kernels), default=False),
+    Column("overhead_kernels_pct", "+kernels\n%", _over("kernels_pct"), default=False),
+)
+"""The summary table's columns, one row per model (keys as in the summary CSV); a new field is
+one more entry."""
+
+
+def _summary_bound_columns() -> tuple[Column, ...]:
+    return (
+        Column("roofline_ms", "bound\n(ms)", lambda report: _summary_bound(report)[0]),
+        Column("roofline_overhead_pct", "+bound", lambda report: _summary_bound(report)[1]),
+    )
+
+
+def _summary_predicted(report: CountReport) -> tuple[str, str]:
+    roof = report.roofline
+    if roof is None or roof.predicted_ms is None:
+        return "", ""
+    if roof.baseline_predicted_ms is None or roof.predicted_overhead_pct is None:
+        return f"{roof.predicted_ms:,.4f}", ""
+    return (f"{roof.predicted_ms:,.4f}",
+            f"{roof.predicted_ms - roof.baseline_predicted_ms:+,.4f} ms ({_signed_pct(roof.predicted_overhead_pct)})")
+
+
+def _summary_predicted_columns() -> tuple[Column, ...]:
+    return (
+        Column("predicted_ms", "predicted\n(ms)", lambda report: _summary_predicted(report)[0]),
+        Column("predicted_overhead_pct", "+predicted", lambda report: _summary_predicted(report)[1]),
+    )
+
+
+def _reference_columns(counters: Sequence[str]) -> tuple[Column, ...]:
+    def cell(name: str) -> Callable[[CountReport], str]:
+        def value(report: CountReport) -> str:
+            macs = {ref.counter: ref.macs for ref in report.references}.get(name)
+            return "" if macs is None else _scaled(macs, 1e9, 3)
+        return value
+    return tuple(Column(f"{name}_macs", f"{name}\n(GMACs)", cell(name)) for name in counters)
+
+
+def summary_table(reports: Sequence[CountReport], explain: bool = False, hint: str = "") -> TableData:
+    """One row per model against its plain backbone; the notes of every model, once each."""
+    bound = any(report.roofline is not None for report in reports)
+    columns = (SUMMARY_COLUMNS + (_summary_bound_columns() if bound else ())
+               + (_summary_predicted_columns() if any(_predicts(report) for report in reports) else ())
+               + _reference_columns(_reference_names(reports)))
     shapes = sorted({"x".join(map(str, report.input)) for report in reports})
     caption = f"input {', '.join(shapes)}; + columns: overhead against each model's plain backbone"
     all_notes: list[str] = []
     for report in reports:
-        all_notes += [note for note in notes(report) if note not in all_notes]
-    return TableData(
-        title="parameters, multiply-accumulates and bytes moved", headers=headers, rows=tuple(rows),
-        left_columns=2, caption=caption, notes=tuple(all_notes),
+        all_notes += [note for note in notes(report, explain, hint) if note not in all_notes]
+    return table_from_columns(
+        columns, reports, title="parameters, multiply-accumulates and bytes moved", left_columns=2,
+        wrapped_from=1, caption=caption, notes=tuple(all_notes),
     )
 
 
@@ -168,6 +239,16 @@ def _summary_bound(report: CountReport) -> tuple[str, str]:
     return f"{roof.ms:,.4f}", f"{roof.ms - roof.baseline_ms:+,.4f} ms ({_signed_pct(roof.overhead_pct)})"
 
 
+def column_keys() -> tuple[str, ...]:
+    """Every column key a selection may name in a count table (per-block or summary, with a roofline and
+    with fvcore/thop): what is checked before any counting."""
+    from senet_cli.count.references import COUNTERS
+
+    columns = (BLOCK_COLUMNS + LATENCY_COLUMNS + BOUND_COLUMNS + PREDICTED_COLUMNS + SUMMARY_COLUMNS
+               + _summary_bound_columns() + _summary_predicted_columns() + _reference_columns(COUNTERS))
+    return tuple(dict.fromkeys(column.key for column in columns))
+
+
 def _reference_names(reports: Sequence[CountReport]) -> list[str]:
     names: list[str] = []
     for report in reports:
@@ -175,9 +256,19 @@ def _reference_names(reports: Sequence[CountReport]) -> list[str]:
     return names
 
 
-def notes(report: CountReport) -> tuple[str, ...]:
-    """What a reader needs to trust the numbers: the convention, other counters, gaps."""
-    lines = [f"convention: {CONVENTION}", BYTES_CONVENTION, *report.notes]
+SHORT_CONVENTION = (
+    "MACs: multiply-accumulates (the papers' FLOPs); elem. ops: pooling, activations, gating, adds, BN; "
+    "MB moved: unfused eager memory traffic, 10^6 bytes; whole batch"
+)
+"""The one line under every count table; with `explain` the notes hold CONVENTION and
+BYTES_CONVENTION in full instead (the JSON's `convention` and `bytes_convention` always hold them)."""
+
+
+def notes(report: CountReport, explain: bool = False, hint: str = "") -> tuple[str, ...]:
+    """What a reader needs to trust the numbers: the convention (in full with `explain`, else one
+    line ending in `hint`, where the caller says how to see it in full), other counters, gaps."""
+    convention = [f"convention: {CONVENTION}", BYTES_CONVENTION] if explain else [SHORT_CONVENTION + hint]
+    lines = [*convention, *report.notes]
     if report.amp:
         lines.append("AMP (simulated autocast): conv/linear/matmul run in float16, their float32 inputs and "
                      "weights cast first, once per forward, the casts charged as copies")

@@ -54,10 +54,16 @@ def plot_gates(report: InspectReport, path: Path) -> Path:
     for index, stage in enumerate(stages):
         span = columns // len(stages)
         _histogram_panel(figure.add_subplot(grid[0, index * span:(index + 1) * span]), report, stage)
+    panels = []
     for index, gate in enumerate(profiles):
         row, column = divmod(index, PROFILES_PER_ROW)
         span = columns // PROFILES_PER_ROW
-        _profile_panel(figure.add_subplot(grid[1 + row, column * span:(column + 1) * span]), report, gate)
+        panels.append(figure.add_subplot(grid[1 + row, column * span:(column + 1) * span]))
+        _profile_panel(panels[-1], report, gate)
+    if panels:  # the profiles share their lines' meaning: one legend, below them all, over no data
+        handles, names = panels[0].get_legend_handles_labels()
+        figure.legend(handles, names, loc="outside lower center", ncol=min(len(names), 10), fontsize=8,
+                      frameon=False)
     labels = f", {len(report.classes)} classes" if report.classes else ", no labels"
     figure.suptitle(f"{report.model}: attention gate values over {report.images:,} images{labels} "
                     f"({Path(report.checkpoint.path).name})", fontsize=13)
@@ -88,7 +94,7 @@ def _histogram_panel(axes: Axes, report: InspectReport, stage: int) -> None:
     axes.set_title(f"stage {stage} (layer{stage}{', ' + channels if channels else ''})")
     axes.set_xlabel("gate value")
     axes.set_ylabel("fraction of values")
-    axes.legend(fontsize=6.5, ncol=2 if len(gates) > 6 else 1)
+    axes.legend(fontsize=6.5, ncol=2 if len(gates) > 6 else 1, loc="best")
     axes.grid(alpha=0.3)
 
 
@@ -104,7 +110,6 @@ def _profile_panel(axes: Axes, report: InspectReport, gate: GateStats) -> None:
                       label=f"class {label}")
         shown = min(len(gate.class_means), MAX_CLASSES)
         extra = f" (first {shown} of {len(gate.class_means)} classes)" if len(gate.class_means) > shown else ""
-        axes.legend(fontsize=6, ncol=2, loc="lower right")
         ylabel = f"mean gate per class{extra}"
     else:
         means = gate.channel_means[:shown_channels]
@@ -112,7 +117,6 @@ def _profile_panel(axes: Axes, report: InspectReport, gate: GateStats) -> None:
         high = [m + s for m, s in zip(means, gate.channel_stds[:shown_channels], strict=True)]
         axes.fill_between(channels, low, high, alpha=0.3, label="+-1 std over images")
         axes.plot(channels, means, linewidth=0.8, label="mean over images")
-        axes.legend(fontsize=7, loc="lower right")
         ylabel = "gate value"
     subset = f" (first {shown_channels} of {gate.channels})" if shown_channels < gate.channels else ""
     axes.set_title(f"{gate.name} (stage {gate.stage}): gate per channel{subset}")

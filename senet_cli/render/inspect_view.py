@@ -7,7 +7,7 @@ from typing import Any
 
 from senet_cli.inspect.results import InspectReport
 from senet_cli.render.config_text import short_options
-from senet_cli.render.tables import TableData
+from senet_cli.render.tables import Column, TableData, table_from_columns
 
 SOURCES = {"given": "as given", "metadata": "from the checkpoint's metadata",
            "detected": "detected from the weights"}
@@ -21,18 +21,32 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
+GATE_COLUMNS: tuple[Column, ...] = (
+    Column("block", "block", lambda g: g.name),
+    Column("gate", "gate", lambda g: f"{g.gate} ({g.kind})"),  # may wrap before its kind, never inside a name
+    Column("stage", "stage", lambda g: str(g.stage), default=False),
+    Column("channels", "chan.", lambda g: str(g.channels)),
+    Column("mean", "mean", lambda g: _f(g.mean)),
+    Column("std", "std", lambda g: _f(g.std)),
+    Column("min", "min", lambda g: _f(g.min), default=False),
+    Column("max", "max", lambda g: _f(g.max), default=False),
+    Column("below_0_1", "< 0.1", lambda g: _pct(g.below)),
+    Column("above_0_9", "> 0.9", lambda g: _pct(g.above)),
+    Column("image_spread", "spread\nimages", lambda g: _f(g.image_spread)),
+)
+"""The gate table's columns, one row per gate (keys as in the CSV); a new field is one more entry."""
+
+CLASS_COLUMNS: tuple[Column, ...] = (Column("class_spread", "spread\nclasses", lambda g: _f(g.class_spread)),)
+"""... and the one shown only when the images have labels."""
+
+
+def column_keys() -> tuple[str, ...]:
+    """Every column key a selection may name in the gate table."""
+    return tuple(column.key for column in GATE_COLUMNS + CLASS_COLUMNS)
+
+
 def gate_table(report: InspectReport) -> TableData:
     labelled = bool(report.classes)
-    headers = ("block", "gate", "stage", "channels", "mean", "std", "min", "max", "< 0.1", "> 0.9",
-               "spread images", *(("spread classes",) if labelled else ()))
-    rows = tuple(
-        (
-            g.name, f"{g.gate} ({g.kind})", str(g.stage), str(g.channels), _f(g.mean), _f(g.std), _f(g.min),
-            _f(g.max), _pct(g.below), _pct(g.above), _f(g.image_spread),
-            *((_f(g.class_spread),) if labelled else ()),
-        )
-        for g in report.blocks
-    )
     options = short_options(report.config)
     title = (f"{report.model}{f' ({options})' if options else ''} - gate values over {report.images:,} images, "
              f"input {report.input[0]}x{report.input[1]}, {report.device}")
@@ -45,8 +59,8 @@ def gate_table(report: InspectReport) -> TableData:
         + (f", keys mapped from {report.layout}'s layout" if report.layout else ""),
         *report.notes,
         f"images: {report.data}" + ("" if labelled else "; no labels"),
-        "spread images: mean over channels of each channel's std over images; spread classes: mean over "
-        "channels of the std of the class means",
+        "spread images: mean over channels of each channel's std over images"
+        + ("; spread classes: mean over channels of the std of the class means" if labelled else ""),
     ]
     if report.skipped_images:
         listed = "; ".join(f"{image.path} ({image.reason})" for image in report.skipped_first)
@@ -54,7 +68,8 @@ def gate_table(report: InspectReport) -> TableData:
         notes.append(f"skipped {report.skipped_images:,} unreadable image(s), not in the statistics: {listed}{more}")
     notes += [f"{g.name} {g.gate}: {g.nonfinite:,} non-finite gate values" for g in report.blocks if g.nonfinite]
     notes += _candidate_notes(report)
-    return TableData(title=title, headers=headers, rows=rows, left_columns=2, notes=tuple(notes))
+    return table_from_columns(GATE_COLUMNS + (CLASS_COLUMNS if labelled else ()), report.blocks, title=title,
+                              left_columns=2, wrapped_from=1, notes=tuple(notes))
 
 
 def _candidate_notes(report: InspectReport) -> list[str]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from senet_cli.profile.results import NOISY_DRIFT_PCT, NOISY_SPREAD_PCT, BatchResult, Measurement, ProfileReport
-from senet_cli.render.tables import TableData
+from senet_cli.render.tables import Column, TableData, table_from_columns
 
 
 def _ms(value: float) -> str:
@@ -40,30 +40,60 @@ def _noise(m: Measurement) -> str:
     return f"{m.model}: p10-p90 spread {stats.spread_pct:.0f}% of the median, drift {stats.drift_pct:+.0f}%"
 
 
+def _ok(cell: Callable[[BatchResult, Measurement], str]) -> Callable[[BatchResult], str]:
+    """`cell(result, the model's measurement)` for a batch that ran; an empty cell for one that
+    failed (its error is in `median`)."""
+    return lambda r: "" if r.error or r.model is None else cell(r, r.model)
+
+
+def _overhead(r: BatchResult, m: Measurement) -> str:
+    overhead = f"{r.overhead_pct:+.1f}%" if r.overhead_pct is not None else ""
+    return f"{overhead} (noisy)" if r.noisy else overhead
+
+
+PROFILE_COLUMNS: tuple[Column, ...] = (
+    Column("batch", "batch", lambda r: str(r.batch)),
+    Column("median_ms", "median\n(ms)", lambda r: (r.error or "failed") if r.error or r.model is None
+           else _ms(r.model.latency_ms.median)),
+    Column("p10_p90_ms", "p10-p90\n(ms)",
+           _ok(lambda r, m: f"{_ms(m.latency_ms.p10)}-{_ms(m.latency_ms.p90)}")),
+    Column("throughput", "images/s", _ok(lambda r, m: f"{m.throughput:,.1f}")),
+    Column("peak_memory_mb", "peak\nMiB", _ok(lambda r, m: "" if m.peak_memory_mb is None
+                                             else f"{m.peak_memory_mb:,.1f}")),
+    Column("baseline_median_ms", "baseline\n(ms)",
+           _ok(lambda r, m: _ms(r.baseline.latency_ms.median) if r.baseline else "")),
+    Column("baseline_throughput", "baseline\nimages/s", _ok(lambda r, m: f"{r.baseline.throughput:,.1f}" if r.baseline
+                                                                else ""), default=False),
+    Column("overhead_pct", "overhead", _ok(_overhead)),
+)
+"""The profile table's columns, one row per batch size (keys as in the CSV, p10_p90_ms for its two); a new field is one
+more entry, `default=False` for one the 80-column table shows only when asked for."""
+
+BOUND_COLUMNS: tuple[Column, ...] = (
+    Column("roofline_ms", "bound\n(ms)", _ok(lambda r, m: _ms(r.roofline_ms) if r.roofline_ms is not None else ""),
+           default=False),
+    Column("measured_over_bound", "median\n/ bound", _ok(lambda r, m: f"{r.over_bound:,.1f}x"
+                                                          if r.over_bound is not None else ""), default=False),
+)
+"""... and those shown only with a roofline bound."""
+
+PREDICTED_COLUMNS: tuple[Column, ...] = (
+    Column("predicted_ms", "predicted\n(ms)",
+           _ok(lambda r, m: _ms(r.predicted_ms) if r.predicted_ms is not None else "")),
+    Column("measured_over_predicted", "median /\npredicted",
+           _ok(lambda r, m: f"{r.over_predicted:,.2f}x" if r.over_predicted is not None else "")),
+)
+"""... and those shown with a calibrated device (`--roofline DEVICE.json`, issue #22)."""
+
+
+def column_keys() -> tuple[str, ...]:
+    """Every column key a selection may name in a profile table."""
+    return tuple(column.key for column in PROFILE_COLUMNS + BOUND_COLUMNS + PREDICTED_COLUMNS)
+
+
 def profile_table(report: ProfileReport) -> TableData:
     bound = report.roofline is not None
     predicted = report.roofline is not None and report.roofline.calibration is not None
-    headers = ("batch", "median (ms)", "p10-p90 (ms)", "images/s", "peak MiB", "baseline median (ms)",
-               "baseline images/s", "overhead", *(("bound (ms)", "median / bound") if bound else ()),
-               *(("predicted (ms)", "median / predicted") if predicted else ()))
-    rows = []
-    for r in report.results:
-        if r.error or r.model is None:
-            rows.append((str(r.batch), r.error or "failed", "", "", "", "", "", "", *(("", "") if bound else ()),
-                         *(("", "") if predicted else ())))
-            continue
-        m, b = r.model, r.baseline
-        overhead = f"{r.overhead_pct:+.1f}%" if r.overhead_pct is not None else ""
-        rows.append((
-            str(r.batch), _ms(m.latency_ms.median), f"{_ms(m.latency_ms.p10)}-{_ms(m.latency_ms.p90)}",
-            f"{m.throughput:,.1f}", "" if m.peak_memory_mb is None else f"{m.peak_memory_mb:,.1f}",
-            _ms(b.latency_ms.median) if b else "", f"{b.throughput:,.1f}" if b else "",
-            f"{overhead} (noisy)" if r.noisy else overhead,
-            *((_ms(r.roofline_ms) if r.roofline_ms is not None else "",
-               f"{r.over_bound:,.1f}x" if r.over_bound is not None else "") if bound else ()),
-            *((_ms(r.predicted_ms) if r.predicted_ms is not None else "",
-               f"{r.over_predicted:,.2f}x" if r.over_predicted is not None else "") if predicted else ()),
-        ))
     notes = [caution for r in report.results if (caution := _caution(r))]
     notes += [
         f"latency: wall time per run, median of {_iterations(report)} interleaved runs per model; "
@@ -87,7 +117,8 @@ def profile_table(report: ProfileReport) -> TableData:
         notes.append(
             f"bound: count's roofline on {peaks.name} ({peaks.peak_tflops(report.timing.dtype, report.timing.amp):g} "
             f"TFLOPS, {peaks.bandwidth_gbs:g} GB/s; {peaks.source}): per op max(2 x MACs / peak, bytes / "
-            f"bandwidth), unfused eager bytes; launch overhead, kernel efficiency and caches are not in it"
+            f"bandwidth), unfused eager bytes; launch overhead, kernel efficiency and caches are not in it; per "
+            f"batch in the columns roofline_ms and measured_over_bound"
             + (f"; {bounds}" if bounds else "")
         )
         if peaks.calibration is not None:
@@ -100,10 +131,12 @@ def profile_table(report: ProfileReport) -> TableData:
                          f"achieved rate of its shape, bytes at the achieved bandwidth) + {cost:.2f} us per op; "
                          "README 'Why attention costs time')")
     baseline = next((r.baseline.model for r in report.results if r.baseline), None)
-    caption = (f"baseline: {baseline}" if baseline else
+    described = any(note.startswith("baseline:") for note in report.notes)  # an outside model's says how it was made
+    caption = (None if described else f"baseline: {baseline}" if baseline else
                "no baseline (see the notes)" if report.notes else "plain backbone: no baseline")
-    return TableData(title=_describe(report), headers=headers, rows=tuple(rows), left_columns=1,
-                     caption=caption, notes=tuple(notes))
+    columns = PROFILE_COLUMNS + (BOUND_COLUMNS if bound else ()) + (PREDICTED_COLUMNS if predicted else ())
+    return table_from_columns(columns, report.results,
+                              title=_describe(report), left_columns=1, caption=caption, notes=tuple(notes))
 
 
 def _iterations(report: ProfileReport) -> str:

@@ -6,8 +6,8 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -33,7 +33,12 @@ def plain(text: object, style: str = "") -> Any:
 
 @dataclass(frozen=True)
 class TableData:
-    """Headers and rows of display strings; `raw_rows` carries unformatted values for CSV."""
+    """Headers and rows of display strings; `raw_rows` carries unformatted values for CSV.
+
+    `keys` name the columns (the JSON/CSV field each shows, e.g. `attention_macs`) and `shown`
+    those a terminal table prints unless asked for more (`select_columns`): at 80 columns a table
+    cannot hold every field, which JSON and CSV always keep. Number columns never wrap, so a
+    number is never broken across lines."""
 
     title: str
     headers: tuple[str, ...]
@@ -44,27 +49,148 @@ class TableData:
     left_columns: int = 1  # leading text columns, left-aligned; the rest are numbers
     wrapped_from: int | None = None  # first column rich may wrap (default: none of the text columns)
     notes: tuple[str, ...] = field(default=())
+    keys: tuple[str, ...] = ()  # one per header; empty: the columns cannot be selected
+    shown: tuple[str, ...] | None = None  # the keys shown by default; None: all
+    multiline: bool = False  # cells may hold line breaks ("\n"), kept as breaks, not escaped
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table made from records: its key (the JSON/CSV field), its header, the
+    cell of one record, and whether a terminal table shows it by default. A new field is one more
+    `Column` in a view's list."""
+
+    key: str
+    header: str
+    cell: Callable[[Any], str]
+    total: Callable[[Any], str] | None = None  # the footer cell, from the whole report
+    default: bool = True
+
+
+def table_from_columns(columns: Sequence[Column], records: Sequence[Any], *, title: str, left_columns: int,
+                       total_of: Any = None, **extra: Any) -> TableData:
+    """A `TableData` with one row per record and one column per `Column`; a footer of the
+    columns' `total` cells from `total_of` when it is given."""
+    footer = None if total_of is None else tuple(
+        column.total(total_of) if column.total is not None else "" for column in columns)
+    return TableData(
+        title=title, headers=tuple(column.header for column in columns),
+        rows=tuple(tuple(column.cell(record) for column in columns) for record in records),
+        footer=footer, left_columns=left_columns, keys=tuple(column.key for column in columns),
+        shown=tuple(column.key for column in columns if column.default), **extra,
+    )
+
+
+ALL_COLUMNS = "all"
+DEFAULT_COLUMNS = "default"
+
+
+def check_columns(choice: str | None, known: Sequence[str]) -> None:
+    """Raise SenetError unless `choice` is None, 'default', 'all' or comma-separated keys from
+    `known` (checked before any work, so a typo never costs a run); the error names the closest
+    key and lists them all."""
+    from senet_cli.errors import SenetError, close_match_hint
+
+    if choice is None or choice.strip() in (ALL_COLUMNS, DEFAULT_COLUMNS):
+        return
+    keys = [key.strip() for key in choice.split(",")]
+    for key in keys:
+        if key not in known:
+            raise SenetError(f"unknown column '{key}'{close_match_hint(key, known)}; the columns are "
+                             f"{', '.join(known)}, or {ALL_COLUMNS} or {DEFAULT_COLUMNS}")
+
+
+def select_columns(table: TableData, choice: str | None) -> TableData:
+    """`table` with the columns `choice` names: None or 'default' the table's default set, 'all'
+    every column, else comma-separated keys (`table.keys`: the JSON/CSV field names; those this
+    table has not, as roofline_ms without a roofline, are left out), in the table's own order. The
+    leading text columns (block, model) always stay."""
+    if not table.keys:
+        return table
+    if choice is None or choice.strip() == DEFAULT_COLUMNS:
+        wanted = set(table.shown if table.shown is not None else table.keys)
+    elif choice.strip() == ALL_COLUMNS:
+        wanted = set(table.keys)
+    else:
+        wanted = {key.strip() for key in choice.split(",")}
+    keep = [index for index, key in enumerate(table.keys) if key in wanted or index < table.left_columns]
+
+    def pick(cells: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(cells[index] for index in keep)
+
+    return replace(
+        table, headers=pick(table.headers), rows=tuple(pick(row) for row in table.rows),
+        footer=None if table.footer is None else pick(table.footer), keys=pick(table.keys),
+        left_columns=sum(1 for index in keep if index < table.left_columns),
+        wrapped_from=None if table.wrapped_from is None else sum(1 for index in keep if index < table.wrapped_from),
+        shown=None,
+    )
+
+
+def _cell(text: str, multiline: bool) -> Any:
+    """A cell as rich `Text`: escaped, and in a multi-line table its line breaks kept."""
+    if not multiline or "\n" not in text:
+        return plain(text)
+    from rich.text import Text
+
+    return Text("\n").join(plain(line) for line in text.split("\n"))
+
+
+COLUMN_GAP = 2
+"""Spaces between two columns of a terminal table (rich's padding of 1, collapsed, and a blank rule)."""
+
+
+def _wraps(table: TableData, index: int) -> bool:
+    """Whether column `index` may wrap: only text columns from `wrapped_from` on; numbers and the
+    leading names never do."""
+    return index < table.left_columns and index >= (
+        table.left_columns if table.wrapped_from is None else table.wrapped_from)
+
+
+def needed_width(table: TableData) -> int:
+    """The narrowest width at which `table` shows every number and name whole: each column that
+    never wraps at its widest cell (header lines and footer included), each wrapping column at its
+    longest word."""
+    widths = []
+    for index, header in enumerate(table.headers):
+        cells = [row[index] for row in table.rows] + ([table.footer[index]] if table.footer else [])
+        lines = header.split("\n") + [line for cell in cells for line in
+                                        (cell.split("\n") if table.multiline else [cell])]
+        if _wraps(table, index):
+            lines = [word for line in lines for word in line.split()]
+        widths.append(max((len(printable(line)) for line in lines), default=0))
+    return sum(widths) + COLUMN_GAP * max(len(widths) - 1, 0)
 
 
 def to_rich(table: TableData) -> Any:
+    """The title, a rich Table and the caption, as one rich Group. The table has no vertical
+    rules (at 80 columns every character counts), text columns that wrap only from
+    `wrapped_from`, number columns that never wrap. The group's `needed_width` attribute is
+    `needed_width(table)`, for `print_all`."""
+    from rich import box
+    from rich.console import Group
     from rich.table import Table
 
     rich_table = Table(
-        title=plain(table.title), caption=None if table.caption is None else plain(table.caption),
-        show_footer=table.footer is not None,
-        header_style="bold", title_justify="left", caption_justify="left",
+        show_footer=table.footer is not None, box=box.SIMPLE, show_edge=False, pad_edge=False,
+        collapse_padding=True, header_style="bold",
     )
     for index, header in enumerate(table.headers):
         rich_table.add_column(
-            plain(header),
+            _cell(header, multiline=True),
             justify="left" if index < table.left_columns else "right",
             footer=plain(table.footer[index]) if table.footer else "",
-            no_wrap=index < (table.left_columns if table.wrapped_from is None else table.wrapped_from),
+            no_wrap=not _wraps(table, index),
             overflow="fold",  # a number is never cut to an ellipsis
         )
     for row in table.rows:
-        rich_table.add_row(*(plain(cell) for cell in row))
-    return rich_table
+        rich_table.add_row(*(_cell(cell, table.multiline) for cell in row))
+    if table.multiline:
+        rich_table.leading = 1  # a blank line between rows that take several lines each
+    parts = [plain(table.title, style="bold"), rich_table, *([plain(table.caption)] if table.caption else [])]
+    shown = Group(*parts)  # title and caption wrap at the terminal's width, not the table's
+    shown.needed_width = needed_width(table)  # type: ignore[attr-defined]
+    return shown
 
 
 def rich_notes(table: TableData) -> list[Any]:
@@ -73,12 +199,14 @@ def rich_notes(table: TableData) -> list[Any]:
 
 
 def to_markdown(table: TableData) -> str:
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(printable(cell).replace("|", "\\|") for cell in cells) + " |"
+    def line(cells: Sequence[str], breaks: str = "<br>") -> str:
+        return "| " + " | ".join(
+            breaks.join(printable(part).replace("|", "\\|") for part in cell.split("\n")) for cell in cells) + " |"
 
     align = ["---" if i < table.left_columns else "---:" for i in range(len(table.headers))]
-    lines = [f"**{printable(table.title)}**", "", line(table.headers), line(align)]
-    lines += [line(row) for row in table.rows]
+    lines = [f"**{printable(table.title)}**", "", line(table.headers, breaks=" "), line(align)]
+    lines += [line(row) if table.multiline else line([cell.replace("\n", "\\n") for cell in row])
+              for row in table.rows]
     if table.footer:
         lines.append(line([f"**{cell}**" if cell else "" for cell in table.footer]))
     if table.caption:
@@ -115,20 +243,52 @@ def to_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return buffer.getvalue()
 
 
+PIPED_WIDTH = 100
+"""Columns of text written to a pipe or file when COLUMNS does not say: as wide as a code block
+on GitHub shows, and what the README's console examples use."""
+
+
 def console(stderr: bool = False) -> Any:
-    """The terminal's console; when writing to a pipe or file, one wide enough that tables keep
-    their natural width (rich would fold them at 80 columns), so captured output stays readable."""
+    """The terminal's console; writing to a pipe or file, one COLUMNS wide, else PIPED_WIDTH
+    (rich would take 80)."""
+    import os
+
     from rich.console import Console
 
     probe = Console(stderr=stderr)
-    return probe if probe.is_terminal else Console(stderr=stderr, width=240)
+    if probe.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit():
+        return probe
+    return Console(stderr=stderr, width=PIPED_WIDTH)
 
 
-def render_text(renderables: Sequence[Any], width: int = 240) -> str:
+def print_all(out: Any, renderables: Sequence[Any]) -> None:
+    """Print `renderables` on the rich console `out`; a table that cannot fit its width without
+    breaking a number is printed at its own width (the terminal wraps the long lines, the numbers
+    stay whole), and says so."""
+    tables = 0
+    for item in renderables:
+        needed = getattr(item, "needed_width", None)
+        if needed is not None:
+            if tables:
+                out.print()  # a blank line between tables: a caption never runs into the next title
+            tables += 1
+            if needed > out.width:
+                width = out.width
+                out.width = needed  # Console.print(width=) would only narrow it
+                try:
+                    out.print(item)
+                finally:
+                    out.width = width
+                out.print(plain(f"(this table needs {needed} columns to keep its numbers whole; the terminal "
+                                f"has {width})", style="dim"))
+                continue
+        out.print(item)
+
+
+def render_text(renderables: Sequence[Any], width: int = PIPED_WIDTH) -> str:
     """Rich renderables as plain text, for a table written to a file."""
     from rich.console import Console
 
     console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
-    for renderable in renderables:
-        console.print(renderable)
+    print_all(console, renderables)
     return console.file.getvalue()  # type: ignore[attr-defined]
