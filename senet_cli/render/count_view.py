@@ -61,7 +61,7 @@ BLOCK_COLUMNS: tuple[Column, ...] = (
     Column("attention_macs", "attn MACs\n(M)", _m(3, "attention_macs"), _m(3, "attention_macs"), default=False),
     Column("elementwise_ops", "elem. ops\n(M)", _m(3, "elementwise_ops"), _m(3, "elementwise_ops")),
     Column("attention_elementwise_ops", "attn elem.\nops (M)", _m(3, "attention_elementwise_ops"),
-           _m(3, "attention_elementwise_ops")),
+           _m(3, "attention_elementwise_ops"), default=False),
     Column("bytes", "moved\n(MB)", _m(2, "bytes"), _m(2, "bytes")),
     Column("attention_bytes", "attn\nMB", _m(2, "attention_bytes"), _m(2, "attention_bytes")),
 )
@@ -78,9 +78,8 @@ BOUND_COLUMNS: tuple[Column, ...] = (
 
 
 LATENCY_COLUMNS: tuple[Column, ...] = (
-    Column("kernels", "kernels", _count("kernels"), _count("kernels")),
-    Column("attention_kernels", "attn\nkernels", _count("attention_kernels"), _count("attention_kernels"),
-           default=False),
+    Column("kernels", "kernels", _count("kernels"), _count("kernels"), default=False),  # the caption has the total
+    Column("attention_kernels", "attn\nkernels", _count("attention_kernels"), _count("attention_kernels")),
 )
 """... kernels per block (ops that launch work, issue #22), always counted ..."""
 
@@ -128,7 +127,8 @@ def _overhead_line(report: CountReport) -> str:
         f"({_signed_pct(over.params_pct)}), MACs {base.macs / 1e9:.3f} G -> {report.macs / 1e9:.3f} G "
         f"({_signed_pct(over.macs_pct)}), elementwise ops {base.elementwise_ops / 1e6:.2f} M -> "
         f"{report.elementwise_ops / 1e6:.2f} M ({_signed_pct(over.elementwise_ops_pct)}), bytes "
-        f"{base.bytes / 1e6:,.1f} MB -> {report.bytes / 1e6:,.1f} MB ({_signed_pct(over.bytes_pct)})"
+        f"{base.bytes / 1e6:,.1f} MB -> {report.bytes / 1e6:,.1f} MB ({_signed_pct(over.bytes_pct)}), kernels "
+        f"{base.kernels:,} -> {report.kernels:,} ({_signed_pct(over.kernels_pct)})"
         + _roofline_overhead(report)
     )
 
