@@ -12,7 +12,8 @@ them on one line and exits with code 2; the Python API lets them propagate.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -160,3 +161,26 @@ class RatioTooLargeError(OptionError):
 OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "cannot allocate memory")
 """How torch's CUDA and CPU allocators say they ran out: the library keeps such errors as they are, and the
 CLI says which flag to lower."""
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is an allocator running out (MemoryError, or an OUT_OF_MEMORY phrase)."""
+    return isinstance(error, MemoryError) or any(words in str(error).lower() for words in OUT_OF_MEMORY)
+
+
+@contextmanager
+def running_model(name: str, doing: str) -> Iterator[None]:
+    """Run a model's code (its forward, a training step): whatever it raises, a sys.exit or endless
+    recursion included, becomes one SenetError "NAME cannot DOING: KIND: first line", the same in
+    count, profile and inspect. A SenetError, running out of memory (the caller says which flag to
+    lower) and KeyboardInterrupt pass through as they are."""
+    try:
+        yield
+    except SenetError:
+        raise
+    except (Exception, SystemExit) as error:  # noqa: BLE001 (a model outside the zoo runs the caller's code)
+        if is_out_of_memory(error):
+            raise
+        if isinstance(error, SystemExit):
+            raise SenetError(f"{name} cannot {doing}: it called sys.exit({error.code!r})") from None
+        raise SenetError(f"{name} cannot {doing}: {type(error).__name__}: {first_line(error, 160)}") from None

@@ -489,7 +489,7 @@ def ok(): return Net()
 @pytest.mark.parametrize("builder, expected", [
     ("recurse", "RecursionError: maximum recursion depth exceeded"),
     ("broken", "ValueError: the forward is broken"),
-    ("leaves", "sys.exit(0)"),
+    ("leaves", "it called sys.exit(0)"),
 ])
 def test_user_code_failing_inside_inspect_is_one_line_naming_the_model(builder, expected, tmp_path, cli):
     source = tmp_path / "user_net.py"
@@ -502,6 +502,33 @@ def test_user_code_failing_inside_inspect_is_one_line_naming_the_model(builder, 
                         f"{source}:Gate", "--data", "synthetic", "--limit", "1", "--input", "16"])
     assert code == 2 and len(err.splitlines()) == 1, err
     assert f"{source}:{builder} cannot run on input [1, 3, 16, 16]" in err and expected in err
+
+
+@pytest.mark.parametrize("builder, expected", [
+    ("recurse", "RecursionError: maximum recursion depth exceeded"),
+    ("broken", "ValueError: the forward is broken"),
+    ("leaves", "it called sys.exit(0)"),
+])
+@pytest.mark.parametrize("command, doing", [
+    (["count"], "cannot run on input [1, 3, 16, 16]"),
+    (["profile", "--iters", "1", "--warmup", "0"], "cannot run an inference step on 16x16 input at batch 1"),
+])
+def test_user_code_failing_inside_count_and_profile_is_the_same_one_line(builder, expected, command, doing,
+                                                                         tmp_path, cli):
+    """count and profile run the forward through the same guard as inspect: never exit 0 with no output
+    (a sys.exit in the forward), never a traceback (profile used to let a KeyError through)."""
+    source = tmp_path / "user_net.py"
+    source.write_text(USER_MODEL)
+    code, out, err = cli([*command, f"{source}:{builder}", "--attention-class", f"{source}:Gate", "--input", "16"])
+    assert code == 2 and len(err.splitlines()) == 1 and not out, err
+    assert f"{source}:{builder} {doing}: {expected}" in err
+
+
+def test_a_builder_that_exits_is_one_line(tmp_path, cli):
+    source = tmp_path / "exiting.py"
+    source.write_text("import sys\n\ndef build():\n    sys.exit(3)\n")
+    code, out, err = cli(["count", f"{source}:build"])
+    assert code == 2 and not out and err.strip().endswith("failed to build: it called sys.exit(3)"), err
 
 
 @pytest.mark.parametrize("body, expected", [

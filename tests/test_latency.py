@@ -71,9 +71,41 @@ def test_a_memory_bound_op_takes_its_bytes_at_the_bandwidth_for_its_size():
 def test_the_per_op_cost_is_all_a_tiny_op_takes():
     assert synthetic().op_seconds("sigmoid", 0, 0) == pytest.approx(5e-6)
     assert synthetic(op_cost_us=0.0).op_seconds("sigmoid", 0, 8) == pytest.approx(8 / 100e9)
-    assert [op_kind(op, macs) for op, macs in (("convolution", 1), ("bmm", 1), ("mean", 0),
-                                               ("max_pool2d_with_indices", 0), ("_adaptive_avg_pool2d", 0))] == [
-        "conv", "matmul", "memory", "max_pool", "avg_pool"]
+    assert [op_kind(op, macs) for op, macs in (("convolution", 1), ("bmm", 1), ("mean", 0), ("amax", 0), ("max", 0),
+                                               ("max_pool2d_with_indices", 0), ("_adaptive_avg_pool2d", 0),
+                                               ("mul", 0))] == [
+        "conv", "matmul", "sum_reduce", "max_reduce", "max_reduce", "max_pool", "avg_pool", "memory"]
+
+
+def test_a_reduction_takes_its_bytes_at_the_rate_of_the_nearest_calibrated_reduction():
+    """Nearest in (log bytes, log elements reduced per output), among reductions of its kind; the copies'
+    bandwidth for its size where none of its kind was calibrated (a device file from before)."""
+    points = (RatePoint("memory", "copy", 0, 10**6, 0.0, 10.0),
+              RatePoint("max_reduce", "max over a 7x7 map", 0, 10**6, 0.0, 2.0, depth=49),
+              RatePoint("max_reduce", "max over a 56x56 map", 0, 10**6, 0.0, 20.0, depth=3136),
+              RatePoint("sum_reduce", "mean over a 56x56 map", 0, 10**6, 0.0, 40.0, depth=3136))
+    device = DeviceCalibration("cpu", "synthetic", "float32", 1, 0.0, points)
+    assert device.reduction_gbs("max_reduce", 10**6, 64) == 2.0
+    assert device.reduction_gbs("max_reduce", 10**6, 2048) == 20.0
+    assert device.op_seconds("amax", 0, 10**6, 49) == pytest.approx(1e6 / 2e9)
+    assert device.op_seconds("mean", 0, 10**6, 49) == pytest.approx(1e6 / 40e9)  # the only mean point
+    assert device.op_seconds("mul", 0, 10**6) == pytest.approx(1e6 / 10e9)
+    older = DeviceCalibration("cpu", "synthetic", "float32", 1, 0.0, points[:1])
+    assert older.op_seconds("amax", 0, 10**6, 49) == pytest.approx(1e6 / 10e9)
+
+
+def test_a_traced_reduction_records_the_elements_each_output_reduces():
+    import torch
+
+    from senet_cli.count.dispatch import trace_costs
+
+    class Pools(torch.nn.Module):
+        def forward(self, x):
+            return x.amax(1, keepdim=True) + x.mean((2, 3), keepdim=True) + x.sum()
+
+    ops = trace_costs(Pools(), torch.empty(2, 8, 4, 6, device="meta")).ops
+    assert [(op.op, op.depth) for op in ops if op.op in ("amax", "mean", "sum")] == [
+        ("amax", 8), ("mean", 4 * 6), ("sum", 2 * 8 * 4 * 6)]
 
 
 def test_kernels_per_block_by_hand():
@@ -145,7 +177,8 @@ def test_calibrate_measures_and_writes_its_schema(tmp_path):
 
     calibration = calibrate("cpu", threads=1, batches=(1,), min_run_time=0.01,
                             conv_shapes=(("3x3 16->16 @16", 16, 16, 3, 1, 1, 16),),
-                            linear_shapes=(("linear 64->10", 64, 10),), memory_bytes=(2**12, 2**16))
+                            linear_shapes=(("linear 64->10", 64, 10),), memory_bytes=(2**12, 2**16),
+                            reduce_maps=((8, 8),))
     data = calibration.to_dict()
     assert set(data) >= {"schema", "device", "name", "dtype", "threads", "op_cost_us", "peak_tflops", "bandwidth_gbs",
                          "points", "torch_version", "created", "seconds", "method", "units"}
@@ -153,6 +186,9 @@ def test_calibrate_measures_and_writes_its_schema(tmp_path):
     assert data["op_cost_us"] > 0 and all(p["rate"] > 0 and p["median_us"] > 0 for p in data["points"])
     kinds = [p["kind"] for p in data["points"]]
     assert kinds.count("memory") == 2 and {"conv", "matmul", "max_pool", "avg_pool"} <= set(kinds)
+    assert kinds.count("max_reduce") == 2 and kinds.count("sum_reduce") == 2
+    over_channels = next(p for p in data["points"] if p["label"].startswith("amax over the channels"))
+    assert over_channels["depth"] == 8 and over_channels["bytes"] == 4 * (8 * 8 * 8 + 8 * 8)  # read, write
     conv = next(p for p in data["points"] if p["kind"] == "conv")
     assert conv["macs"] == 16 * 16 * 9 * 16 * 16 and conv["bytes"] == 4 * (2 * 16 * 16 * 16 + 16 * 16 * 9)
     assert conv["depth"] == 16 * 9  # MACs per output element

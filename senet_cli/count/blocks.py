@@ -17,7 +17,7 @@ from senet_cli import vocabulary
 from senet_cli.attention.base import AttentionModule
 from senet_cli.count.dispatch import Trace, trace_costs
 from senet_cli.count.results import BlockCount
-from senet_cli.errors import SenetError, first_line
+from senet_cli.errors import running_model
 
 if TYPE_CHECKING:
     from senet_cli.outside.build import FoundAttention
@@ -47,10 +47,8 @@ def measure(
         model.to(torch_dtype)
     found = subject.attention(model)
     inputs = torch.empty(shape, device="meta", dtype=torch_dtype)
-    try:
+    with running_model(subject.name, f"run on input {list(shape)}"):
         trace = trace_costs(model, inputs, autocast=torch.float16 if amp else None)
-    except Exception as error:  # noqa: BLE001 (a model outside the zoo may raise anything)
-        raise SenetError(f"{subject.name} cannot run on input {list(shape)}: {first_line(error)}") from None
     rows = _split_rows(model, trace, subject.blocks(model), subject.block_members(model), op_time,
                        attention=[item.path for item in found], predict=predict)
     totals = (

@@ -30,6 +30,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from senet_cli.count.formulas import FORMULAS, FREE_OPS, moved_bytes, op_name
+from senet_cli.count.latency import REDUCTIONS
 
 AUTOCAST_LOWER = frozenset({
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "convolution",
@@ -55,7 +56,9 @@ class OpRecord:
     macs: int
     elementwise_ops: int
     bytes: int = 0  # read and written, see formulas.moved_bytes
-    depth: int = 0  # MACs per output element (a conv's C_in / groups x kernel area, a matmul's K); 0 without MACs
+    # MACs per output element (a conv's C_in / groups x kernel area, a matmul's K); for a reduction
+    # (latency.REDUCTIONS) input elements per output element; else 0
+    depth: int = 0
 
 
 @dataclass
@@ -222,8 +225,14 @@ class _CostMode(TorchDispatchMode):
             return out
         moved = moved_bytes(func, args, kwargs, out)
         if macs or elementwise or moved:
-            depth = macs // max(_output_numel(out), 1) if macs else 0
-            self.trace.ops.append(OpRecord(self.stack[-1], op_name(packet), macs, elementwise, moved, depth))
+            name = op_name(packet)
+            if macs:
+                depth = macs // max(_output_numel(out), 1)
+            elif name in REDUCTIONS and args and isinstance(args[0], torch.Tensor):
+                depth = args[0].numel() // max(_output_numel(out), 1)
+            else:
+                depth = 0
+            self.trace.ops.append(OpRecord(self.stack[-1], name, macs, elementwise, moved, depth))
         return out
 
 

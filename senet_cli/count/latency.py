@@ -38,11 +38,19 @@ from senet_cli.errors import SenetError
 SCHEMA = 1
 """The device file's format version; a file of another version is refused with one line."""
 
-KINDS = ("conv", "matmul", "max_pool", "avg_pool", "memory")
+KINDS = ("conv", "matmul", "max_pool", "avg_pool", "max_reduce", "sum_reduce", "memory")
 """Shape classes' kinds: convolutions, other multiply-accumulate ops (mm, addmm, bmm, ...), max and
 average pooling (windowed kernels that run far below a copy's bandwidth on a CPU: ResNet's 3x3/2
-max pool with indices ran at 0.25 GB/s on this project's CPU, a copy at 17), and other ops without
-MACs, whose time is their bytes."""
+max pool with indices ran at 0.25 GB/s on this project's CPU, a copy at 17), max and sum/mean
+reductions (CBAM's and GE's max over the map or over the channels ran at 3-5 GB/s on this CPU where
+a mean of the same tensor ran at 12-25 and a copy at 27: how many elements each output reduces and
+whether they are contiguous set the rate), and other ops without MACs, whose time is their bytes."""
+
+MAX_REDUCTIONS = frozenset({"amax", "amin", "max", "min"})
+"""Reductions that keep an extreme (`max` and `min` with a dim return indices too)."""
+SUM_REDUCTIONS = frozenset({"mean", "sum", "nansum", "nanmean"})
+"""Reductions that accumulate."""
+REDUCTIONS = MAX_REDUCTIONS | SUM_REDUCTIONS
 
 CONV_OPS = frozenset({"convolution", "_convolution", "conv2d", "conv1d", "conv3d", "cudnn_convolution",
                       "mkldnn_convolution"})
@@ -50,13 +58,15 @@ CONV_OPS = frozenset({"convolution", "_convolution", "conv2d", "conv1d", "conv3d
 
 def op_kind(op: str, macs: int) -> str:
     """The kind of a traced op: `conv` or `matmul` for ops with MACs (by name), `max_pool` or
-    `avg_pool` for pooling ops (by name), else `memory`."""
+    `avg_pool` for pooling ops, `max_reduce` or `sum_reduce` for reductions (by name), else `memory`."""
     if not macs:
-        return "max_pool" if "max_pool" in op else "avg_pool" if "avg_pool" in op else "memory"
+        if "max_pool" in op or "avg_pool" in op:
+            return "max_pool" if "max_pool" in op else "avg_pool"
+        return "max_reduce" if op in MAX_REDUCTIONS else "sum_reduce" if op in SUM_REDUCTIONS else "memory"
     return "conv" if op in CONV_OPS else "matmul"
 
 
-BYTES_KINDS = frozenset({"max_pool", "avg_pool", "memory"})
+BYTES_KINDS = frozenset({"max_pool", "avg_pool", "max_reduce", "sum_reduce", "memory"})
 """Kinds whose rate is a bandwidth (GB/s) looked up by bytes, not a compute rate."""
 
 
@@ -73,7 +83,7 @@ class RatePoint:
     bytes: int
     median_us: float
     rate: float
-    depth: int = 0  # MACs per output element (0: not a conv or matmul)
+    depth: int = 0  # MACs per output element (conv, matmul), input elements per output (reductions), else 0
 
 
 @dataclass(frozen=True)
@@ -144,12 +154,31 @@ class DeviceCalibration:
                 return low_rate + share * (high_rate - low_rate)
         return points[-1][1]  # unreachable: the sizes are sorted and bracket moved_bytes
 
+    def reduction_gbs(self, kind: str, moved_bytes: int, depth: int) -> float:
+        """The achieved bandwidth (GB/s) of a reduction of `kind` moving `moved_bytes` and reducing
+        `depth` input elements into each output: the calibrated reduction of that kind nearest in
+        (log bytes, log depth); the memory points' bandwidth for its size when none was calibrated (a
+        device file from before reductions were measured) or the depth is unknown."""
+        candidates = [p for p in self.points if p.kind == kind and p.depth]
+        if not candidates or not depth:
+            return self.bandwidth_for(moved_bytes, "memory")
+        size, reach = math.log10(max(moved_bytes, 1)), math.log10(depth)
+
+        def distance(point: RatePoint) -> float:
+            return (math.log10(max(point.bytes, 1)) - size) ** 2 + (math.log10(point.depth) - reach) ** 2
+
+        return min(candidates, key=distance).rate
+
     def op_seconds(self, op: str, macs: int, moved_bytes: int, depth: int = 0) -> float:
         """Predicted seconds of one traced op: max(compute at its class's rate, bytes at the achieved
-        bandwidth for its size) + the per-op cost."""
+        bandwidth for its size, or for its size and reach if a reduction) + the per-op cost."""
         kind = op_kind(op, macs)
         compute = 2.0 * macs / (self.compute_tflops(kind, macs, moved_bytes, depth) * 1e12) if macs else 0.0
-        memory = moved_bytes / (self.bandwidth_for(moved_bytes, kind if kind in BYTES_KINDS else "memory") * 1e9)
+        if kind in ("max_reduce", "sum_reduce"):
+            bandwidth = self.reduction_gbs(kind, moved_bytes, depth)
+        else:
+            bandwidth = self.bandwidth_for(moved_bytes, kind if kind in BYTES_KINDS else "memory")
+        memory = moved_bytes / (bandwidth * 1e9)
         memory = memory if moved_bytes else 0.0
         return max(compute, memory) + self.op_cost_us * 1e-6
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from senet_cli.checkpoint.loading import Checkpoint, load_checkpoint
-from senet_cli.errors import OUT_OF_MEMORY, ArgumentError, SenetError, first_line
+from senet_cli.errors import ArgumentError, SenetError, running_model
 from senet_cli.inspect import distributed
 from senet_cli.inspect.budget import check_budget
 from senet_cli.inspect.distributed import Group
@@ -212,16 +212,8 @@ def _forward(network: Any, config: ModelConfig | ExternalConfig, images: Any) ->
     """One forward pass. A model outside the zoo runs the caller's code: what any model raises (or a
     sys.exit, or endless recursion) is one line naming the model, as `count` says it; running out of
     memory stays itself (the CLI says which flag to lower)."""
-    try:
+    with running_model(config.name, f"run on input {list(images.shape)}"):
         network(images)
-    except (Exception, SystemExit) as error:
-        text = str(error).lower()
-        memory = isinstance(error, MemoryError) or any(words in text for words in OUT_OF_MEMORY)
-        if isinstance(error, SenetError) or memory:
-            raise
-        what = f"sys.exit({error.code!r})" if isinstance(error, SystemExit) else type(error).__name__
-        raise SenetError(f"{config.name} cannot run on input {list(images.shape)}: {what}: "
-                         f"{first_line(error, 160)}") from None
 
 
 def _calibrate(network: Any, accumulators: Sequence[GateAccumulator], head: Any) -> None:

@@ -64,7 +64,7 @@ def build_external(config: ExternalConfig, *, meta: bool = False, init: bool = T
     kwargs = dict(config.kwargs)
     model = None
     if meta:
-        with contextlib.suppress(Exception), torch.device("meta"), skip_weight_init(), paused_gc():
+        with contextlib.suppress(Exception, SystemExit), torch.device("meta"), skip_weight_init(), paused_gc():
             model = builder(**kwargs)
     if model is None:
         quiet = skip_weight_init() if (meta or not init) else contextlib.nullcontext()
@@ -73,8 +73,10 @@ def build_external(config: ExternalConfig, *, meta: bool = False, init: bool = T
                 model = builder(**kwargs)
         except TypeError as error:
             raise SenetError(f"{config.name} refused its keywords: {first_line(error)}") from None
-        except Exception as error:  # noqa: BLE001 (the caller's builder may raise anything)
-            raise SenetError(f"{config.name} failed to build: {type(error).__name__}: {first_line(error)}") from None
+        except (Exception, SystemExit) as error:  # noqa: BLE001 (the caller's builder may raise anything, or exit)
+            what = (f"it called sys.exit({error.code!r})" if isinstance(error, SystemExit)
+                    else f"{type(error).__name__}: {first_line(error)}")
+            raise SenetError(f"{config.name} failed to build: {what}") from None
     if not isinstance(model, nn.Module):
         raise SenetError(f"{config.name} returned a {type(model).__name__}, not a torch.nn.Module")
     if meta:

@@ -37,7 +37,7 @@ from dataclasses import replace
 from typing import Any
 
 from senet_cli.count.roofline import DevicePeaks, parse_device, preset_for_gpu
-from senet_cli.errors import ArgumentError, SenetError, first_line
+from senet_cli.errors import ArgumentError, SenetError, first_line, is_out_of_memory, running_model
 from senet_cli.options import ExternalConfig, ModelConfig
 from senet_cli.profile.results import BatchResult, Measurement, ProfileReport, StageCost
 from senet_cli.profile.timing import Timing
@@ -101,16 +101,15 @@ def profile(
     with harness.cudnn_autotuning(device):
         for batch in batches:
             try:
-                measured = harness.time_runners(runners, batch, (height, width), timing, device, num_classes,
-                                                on_round)
-            except torch.cuda.OutOfMemoryError:
-                results.append(BatchResult(batch, None, None, None, error="out of memory"))
-                continue
-            except (RuntimeError, ValueError) as error:
-                if "out of memory" not in str(error).lower():
-                    # e.g. Inception's aux classifier on a small training input, BAM's BatchNorm1d at batch 1
-                    raise SenetError(f"{subject.name} cannot run a {timing.mode} step on {height}x{width} input at "
-                                     f"batch {batch}: {first_line(error)}") from None
+                # e.g. Inception's aux classifier on a small training input, BAM's BatchNorm1d at batch 1, or
+                # a model outside the zoo raising anything: one line; running out of memory is the batch's result
+                with running_model(subject.name, f"run {_step(timing.mode)} on {height}x{width} input at batch "
+                                                 f"{batch}"):
+                    measured = harness.time_runners(runners, batch, (height, width), timing, device, num_classes,
+                                                    on_round)
+            except (RuntimeError, MemoryError) as error:
+                if not is_out_of_memory(error):
+                    raise
                 results.append(BatchResult(batch, None, None, None, error="out of memory"))
                 continue
             finally:
@@ -125,6 +124,11 @@ def profile(
     notes += _bound_notes(tuple(results), peaks, timing, torch.get_num_threads())
     return ProfileReport(subject.config, timing, (height, width), torch.get_num_threads(), harness.memory_note(device),
                          tuple(results), notes, peaks)
+
+
+def _step(mode: str) -> str:
+    """'an inference step', 'a training step': the article the mode's first sound takes."""
+    return f"{'an' if mode[:1] in 'aeiou' else 'a'} {mode} step"
 
 
 def _models(subject: Subject, per_stage: bool) -> tuple[dict[str, tuple[str, Any]], int, tuple[str, ...],

@@ -12,6 +12,9 @@ block, so a time is the work on the GPU, launch included):
   bandwidth = bytes / (median - per-op cost).
 - pooling (a max pool and adaptive average pools), as bandwidth: these windowed kernels run far
   below a copy's bandwidth on a CPU;
+- reductions (max and mean, over the map and over the channels, on each ResNet stage's feature
+  map), as bandwidth: a max over the 49 positions of a 7x7 map or over 2048 channels runs at a
+  fraction of a copy's bandwidth on a CPU, and CBAM and GE run several per block;
 - achieved compute: convolutions and matmuls of the shapes the zoo's models run at 224x224 (ResNet
   stems, 3x3 and 1x1 convs of each stage, SK's grouped and MobileNet's depthwise and pointwise
   convs, SE's and CBAM's small convs, classifier matmuls), at two batch sizes; rate = 2 x MACs /
@@ -77,6 +80,14 @@ POOL_SHAPES: tuple[tuple[str, int, int, str], ...] = (
     ("adaptive avg pool 2048 @7 -> 1 (head)", 2048, 7, "avg"),
 )
 """(label, channels, input side, max or avg): pooling, kinds of their own (count/latency.py KINDS)."""
+REDUCE_MAPS: tuple[tuple[int, int], ...] = ((256, 56), (512, 28), (1024, 14), (2048, 7))
+"""(channels, side) of the feature maps the reductions run on: ResNet-50's four stages."""
+REDUCTIONS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
+    ("max_reduce", "amax", (2, 3)), ("max_reduce", "amax", (1,)),
+    ("sum_reduce", "mean", (2, 3)), ("sum_reduce", "mean", (1,)),
+)
+"""(kind, torch method, dims): over the map (SE's squeeze, CBAM's channel half) and over the
+channels (CBAM's and Triplet's channel pool)."""
 DEFAULT_BATCHES = dict(zip(DEVICES, ((1, 8), (1, 64)), strict=True))  # per device: cpu, cuda
 
 
@@ -90,6 +101,7 @@ def calibrate(
     conv_shapes: Sequence[ConvShape] = CONV_SHAPES,
     linear_shapes: Sequence[tuple[str, int, int]] = LINEAR_SHAPES,
     memory_bytes: Sequence[int] = MEMORY_BYTES,
+    reduce_maps: Sequence[tuple[int, int]] = REDUCE_MAPS,
     on_step: Callable[[int, int], None] | None = None,
 ) -> DeviceCalibration:
     """Measure this machine's per-op cost, bandwidth by size and compute rate by shape (module doc).
@@ -97,7 +109,8 @@ def calibrate(
     device: "cpu" or "cuda"; threads: torch's CPU threads (default: torch's); dtype: a DTYPES name
     (the latency model predicts only in the dtype it was calibrated in); batches: the batch sizes
     each compute shape runs at (default 1 and 8 on CPU, 1 and 64 on CUDA); min_run_time: seconds
-    per measured point (torch.utils.benchmark's blocked_autorange). on_step(done, total) reports
+    per measured point (torch.utils.benchmark's blocked_autorange); reduce_maps: the (channels,
+    side) feature maps the reductions run on (empty: none, the memory points stand in). on_step(done, total) reports
     progress.
     """
     if dtype not in DTYPES:
@@ -116,7 +129,8 @@ def calibrate(
     torch_device = harness.prepare(Timing(device=device, dtype=dtype, threads=threads))
     torch_dtype = getattr(torch, dtype)
     batches = tuple(batches or DEFAULT_BATCHES[torch_device.type])
-    total = 1 + len(memory_bytes) + len(batches) * (len(conv_shapes) + len(linear_shapes) + len(POOL_SHAPES))
+    total = 1 + len(memory_bytes) + len(batches) * (len(conv_shapes) + len(linear_shapes) + len(POOL_SHAPES)
+                                                    + len(reduce_maps) * len(REDUCTIONS))
     done = 0
 
     def step() -> None:
@@ -158,6 +172,14 @@ def calibrate(
             x = torch.randn(batch, channels, side, side, device=torch_device, dtype=torch_dtype)
             points.append(_point(f"{how}_pool", f"{label}, batch {batch}", pool, x, median_us(pool, x), op_cost))
             step()
+        for channels, side in reduce_maps:
+            x = torch.randn(batch, channels, side, side, device=torch_device, dtype=torch_dtype)
+            for kind, method, dims in REDUCTIONS:
+                reduce = _Reduce(method, dims)
+                over = "the map" if dims == (2, 3) else "the channels"
+                points.append(_point(kind, f"{method} over {over}, {channels} @{side}, batch {batch}", reduce, x,
+                                     median_us(reduce, x), op_cost))
+                step()
         for label, fin, fout in linear_shapes:
             points.append(_compute_point(f"{label}, batch {batch}", nn.Linear(fin, fout), (batch, fin), torch_device,
                                          torch_dtype, median_us, op_cost))
@@ -174,7 +196,8 @@ def calibrate(
         method=(f"torch.utils.benchmark Timer.blocked_autorange(min_run_time={min_run_time}), medians; per-op cost: "
                 f"a chain of {CHAIN} module calls x * 2.0 on a 1-element tensor / {CHAIN}; bandwidth: x * 2.0 "
                 f"(read + write) on {len(memory_bytes)} sizes; compute: {len(conv_shapes)} conv and "
-                f"{len(linear_shapes)} linear shapes of the zoo's models at batch {', '.join(map(str, batches))}; "
+                f"{len(linear_shapes)} linear shapes of the zoo's models, max and mean over the map and over the "
+                f"channels of {len(reduce_maps)} feature maps, at batch {', '.join(map(str, batches))}; "
                 "rates after the per-op cost is taken off; macs and bytes as senet count counts them"),
     )
 
@@ -190,6 +213,19 @@ class _Scale:
                 return x * 2.0
 
         return Scale()
+
+
+class _Reduce:
+    """A module computing `x.<method>(dims, keepdim=True)`: one reduction (built lazily, as _Scale)."""
+
+    def __new__(cls, method: str, dims: tuple[int, ...]) -> Any:
+        from torch import nn
+
+        class Reduce(nn.Module):
+            def forward(self, x: Any) -> Any:
+                return getattr(x, method)(dims, keepdim=True)
+
+        return Reduce()
 
 
 def _compute_point(label: str, module: Any, shape: tuple[int, ...], device: Any, dtype: Any,
@@ -214,7 +250,7 @@ def _point(kind: str, label: str, module: Any, x: Any, median: float, op_cost: f
     trace = trace_costs(meta, torch.empty(x.shape, device="meta", dtype=x.dtype))
     macs = sum(op.macs for op in trace.ops)
     moved = sum(op.bytes for op in trace.ops)
-    depth = max((op.depth for op in trace.ops), default=0)
+    depth = max((op.depth for op in trace.ops), default=0)  # MACs or reduced elements per output
     return _with_op_cost(RatePoint(kind, label, macs, moved, median, 0.0, depth), op_cost)
 
 
