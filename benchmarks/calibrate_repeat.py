@@ -1,0 +1,59 @@
+"""Issue #22, point 1: do repeated `senet calibrate` runs on one machine agree (goal: within 10%)?
+
+Calibrates N times in a row (same device, threads and dtype) and prints, per measured point, the
+spread of its rate over the runs (max / min - 1), then the median and worst spread over all points,
+by kind, and the per-op cost's. `uptime` before and after: on a shared machine the load moves the rates.
+
+Run: python benchmarks/calibrate_repeat.py [--device cpu] [--threads 1] [--runs 2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+
+from senet_cli.profile.calibrate import calibrate
+
+
+def spread(values: list[float]) -> float:
+    """max / min - 1 of positive values (0 for one value)."""
+    return max(values) / min(values) - 1.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    print(subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip())
+    runs = [calibrate(args.device, threads=args.threads) for _ in range(args.runs)]
+    print(subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip())
+    print(f"{runs[0].name}, {args.device}, {args.threads} thread(s), {args.runs} runs of "
+          f"{', '.join(f'{run.seconds:.1f}' for run in runs)} s")
+    print("| point | kind | rates | spread |")
+    print("| --- | --- | --- | ---: |")
+    spreads: dict[str, list[float]] = {}
+    for points in zip(*(run.points for run in runs), strict=True):
+        rates = [point.rate for point in points]
+        spreads.setdefault(points[0].kind, []).append(spread(rates))
+        print(f"| {points[0].label} | {points[0].kind} | {' / '.join(f'{r:.4g}' for r in rates)} | "
+              f"{spread(rates) * 100:.1f}% |")
+    every = [value for values in spreads.values() for value in values]
+    op_cost = spread([run.op_cost_us for run in runs])
+    print(f"\nper-op cost {' / '.join(f'{run.op_cost_us:.2f}' for run in runs)} us: spread {op_cost * 100:.1f}%")
+    for kind, values in spreads.items():
+        print(f"{kind}: {len(values)} points, median spread {statistics.median(values) * 100:.1f}%, "
+              f"worst {max(values) * 100:.1f}%")
+    print(f"all {len(every)} points: median spread {statistics.median(every) * 100:.1f}%, worst "
+          f"{max(every) * 100:.1f}%; within 10%: {sum(v <= 0.10 for v in every)} of {len(every)} (goal: all)")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump([run.to_dict() for run in runs], out, indent=1)
+
+
+if __name__ == "__main__":
+    main()
