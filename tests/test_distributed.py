@@ -122,6 +122,7 @@ def test_an_unreadable_image_is_skipped_on_its_rank_and_with_strict_ends_the_run
     assert "Traceback" not in done.stderr.split("senet: error:")[0]  # nothing of ours before our line
 
 
+@pytest.mark.slow  # launches torchrun
 def test_an_unreadable_image_in_the_first_batch_leaves_relu_histograms_equal_to_one_process(dataset, tmp_path):
     """The calibration batch (which sets an unbounded gate's histogram top: twice its largest value)
     is the one-process run's first batch less its unreadable files, on every rank. Before, it took

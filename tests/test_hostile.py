@@ -164,6 +164,7 @@ def test_a_safetensors_header_is_checked_against_its_file(header, data, length, 
 # --- unusual tensors ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # inspects one checkpoint per unusual tensor kind
 def test_integer_sparse_and_quantized_weights_are_cast_and_said(se_state, tmp_path):
     as_int8 = {k: (v * 50).to(torch.int8) if v.is_floating_point() else v for k, v in se_state.items()}
     torch.save(as_int8, tmp_path / "int8.pth")
@@ -668,7 +669,7 @@ def test_a_writers_disguised_os_error_is_named(error, expected):
 
 
 @POSIX
-@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+@pytest.mark.parametrize("suffix", [pytest.param(".pth", marks=pytest.mark.slow), ".safetensors"])
 def test_convert_past_a_file_size_limit_is_one_line_and_leaves_nothing(suffix, constant_model, tmp_path):
     import resource
     import subprocess

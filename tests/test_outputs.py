@@ -244,7 +244,8 @@ main(["count", "se_resnet18_cifar", "--output", sys.argv[1]])
 """
 
 
-@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("name", ["SIGINT", pytest.param("SIGTERM", marks=pytest.mark.slow),
+                                  pytest.param("SIGHUP", marks=pytest.mark.slow)])
 def test_a_signal_during_the_write_leaves_no_file_and_one_line(tmp_path, name):
     number = getattr(signal, name)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "OMP_NUM_THREADS": "1"}

@@ -28,6 +28,8 @@ def _kind_branches(path: Path) -> list[int]:
     """Lines of `path` that branch on the kind of model: an `if`/conditional/comprehension test whose
     source is an isinstance on a configuration type or an is_external call."""
     source = path.read_text()
+    if not KIND_CHECK.search(source):  # no such call anywhere: no branch on one (and no parse)
+        return []
     tree = ast.parse(source)
     lines = []
     for node in ast.walk(tree):

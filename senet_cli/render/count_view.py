@@ -96,7 +96,7 @@ PREDICTED_COLUMNS: tuple[Column, ...] = (
            lambda row: "" if row.attention_predicted_ms is None else f"{row.attention_predicted_ms:,.4f}",
            lambda report: f"{sum(r.attention_predicted_ms or 0.0 for r in report.rows):,.4f}"),
 )
-"""... and the predicted time, shown with a calibrated device (`--roofline DEVICE.json`)."""
+"""... and the predicted time, shown with a calibrated device (a `senet calibrate` device file)."""
 
 
 def _predicts(report: CountReport) -> bool:

@@ -83,7 +83,7 @@ PREDICTED_COLUMNS: tuple[Column, ...] = (
     Column("measured_over_predicted", "median /\npredicted",
            _ok(lambda r, m: f"{r.over_predicted:,.2f}x" if r.over_predicted is not None else "")),
 )
-"""... and those shown with a calibrated device (`--roofline DEVICE.json`, issue #22)."""
+"""... and those shown with a calibrated device (a `senet calibrate` device file, issue #22)."""
 
 
 def column_keys() -> tuple[str, ...]:
