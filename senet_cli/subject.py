@@ -271,7 +271,7 @@ class OutsideSubject(Subject):
         for path in self.removed:
             model.set_submodule(path, nn.Identity())
         if not self.removed:
-            model.senet_config = self.config  # what was built, for save_checkpoint's metadata
+            model.senet_config = self.config  # type: ignore[assignment]  # stub: Tensor|Module; for save_checkpoint
         return model
 
     def attention(self, model: nn.Module) -> tuple[FoundAttention, ...]:

@@ -61,8 +61,10 @@ class GlobalContext(AttentionModule):
     def reset_parameters(self) -> None:
         """The official last-zero init: the add branch's last conv starts at zero."""
         if self.channel_add_conv is not None:
-            nn.init.zeros_(self.channel_add_conv[3].weight)
-            nn.init.zeros_(self.channel_add_conv[3].bias)
+            last = self.channel_add_conv[3]
+            assert isinstance(last, nn.Conv2d) and last.bias is not None  # _transform's last layer
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def context(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C, 1, 1]: features pooled by the attention map (or averaged)."""

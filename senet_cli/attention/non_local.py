@@ -63,8 +63,10 @@ class NonLocal(AttentionModule):
     def reset_parameters(self) -> None:
         """Zero the last layer of W (BN's scale and shift, or the conv): the block starts as x."""
         last = self.W[1] if isinstance(self.W, nn.Sequential) else self.W
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
+        weight, bias = last.weight, last.bias
+        assert isinstance(weight, torch.Tensor) and isinstance(bias, torch.Tensor)  # BN, or a conv with bias
+        nn.init.zeros_(weight)
+        nn.init.zeros_(bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from senet_cli.errors import OptionError, RatioTooLargeError, close_match_hint
 from senet_cli.options import COMMON_OPTION_NAMES, OptionSpec
 from senet_cli.registry import load_object
+
+if TYPE_CHECKING:  # the module classes import torch on first build
+    from torch import nn
 
 SLOTS = {
     # Where a module sits in a unit, as `senet list` says it ({which}: the blocks it goes in); each
@@ -119,7 +122,7 @@ class AttentionSpec:
 
     def build(
         self, channels: int, *, stage: int, ratio: int, options: tuple[tuple[str, Any], ...], **context: Any
-    ) -> Any:
+    ) -> nn.Module:
         """Build the module for a block of `channels` channels in `stage` (1-based).
 
         An option given once per stage (a tuple) is resolved to this stage's value here. `context`
@@ -137,7 +140,7 @@ class AttentionSpec:
         except RatioTooLargeError as error:  # raised by reduced_channels, which does not know the stage
             raise RatioTooLargeError(ratio, error.channels, stage) from None
 
-    def module_class(self) -> Any:
+    def module_class(self) -> type[nn.Module]:
         """The nn.Module class (imports torch)."""
         return load_object(self.module)
 

@@ -32,6 +32,9 @@ class AttentionInvertedResidual(BranchOrAfter, mobilenetv2.InvertedResidual):
     inside the branch after the depthwise conv block (`inner_index`, placement "inner")."""
 
     inner_index: int | None = None  # index in `conv` of the depthwise conv-BN-ReLU6 it follows
+    # torchvision sets these in __init__ (untyped there); declared so the checker knows them
+    conv: nn.Sequential
+    use_res_connect: bool
 
     def forward_branch(self, x: torch.Tensor, attention: nn.Module) -> torch.Tensor:
         if self.inner_index is None:
@@ -48,6 +51,11 @@ class AttentionInvertedResidual(BranchOrAfter, mobilenetv2.InvertedResidual):
 class AttentionShuffleUnit(BranchOrAfter, shufflenetv2.InvertedResidual):
     """torchvision's ShuffleNetV2 unit with attention on branch2 (before the concat) or its output."""
 
+    # torchvision sets these in __init__ (untyped there); declared so the checker knows them
+    stride: int
+    branch1: nn.Sequential
+    branch2: nn.Sequential
+
     def forward_branch(self, x: torch.Tensor, attention: nn.Module) -> torch.Tensor:
         if self.stride == 1:
             kept, transformed = x.chunk(2, dim=1)
@@ -57,7 +65,7 @@ class AttentionShuffleUnit(BranchOrAfter, shufflenetv2.InvertedResidual):
         return shufflenetv2.channel_shuffle(out, 2)
 
 
-def mobilenet_blocks(model: nn.Module) -> list[tuple[str, int]]:
+def mobilenet_blocks(model: mobilenetv2.MobileNetV2) -> list[tuple[str, int]]:
     """The 17 inverted residuals as (path, stage); a stride-2 unit opens a new stage."""
     blocks, stage = [], 0
     for index, unit in enumerate(model.features):
@@ -67,7 +75,7 @@ def mobilenet_blocks(model: nn.Module) -> list[tuple[str, int]]:
     return blocks
 
 
-def shufflenet_blocks(model: nn.Module) -> list[tuple[str, int]]:
+def shufflenet_blocks(model: shufflenetv2.ShuffleNetV2) -> list[tuple[str, int]]:
     return [(f"stage{s + 1}.{i}", s) for s in (1, 2, 3) for i in range(len(getattr(model, f"stage{s + 1}")))]
 
 
@@ -87,7 +95,8 @@ def build(arch: str, num_classes: int, variant: str, attention: BlockAttention |
     return model
 
 
-def _add(unit: nn.Module, attention: BlockAttention, stage: int) -> None:
+def _add(unit: mobilenetv2.InvertedResidual | shufflenetv2.InvertedResidual, attention: BlockAttention,
+         stage: int) -> None:
     if isinstance(unit, mobilenetv2.InvertedResidual):
         if attention.slot == "conv":
             depthwise = next(i for i, layer in enumerate(unit.conv)
@@ -95,9 +104,10 @@ def _add(unit: nn.Module, attention: BlockAttention, stage: int) -> None:
             replace_conv(unit.conv, str(depthwise), attention, stage, nn.ReLU6)
         elif attention.placement == "inner":
             depthwise = next(i for i, layer in enumerate(unit.conv)
-                             if isinstance(layer, nn.Sequential) and layer[0].groups > 1)
+                             if isinstance(layer, nn.Sequential) and isinstance(layer[0], nn.Conv2d)
+                             and layer[0].groups > 1)
             attach(unit, AttentionInvertedResidual, attention, unit.conv[depthwise][0].out_channels, stage)
-            unit.inner_index = depthwise  # type: ignore[assignment]
+            unit.inner_index = depthwise
         else:
             attach(unit, AttentionInvertedResidual, attention, unit.out_channels, stage)
         return

@@ -68,7 +68,11 @@ class _AttentionSlot(nn.Module):
     def attention(self) -> nn.Module | None:
         return getattr(self, self.attention_attribute) if self.attention_attribute else None
 
+    # torchvision's blocks set these in __init__ (untyped there); declared so the checker knows them
+    conv1: nn.Conv2d
+    bn1: nn.Module
     conv2: nn.Conv2d
+    bn2: nn.Module
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -76,11 +80,19 @@ class _AttentionSlot(nn.Module):
     def after_conv(self, out: torch.Tensor) -> torch.Tensor:
         """The 3x3 conv's output, through the attention module where placement is "inner" (the
         official SimAM ResNets: right after conv2, before its BN)."""
-        return self.attention(out) if self.placement == "inner" else out  # type: ignore[misc]
+        if self.placement != "inner":
+            return out
+        attention = self.attention
+        assert attention is not None  # _init_attention sets placement "inner" only with the module
+        return attention(out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         attention = self.attention
-        placement = self.placement if attention is not None else None
+        if attention is None:
+            out = self.residual(x)
+            identity = x if self.downsample is None else self.downsample(x)
+            return self.relu(out + identity)
+        placement = self.placement
         out = self.residual(attention(x) if placement == "pre" else x)
         if placement == "standard":
             out = attention(out)
@@ -138,6 +150,9 @@ class AttentionBottleneck(_AttentionSlot, tv.Bottleneck):
             self.conv1.stride, self.conv2.stride = self.conv2.stride, (1, 1)
         self._init_attention(attention, stage, position, self.conv1.in_channels, self.conv3.out_channels)
 
+    conv3: nn.Conv2d
+    bn3: nn.Module
+
     def _reshape_branch(self) -> None:
         """A hook for bottlenecks whose convs differ from torchvision's (SENet-154's): none here."""
 
@@ -157,7 +172,8 @@ class SENet154Bottleneck(AttentionBottleneck):
         half = width // 2
         self.conv1 = nn.Conv2d(self.conv1.in_channels, half, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(half)
-        self.conv2 = nn.Conv2d(half, width, kernel_size=3, stride=self.conv2.stride, padding=1,
+        stride_h, stride_w = self.conv2.stride
+        self.conv2 = nn.Conv2d(half, width, kernel_size=3, stride=(stride_h, stride_w), padding=1,
                                groups=self.conv2.groups, bias=False)
 
 
@@ -235,7 +251,7 @@ def build(arch: str, num_classes: int, variant: str, attention: BlockAttention |
     """Build `arch` ("resnet50", or "resnet50_cifar" for the CIFAR stem) on torchvision's ResNet."""
     block, layers, tv_kwargs, cifar = _entry(arch)
     factory = _BlockFactory(block, layers, attention, variant)
-    model = tv.ResNet(factory, layers, num_classes=num_classes, **tv_kwargs)  # type: ignore[arg-type]
+    model = tv.ResNet(factory, layers, num_classes=num_classes, **tv_kwargs)
     if arch == "resnext152_64x4d_senet":
         _senet154_body(model, factory, layers)
     if caffe_stem_pool(variant):
@@ -264,7 +280,7 @@ def _senet154_body(model: tv.ResNet, factory: _BlockFactory, layers: list[int]) 
     model.bn1 = nn.BatchNorm2d(third)
     model.inplanes = third
     factory.built[0] = 0
-    model.layer1 = model._make_layer(factory, 64, layers[0])  # type: ignore[arg-type]
+    model.layer1 = model._make_layer(factory, 64, layers[0])
     for stage in (2, 3, 4):
         projection = getattr(model, f"layer{stage}")[0].downsample
         conv = projection[0]

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from senet_cli.registry import load_object
+
+if TYPE_CHECKING:  # torch is imported by the builders, on first build
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -64,13 +67,13 @@ class BackboneSpec:
     variants: tuple[str, ...] = ("v1.5",)
     member_lister: str | None = None
 
-    def build(self, num_classes: int, variant: str, attention: BlockAttention | None) -> Any:
+    def build(self, num_classes: int, variant: str, attention: BlockAttention | None) -> nn.Module:
         return load_object(self.builder)(self.arch, num_classes, variant, attention)
 
-    def block_paths(self, model: Any) -> list[tuple[str, int]]:
+    def block_paths(self, model: nn.Module) -> list[tuple[str, int]]:
         return load_object(self.block_lister)(model)
 
-    def block_members(self, model: Any) -> dict[str, str]:
+    def block_members(self, model: nn.Module) -> dict[str, str]:
         """Modules outside every block path that belong to a block (VGG's conv and BN belong to the
         unit that ends in their ReLU)."""
         return {} if self.member_lister is None else load_object(self.member_lister)(model)

@@ -26,7 +26,7 @@ class ThenAttention(nn.Module):
     attention_attribute: str
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return getattr(self, self.attention_attribute)(super().forward(x))  # type: ignore[misc]
+        return getattr(self, self.attention_attribute)(super().forward(x))
 
 
 class BranchOrAfter(nn.Module):
@@ -39,7 +39,7 @@ class BranchOrAfter(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         attention = getattr(self, self.attention_attribute)
         if self.attention_slot == "after":
-            return attention(super().forward(x))  # type: ignore[misc]
+            return attention(super().forward(x))
         return self.forward_branch(x, attention)
 
     def forward_branch(self, x: torch.Tensor, attention: nn.Module) -> torch.Tensor:
@@ -76,6 +76,7 @@ def replace_conv(
     activation) become Identity."""
     host = getattr(parent, name)
     conv = host if isinstance(host, nn.Conv2d) else (host[0] if isinstance(host, nn.Sequential) else host.conv)
+    assert isinstance(conv, nn.Conv2d)  # as documented: every caller passes a Conv2d or a block holding one
     module = attention.build(conv.out_channels, stage, in_channels=conv.in_channels, stride=conv.stride[0],
                              groups=conv.groups, activation=activation)
     setattr(parent, name, module)

@@ -234,7 +234,7 @@ def detect(shapes: Shapes, where: str = "the checkpoint") -> Resolved:
                                 _assumed(name, None, {}) + (weightless,))
             closest = _closer(closest, name, fit)
             continue
-        if attribute not in ATTENTION or stray:
+        if attribute is None or attribute not in ATTENTION or stray:
             closest = _closer(closest, name, compare(shapes, plain.shapes))
             continue
         attention = ATTENTION.get(attribute)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -12,10 +12,19 @@ from senet_cli.cli.flags import choices
 from senet_cli.cli.output import check_output_path
 from senet_cli.errors import SenetError
 
-Target = choices("Target", CONVERT_TARGETS)
+if TYPE_CHECKING:
+    from senet_cli.cli.flags import Choice
+
+    class Target(Choice):
+        """CONVERT_TARGETS"""
+
+    class ReportFormat(Choice):
+        """table or json"""
+else:
+    Target = choices("Target", CONVERT_TARGETS)
+    ReportFormat = choices("ReportFormat", ("table", "json"))  # one summary line, or the report as JSON
 DESTINATION_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin", ".tar")
 """What a converted checkpoint may be named (`.pth.tar`, as the papers' training scripts save, ends in .tar)."""
-ReportFormat = choices("ReportFormat", ("table", "json"))  # one summary line, or the report as JSON
 
 
 def convert_command(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -35,7 +35,13 @@ from senet_cli.count.roofline import PRESETS
 from senet_cli.errors import SenetError
 from senet_cli.options import parse_int_list
 
-Counter = choices("Counter", ("native", *COUNTERS, "all"))
+if TYPE_CHECKING:
+    from senet_cli.cli.flags import Choice
+
+    class Counter(Choice):
+        """native, references.COUNTERS or all"""
+else:
+    Counter = choices("Counter", ("native", *COUNTERS, "all"))
 EXPLAIN_HINT = ". --explain says more"
 _REFERENCES = {"native": (), **{name: (name,) for name in COUNTERS}, "all": COUNTERS}
 

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -29,9 +29,23 @@ def choices(name: str, values: Sequence[str]) -> Any:
     return Enum(name, [(value, value) for value in values], type=str)
 
 
-Variant = choices("Variant", VARIANTS)
-Placement = choices("Placement", PLACEMENTS)
-Device = choices("Device", DEVICES)
+if TYPE_CHECKING:
+    class Choice(str, Enum):
+        """What a type checker knows of every Enum `choices` makes: a str Enum. The members come
+        from the library's tuples at run time, which no checker can list."""
+
+    class Variant(Choice):
+        """options.VARIANTS"""
+
+    class Placement(Choice):
+        """options.PLACEMENTS"""
+
+    class Device(Choice):
+        """vocabulary.DEVICES"""
+else:
+    Variant = choices("Variant", VARIANTS)
+    Placement = choices("Placement", PLACEMENTS)
+    Device = choices("Device", DEVICES)
 
 
 ModelsArg = Annotated[

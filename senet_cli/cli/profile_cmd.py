@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -35,8 +35,17 @@ from senet_cli.profile.timing import MODES, Timing
 from senet_cli.vocabulary import DTYPES
 
 TIMING = "Timing"
-Dtype = choices("Dtype", DTYPES)
-Mode = choices("Mode", MODES)
+if TYPE_CHECKING:
+    from senet_cli.cli.flags import Choice
+
+    class Dtype(Choice):
+        """vocabulary.DTYPES"""
+
+    class Mode(Choice):
+        """timing.MODES"""
+else:
+    Dtype = choices("Dtype", DTYPES)
+    Mode = choices("Mode", MODES)
 
 
 def profile_command(

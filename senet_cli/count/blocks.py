@@ -148,10 +148,17 @@ def _split_rows(
                 totals[row][3] += parameter.numel()
 
     stage_of = dict(blocks)
-    return [
-        BlockCount(name, stage_of.get(name), *totals[name],  # type: ignore[arg-type, call-arg]
-                   *((bounds[name][0] * 1e3, bounds[name][1] * 1e3) if op_time is not None else (None, None)),
-                   kernels[name][0], kernels[name][1],
-                   *((predicted[name][0] * 1e3, predicted[name][1] * 1e3) if predict is not None else (None, None)))
-        for name in names
-    ]
+    rows = []
+    for name in names:
+        params, macs, elementwise, attention_params, attention_macs, attention_elementwise, traffic, \
+            attention_traffic = totals[name]
+        rows.append(BlockCount(
+            name, stage_of.get(name), params, macs, elementwise, attention_params, attention_macs,
+            attention_elementwise, bytes=traffic, attention_bytes=attention_traffic,
+            roofline_ms=bounds[name][0] * 1e3 if op_time is not None else None,
+            memory_bound_ms=bounds[name][1] * 1e3 if op_time is not None else None,
+            kernels=kernels[name][0], attention_kernels=kernels[name][1],
+            predicted_ms=predicted[name][0] * 1e3 if predict is not None else None,
+            attention_predicted_ms=predicted[name][1] * 1e3 if predict is not None else None,
+        ))
+    return rows

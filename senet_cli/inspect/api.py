@@ -40,6 +40,9 @@ from senet_cli.subject import check_attention_classes, input_shape
 from senet_cli.zoo import resolve_device
 
 if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
     from senet_cli.inspect.gates import GateAccumulator
 
 CONSTANT_TOL = 0.05
@@ -120,7 +123,7 @@ def inspect(
 
 
 def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: str, limit: int | None, batch: int,
-         input_size: int | Sequence[int] | None, target: Any, bins: int, workers: int, constant_tol: float,
+         input_size: int | Sequence[int] | None, target: torch.device, bins: int, workers: int, constant_tol: float,
          on_batch: Callable[[int, int], None] | None, strict: bool, options: dict[str, Any],
          attention_classes: Sequence[str] = ()) -> InspectReport:
     """inspect() once the checkpoint is loaded, in this process or as one rank of `group`."""
@@ -140,8 +143,8 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
         source = open_images(data, preprocess, limit=limit, batch=batch, workers=workers, shard=shard,
                              strict=strict)
         if group is not None and source.total < group.world_size:
-            images = "1 image" if source.total == 1 else f"{source.total} images"
-            raise SenetError(f"{images} for {group.world_size} processes: each needs at least one")
+            how_many = "1 image" if source.total == 1 else f"{source.total} images"
+            raise SenetError(f"{how_many} for {group.world_size} processes: each needs at least one")
         network = subject.with_weights(state, target)
         del state  # the network holds the weights now
         accumulators, attention_params = attach_accumulators(network, subject, bins, len(source.classes))
@@ -208,7 +211,7 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
     )
 
 
-def _forward(network: Any, config: ModelConfig | ExternalConfig, images: Any) -> None:
+def _forward(network: nn.Module, config: ModelConfig | ExternalConfig, images: torch.Tensor) -> None:
     """One forward pass. A model outside the zoo runs the caller's code: what any model raises (or a
     sys.exit, or endless recursion) is one line naming the model, as `count` says it; running out of
     memory stays itself (the CLI says which flag to lower)."""
@@ -216,7 +219,8 @@ def _forward(network: Any, config: ModelConfig | ExternalConfig, images: Any) ->
         network(images)
 
 
-def _calibrate(network: Any, accumulators: Sequence[GateAccumulator], head: Any) -> None:
+def _calibrate(network: Callable[[torch.Tensor], None], accumulators: Sequence[GateAccumulator],
+               head: torch.Tensor) -> None:
     """Run the whole list's first batch once, accumulating nothing: it sets the histogram range of
     unbounded gates as a one-process run would, on every rank alike."""
     for accumulator in accumulators:

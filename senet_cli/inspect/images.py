@@ -145,7 +145,7 @@ def _synthetic(preprocess: Preprocess, count: int, batch: int, seed: int, shard:
 def _samples(preprocess: Preprocess, limit: int | None, batch: int, shard: Shard) -> ImageSource:
     import matplotlib.cbook
 
-    with matplotlib.cbook.get_sample_data(SAMPLE_PHOTO) as stream:
+    with matplotlib.cbook.get_sample_data(SAMPLE_PHOTO) as stream:  # type: ignore[union-attr]  # a file; stub adds ndarray (.npy)
         photo = Image.open(stream).convert("RGB")
     views = _views(photo)
     views = views[:limit] if limit else views
@@ -351,7 +351,7 @@ def decode(path: str) -> Image.Image:
             return image.convert("RGB")
 
 
-class _Files:
+class _Files(torch.utils.data.Dataset[tuple[int, torch.Tensor | None, int, str]]):
     """The listed images as a map-style dataset: (position, tensor, label, "") for a readable image,
     (position, None, label, reason) for one that is not."""
 

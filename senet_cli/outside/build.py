@@ -25,13 +25,16 @@ import contextlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from senet_cli.errors import SenetError, first_line
 from senet_cli.options import ExternalConfig
 from senet_cli.outside.known import FOREIGN_ATTENTION, OWN_ROLE_BY_SLOT, ROLES, USER_ROLE
 from senet_cli.outside.names import load_attention_class, load_builder
 from senet_cli.zoo.meta import paused_gc, skip_weight_init
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ PASS_THROUGH = tuple(role for role in ROLES if role != "conv")
 """The roles whose modules nn.Identity can stand in for."""
 
 
-def build_external(config: ExternalConfig, *, meta: bool = False, init: bool = True) -> Any:
+def build_external(config: ExternalConfig, *, meta: bool = False, init: bool = True) -> nn.Module:
     """The model `config` names, with random weights on the CPU; on the meta device (no weights) with
     `meta`; with `init=False` its weights are left as allocated (they are about to be loaded).
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from senet_cli.count.roofline import DevicePeaks, parse_device, preset_for_gpu
 from senet_cli.errors import ArgumentError, SenetError, first_line, is_out_of_memory, running_model
@@ -42,6 +42,9 @@ from senet_cli.options import ExternalConfig, ModelConfig
 from senet_cli.profile.results import BatchResult, Measurement, ProfileReport, StageCost
 from senet_cli.profile.timing import Timing
 from senet_cli.subject import Subject, input_shape, subject_for
+
+if TYPE_CHECKING:  # torch is imported when timing starts
+    from torch import nn
 
 
 def check_batches(batches: Sequence[int]) -> tuple[int, ...]:
@@ -131,7 +134,7 @@ def _step(mode: str) -> str:
     return f"{'an' if mode[:1] in 'aeiou' else 'a'} {mode} step"
 
 
-def _models(subject: Subject, per_stage: bool) -> tuple[dict[str, tuple[str, Any]], int, tuple[str, ...],
+def _models(subject: Subject, per_stage: bool) -> tuple[dict[str, tuple[str, nn.Module]], int, tuple[str, ...],
                                                         tuple[int, ...]]:
     """The model, its baseline (the same model without attention: the plain backbone, or the model with
     its attention replaced by pass-throughs) where it has one, and with `per_stage` the model without
@@ -190,7 +193,7 @@ def _bound_notes(results: Sequence[BatchResult], peaks: DevicePeaks | None, timi
 
 
 def time_modules(
-    modules: Mapping[str, Any],
+    modules: Mapping[str, nn.Module],
     *,
     batch: int = 1,
     input_size: tuple[int, int] = (224, 224),

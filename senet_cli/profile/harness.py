@@ -30,7 +30,7 @@ def prepare(timing: Timing) -> torch.device:
     return device
 
 
-def time_modules(modules: Mapping[str, nn.Module], batch: int, size: tuple[int, int], timing: Timing,
+def time_modules(modules: Mapping[str, nn.Module], batch: int, size: tuple[int, ...], timing: Timing,
                  num_classes: int, on_round: Callable[[int, int], None] | None) -> dict[str, Measurement]:
     """Prepare `modules` (moved to the device in place) and time them interleaved at one batch size."""
     device = prepare(timing)
@@ -75,10 +75,14 @@ class Runner:
             model = model.to(memory_format=torch.channels_last)
         model.train(timing.mode == "train")
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3) if timing.mode == "train" else None
-        return cls(name, torch.compile(model) if timing.compile else model, optimizer)
+        if timing.compile:
+            compiled = torch.compile(model)
+            assert isinstance(compiled, nn.Module)  # torch.compile wraps a module in an OptimizedModule
+            model = compiled
+        return cls(name, model, optimizer)
 
 
-def time_runners(runners: Mapping[str, Runner], batch: int, size: tuple[int, int], timing: Timing,
+def time_runners(runners: Mapping[str, Runner], batch: int, size: tuple[int, ...], timing: Timing,
                  device: torch.device, num_classes: int,
                  on_round: Callable[[int, int], None] | None) -> dict[str, Measurement]:
     """Warm each runner up, then time all of them round-robin until `timing` says stop."""
@@ -94,6 +98,7 @@ def time_runners(runners: Mapping[str, Runner], batch: int, size: tuple[int, int
         peaks[key] = _peak_memory(step, device, runners[key].module, x)
     samples: dict[str, list[float]] = {key: [] for key in steps}
     order = list(steps)
+    runs, min_time = timing.runs, timing.min_time  # exactly one is set (Timing checks it)
     done = 0
     while True:
         for key in order:
@@ -101,10 +106,10 @@ def time_runners(runners: Mapping[str, Runner], batch: int, size: tuple[int, int
         order.reverse()  # alternate who goes first, so neither always follows the other
         done += 1
         if on_round:
-            on_round(done, timing.runs or 0)
-        if timing.runs is not None and done >= timing.runs:
+            on_round(done, runs or 0)
+        if runs is not None and done >= runs:
             break
-        if timing.runs is None and done >= 5 and min(sum(s) for s in samples.values()) >= timing.min_time:
+        if min_time is not None and done >= 5 and min(sum(s) for s in samples.values()) >= min_time:
             break
     if device.type == "cpu":
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -120,7 +125,7 @@ def _step_fn(runner: Runner, x: torch.Tensor, labels: torch.Tensor, mode: str, a
              device: torch.device) -> Callable[[], None]:
     autocast_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
 
-    def autocast():
+    def autocast() -> torch.autocast:
         return torch.autocast(device.type, dtype=autocast_dtype, enabled=amp)
 
     if mode == "inference":
@@ -129,15 +134,17 @@ def _step_fn(runner: Runner, x: torch.Tensor, labels: torch.Tensor, mode: str, a
                 runner.module(x)
     else:
         loss_fn = nn.CrossEntropyLoss()
+        optimizer = runner.optimizer
+        assert optimizer is not None  # Runner.prepare makes one whenever the mode is "train"
 
         def step() -> None:
-            runner.optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             with autocast():
                 out = runner.module(x)
                 logits = out[0] if isinstance(out, tuple) else out  # Inception v3 adds aux logits in training
                 loss = loss_fn(logits.float(), labels)
             loss.backward()
-            runner.optimizer.step()
+            optimizer.step()
     return step
 
 

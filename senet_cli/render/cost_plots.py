@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from senet_cli.atomic import atomic_path
 from senet_cli.count.results import CountReport
-from senet_cli.profile.results import ProfileReport
+from senet_cli.profile.results import Measurement, ProfileReport
 from senet_cli.render.config_text import short_options
 
 if TYPE_CHECKING:
@@ -111,7 +112,8 @@ def plot_profiles(reports: Sequence[ProfileReport], path: Path) -> Path:
     for index, report in enumerate(reports):
         dark, light = pairs((2 * index) % 20), pairs((2 * index + 1) % 20)
         runs = [r for r in report.results if r.model is not None]
-        _profile_points(latency, throughput, None if on_cpu else memory, [(r.batch, r.model) for r in runs],
+        models = [(r.batch, r.model) for r in report.results if r.model is not None]
+        _profile_points(latency, throughput, None if on_cpu else memory, models,
                         _label(report), dict(color=dark, linestyle="-", marker="o"), _dodge(2 * index, series))
         baselines = [(r.batch, r.baseline) for r in runs if r.baseline is not None]
         if baselines:
@@ -175,8 +177,8 @@ def _readable_log_scale(axes: Axes) -> None:
     axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
 
 
-def _profile_points(latency: Axes, throughput: Axes, memory: Axes | None, points: list, label: str,
-                    style: dict, dodge: float) -> None:
+def _profile_points(latency: Axes, throughput: Axes, memory: Axes | None, points: list[tuple[int, Measurement]],
+                    label: str, style: dict[str, Any], dodge: float) -> None:
     """One series: median latency with p10-p90 bars, throughput, and (per model, on CUDA) memory."""
     batches = [batch * dodge for batch, _ in points]
     stats = [m.latency_ms for _, m in points]
@@ -191,7 +193,8 @@ def _profile_points(latency: Axes, throughput: Axes, memory: Axes | None, points
         memory.plot(*zip(*memory_points, strict=True), label=label, **style)
 
 
-def _pyplot():  # noqa: ANN202  (matplotlib.pyplot, imported on first use)
+def _pyplot() -> ModuleType:
+    """matplotlib.pyplot, imported on first use (with the non-interactive backend)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)

@@ -8,10 +8,13 @@ models.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch is imported when the model is built
+    from torch import nn
 
 
-def build_model(name: str, *, attention_classes: Sequence[str] = (), **options: Any) -> Any:
+def build_model(name: str, *, attention_classes: Sequence[str] = (), **options: Any) -> nn.Module:
     """Build `name` with random weights: `build_model("se_resnet50", ratio=8, variant="v1")`.
 
     A zoo name takes the zoo's options; a name outside the zoo (`torchvision:NAME`, `timm:NAME`,

@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from senet_cli.options import ModelConfig
+
+if TYPE_CHECKING:  # torch is imported when a model is built
+    from torch import nn
 
 
 @contextlib.contextmanager
@@ -57,7 +60,7 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def build_on_meta(config: ModelConfig) -> Any:
+def build_on_meta(config: ModelConfig) -> nn.Module:
     """The model `config` describes, on the meta device, its weights never initialised."""
     import torch
 

@@ -8,7 +8,7 @@ for the plain model. Options are keyword arguments: the common ones (`ratio`, `v
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from senet_cli.attention import ATTENTION, stages_by_rule
 from senet_cli.backbones import BACKBONES, BackboneSpec, BlockAttention
@@ -21,6 +21,9 @@ from senet_cli.options import (
     parse_int,
     parse_int_list,
 )
+
+if TYPE_CHECKING:  # torch is imported when a model is built
+    from torch import nn
 
 MODEL_ALIASES = {"senet154": "se_resnext152_64x4d_senet"}
 """Names the papers and ports use for a zoo model whose grammar name nobody would type: SENet-154
@@ -95,7 +98,7 @@ def make_config(name: str, **options: Any) -> ModelConfig:
     )
 
 
-def build_from_config(config: ModelConfig) -> Any:
+def build_from_config(config: ModelConfig) -> nn.Module:
     """Build the model a configuration describes (random weights, on the default device).
 
     Attention modules that start as the identity (Non-local's W, GC's add branch) re-initialise
@@ -107,7 +110,7 @@ def build_from_config(config: ModelConfig) -> Any:
         attention = ATTENTION.get(config.attention)
         options = dict(config.attention_options)
 
-        def build_attention(channels: int, stage: int, **context: Any) -> Any:
+        def build_attention(channels: int, stage: int, **context: Any) -> nn.Module:
             return attention.build(
                 channels, stage=stage, ratio=config.ratio, options=config.attention_options, **context
             )
@@ -126,7 +129,8 @@ def build_from_config(config: ModelConfig) -> Any:
             reset = getattr(module, "reset_parameters", None)
             if reset is not None and type(module).__module__.startswith("senet_cli.attention"):
                 reset()
-    model.senet_config = config  # what was built, for reports and checkpoints
+    # what was built, for reports and checkpoints
+    model.senet_config = config  # type: ignore[assignment]  # torch's stub: Tensor/Module values only
     return model
 
 

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from senet_cli.errors import DeviceUnavailableError, UnknownChoiceError
 from senet_cli.vocabulary import DEVICES
 
+if TYPE_CHECKING:  # torch is imported when a device is resolved
+    import torch
 
-def input_shape(model: Any, input_size: int | Sequence[int] | None, batch: int) -> tuple[int, int, int, int]:
+    from senet_cli.options import ExternalConfig, ModelConfig
+    from senet_cli.subject import Subject
+
+
+def input_shape(model: ModelConfig | ExternalConfig | Subject, input_size: int | Sequence[int] | None,
+                batch: int) -> tuple[int, int, int, int]:
     """[batch, 3, H, W] for `model` (a configuration or a subject), checked against its total stride:
     senet_cli.subject.input_shape, kept importable here."""
     from senet_cli.subject import input_shape as checked_shape  # here: the subject module imports the zoo's
@@ -17,7 +24,7 @@ def input_shape(model: Any, input_size: int | Sequence[int] | None, batch: int) 
     return checked_shape(model, input_size, batch)
 
 
-def resolve_device(device: str) -> Any:
+def resolve_device(device: str) -> torch.device:
     """`device` ("cpu" or "cuda") as a torch.device, refused when torch cannot see it."""
     if device not in DEVICES:
         raise UnknownChoiceError("device", device, DEVICES)

@@ -91,7 +91,7 @@ def blocks_per_stage(keys: Mapping[str, Any] | set[str]) -> tuple[int, ...]:
     return tuple(len(seen[stage]) for stage in sorted(seen))
 
 
-RESNET_DEPTHS = {
+RESNET_DEPTHS: dict[tuple[bool, tuple[int, ...]], int] = {
     (False, (2, 2, 2, 2)): 18, (False, (3, 4, 6, 3)): 34,
     (True, (3, 4, 6, 3)): 50, (True, (3, 4, 23, 3)): 101, (True, (3, 8, 36, 3)): 152,
 }

@@ -51,7 +51,8 @@ THREE_CONV_STEM = KeyTable((  # SENet-154: ours is timm's deep stem, conv1 = Seq
 ))
 SENET154 = "resnext152_64x4d_senet"
 
-_BACKBONES = {  # (bottleneck?, groups, blocks per stage) -> our backbone, for Cadene's six models
+# (bottleneck?, groups, blocks per stage) -> our backbone, for Cadene's six models
+_BACKBONES: dict[tuple[bool, int, tuple[int, ...]], str] = {
     (True, 1, (3, 4, 6, 3)): "resnet50", (True, 1, (3, 4, 23, 3)): "resnet101", (True, 1, (3, 8, 36, 3)): "resnet152",
     (True, 32, (3, 4, 6, 3)): "resnext50_32x4d", (True, 32, (3, 4, 23, 3)): "resnext101_32x4d",
 }

@@ -26,7 +26,7 @@ TABLE = KeyTable((
     ("layer{s}.{b}.shortcut.{i}.{p}", "layer{s}.{b}.downsample.{i}.{p}"),
     ("linear.{p}", "fc.{p}"),
 ))
-_DEPTHS = {(2, 2, 2, 2): "resnet18_cifar", (3, 4, 6, 3): "resnet34_cifar"}
+_DEPTHS: dict[tuple[int, ...], str] = {(2, 2, 2, 2): "resnet18_cifar", (3, 4, 6, 3): "resnet34_cifar"}
 
 
 def claims(shapes: Shapes) -> bool:
