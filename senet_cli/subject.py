@@ -24,6 +24,7 @@ from senet_cli.errors import ArgumentError, OptionError, SenetError
 from senet_cli.options import ExternalConfig, ModelConfig, parse_int
 from senet_cli.outside.build import PASS_THROUGH, FoundAttention
 from senet_cli.outside.names import external_config, is_external, refuse_attention_classes
+from senet_cli.prune.record import is_checkpoint_file
 from senet_cli.zoo.models import baseline_config, make_config
 
 if TYPE_CHECKING:
@@ -208,7 +209,7 @@ class ZooSubject(Subject):
             parts.append(f"variant={config.variant}")
         if config.num_classes != BACKBONES.get(config.backbone).default_num_classes:
             parts.append(f"classes={config.num_classes}")
-        return " ".join(parts)
+        return " ".join(parts + _pruned_text(config.pruned))
 
     def gates(self, model: nn.Module) -> tuple[list[Gate], dict[str, int]]:
         """Each block's attention modules (its own subtree and its members'), and in each the
@@ -268,6 +269,10 @@ class OutsideSubject(Subject):
         from senet_cli.outside.build import build_external
 
         model = build_external(self.config, meta=meta, init=init)
+        if self.config.pruned:  # what `senet prune` took out: pass-throughs (senet_cli/prune/record.py)
+            from senet_cli.prune.record import apply_pruning
+
+            apply_pruning(model, self.config.pruned, self.config.name)
         for path in self.removed:
             model.set_submodule(path, nn.Identity())
         if not self.removed:
@@ -327,7 +332,8 @@ class OutsideSubject(Subject):
 
     def short_text(self) -> str:
         parts = [f"{key}={value}" for key, value in self.config.kwargs]
-        return " ".join(parts + [f"attention={reference}" for reference in self.config.attention_classes])
+        return " ".join(parts + [f"attention={reference}" for reference in self.config.attention_classes]
+                        + _pruned_text(self.config.pruned))
 
     def gates(self, model: nn.Module) -> tuple[list[Gate], dict[str, int]]:
         """In each attention module found by class, the submodules whose outputs multiply the features:
@@ -370,11 +376,17 @@ def subject_for(model: str | ModelConfig | ExternalConfig | Subject, options: di
     """`model` checked into a Subject: a zoo name with its build options, a ModelConfig (then no
     options: it holds them all), a name outside the zoo (`torchvision:NAME`, `timm:NAME`,
     `file.py:callable`, `package.module:callable`) with its builder's keywords and the caller's
-    `attention_classes` ("PATH_OR_MODULE:Class"), an ExternalConfig, or a Subject (returned as is)."""
+    `attention_classes` ("PATH_OR_MODULE:Class"), an ExternalConfig, a Subject (returned as is), or a
+    checkpoint file (.pth/.pt/.ckpt/.safetensors, read safely: the architecture its metadata records,
+    pruned modules included, else detected from its weights; no options)."""
     options = dict(options or {})
     if isinstance(model, Subject):
         _refuse_options(model.name, options, attention_classes)
         return model
+    if is_checkpoint_file(model):  # `count("OUT.pth")`: the architecture the file records (a pruned one too)
+        from senet_cli.prune.source import checkpoint_subject_of_file
+
+        return checkpoint_subject_of_file(str(model), options, attention_classes)
     if isinstance(model, ExternalConfig) or (isinstance(model, str) and is_external(model)):
         return OutsideSubject(external_config(model, options, attention_classes))
     refuse_attention_classes(attention_classes, model.name if isinstance(model, ModelConfig) else model)
@@ -427,7 +439,7 @@ def input_shape(model: ModelConfig | ExternalConfig | Subject, input_size: int |
 def takes_ratio(name: str) -> bool:
     """Whether the model `name` has a reduction ratio to sweep: a zoo model whose attention uses one
     (not a plain backbone, not eca or simam); a model outside the zoo takes its builder's keywords."""
-    return ratio_note(name) is None and not is_external(name)
+    return ratio_note(name) is None and not is_external(name) and not is_checkpoint_file(name)
 
 
 def ratio_note(name: str) -> str | None:
@@ -436,7 +448,7 @@ def ratio_note(name: str) -> str | None:
     from senet_cli.attention import ATTENTION
     from senet_cli.zoo.models import parse_name
 
-    if is_external(name):
+    if is_external(name) or is_checkpoint_file(name):
         return None
     attention, _ = parse_name(name)
     if attention is None:
@@ -463,6 +475,13 @@ def configurations(models: Sequence[str], ratios: Sequence[int | None] = (None,)
             if is_external(name) or all(subject.config != other.config for other in subjects):
                 subjects.append(subject)
     return subjects
+
+
+def _pruned_text(pruned: Sequence[tuple[str, str]]) -> list[str]:
+    """What `senet prune` took out, in a few words ("pruned: folded 2, removed 1"), or nothing."""
+    done = [f"{how} {sum(1 for _, h in pruned if h == how)}" for how in ("folded", "removed")
+            if any(h == how for _, h in pruned)]
+    return [f"pruned: {', '.join(done)}"] if done else []
 
 
 def _within(path: str, prefix: str) -> bool:
