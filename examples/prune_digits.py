@@ -10,7 +10,8 @@ example trains se_resnet18_cifar on scikit-learn's digits (as inspect_digits.py 
     senet prune CHECKPOINT OUT --candidates --data TEST_DIR          # inspect's constant gates
 
 on the 300 held-out digits, and prints one Markdown row per run: accuracy before and after,
-agreement with the original, logit change, and what count says was saved.
+agreement with the original, logit change, and what count says was saved (parameters, elementwise
+ops, bytes moved, kernels launched).
 
     pip install scikit-learn     # the one extra this example needs
     python examples/prune_digits.py --epochs 6 --out digits_prune
@@ -44,7 +45,8 @@ def row(label: str, report: dict) -> str:
             f"{100 * after['agreement']:.1f}% | {after['max_logit_change']:.3g} / {after['mean_logit_change']:.3g} | "
             f"{saved['params']:,} ({100 * saved['params'] / was['params']:.2f}%) | "
             f"{saved['elementwise_ops']:,} ({100 * saved['elementwise_ops'] / was['elementwise_ops']:.1f}%) | "
-            f"{saved['bytes'] / 1e6:.2f} ({100 * saved['bytes'] / was['bytes']:.1f}%) |")
+            f"{saved['bytes'] / 1e6:.2f} ({100 * saved['bytes'] / was['bytes']:.1f}%) | "
+            f"{saved['kernels']} of {was['kernels']} |")
 
 
 def main() -> None:
@@ -63,7 +65,8 @@ def main() -> None:
     checkpoint = save_checkpoint(model, args.out / "se_resnet18_digits.pth", force=True,
                                  preprocess={"input": args.size, "mean": [mean] * 3, "std": [std] * 3})
     lines = ["| run | blocks | top-1 before -> after | agreement | max / mean logit change | params saved | "
-             "elementwise ops saved | MB moved saved |", "| --- | --- | --- | --- | --- | ---: | ---: | ---: |"]
+             "elementwise ops saved | MB moved saved | kernels saved |",
+             "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |"]
     for index, (label, flags) in enumerate(RUNS):
         report = args.out / f"prune{index}.json"
         command = [sys.executable, "-m", "senet_cli", "prune", str(checkpoint), str(args.out / f"pruned{index}.pth"),
@@ -71,7 +74,7 @@ def main() -> None:
         print("$ senet " + " ".join(command[3:]), flush=True)
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
-            lines.append(f"| {label} | {result.stderr.strip()} | | | | | | |")
+            lines.append(f"| {label} | {result.stderr.strip()} | | | | | | | |")
             continue
         lines.append(row(label, json.loads(report.read_text())))
     print("\n".join(lines))

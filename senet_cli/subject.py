@@ -24,7 +24,7 @@ from senet_cli.errors import ArgumentError, OptionError, SenetError
 from senet_cli.options import ExternalConfig, ModelConfig, parse_int
 from senet_cli.outside.build import PASS_THROUGH, FoundAttention
 from senet_cli.outside.names import external_config, is_external, refuse_attention_classes
-from senet_cli.prune.record import is_checkpoint_file
+from senet_cli.prune.record import is_checkpoint_file, refuse_beside_checkpoint
 from senet_cli.zoo.models import baseline_config, make_config
 
 if TYPE_CHECKING:
@@ -376,17 +376,11 @@ def subject_for(model: str | ModelConfig | ExternalConfig | Subject, options: di
     """`model` checked into a Subject: a zoo name with its build options, a ModelConfig (then no
     options: it holds them all), a name outside the zoo (`torchvision:NAME`, `timm:NAME`,
     `file.py:callable`, `package.module:callable`) with its builder's keywords and the caller's
-    `attention_classes` ("PATH_OR_MODULE:Class"), an ExternalConfig, a Subject (returned as is), or a
-    checkpoint file (.pth/.pt/.ckpt/.safetensors, read safely: the architecture its metadata records,
-    pruned modules included, else detected from its weights; no options)."""
+    `attention_classes` ("PATH_OR_MODULE:Class"), an ExternalConfig, or a Subject (returned as is)."""
     options = dict(options or {})
     if isinstance(model, Subject):
         _refuse_options(model.name, options, attention_classes)
         return model
-    if is_checkpoint_file(model):  # `count("OUT.pth")`: the architecture the file records (a pruned one too)
-        from senet_cli.prune.source import checkpoint_subject_of_file
-
-        return checkpoint_subject_of_file(str(model), options, attention_classes)
     if isinstance(model, ExternalConfig) or (isinstance(model, str) and is_external(model)):
         return OutsideSubject(external_config(model, options, attention_classes))
     refuse_attention_classes(attention_classes, model.name if isinstance(model, ModelConfig) else model)
@@ -459,20 +453,28 @@ def ratio_note(name: str) -> str | None:
 
 
 def configurations(models: Sequence[str], ratios: Sequence[int | None] = (None,), options: dict[str, Any] | None = None,
-                   attention_classes: Sequence[str] = ()) -> list[Subject]:
+                   attention_classes: Sequence[str] = ()) -> list[Subject | str]:
     """One subject per model and ratio (`models x ratios`), duplicates dropped: a model that takes no
     ratio (`takes_ratio`) is made once, with the first ratio; a model outside the zoo, or any model
     given `attention_classes`, once, with the first ratio as a keyword when one is given (and not
-    de-duplicated: its builder may take a name twice on purpose)."""
+    de-duplicated: its builder may take a name twice on purpose). A checkpoint file's name
+    (.pth/.pt/.ckpt/.safetensors) is passed through as it is, with no option: `count()` builds the
+    architecture the file records (a pruned one too)."""
     options = dict(options or {})
     ratios = list(ratios) or [None]
-    subjects: list[Subject] = []
+    subjects: list[Subject | str] = []
     for name in models:
+        if is_checkpoint_file(name):  # count() reads its architecture from the file (senet_cli/prune/source.py)
+            refuse_beside_checkpoint(name, {**options, **({} if ratios[0] is None else {"ratio": ratios[0]})},
+                                     attention_classes)
+            subjects.append(name)
+            continue
         sweep = ratios if takes_ratio(name) and not attention_classes else ratios[:1]
         for ratio in sweep:
             given = options if ratio is None else {**options, "ratio": ratio}
             subject = subject_for(name, given, attention_classes)
-            if is_external(name) or all(subject.config != other.config for other in subjects):
+            if is_external(name) or all(isinstance(other, str) or subject.config != other.config
+                                        for other in subjects):
                 subjects.append(subject)
     return subjects
 

@@ -12,8 +12,8 @@ import torch
 
 import senet_cli
 from senet_cli import build_model
+from senet_cli.checkpoint import save_checkpoint
 from senet_cli.count.roofline import PRESETS
-from senet_cli.inspect.checkpoint import save_checkpoint
 from senet_cli.profile.results import BatchResult, LatencyStats, Measurement, ProfileReport
 from senet_cli.profile.timing import Timing
 from senet_cli.render import count_view, profile_view

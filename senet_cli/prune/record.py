@@ -101,6 +101,15 @@ def is_checkpoint_file(name: object) -> bool:
         name.lower().endswith(CHECKPOINT_SUFFIXES)
 
 
+def refuse_beside_checkpoint(path: str, options: Mapping[str, Any], attention_classes: Sequence[str] = ()) -> None:
+    """One line for build options (or attention classes) given with a checkpoint file where a model is
+    expected: its architecture comes from the file."""
+    given = [*options, *(["attention_classes"] if attention_classes else [])]
+    if given:
+        raise SenetError(f"build options given with the checkpoint {path} ({', '.join(given)}): its architecture "
+                         f"comes from the file")
+
+
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -3,8 +3,8 @@
 The architecture comes from the file, read with the safe loaders (weights_only, safetensors): its
 metadata (model, options and the pruned record, senet_cli/prune/record.py), else detection from its
 weights, for a zoo model or one from outside the zoo alike (senet_cli/outside/load.py). This is how a
-pruned checkpoint is counted and profiled as the smaller model it holds, with no option.
-`subject_for` calls it, the one place that turns names into subjects.
+pruned checkpoint is counted as the smaller model it holds, with no option. `count()` calls it (not
+`subject_for`, which the checkpoint code itself builds on: that would be an import cycle).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from senet_cli.errors import SenetError
+from senet_cli.prune.record import refuse_beside_checkpoint
 
 if TYPE_CHECKING:
     from senet_cli.subject import Subject
@@ -23,10 +23,7 @@ def checkpoint_subject_of_file(path: str, options: Mapping[str, Any] | None = No
     """The subject whose architecture the checkpoint file at `path` holds (its metadata, pruned
     record included, or detected from its weights), read with the safe loader. Build options and
     attention classes are refused in one line: the file decides the architecture."""
-    given = [*(options or {}), *(["attention_classes"] if attention_classes else [])]
-    if given:
-        raise SenetError(f"build options given with the checkpoint {path} ({', '.join(given)}): its architecture "
-                         f"comes from the file")
+    refuse_beside_checkpoint(path, options or {}, attention_classes)
     from senet_cli.checkpoint.loading import load_checkpoint
     from senet_cli.outside.load import checkpoint_subject
 

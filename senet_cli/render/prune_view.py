@@ -1,7 +1,7 @@
 """Views of `PruneReport`s: a table per report (one row per pruned module, the total below), CSV rows.
 
 The table's columns are declared once (`BLOCK_COLUMNS`, `SWEEP_COLUMNS`); the default set reads at
-80 columns, `--columns` shows the rest, and JSON and CSV always hold every field.
+80 columns, a column selection shows the rest, and JSON and CSV always hold every field.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ SWEEP_COLUMNS: tuple[Column, ...] = (
 """... and with a sweep, each block pruned alone: its accuracy (agreement without labels) and cost."""
 
 SWEEP_HIDDEN = ("image_spread", "kernels")
-"""Left to --columns with a sweep, so that the sweep's columns fit 80."""
+"""Left to a column selection with a sweep, so that the sweep's columns fit 80."""
 
 
 def column_keys() -> tuple[str, ...]:
