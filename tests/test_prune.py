@@ -15,6 +15,7 @@ from senet_cli.checkpoint.recognise import materialize, resolve
 from senet_cli.errors import SenetError
 from senet_cli.inspect.images import open_images
 from senet_cli.inspect.results import Preprocess
+from senet_cli.prune.results import BlockPrune, Costs, Evaluation, PruneReport
 
 MODEL = "se_resnet18_cifar"
 
@@ -144,6 +145,7 @@ def test_sweep_ranks_blocks_and_states_each_alone(tmp_path):
         assert b.cost_per_kparam == pytest.approx(100 * (1 - b.alone.agreement) / (b.params / 1000))
 
 
+@pytest.mark.slow  # folds and checks all eight blocks, then inspects again
 def test_candidates_are_inspects(constant_model, tmp_path):
     source = save_checkpoint(constant_model, tmp_path / "constant.pth")
     report = prune(source, None, candidates=True, data="synthetic", limit=8)
@@ -322,16 +324,31 @@ def test_kernels_and_predicted_time_saved_on_a_calibrated_device(tmp_path):
     assert data["saved"]["kernels"] == 24 and data["blocks"][0]["cost_per_ms"] is not None
 
 
-def test_the_table_reads_at_80_columns(tmp_path):
+def _wide_report(sweep: bool) -> PruneReport:
+    """A report at SE-ResNet-50's scale (the widest numbers a table meets), with every optional field set."""
+    alone = Evaluation(5000, 0.7512, 0.9234, 0.9876, 12.345, 0.1234)
+    blocks = tuple(BlockPrune(f"layer4.{i}", 4, f"layer4.{i}.se", "folded", (f"layer4.{i}.bn3",), 0.1234, 0.0987,
+                              1_050_624, 1_050_624, 3_211_264, 12_845_056, 6, 0.0123, alone if sweep else None,
+                              0.0123 if sweep else None, 1.234 if sweep else None) for i in range(3))
+    before = Costs(28_088_024, 4_091_638_272, 32_123_456, 612_345_678, 391, 1.2345, 2.3456)
+    after = Costs(24_936_152, 4_088_486_400, 22_489_664, 573_810_510, 373, 1.1234, 2.2345)
+    evaluation = Evaluation(5000, 0.7612, 0.9301, 1.0, 0.0, 0.0)
+    return PruneReport("se_resnet50", "ckpt.pth", "small.pth", "fold", "stages 4", blocks, "imagenet/val",
+                       tuple(map(str, range(1000))), (224, 224), "cuda:0", evaluation, alone, before, after,
+                       "h100", sweep)
+
+
+@pytest.mark.parametrize("sweep", [False, True])
+def test_the_table_reads_at_80_columns(sweep):
     from senet_cli.render import prune_view
     from senet_cli.render.tables import needed_width, render_text, select_columns, to_rich
 
-    source = save_checkpoint(_trained_like(11), tmp_path / "model.pth")
-    for sweep in (False, True):
-        report = prune(source, None, stages=[3, 4], sweep=sweep, data="synthetic", limit=4)
-        table = select_columns(prune_view.prune_table(report), None)
-        text = render_text([to_rich(table)], width=80)
-        assert needed_width(table) <= 80 and max(map(len, text.splitlines())) <= 80
-        assert all(cell in text for row in table.rows for cell in row)
-        every = select_columns(prune_view.prune_table(report), "all")
-        assert {"folded_into", "module", "bytes", "predicted_ms"} <= set(every.keys)
+    report = _wide_report(sweep)
+    table = select_columns(prune_view.prune_table(report), None)
+    text = render_text([to_rich(table)], width=80)
+    assert needed_width(table) <= 80 and max(map(len, text.splitlines())) <= 80
+    assert all(cell in text for row in (*table.rows, table.footer or ()) for cell in row)
+    assert "3,151,872" in text  # the parameters saved, whole: 3 x 1,050,624
+    every = select_columns(prune_view.prune_table(report), "all")
+    assert {"folded_into", "module", "bytes", "predicted_ms"} <= set(every.keys)
+    assert "layer4.0.bn3" in render_text([to_rich(every)], width=300)
