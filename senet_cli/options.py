@@ -197,6 +197,9 @@ class ModelConfig:
     stages: tuple[int, ...] = ALL_STAGES
     num_classes: int = 1000
     attention_options: tuple[tuple[str, Any], ...] = field(default=())
+    pruned: tuple[tuple[str, str], ...] = field(default=())
+    """(attention module path, "folded" | "removed") of each module `senet prune` took out, built as a
+    pass-through (senet_cli/prune/record.py). Not a build option: a checkpoint records it beside them."""
 
     def as_dict(self) -> dict[str, Any]:
         """The options as a JSON-ready dict (stable keys; module options only when attention is on)."""
@@ -234,6 +237,8 @@ class ExternalConfig:
     target: str  # the model's name (torchvision, timm) or the callable's (a file, a module)
     kwargs: tuple[tuple[str, Any], ...] = field(default=())
     attention_classes: tuple[str, ...] = field(default=())
+    pruned: tuple[tuple[str, str], ...] = field(default=())
+    """As ModelConfig.pruned: the attention modules `senet prune` took out (built as pass-throughs)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Where the model comes from and its keywords, JSON-ready."""

@@ -24,6 +24,7 @@ from senet_cli.errors import ArgumentError, OptionError, SenetError
 from senet_cli.options import ExternalConfig, ModelConfig, parse_int
 from senet_cli.outside.build import PASS_THROUGH, FoundAttention
 from senet_cli.outside.names import external_config, is_external, refuse_attention_classes
+from senet_cli.prune.record import is_checkpoint_file, refuse_beside_checkpoint
 from senet_cli.zoo.models import baseline_config, make_config
 
 if TYPE_CHECKING:
@@ -208,7 +209,7 @@ class ZooSubject(Subject):
             parts.append(f"variant={config.variant}")
         if config.num_classes != BACKBONES.get(config.backbone).default_num_classes:
             parts.append(f"classes={config.num_classes}")
-        return " ".join(parts)
+        return " ".join(parts + _pruned_text(config.pruned))
 
     def gates(self, model: nn.Module) -> tuple[list[Gate], dict[str, int]]:
         """Each block's attention modules (its own subtree and its members'), and in each the
@@ -268,6 +269,10 @@ class OutsideSubject(Subject):
         from senet_cli.outside.build import build_external
 
         model = build_external(self.config, meta=meta, init=init)
+        if self.config.pruned:  # what `senet prune` took out: pass-throughs (senet_cli/prune/record.py)
+            from senet_cli.prune.record import apply_pruning
+
+            apply_pruning(model, self.config.pruned, self.config.name)
         for path in self.removed:
             model.set_submodule(path, nn.Identity())
         if not self.removed:
@@ -327,7 +332,8 @@ class OutsideSubject(Subject):
 
     def short_text(self) -> str:
         parts = [f"{key}={value}" for key, value in self.config.kwargs]
-        return " ".join(parts + [f"attention={reference}" for reference in self.config.attention_classes])
+        return " ".join(parts + [f"attention={reference}" for reference in self.config.attention_classes]
+                        + _pruned_text(self.config.pruned))
 
     def gates(self, model: nn.Module) -> tuple[list[Gate], dict[str, int]]:
         """In each attention module found by class, the submodules whose outputs multiply the features:
@@ -427,7 +433,7 @@ def input_shape(model: ModelConfig | ExternalConfig | Subject, input_size: int |
 def takes_ratio(name: str) -> bool:
     """Whether the model `name` has a reduction ratio to sweep: a zoo model whose attention uses one
     (not a plain backbone, not eca or simam); a model outside the zoo takes its builder's keywords."""
-    return ratio_note(name) is None and not is_external(name)
+    return ratio_note(name) is None and not is_external(name) and not is_checkpoint_file(name)
 
 
 def ratio_note(name: str) -> str | None:
@@ -436,7 +442,7 @@ def ratio_note(name: str) -> str | None:
     from senet_cli.attention import ATTENTION
     from senet_cli.zoo.models import parse_name
 
-    if is_external(name):
+    if is_external(name) or is_checkpoint_file(name):
         return None
     attention, _ = parse_name(name)
     if attention is None:
@@ -447,22 +453,37 @@ def ratio_note(name: str) -> str | None:
 
 
 def configurations(models: Sequence[str], ratios: Sequence[int | None] = (None,), options: dict[str, Any] | None = None,
-                   attention_classes: Sequence[str] = ()) -> list[Subject]:
+                   attention_classes: Sequence[str] = ()) -> list[Subject | str]:
     """One subject per model and ratio (`models x ratios`), duplicates dropped: a model that takes no
     ratio (`takes_ratio`) is made once, with the first ratio; a model outside the zoo, or any model
     given `attention_classes`, once, with the first ratio as a keyword when one is given (and not
-    de-duplicated: its builder may take a name twice on purpose)."""
+    de-duplicated: its builder may take a name twice on purpose). A checkpoint file's name
+    (.pth/.pt/.ckpt/.safetensors) is passed through as it is, with no option: `count()` builds the
+    architecture the file records (a pruned one too)."""
     options = dict(options or {})
     ratios = list(ratios) or [None]
-    subjects: list[Subject] = []
+    subjects: list[Subject | str] = []
     for name in models:
+        if is_checkpoint_file(name):  # count() reads its architecture from the file (senet_cli/prune/source.py)
+            refuse_beside_checkpoint(name, {**options, **({} if ratios[0] is None else {"ratio": ratios[0]})},
+                                     attention_classes)
+            subjects.append(name)
+            continue
         sweep = ratios if takes_ratio(name) and not attention_classes else ratios[:1]
         for ratio in sweep:
             given = options if ratio is None else {**options, "ratio": ratio}
             subject = subject_for(name, given, attention_classes)
-            if is_external(name) or all(subject.config != other.config for other in subjects):
+            if is_external(name) or all(isinstance(other, str) or subject.config != other.config
+                                        for other in subjects):
                 subjects.append(subject)
     return subjects
+
+
+def _pruned_text(pruned: Sequence[tuple[str, str]]) -> list[str]:
+    """What `senet prune` took out, in a few words ("pruned: folded 2, removed 1"), or nothing."""
+    done = [f"{how} {sum(1 for _, h in pruned if h == how)}" for how in ("folded", "removed")
+            if any(h == how for _, h in pruned)]
+    return [f"pruned: {', '.join(done)}"] if done else []
 
 
 def _within(path: str, prefix: str) -> bool:

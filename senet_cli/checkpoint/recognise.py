@@ -40,6 +40,7 @@ from senet_cli.checkpoint.fits import may_fit
 from senet_cli.checkpoint.loading import Checkpoint
 from senet_cli.errors import ArchitectureError, SenetError
 from senet_cli.options import ModelConfig
+from senet_cli.prune.record import with_record
 from senet_cli.zoo import build_on_meta, make_config
 
 Shapes = Mapping[str, tuple[int, ...]]
@@ -203,6 +204,7 @@ def _resolve(checkpoint: Checkpoint, shapes: Shapes, model: str | None, options:
     if isinstance(meta_model, str):
         meta_options = checkpoint.metadata.get("options") or {}
         config = make_config(meta_model, **dict(meta_options))
+        config = with_record(config, checkpoint.metadata, checkpoint.path, checkpoint.path)  # `senet prune`'s
         _require_fit(shapes, config, f"{checkpoint.path}'s metadata names {config.name}, but its weights do not fit")
         return Resolved(config, "metadata")
     if mapped is not None:

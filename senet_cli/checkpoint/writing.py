@@ -3,7 +3,8 @@
 Both write the same file: `.safetensors` (by the destination's extension; the metadata as JSON
 text under the `senet` entry) or a torch file {"state_dict": ..., "senet": metadata, **extra} that
 loads with `torch.load(weights_only=True)`. The metadata is what rebuilds the model from the file
-alone ({"version", "model", "options"}, and "preprocess" when known). Tensors are detached, moved
+alone ({"version", "model", "options"}, "preprocess" when known, and "pruned" when `senet prune`
+took attention modules out: senet_cli/prune/record.py). Tensors are detached, moved
 to the CPU and made contiguous, keeping their dtype; two tensors sharing one storage are written as
 two (safetensors refuses shared storage). The file is written to a temporary name beside it and
 renamed (senet_cli/atomic.py), so a failure never leaves half a checkpoint, and an existing file is
@@ -52,6 +53,10 @@ def save_checkpoint(
     metadata: dict[str, Any] = {"version": __version__}
     if config is not None:
         metadata.update(model=config.name, options=config.as_dict())
+        if getattr(config, "pruned", ()):  # what `senet prune` took out, which count and inspect rebuild
+            from senet_cli.prune.record import PRUNED_KEY, as_metadata
+
+            metadata[PRUNED_KEY] = as_metadata(config.pruned)
     if preprocess:
         metadata["preprocess"] = dict(preprocess)
     write_checkpoint(model.state_dict(), metadata, file, extra=extra)

@@ -20,7 +20,7 @@ import typer
 
 from senet_cli._version import __version__
 from senet_cli.atomic import committed_together, remove_pending
-from senet_cli.cli import calibrate_cmd, convert_cmd, count_cmd, inspect_cmd, list_cmd, profile_cmd
+from senet_cli.cli import calibrate_cmd, convert_cmd, count_cmd, inspect_cmd, list_cmd, profile_cmd, prune_cmd
 from senet_cli.cli.errors import MAKE_A_CHECKPOINT, resource_message
 from senet_cli.cli.errors import message as error_line
 from senet_cli.cli.output import PLOT_HERE, quiet_rank
@@ -64,6 +64,7 @@ app.command("list", help=_help(list_cmd.list_command))(list_cmd.list_command)
 app.command("count", help=_help(count_cmd.count_command))(count_cmd.count_command)
 app.command("profile", help=_help(profile_cmd.profile_command))(profile_cmd.profile_command)
 app.command("inspect", help=_help(inspect_cmd.inspect_command))(inspect_cmd.inspect_command)
+app.command("prune", help=_help(prune_cmd.prune_command))(prune_cmd.prune_command)
 app.command("convert", help=_help(convert_cmd.convert_command))(convert_cmd.convert_command)
 app.command("calibrate", help=_help(calibrate_cmd.calibrate_command))(calibrate_cmd.calibrate_command)
 

@@ -13,6 +13,7 @@ from senet_cli.count.results import Baseline, CountReport, Overhead
 from senet_cli.count.roofline import DevicePeaks, OpTimer, Roofline, parse_device
 from senet_cli.errors import ArgumentError, UnknownChoiceError
 from senet_cli.options import ExternalConfig, ModelConfig
+from senet_cli.prune.record import is_checkpoint_file
 from senet_cli.subject import Subject, configurations, input_shape, subject_for
 from senet_cli.vocabulary import DTYPES
 from senet_cli.zoo import paused_gc
@@ -30,7 +31,8 @@ def count(
     roofline: str | DevicePeaks | None = None,
     **options: Any,
 ) -> CountReport:
-    """Count `model` (a zoo name with build options, a ModelConfig, or a Subject) on a [batch, 3, H, W] input.
+    """Count `model` (a zoo name with build options, a ModelConfig, a Subject, or a checkpoint file: the
+    architecture it records, a pruned one too) on a [batch, 3, H, W] input.
 
     A model outside the zoo (`torchvision:NAME`, `timm:NAME`, `file.py:callable`,
     `package.module:callable`) takes its builder's keywords as options; its attention is found by
@@ -46,6 +48,10 @@ def count(
     device file DEVICE.json or a DevicePeaks) to bound the time on, op by op (see count/roofline.py);
     a calibrated device also predicts the time (count/latency.py).
     """
+    if is_checkpoint_file(model):  # `count("OUT.pth")`: the architecture the file records (a pruned one too)
+        from senet_cli.prune.source import checkpoint_subject_of_file
+
+        model, options, attention_classes = checkpoint_subject_of_file(str(model), options, attention_classes), {}, ()
     subject = subject_for(model, options, attention_classes)
     shape = input_shape(subject, input_size, batch)
     counters = check_counters(references)

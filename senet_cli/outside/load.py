@@ -20,7 +20,8 @@ from senet_cli.checkpoint.counters import fill_step_counters
 from senet_cli.checkpoint.loading import WRAPPER_PREFIXES, Checkpoint
 from senet_cli.checkpoint.recognise import Resolved, compare, resolve
 from senet_cli.errors import ArchitectureError
-from senet_cli.outside.names import is_external
+from senet_cli.outside.names import external_config, is_external
+from senet_cli.prune.record import with_record
 from senet_cli.subject import Subject, check_attention_classes, subject_for
 
 
@@ -34,7 +35,9 @@ def checkpoint_subject(checkpoint: Checkpoint, model: str | None, options: dict[
         meta_options = dict(checkpoint.metadata.get("options") or {})
         meta_options.pop("source", None)
         classes = list(meta_options.pop("attention_classes", None) or [])
-        subject, source = subject_for(recorded, meta_options, classes), "metadata"
+        recorded_config = with_record(external_config(recorded, meta_options, classes), checkpoint.metadata,
+                                      checkpoint.path, checkpoint.path)  # with what `senet prune` took out
+        subject, source = subject_for(recorded_config), "metadata"
     elif model is not None and is_external(model):
         subject, source = subject_for(model, options, attention_classes), "given"
     else:

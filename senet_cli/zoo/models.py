@@ -129,6 +129,11 @@ def build_from_config(config: ModelConfig) -> nn.Module:
             reset = getattr(module, "reset_parameters", None)
             if reset is not None and type(module).__module__.startswith("senet_cli.attention"):
                 reset()
+    if config.pruned:  # what `senet prune` took out: pass-throughs (senet_cli/prune/record.py)
+        from senet_cli.attention.base import AttentionModule
+        from senet_cli.prune.record import apply_pruning
+
+        apply_pruning(model, config.pruned, config.name, (AttentionModule,))
     # what was built, for reports and checkpoints
     model.senet_config = config  # type: ignore[assignment]  # torch's stub: Tensor/Module values only
     return model
