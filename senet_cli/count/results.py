@@ -115,6 +115,7 @@ class CountReport:
     references: tuple[ReferenceCount, ...] = ()
     attention_modules: tuple[tuple[str, int], ...] = ()  # (class, how many): models outside the zoo
     notes: tuple[str, ...] = ()
+    attention_found: tuple[dict[str, Any], ...] = ()  # each module: path, class, found_by, role, removed_in_baseline
     bytes: int = 0
     dtype: str = "float32"
     amp: bool = False
@@ -188,6 +189,7 @@ class CountReport:
             "convention": CONVENTION,
             "bytes_convention": BYTES_CONVENTION,
             "kernels_convention": KERNELS_CONVENTION,
-            **({"attention_modules": dict(self.attention_modules), "notes": list(self.notes)}
+            **({"attention_modules": dict(self.attention_modules), "notes": list(self.notes),
+                "attention_found": [dict(item) for item in self.attention_found]}
                if self.notes else {}),  # a model outside the zoo: its subject always says what it found
         }
