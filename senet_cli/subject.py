@@ -385,7 +385,7 @@ class OutsideSubject(Subject):
         from senet_cli.outside.build import describe
 
         found = self._found or ()
-        silent = [item for item in found if not item.gates]
+        silent = [item for item in found if not item.gates and item.role != "conv"]
         if silent:
             return (f"{self.name} has no attention gates to inspect: its {describe(silent)} multiply their input "
                     f"by no gate submodule (an add fusion, as timm's GlobalContext's, or a functional gate)")

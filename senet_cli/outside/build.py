@@ -252,7 +252,7 @@ def notes(config: ExternalConfig, found: Sequence[FoundAttention], has_baseline:
     if kept:
         lines.append(f"attention params of {', '.join(sorted({item.class_name for item in kept}))} include the "
                      f"convolution each replaces")
-    silent = [item for item in found if item.gates == ()]
+    silent = [item for item in found if item.gates == () and item.role != "conv"]
     if silent:
         lines.append(f"found without a multiplying gate: {describe(silent)} (inspect has no gate of theirs to hook)")
     return tuple(lines)
