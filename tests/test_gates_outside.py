@@ -15,7 +15,7 @@ from torch import nn
 
 import senet_cli
 from senet_cli.outside.build import find_attention
-from senet_cli.outside.structure import probe, record_inputs
+from senet_cli.outside.structure import probe
 from senet_cli.zoo import skip_weight_init
 
 
@@ -96,7 +96,7 @@ def test_structure_finds_gates_and_leaves_activations_layerscale_and_residuals()
     found = find_attention(model, (), (1, 3, 16, 16))
     assert [(f.path, f.class_name, f.found_by) for f in found] == [
         ("1.attn", "SqueezeGate", "structure"), ("2", "ExpandedGate", "structure")]
-    assert [(u.path, u.kind, u.channels) for f in found for u in f.uses] == [("gate", "channel", 8), ("gate", "channel", 8)]
+    assert [(u.path, u.kind, u.channels) for f in found for u in f.uses] == [("gate", "channel", 8)] * 2
     assert all(f.role == "gate" and f.passes_through for f in found)
 
 
@@ -132,7 +132,8 @@ timm = pytest.importorskip("timm")
     ("timm.layers.squeeze_excite:EffectiveSEModule", {"channels": 32}, 32),
     ("timm.layers.eca:EcaModule", {"channels": 32}, 32),
     ("timm.layers.eca:CecaModule", {"channels": 32}, 32),
-    ("timm.layers.gather_excite:GatherExcite", {"channels": 32, "use_mlp": False}, 32),  # timm 1.0.31: its mlp fails to build
+    # timm 1.0.31's GatherExcite fails to build its mlp (ConvMlp gets act_layer twice): without it
+    ("timm.layers.gather_excite:GatherExcite", {"channels": 32, "use_mlp": False}, 32),
     ("timm.layers.cbam:CbamModule", {"channels": 32}, None),
     ("timm.layers.global_context:GlobalContext", {"channels": 32, "fuse_add": False, "fuse_scale": True}, 32),
     ("timm.models._efficientnet_blocks:SqueezeExcite", {"in_chs": 32}, 32),
@@ -158,7 +159,8 @@ def test_every_gate_class_of_timm_and_torchvision_multiplies_by_structure(refere
 def test_add_fusion_global_context_does_not_multiply():
     from timm.layers.global_context import GlobalContext
 
-    seen = probe(_meta(lambda: GlobalContext(32, fuse_add=True, fuse_scale=False)), (torch.empty(1, 32, 7, 7, device="meta"),), {})
+    module = _meta(lambda: GlobalContext(32, fuse_add=True, fuse_scale=False))
+    seen = probe(module, (torch.empty(1, 32, 7, 7, device="meta"),), {})
     assert seen is not None and not seen.multiplies and seen.gates == ()
 
 

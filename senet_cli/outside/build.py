@@ -110,7 +110,9 @@ def find_attention(model: Any, attention_classes: Sequence[str] = (),
     table = _class_table(attention_classes)
     recorded: dict[str, Any] = {}
     if shape is not None and _on_meta(model):
-        with contextlib.suppress(Exception):  # the model refuses this input: then by class only
+        # the model refuses this input, or the caller's forward exits: then by class only (the job's own
+        # forward reports the failure in one line)
+        with contextlib.suppress(Exception, SystemExit):
             recorded = record_inputs(model, shape)
     found: list[FoundAttention] = []
     for path, module in model.named_modules():

@@ -105,7 +105,7 @@ def probe(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Probe |
     try:
         with torch.no_grad(), mode:
             output = module(*args, **kwargs)
-    except Exception:  # noqa: BLE001 (a module called outside its model may refuse: then it is not judged)
+    except (Exception, SystemExit):  # noqa: BLE001 (a module called outside its model may refuse: it is not judged)
         return None
     finally:
         for handle in handles:
