@@ -97,8 +97,10 @@ class CountReport:
     """What `senet count` computes for one model and input. `to_dict()` is the JSON contract.
 
     For a model outside the zoo (an ExternalConfig), `attention_modules` counts the attention found
-    in it by class, `notes` say what was found and what the baseline is, and `baseline` and
-    `overhead` are None where no pass-through stands for its attention (a module replacing a conv).
+    in it (by class or by structure), `attention_found` lists each module (path, class, found_by,
+    role, removed_in_baseline), `notes` say what was found and what the baseline is (modules that
+    replace a conv are kept in it), and `baseline` and `overhead` are None where no attention module
+    of it has a pass-through.
     """
 
     config: ModelConfig | ExternalConfig
