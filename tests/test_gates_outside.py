@@ -287,3 +287,29 @@ def test_sebotnet_baseline_removes_its_se_and_keeps_its_self_attention(cli):
     found = json.loads(out)["attention_found"]
     removed = {f["class"].rpartition(".")[2]: f["removed_in_baseline"] for f in found}
     assert removed == {"SEModule": True, "BottleneckAttn": False}
+
+
+def test_timms_layerscale_and_hand_written_activations_are_not_gates():
+    from timm.layers import LayerScale as TimmLayerScale
+    from timm.layers import LayerScale2d
+
+    tokens, maps = torch.empty(1, 16, 32, device="meta"), torch.empty(1, 32, 7, 7, device="meta")
+    for build, x in ((lambda: TimmLayerScale(32), tokens), (lambda: LayerScale2d(32), maps), (HandSiLU, maps)):
+        module = _meta(build)
+        seen = probe(module, (x,), {})
+        assert seen is not None and not seen.multiplies and seen.gates == (), type(module).__name__
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, class_name, count", [
+    ("rexnet_100", "SEModule", 13),
+    ("regnety_002", "SEModule", 13),
+    ("efficientnet_b0", "SqueezeExcite", 16),
+])
+def test_the_se_of_timms_rexnet_regnety_and_efficientnet_is_found_whole(name, class_name, count):
+    model = _meta(lambda: timm.create_model(name))
+    expected, modules = _sum_params(model, class_name)
+    report = senet_cli.count(f"timm:{name}", input_size=64)
+    assert modules == count and report.attention_modules == ((class_name, count),)
+    assert report.attention_total("params") == expected
+    assert report.baseline is not None and report.baseline.params == report.params - expected
