@@ -313,3 +313,15 @@ def test_the_se_of_timms_rexnet_regnety_and_efficientnet_is_found_whole(name, cl
     assert modules == count and report.attention_modules == ((class_name, count),)
     assert report.attention_total("params") == expected
     assert report.baseline is not None and report.baseline.params == report.params - expected
+
+
+@pytest.mark.parametrize("class_name", ["CoordAttn", "SimpleCoordAttn", "EfficientLocalAttn", "StripAttn"])
+def test_coordinate_gates_vary_over_channels_and_positions(class_name):
+    """The coord family's gate multiplies per channel and position; SimpleCoordAttn's and StripAttn's has
+    the features' very shape (`gate(a_h + a_w)`) but was computed from strip-pooled maps: a gate still."""
+    from timm.layers import coord_attn
+
+    module = _meta(lambda: getattr(coord_attn, class_name)(32))
+    seen = probe(module, (torch.empty(1, 32, 8, 6, device="meta"),), {})
+    assert seen is not None and seen.multiplies
+    assert [(u.path, u.kind, u.channels) for u in seen.gates] == [("gate", "channel x position", 32)]

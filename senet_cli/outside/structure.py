@@ -8,9 +8,12 @@ TorchDispatchMode that follows every aten op and marks each tensor:
 
 - INPUT: the module's first tensor argument, or a view of it (a view op: view, expand, permute...);
 - DERIVED: computed from the input (any op with a DERIVED or INPUT operand);
+- REDUCED: DERIVED through a tensor with fewer elements than the input (a mean, a pooling, a strided
+  conv), or from such a tensor;
 - GATED: a product `a * g` (aten.mul, aten.mul_) where `a` is INPUT or GATED and `g` is DERIVED and
   *reduced*: it varies over fewer elements than the product (it broadcasts, or is an expand with
-  stride 0 somewhere), or a view of such a product.
+  stride 0 somewhere), or it is REDUCED (timm's SimpleCoordAttn: `gate(a_h + a_w)` has the features'
+  shape, summed from two strip-pooled maps), or a view of such a product.
 
 The module is attention when its output is GATED. This leaves out what is not attention:
 `x * sigmoid(x)` (SiLU: the factor has the product's shape, nothing was reduced), a LayerScale
@@ -32,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-INPUT, DERIVED, GATED = 1, 2, 4
+INPUT, DERIVED, GATED, REDUCED = 1, 2, 4, 8
 
 _BUILTIN_PREFIX = "torch.nn."
 
@@ -129,16 +132,17 @@ def _name_output(names: dict[int, str], mode: Any, output: Any, name: str) -> No
         names.setdefault(mode.origin_of(output), name)
 
 
-def gate_kind(product: tuple[int, ...], gate: Any) -> tuple[str, int] | None:
+def gate_kind(product: tuple[int, ...], gate: Any, reduced: bool = False) -> tuple[str, int] | None:
     """(kind, channels) of a gate multiplying features of shape `product`, or None when the gate varies
-    over every element (it reduced nothing: an activation, not a gate). The batch dimension 0 is not
-    counted; a dimension varies where the gate's broadcast size there is above 1 with a non-zero stride."""
+    over every element and was not computed through a reduction (`reduced`): an activation, not a gate.
+    The batch dimension 0 is not counted; a dimension varies where the gate's broadcast size there is
+    above 1 with a non-zero stride."""
     shape = tuple(gate.shape)
     strides = tuple(gate.stride())
     shape, strides = (1,) * (len(product) - len(shape)) + shape, (0,) * (len(product) - len(strides)) + strides
     varies = [d for d in range(1, len(product)) if shape[d] > 1 and strides[d] != 0]
     own = math.prod(shape[d] for d in range(1, len(product)) if d in varies)
-    if own >= math.prod(product[1:]):
+    if own >= math.prod(product[1:]) and not reduced:
         return None
     if len(varies) == 1:
         return "channel", shape[varies[0]]
@@ -160,6 +164,7 @@ class _Tracker:
                 self.origin: dict[int, int] = {}  # view of a tensor -> the tensor it views (through views)
                 self.alive: list[Any] = [first]  # ids stay unique while the tensors live
                 self.products: list[tuple[int, str, int]] = []  # (gate origin id, kind, channels)
+                self.size = first.numel()
 
             def keep(self, tensor: Any) -> None:
                 self.alive.append(tensor)
@@ -180,6 +185,7 @@ class _Tracker:
                 for operand in operands:
                     flags |= self.flags_of(operand)
                 derived = DERIVED if flags & (DERIVED | INPUT) else 0
+                reduced = flags & REDUCED
                 results = list(_tensors(out))
                 packet = getattr(func, "overloadpacket", None)
                 if packet in (torch.ops.aten.mul, torch.ops.aten.mul_) and len(args) >= 2 \
@@ -194,17 +200,18 @@ class _Tracker:
                 for result in results:
                     if view:
                         source = operands[0]
-                        self._mark(result, derived | (self.flags_of(source) & (INPUT | GATED)))
+                        self._mark(result, derived | reduced | (self.flags_of(source) & (INPUT | GATED)))
                         self.origin[id(result)] = self.origin_of(source)
                     else:
-                        self._mark(result, derived)
+                        small = derived and result.numel() < self.size
+                        self._mark(result, derived | reduced | (REDUCED if small else 0))
                 return out
 
             def _gated(self, a: Any, b: Any, product: Any) -> bool:
                 for features, gate in ((a, b), (b, a)):
                     if self.flags_of(features) & (INPUT | GATED) and self.flags_of(gate) & DERIVED \
                             and not self.flags_of(gate) & (INPUT | GATED):
-                        kind = gate_kind(tuple(product.shape), gate)
+                        kind = gate_kind(tuple(product.shape), gate, bool(self.flags_of(gate) & REDUCED))
                         if kind is not None:
                             self.products.append((self.origin_of(gate), *kind))
                             return True
