@@ -290,7 +290,8 @@ class OutsideSubject(Subject):
         if self._found is None:
             meta = self.build(meta=True)
             side = self.input_sides()[0]
-            self._found = find_attention(meta, self.config.attention_classes, (1, 3, side, side))
+            # a batch of 2: a train-mode BatchNorm on pooled [1, C, 1, 1] maps (SK's) refuses a batch of 1
+            self._found = find_attention(meta, self.config.attention_classes, (2, 3, side, side))
             missing = unmatched_classes(meta, self.config.attention_classes) if not self.removed else ()
             if missing:
                 seen = f"; its attention found: {describe(self._found)}" if self._found else ""

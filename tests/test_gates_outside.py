@@ -325,3 +325,30 @@ def test_coordinate_gates_vary_over_channels_and_positions(class_name):
     seen = probe(module, (torch.empty(1, 32, 8, 6, device="meta"),), {})
     assert seen is not None and seen.multiplies
     assert [(u.path, u.kind, u.channels) for u in seen.gates] == [("gate", "channel x position", 32)]
+
+
+class Branches(nn.Module):
+    """SK written by hand: two branch convs, softmax weights computed from their sum, weighed sum."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.paths = nn.ModuleList([nn.Conv2d(channels, channels, k, padding=k // 2) for k in (1, 3)])
+        self.fc = nn.Conv2d(channels, 2 * channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branches = torch.stack([path(x) for path in self.paths], dim=1)  # [B, 2, C, H, W]
+        weights = self.fc(branches.sum(1).mean((2, 3), keepdim=True)).view(x.shape[0], 2, -1, 1, 1).softmax(1)
+        return (branches * weights).sum(dim=1)
+
+
+def test_the_branch_form_is_found_as_replacing_a_conv():
+    model = _meta(lambda: nn.Sequential(nn.Conv2d(3, 8, 3), Branches(8), nn.ReLU()))
+    (found,) = find_attention(model, (), (2, 3, 16, 16))
+    assert (found.path, found.found_by, found.role, found.passes_through) == ("1", "structure", "conv", False)
+
+
+@pytest.mark.parametrize("build", [lambda: __import__("timm").layers.SplitAttn(32),
+                                   lambda: __import__("timm").layers.SelectiveKernel(32, 32)])
+def test_timms_sk_and_splitattn_weigh_their_branches(build):
+    seen = probe(_meta(build), (torch.empty(2, 32, 8, 8, device="meta"),), {})
+    assert seen is not None and seen.branches and not seen.multiplies

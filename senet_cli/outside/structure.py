@@ -13,9 +13,13 @@ TorchDispatchMode that follows every aten op and marks each tensor:
 - GATED: a product `a * g` (aten.mul, aten.mul_) where `a` is INPUT or GATED and `g` is DERIVED and
   *reduced*: it varies over fewer elements than the product (it broadcasts, or is an expand with
   stride 0 somewhere), or it is REDUCED (timm's SimpleCoordAttn: `gate(a_h + a_w)` has the features'
-  shape, summed from two strip-pooled maps), or a view of such a product.
+  shape, summed from two strip-pooled maps), or a view or copy of such a product;
+- WEIGHED: a product `b * w` of two DERIVED tensors (neither INPUT nor GATED), `w` reduced as above;
+- BRANCHED: a sum over one dimension (aten.sum.dim_IntList) of a WEIGHED tensor: the branch form of
+  SK and SplitAttn, `sum_m(branch_m * softmax weight_m)`, or a view or copy of it.
 
-The module is attention when its output is GATED. This leaves out what is not attention:
+The module is attention when its output is GATED (a gate on its input: role "gate"), or BRANCHED
+(it replaces the conv that made the branches: role "conv"). This leaves out what is not attention:
 `x * sigmoid(x)` (SiLU: the factor has the product's shape, nothing was reduced), a LayerScale
 `x * gamma` (gamma is a parameter, not derived from x), a residual `x + f(x)` (no product), and a
 block holding an SE (the product's operand is the block's BN output, not the block's input).
@@ -35,7 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-INPUT, DERIVED, GATED, REDUCED = 1, 2, 4, 8
+INPUT, DERIVED, GATED, REDUCED, WEIGHED, BRANCHED = 1, 2, 4, 8, 16, 32
 
 _BUILTIN_PREFIX = "torch.nn."
 
@@ -53,10 +57,12 @@ class GateUse:
 @dataclass(frozen=True)
 class Probe:
     """What one module does to its input: whether its output is the input times a gate
-    (`multiplies`), and the gate submodules seen multiplying (those with a module of their own)."""
+    (`multiplies`), or the sum of branches weighed by gates computed from them (`branches`), and the
+    gate submodules seen multiplying its input (those with a module of their own)."""
 
     multiplies: bool
     gates: tuple[GateUse, ...]
+    branches: bool = False
 
 
 def record_inputs(model: Any, shape: tuple[int, ...]) -> dict[str, tuple[tuple[Any, ...], dict[str, Any]]]:
@@ -115,12 +121,13 @@ def probe(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Probe |
             handle.remove()
     tensor = output if isinstance(output, torch.Tensor) else None
     multiplies = tensor is not None and bool(mode.flags_of(tensor) & GATED)
+    branches = tensor is not None and bool(mode.flags_of(tensor) & BRANCHED)
     uses: dict[str, GateUse] = {}
     for gate_id, kind, channels in mode.products:
         name = names.get(gate_id)
         if name is not None and name not in uses:
             uses[name] = GateUse(name, kind, channels)
-    return Probe(multiplies, tuple(uses.values()))
+    return Probe(multiplies, tuple(uses.values()), branches)
 
 
 def _name_output(names: dict[int, str], mode: Any, output: Any, name: str) -> None:
@@ -191,20 +198,29 @@ class _Tracker:
                 if packet in (torch.ops.aten.mul, torch.ops.aten.mul_) and len(args) >= 2 \
                         and all(isinstance(a, torch.Tensor) for a in args[:2]) and results:
                     gated = self._gated(args[0], args[1], results[0])
-                    if gated:
-                        self._mark(results[0], DERIVED | GATED)
+                    weighed = not gated and self._weighed(args[0], args[1], results[0])
+                    if gated or weighed:
+                        flag = DERIVED | (GATED if gated else WEIGHED)
+                        self._mark(results[0], flag)
                         if packet is torch.ops.aten.mul_:
-                            self._mark(args[0], DERIVED | GATED)
+                            self._mark(args[0], flag)
                         return out
+                if func is torch.ops.aten.sum.dim_IntList and operands and self.flags_of(operands[0]) & WEIGHED \
+                        and len(args) > 1 and len(args[1]) == 1:
+                    for result in results:
+                        self._mark(result, DERIVED | BRANCHED)
+                    return out
+                kept = self.flags_of(operands[0]) & (GATED | BRANCHED) if operands and packet in (
+                    torch.ops.aten.clone, torch.ops.aten._to_copy) else 0
                 view = bool(getattr(func, "is_view", False)) and operands
                 for result in results:
                     if view:
                         source = operands[0]
-                        self._mark(result, derived | reduced | (self.flags_of(source) & (INPUT | GATED)))
+                        self._mark(result, derived | reduced | (self.flags_of(source) & (INPUT | GATED | BRANCHED)))
                         self.origin[id(result)] = self.origin_of(source)
                     else:
                         small = derived and result.numel() < self.size
-                        self._mark(result, derived | reduced | (REDUCED if small else 0))
+                        self._mark(result, derived | reduced | kept | (REDUCED if small else 0))
                 return out
 
             def _gated(self, a: Any, b: Any, product: Any) -> bool:
@@ -215,6 +231,14 @@ class _Tracker:
                         if kind is not None:
                             self.products.append((self.origin_of(gate), *kind))
                             return True
+                return False
+
+            def _weighed(self, a: Any, b: Any, product: Any) -> bool:
+                for branches, weight in ((a, b), (b, a)):
+                    if self.flags_of(branches) & DERIVED and self.flags_of(weight) & DERIVED \
+                            and not (self.flags_of(branches) | self.flags_of(weight)) & (INPUT | GATED) \
+                            and gate_kind(tuple(product.shape), weight) is not None:
+                        return True
                 return False
 
             def _mark(self, tensor: Any, flags: int) -> None:
