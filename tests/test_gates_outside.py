@@ -289,12 +289,14 @@ def test_sebotnet_baseline_removes_its_se_and_keeps_its_self_attention(cli):
     assert removed == {"SEModule": True, "BottleneckAttn": False}
 
 
-def test_timms_layerscale_and_hand_written_activations_are_not_gates():
+def test_timms_layerscale_droppath_and_hand_written_activations_are_not_gates():
+    from timm.layers import DropPath, LayerScale2d
     from timm.layers import LayerScale as TimmLayerScale
-    from timm.layers import LayerScale2d
 
-    tokens, maps = torch.empty(1, 16, 32, device="meta"), torch.empty(1, 32, 7, 7, device="meta")
-    for build, x in ((lambda: TimmLayerScale(32), tokens), (lambda: LayerScale2d(32), maps), (HandSiLU, maps)):
+    tokens, maps = torch.empty(2, 16, 32, device="meta"), torch.empty(2, 32, 7, 7, device="meta")
+    builds = ((lambda: TimmLayerScale(32), tokens), (lambda: LayerScale2d(32), maps), (HandSiLU, maps),
+              (lambda: DropPath(0.2), maps))  # x * a per-sample draw: made from x's shape, not its values
+    for build, x in builds:
         module = _meta(build)
         seen = probe(module, (x,), {})
         assert seen is not None and not seen.multiplies and seen.gates == (), type(module).__name__

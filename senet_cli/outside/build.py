@@ -105,7 +105,7 @@ def find_attention(model: Any, attention_classes: Sequence[str] = (),
     matched by class as a gate is probed too, so that its gates are those seen multiplying (timm's
     add-fusion GlobalContext has a `gate` it never calls: none). A model that does not run on `shape`
     is searched by class only."""
-    from senet_cli.outside.structure import is_candidate, probe, record_inputs
+    from senet_cli.outside.structure import SLOW_MODULE_S, is_candidate, probe, record_inputs
 
     table = _class_table(attention_classes)
     recorded: dict[str, Any] = {}
@@ -129,7 +129,8 @@ def find_attention(model: Any, attention_classes: Sequence[str] = (),
                 found.append(FoundAttention(path, type(module).__name__, match[0], _present(module, match[1]),
                                             "class", qualified))
             continue
-        seen = probe(module, *recorded[path])
+        args, kwargs, seconds = recorded[path]
+        seen = probe(module, args, kwargs) if seconds <= SLOW_MODULE_S else None
         if match is not None:
             gates = _present(module, match[1]) if seen is None else tuple(use.path for use in seen.gates)
             found.append(FoundAttention(path, type(module).__name__, match[0], gates, "class", qualified,

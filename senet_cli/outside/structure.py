@@ -43,6 +43,14 @@ INPUT, DERIVED, GATED, REDUCED, WEIGHED, BRANCHED = 1, 2, 4, 8, 16, 32
 
 _BUILTIN_PREFIX = "torch.nn."
 
+_VALUE_FREE = frozenset({
+    # ops whose result takes only the shape, dtype or device of their operand, not its values: a
+    # tensor made by them is not computed from the input (DropPath's `x.new_empty(shape).bernoulli_()`)
+    "new_empty", "new_empty_strided", "new_zeros", "new_ones", "new_full", "empty_like", "zeros_like",
+    "ones_like", "full_like", "rand_like", "randn_like", "randint_like", "bernoulli", "bernoulli_",
+    "uniform_", "normal_", "fill_", "zero_", "exponential_", "geometric_", "random_",
+})
+
 
 @dataclass(frozen=True)
 class GateUse:
@@ -65,21 +73,37 @@ class Probe:
     branches: bool = False
 
 
-def record_inputs(model: Any, shape: tuple[int, ...]) -> dict[str, tuple[tuple[Any, ...], dict[str, Any]]]:
-    """{module path: (args, kwargs) of its first call} from one forward of `model` (on meta) on a meta
-    input of `shape`. Raises what the forward raises."""
+SLOW_MODULE_S = 0.1
+"""A module whose first forward on meta took longer than this is not probed (its submodules still
+are): a gate takes microseconds there; an LSTM stage (sequencer2d) takes seconds each time it runs."""
+
+
+def record_inputs(model: Any, shape: tuple[int, ...]) -> dict[str, tuple[tuple[Any, ...], dict[str, Any], float]]:
+    """{module path: (args, kwargs, seconds) of its first call} from one forward of `model` (on meta) on
+    a meta input of `shape`. Raises what the forward raises."""
+    import time
+
     import torch
 
-    recorded: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+    recorded: dict[str, tuple[tuple[Any, ...], dict[str, Any], float]] = {}
+    started: dict[str, float] = {}
     handles = []
     for path, module in model.named_modules():
         if not path:
             continue
 
-        def hook(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], path: str = path) -> None:
-            recorded.setdefault(path, (args, dict(kwargs)))
+        def before(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], path: str = path) -> None:
+            if path not in recorded and path not in started:
+                started[path] = time.perf_counter()
+                recorded[path] = (args, dict(kwargs), 0.0)
 
-        handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
+        def after(_module: Any, _args: Any, _output: Any, path: str = path) -> None:
+            if path in started:
+                args, kwargs, _ = recorded[path]
+                recorded[path] = (args, kwargs, time.perf_counter() - started.pop(path))
+
+        handles.append(module.register_forward_pre_hook(before, with_kwargs=True))
+        handles.append(module.register_forward_hook(after))
     try:
         with torch.no_grad():
             model(torch.empty(shape, device="meta"))
@@ -172,6 +196,7 @@ class _Tracker:
                 self.alive: list[Any] = [first]  # ids stay unique while the tensors live
                 self.products: list[tuple[int, str, int]] = []  # (gate origin id, kind, channels)
                 self.size = first.numel()
+                self.ops = 0
 
             def keep(self, tensor: Any) -> None:
                 self.alive.append(tensor)
@@ -191,6 +216,11 @@ class _Tracker:
                 flags = 0
                 for operand in operands:
                     flags |= self.flags_of(operand)
+                if getattr(getattr(func, "overloadpacket", None), "__name__", "") in _VALUE_FREE:
+                    for result in _tensors(out):  # an in-place fill or draw makes its operand value-free too
+                        self.flags.pop(id(result), None)
+                        self.alive.append(result)
+                    return out
                 derived = DERIVED if flags & (DERIVED | INPUT) else 0
                 reduced = flags & REDUCED
                 results = list(_tensors(out))
@@ -221,6 +251,13 @@ class _Tracker:
                     else:
                         small = derived and result.numel() < self.size
                         self._mark(result, derived | reduced | kept | (REDUCED if small else 0))
+                name = getattr(packet, "__name__", "")
+                if name.endswith("_") and operands and derived:  # written in place through a view: its base
+                    self.flags[self.origin_of(operands[0])] = self.flags.get(self.origin_of(operands[0]), 0) | \
+                        derived | reduced
+                self.ops += 1
+                if self.ops > OP_LIMIT:
+                    raise _TooLong
                 return out
 
             def _gated(self, a: Any, b: Any, product: Any) -> bool:
@@ -247,6 +284,15 @@ class _Tracker:
                     self.flags[id(tensor)] = self.flags.get(id(tensor), 0) | flags
 
         return Tracker()
+
+
+OP_LIMIT = 4000
+"""A module whose one forward runs more aten ops than this is not judged (its submodules still are):
+a gate is a few dozen ops; a stage of LSTMs (sequencer2d) re-run under the tracker would cost seconds."""
+
+
+class _TooLong(Exception):
+    """Raised inside a probe past OP_LIMIT ops."""
 
 
 def _tensors(value: Any) -> Iterator[Any]:
