@@ -43,6 +43,7 @@ class Gate:
     stage: int
     module: Any  # the gate submodule itself, to hook
     replaces_conv: bool  # its attention module replaces a conv (SK): a constant gate is not droppable
+    channels: int | None = None  # the feature channels it varies over, seen as it multiplies (None: its shape's)
 
 
 class Subject(ABC):
@@ -95,6 +96,11 @@ class Subject(ABC):
 
     def attention_summary(self, found: Sequence[FoundAttention]) -> tuple[tuple[str, int], ...]:
         """(class name, count) of the attention found, for count's report (empty: not reported)."""
+        return ()
+
+    def attention_found(self, found: Sequence[FoundAttention], has_baseline: bool) -> tuple[dict[str, Any], ...]:
+        """Each attention module found, for count's JSON (`attention_found`; empty: not reported): its
+        path, class, how it was found ("class" or "structure"), role, and whether the baseline removes it."""
         return ()
 
     @abstractmethod
@@ -258,6 +264,7 @@ class OutsideSubject(Subject):
         self.config: ExternalConfig = config
         self.removed = removed
         self._label = label
+        self._found: tuple[FoundAttention, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -280,9 +287,22 @@ class OutsideSubject(Subject):
         return model
 
     def attention(self, model: nn.Module) -> tuple[FoundAttention, ...]:
-        from senet_cli.outside.build import find_attention
+        """Found once per subject, on a meta build at the default input (the structural probe runs the
+        model; paths are the same in a model holding weights). A named attention class that matches no
+        module is refused in one line."""
+        from senet_cli.outside.build import describe, find_attention, unmatched_classes
 
-        return find_attention(model, self.config.attention_classes)
+        if self._found is None:
+            meta = self.build(meta=True)
+            side = self.input_sides()[0]
+            # a batch of 2: a train-mode BatchNorm on pooled [1, C, 1, 1] maps (SK's) refuses a batch of 1
+            self._found = find_attention(meta, self.config.attention_classes, (2, 3, side, side))
+            missing = unmatched_classes(meta, self.config.attention_classes) if not self.removed else ()
+            if missing:
+                seen = f"; its attention found: {describe(self._found)}" if self._found else ""
+                raise SenetError(f"attention class {', '.join(missing)} matches no module of {self.config.name}"
+                                 f"{seen}")
+        return self._found
 
     def blocks(self, model: nn.Module) -> list[tuple[str, int]]:
         from senet_cli.outside.build import external_blocks
@@ -290,11 +310,14 @@ class OutsideSubject(Subject):
         return external_blocks(model, [item.path for item in self.attention(model)])
 
     def baseline(self, found: Sequence[FoundAttention]) -> Subject | None:
+        """The model with each attention module that can pass through replaced by nn.Identity; those
+        replacing a conv are kept (a partial baseline, `notes` say so); None when none can go."""
         from senet_cli.outside.build import baseline_name
 
-        if not found or any(item.role not in PASS_THROUGH for item in found):
+        removable = tuple(item.path for item in found if item.passes_through)
+        if not removable:
             return None
-        return OutsideSubject(self.config, tuple(item.path for item in found), baseline_name(self.config))
+        return OutsideSubject(self.config, removable, baseline_name(self.config, len(removable) < len(found)))
 
     def without_stage(self, stage: int, found: Sequence[FoundAttention], model: nn.Module) -> Subject | None:
         stage_of = self._stage_of(model, found)
@@ -322,6 +345,11 @@ class OutsideSubject(Subject):
             classes[item.class_name] = classes.get(item.class_name, 0) + 1
         return tuple(classes.items())
 
+    def attention_found(self, found: Sequence[FoundAttention], has_baseline: bool) -> tuple[dict[str, Any], ...]:
+        return tuple({"path": item.path, "class": item.qualified or item.class_name, "found_by": item.found_by,
+                      "role": item.role, "removed_in_baseline": has_baseline and item.passes_through}
+                     for item in found)
+
     def input_sides(self) -> tuple[int, int, str]:
         return OUTSIDE_INPUT, 1, self.config.name
 
@@ -336,9 +364,10 @@ class OutsideSubject(Subject):
                         + _pruned_text(self.config.pruned))
 
     def gates(self, model: nn.Module) -> tuple[list[Gate], dict[str, int]]:
-        """In each attention module found by class, the submodules whose outputs multiply the features:
-        those the class table names (timm's `gate`, torchvision's `scale_activation`), or for the zoo's
-        and the caller's classes, those named by the zoo's convention (`is_gate`)."""
+        """In each attention module found, the submodules whose outputs multiply the features: those seen
+        doing so when it was probed (with the channels they vary over), else those the class table names
+        (timm's `gate`, torchvision's `scale_activation`), or for the zoo's and the caller's classes,
+        those named by the zoo's convention (`is_gate`)."""
         from senet_cli.attention.base import is_gate
 
         found = self.attention(model)
@@ -353,12 +382,21 @@ class OutsideSubject(Subject):
                 name for name, sub in module.named_modules() if name and is_gate(name, sub)
             )
             relative = item.path[len(block) + 1:] if item.path != block else ""
+            channels = {use.path: use.channels for use in item.uses}
             gates += [Gate(block, ".".join(part for part in (relative, sub_name) if part), stage,
-                           module.get_submodule(sub_name), item.role == "conv") for sub_name in names]
+                           module.get_submodule(sub_name), item.role == "conv", channels.get(sub_name))
+                      for sub_name in names]
         return gates, attention_params
 
     def no_gates_reason(self) -> str:
-        return (f"{self.name} has no attention gates to inspect: no attention module recognised in it has a gate "
+        from senet_cli.outside.build import describe
+
+        found = self._found or ()
+        silent = [item for item in found if not item.gates and item.role != "conv"]
+        if silent:
+            return (f"{self.name} has no attention gates to inspect: its {describe(silent)} multiply their input "
+                    f"by no gate submodule (an add fusion, as timm's GlobalContext's, or a functional gate)")
+        return (f"{self.name} has no attention gates to inspect: no attention module found in it has a gate "
                 f"submodule (see README 'Bring your own model')")
 
     def with_weights(self, state: dict[str, Any], device: Any = "cpu") -> nn.Module:

@@ -177,9 +177,10 @@ def test_a_users_file_counts_with_its_own_gate_class(user_file, cli):
     assert [(b.name, b.stage) for b in report.blocks] == [("2", 1), ("3", 1)]
     _check_rows_and_baseline(report)
 
+    # unnamed, the same gate is found by what it does: its output is its input times a gate (issue 21)
     unnamed = senet_cli.count(model, input_size=32, width=width)
-    assert unnamed.attention_total("params") == 0 and unnamed.plain
-    assert unnamed.params == report.params and unnamed.baseline.params == unnamed.params
+    assert unnamed.attention_total("params") == 2 * gate_params and not unnamed.plain
+    assert unnamed.attention_modules == (("ChannelGate", 2),) and unnamed.baseline.params == report.baseline.params
 
     code, out, err = cli(["count", model, "--attention-class", gate, "-o", f"width={width}", "--input", "32",
                           "--format", "json"])

@@ -94,6 +94,7 @@ def count(
         references=reference_counts(subject, shape, counters),
         attention_modules=subject.attention_summary(found),
         notes=subject.notes(found, without is not None),
+        attention_found=subject.attention_found(found, without is not None),
         bytes=moved,
         dtype=dtype,
         amp=amp,

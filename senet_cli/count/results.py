@@ -97,8 +97,10 @@ class CountReport:
     """What `senet count` computes for one model and input. `to_dict()` is the JSON contract.
 
     For a model outside the zoo (an ExternalConfig), `attention_modules` counts the attention found
-    in it by class, `notes` say what was found and what the baseline is, and `baseline` and
-    `overhead` are None where no pass-through stands for its attention (a module replacing a conv).
+    in it (by class or by structure), `attention_found` lists each module (path, class, found_by,
+    role, removed_in_baseline), `notes` say what was found and what the baseline is (modules that
+    replace a conv are kept in it), and `baseline` and `overhead` are None where no attention module
+    of it has a pass-through.
     """
 
     config: ModelConfig | ExternalConfig
@@ -115,6 +117,7 @@ class CountReport:
     references: tuple[ReferenceCount, ...] = ()
     attention_modules: tuple[tuple[str, int], ...] = ()  # (class, how many): models outside the zoo
     notes: tuple[str, ...] = ()
+    attention_found: tuple[dict[str, Any], ...] = ()  # each module: path, class, found_by, role, removed_in_baseline
     bytes: int = 0
     dtype: str = "float32"
     amp: bool = False
@@ -188,6 +191,7 @@ class CountReport:
             "convention": CONVENTION,
             "bytes_convention": BYTES_CONVENTION,
             "kernels_convention": KERNELS_CONVENTION,
-            **({"attention_modules": dict(self.attention_modules), "notes": list(self.notes)}
+            **({"attention_modules": dict(self.attention_modules), "notes": list(self.notes),
+                "attention_found": [dict(item) for item in self.attention_found]}
                if self.notes else {}),  # a model outside the zoo: its subject always says what it found
         }

@@ -1,7 +1,10 @@
 """Streaming statistics of attention gates: the values that multiply a block's features.
 
 Every attention module keeps its final non-linearity in a submodule named `gate` (see
-`AttentionModule`), so a forward hook on it sees the gate tensor itself: [B, C, 1, 1] or [B, C]
+`AttentionModule`), so a forward hook on it sees the gate tensor itself. Where the subject knows
+how the gate multiplies the features (a model outside the zoo, probed on meta: senet_cli/outside/
+structure.py), its kind and channels come from that broadcast, not its raw shape (timm's ECA gate
+is [B, 1, C] before the view that multiplies: C channel gates). Otherwise: [B, C, 1, 1] or [B, C]
 for channel gates (SE, ECA, CBAM's channel gate), [B, 1, H, W] for spatial gates (CBAM's spatial
 gate), [B, C, H, W] where a gate varies over both (SE's NoSqueeze ablation, BAM, SimAM). SK's
 softmax over M branches, [B, M, C, 1, 1], is read as M*C channel gates (branch-major).
@@ -52,6 +55,7 @@ class GateAccumulator:
         self.handle: RemovableHandle | None = None  # the forward hook feeding `update`
         self.calibrating = False  # while set, a batch only sets an unbounded gate's histogram range
         self.replaces_conv = False  # its module stands in for a conv (SK): a constant gate is no reason to drop it
+        self.feature_channels: int | None = None  # channels it varies over as it multiplies (None: from its shape)
         self._state: dict[str, torch.Tensor] = {}
 
     @property
@@ -69,6 +73,8 @@ class GateAccumulator:
             values = values.flatten(1, 2)
         batch = values.shape[0]
         channels = values.shape[1] if values.ndim > 1 else 1
+        if self.feature_channels is not None:
+            values, channels = _as_features(values, self.feature_channels)
         values = values.reshape(batch, channels, -1).float()
         positions = values.shape[2]
         if self.calibrating:
@@ -157,6 +163,18 @@ def _top_edge(values: torch.Tensor) -> float:
     return max(1.0, 2 * top) if math.isfinite(top) else 1.0
 
 
+def _as_features(values: torch.Tensor, channels: int) -> tuple[torch.Tensor, int]:
+    """A gate laid out as it multiplies the features, with `channels` channels: the dimension of that
+    size moved to 1 (timm's ECA gate is [B, 1, C] before its view to [B, C, 1, 1]; a channels-last
+    gate is [B, H, W, C]); a gate varying over positions only (channels 1) as one channel."""
+    if channels == 1 or values.ndim < 2:
+        return values, 1
+    dims = [d for d in range(1, values.ndim) if values.shape[d] == channels]
+    if not dims:
+        return values, values.shape[1]
+    return values.movedim(1 if 1 in dims else dims[0], 1), channels
+
+
 def _kind(channels: int, positions: int) -> str:
     if positions == 1:
         return "channel"
@@ -173,6 +191,7 @@ def attach_accumulators(network: nn.Module, subject: Subject, bins: int,
     for gate in gates:
         accumulator = GateAccumulator(gate.block, gate.label, gate.stage, gate.module, bins=bins, classes=classes)
         accumulator.replaces_conv = gate.replaces_conv
+        accumulator.feature_channels = gate.channels
         accumulator.handle = gate.module.register_forward_hook(
             lambda _module, _inputs, output, a=accumulator: a.update(output)
         )

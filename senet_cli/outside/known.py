@@ -12,6 +12,9 @@ bat), plus the SqueezeExcite of its EfficientNet/MobileNet blocks and the channe
 torchvision's one attention class is `torchvision.ops.SqueezeExcitation` (EfficientNet, MobileNetV3,
 RegNetY). The zoo's own modules (subclasses of senet_cli.attention.base.AttentionModule) are
 recognised by that base class; a user's own classes are named by the caller and taken as gates.
+A class in no table is still found when it behaves as attention (senet_cli/outside/structure.py):
+this table is the fast path, names the role of conv-replacing modules, and names the gates of
+modules that cannot be probed.
 """
 
 from __future__ import annotations
