@@ -311,7 +311,6 @@ class OutsideSubject(Subject):
 
     def notes(self, found: Sequence[FoundAttention], has_baseline: bool) -> tuple[str, ...]:
         from senet_cli.outside.build import notes
-
         from senet_cli.outside.inputs import input_note
 
         return notes(self.config, found, has_baseline) + input_note(self.config)
