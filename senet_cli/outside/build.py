@@ -243,7 +243,7 @@ def _is_stage(module: Any, inside: bool) -> bool:
     one class (RegStage's b1..bN); a conv-norm-act or a block in a container (rexnet's `features.0`) is
     neither."""
     containers = _containers()
-    children = list(module.children())
+    children: list[Any] = list(module.children())
     if any(isinstance(c, containers) and any(next(g.children(), None) is not None for g in c.children())
            for c in children):
         return True
