@@ -244,12 +244,16 @@ def _is_stage(module: Any, inside: bool) -> bool:
     neither."""
     containers = _containers()
     children: list[Any] = list(module.children())
-    if any(isinstance(c, containers) and any(next(g.children(), None) is not None for g in c.children())
-           for c in children):
+    if any(isinstance(c, containers) and _holds_unit(c) for c in children):
         return True
     weighted = [c for c in children if next(c.parameters(), None) is not None]
     return not inside and bool(weighted) and all(next(c.children(), None) is not None for c in weighted) and \
         len({type(c) for c in weighted}) == 1
+
+
+def _holds_unit(module: Any) -> bool:
+    """Whether one of `module`'s children has children of its own."""
+    return any(next(child.children(), None) is not None for child in module.children())
 
 
 def _feature_modules(model: Any) -> dict[str, int]:
