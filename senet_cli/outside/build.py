@@ -46,6 +46,9 @@ class FoundAttention:
     gates: tuple[str, ...] | None
 
 
+ROW_NAMES = ("stem", "head")
+"""count's rows outside the blocks: no block takes these names (timm's gcvit holds an SE in `stem.down`)."""
+
 PASS_THROUGH = tuple(role for role in ROLES if role != "conv")
 """The roles whose modules nn.Identity can stand in for."""
 
@@ -115,10 +118,14 @@ def external_blocks(model: Any, attention_paths: Sequence[str], input_side: int 
     state them."""
     structural = [(path, parent) for path, parent in _structural_blocks(model, attention_paths)
                   if not _in_stem(model, path)]
-    if structural and all(any(_within(p, block) for block, _ in structural) for p in attention_paths):
-        blocks = structural
-    else:
+    outside = [p for p in attention_paths if not any(_within(p, block) for block, _ in structural)]
+    held = [(block, parent) for block, parent in _attention_blocks(model, outside)
+            if not any(_within(other, block) for other, _ in structural)]
+    if outside and len(held) < len(_attention_blocks(model, outside)):  # one would hold structural blocks
         blocks = _attention_blocks(model, attention_paths)
+    else:
+        order = {path: index for index, (path, _) in enumerate(model.named_modules())}
+        blocks = sorted(structural + held, key=lambda block: order[block[0]])
     return _with_stages(model, blocks, input_side)
 
 
@@ -292,7 +299,8 @@ def _attention_blocks(model: Any, attention_paths: Sequence[str]) -> list[tuple[
     for path in attention_paths:
         parts = path.split(".")
         ancestors = [".".join(parts[:depth]) for depth in range(1, len(parts))]
-        candidates = [a for a in ancestors if not isinstance(model.get_submodule(a), containers)]
+        candidates = [a for a in ancestors if not isinstance(model.get_submodule(a), containers)
+                      and a not in ROW_NAMES]
         alone = [a for a in candidates if sum(_within(p, a) for p in attention_paths) == 1]
         block = alone[0] if alone else (candidates[-1] if candidates else path)
         if block not in chosen:
