@@ -7,12 +7,20 @@ senet_cli/outside/known.py, and the caller's own classes ("PATH_OR_MODULE:Class"
 A known class is matched only when its module is already imported (a model holding a timm class
 has imported timm), so a torchvision model never imports timm.
 
-What is a block (`external_blocks`): where the model is built from containers (nn.Sequential,
-ModuleList, ModuleDict) of units, as ResNets (`layer1.0`), EfficientNets (`features.2.0`),
-MobileNets (`features.3`) and RegNets (`trunk_output.block1.block1-0`) are, the units, provided
-every attention module lies in one; otherwise the module that holds each attention module: its
-outermost ancestor, below the model and not a container, that holds no other attention module.
-A block's stage is the ordinal of the container holding it (1 where one container holds them all).
+What is a block (`external_blocks`): one of the model's units, reached from the model through
+containers (nn.Sequential, ModuleList, ModuleDict) and through the stage modules timm's `feature_info`
+names (`_is_stage`): ResNets' `layer1.0`, EfficientNets' `features.2.0`, MobileNets' `features.3`,
+RegNets' `trunk_output.block1.block1-0` and `s1.b1`, ConvNeXt's `stages.0.blocks.0`. A container
+holding an attention module beside a layer with weights is one unit (a user's Sequential(conv, bn,
+act, gate)); a unit holds a conv or linear layer; timm's stem (`group_matcher()["stem"]`) holds no
+block. An attention module outside every unit gets the module holding it as a block (its outermost
+ancestor, not a container nor named `stem`/`head`, that holds no other attention module); where that
+module would hold units, every block is such a holder.
+
+What is a stage: blocks numbered 1..N in order, a new stage wherever the output stride of the blocks
+changes, taken from timm's `feature_info` (each block takes the reduction of the first named module at
+or after it), else measured on one forward on the meta device; where neither tells, each container
+holding blocks is a stage.
 
 The model without attention: each attention module replaced by nn.Identity, which is right for a
 gate on its input (x * g(x)) and for a residual term (x + f(x)); a module that replaces a conv has
