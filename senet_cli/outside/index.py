@@ -131,8 +131,7 @@ def load_index(names: Sequence[str] | None = None, directory: Path | None = None
                progress: bool = True) -> Index:
     """The index of `names` (default: every timm and torchvision classification model), read from the
     cache or built and cached (see the module doc)."""
-    directory = directory or cache_dir()
-    path = directory / _file_name(names)
+    path = index_path(names, directory)
     cached = _read(path)
     if cached is not None:
         return cached
@@ -142,8 +141,13 @@ def load_index(names: Sequence[str] | None = None, directory: Path | None = None
     chosen = list(names) if names is not None else all_names()
     signatures, failed = _build(chosen, progress)
     index = Index(tuple(signatures), tuple(failed), path, time.perf_counter() - started)
-    _write(index)
+    save_index(index)
     return index
+
+
+def index_path(names: Sequence[str] | None = None, directory: Path | None = None) -> Path:
+    """Where the index of `names` (None: every model) for the installed library versions lives."""
+    return (directory or cache_dir()) / _file_name(names)
 
 
 def recognise(shapes: Shapes, index: Index) -> OutsideMatch | None:
@@ -233,7 +237,7 @@ def _read(path: Path) -> Index | None:
         return None
 
 
-def _write(index: Index) -> None:
+def save_index(index: Index) -> None:
     """Write `index` atomically (temp file, then rename), and drop the oldest index files beyond KEEP_FILES.
     A cache dir that cannot be written leaves the index in memory only."""
     data = {"format": FORMAT, "versions": _versions(), "failed": list(index.failed),
