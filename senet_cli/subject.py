@@ -285,6 +285,9 @@ class OutsideSubject(Subject):
         from senet_cli.outside.inputs import default_input
 
         side = default_input(self.config).side
+        weights = next(iter(model.parameters()), None)
+        if weights is not None and not weights.is_meta:  # stages are measured on meta: the same model there
+            model = self.build(meta=True)
         return external_blocks(model, [item.path for item in self.attention(model)], side)
 
     def baseline(self, found: Sequence[FoundAttention]) -> Subject | None:

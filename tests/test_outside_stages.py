@@ -61,6 +61,8 @@ def test_torchvision_mobilenet_v3_stages_are_its_output_strides():
     # MobileNetV3-Small (Howard et al., table 2): bneck strides 2, 2, 1, 2, 1, 1, 1, 1, 2, 1, 1 after
     # a stride-2 stem: strides 4, 8, 16, 32 hold 1, 2, 5, 3 of them
     assert _per_stage(_blocks("torchvision:mobilenet_v3_small")) == [1, 2, 5, 3]
+    subject = subject_for("torchvision:mobilenet_v3_small")  # a model with weights (inspect's): the same rows
+    assert subject.blocks(subject.build()) == _blocks("torchvision:mobilenet_v3_small")
 
 
 USER_FILE = '''
