@@ -65,6 +65,13 @@ def test_torchvision_mobilenet_v3_stages_are_its_output_strides():
     assert subject.blocks(subject.build()) == _blocks("torchvision:mobilenet_v3_small")
 
 
+def test_models_no_container_walk_reaches_get_rows():
+    # VGG-16 (Simonyan & Zisserman, table 1, D): 13 convs in groups of 2, 2, 3, 3, 3 between 5 max-pools
+    assert _per_stage(_blocks("torchvision:vgg16")) == [2, 2, 3, 3, 3]
+    # ViT-B/16 (Dosovitskiy et al., table 1): 12 encoder layers at one resolution
+    assert _blocks("torchvision:vit_b_16") == [(f"encoder.layers.encoder_layer_{i}", 1) for i in range(12)]
+
+
 USER_FILE = '''
 import torch
 from torch import nn

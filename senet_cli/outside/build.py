@@ -126,6 +126,8 @@ def external_blocks(model: Any, attention_paths: Sequence[str], input_side: int 
     state them."""
     structural = [(path, parent) for path, parent in _structural_blocks(model, attention_paths)
                   if not _in_stem(model, path)]
+    if not structural:
+        structural = [(path, parent) for path, parent in _widest_units(model) if not _in_stem(model, path)]
     outside = [p for p in attention_paths if not any(_within(p, block) for block, _ in structural)]
     held = [(block, parent) for block, parent in _attention_blocks(model, outside)
             if not any(_within(other, block) for other, _ in structural)]
@@ -241,6 +243,22 @@ def _has_weighted_layer(module: Any) -> bool:
     """Whether `module` holds a conv or linear layer (a weight of two or more dimensions): a norm with
     an activation (timm's BatchNormAct2d after densenet's last block) is no block."""
     return any(parameter.dim() >= 2 for parameter in module.parameters())
+
+
+def _widest_units(model: Any) -> list[tuple[str, str]]:
+    """(path, parent) of the units of a model that no container walk reaches: the children of the one
+    module with the most children that hold a conv or linear layer (torchvision's ViT `encoder.layers`,
+    Inception's and NASNet's top-level modules), or the conv and linear layers of the one module with
+    the most of them (VGG's and AlexNet's `features`), whichever are more; at least two, else none."""
+    best: list[tuple[str, str]] = []
+    for weighted_leaves in (False, True):
+        for path, module in model.named_modules():
+            prefix = f"{path}." if path else ""
+            units = [(f"{prefix}{name}", path) for name, child in module.named_children()
+                     if (next(child.children(), None) is None) == weighted_leaves and _has_weighted_layer(child)]
+            if len(units) > len(best):
+                best = units
+    return best if len(best) >= 2 else []
 
 
 def _gates_its_layers(container: Any, path: str, attention_paths: Sequence[str]) -> bool:
