@@ -397,7 +397,8 @@ def _measured_reductions(model: Any, paths: Sequence[str], input_side: int) -> d
             return None  # measured on meta only: a model with weights is not run here
         with torch.no_grad():
             model(torch.empty(1, 3, input_side, input_side, device="meta"))
-    except Exception:  # noqa: BLE001 (any model's forward may fail; the containers then tell)
+    except (Exception, SystemExit):  # noqa: BLE001 (any forward may fail, even sys.exit: the containers tell;
+        # the job's own forward then reports it)
         return None
     finally:
         for handle in handles:
