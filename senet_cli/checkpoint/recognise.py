@@ -228,7 +228,6 @@ def _outside_the_zoo(checkpoint: Checkpoint, shapes: Shapes, error: Architecture
     and shapes (senet_cli/outside/index.py), its weights keyed and completed for that model; refused
     with `error` and the `timm:NAME` form when no indexed model fits either."""
     from senet_cli.outside.index import load_index, names_of, recognise
-    from senet_cli.outside.load import fitting_state
     from senet_cli.subject import subject_for
 
     index = load_index()
@@ -244,7 +243,13 @@ def _outside_the_zoo(checkpoint: Checkpoint, shapes: Shapes, error: Architecture
     if len(match.names) > 1:
         notes.append(f"its keys fit {len(match.names)} models, {names_of(match.names)}: {match.name} is assumed; "
                      f"name the model to choose another")
-    return Resolved(subject.config, "detected", tuple(notes), state=fitting_state(checkpoint, subject))
+    expected = {key: tuple(value.shape) for key, value in subject.build(meta=True).state_dict().items()}
+    fit = compare(shapes, expected)
+    if not fit.exact:  # the signatures left out BN step counters only: anything else is a defect of the index
+        raise ArchitectureError("{path} does not fit {name}: {fit}", arguments=(), path=checkpoint.path,
+                                name=subject.name, fit=fit.describe())
+    return Resolved(subject.config, "detected", tuple(notes),
+                    state=fill_step_counters(dict(checkpoint.state_dict), expected))
 
 
 def detect(shapes: Shapes, where: str = "the checkpoint") -> Resolved:
