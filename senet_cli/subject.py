@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 OUTSIDE_INPUT = 224
-"""The input side of a model outside the zoo when none is given (ImageNet's)."""
+"""The input side of a model outside the zoo that states none (ImageNet's; timm's state theirs:
+senet_cli/outside/inputs.py)."""
 
 
 @dataclass(frozen=True)
@@ -306,8 +307,13 @@ class OutsideSubject(Subject):
 
     def blocks(self, model: nn.Module) -> list[tuple[str, int]]:
         from senet_cli.outside.build import external_blocks
+        from senet_cli.outside.inputs import default_input
 
-        return external_blocks(model, [item.path for item in self.attention(model)])
+        side = default_input(self.config).side
+        weights = next(iter(model.parameters()), None)
+        if weights is not None and not weights.is_meta:  # stages are measured on meta: the same model there
+            model = self.build(meta=True)
+        return external_blocks(model, [item.path for item in self.attention(model)], side)
 
     def baseline(self, found: Sequence[FoundAttention]) -> Subject | None:
         """The model with each attention module that can pass through replaced by nn.Identity; those
@@ -336,8 +342,9 @@ class OutsideSubject(Subject):
 
     def notes(self, found: Sequence[FoundAttention], has_baseline: bool) -> tuple[str, ...]:
         from senet_cli.outside.build import notes
+        from senet_cli.outside.inputs import input_note
 
-        return notes(self.config, found, has_baseline)
+        return notes(self.config, found, has_baseline) + input_note(self.config)
 
     def attention_summary(self, found: Sequence[FoundAttention]) -> tuple[tuple[str, int], ...]:
         classes: dict[str, int] = {}
@@ -351,7 +358,9 @@ class OutsideSubject(Subject):
                      for item in found)
 
     def input_sides(self) -> tuple[int, int, str]:
-        return OUTSIDE_INPUT, 1, self.config.name
+        from senet_cli.outside.inputs import default_input
+
+        return default_input(self.config).side, 1, self.config.name
 
     def output_classes(self, model: nn.Module) -> int:
         from senet_cli.outside.build import output_classes
@@ -447,8 +456,8 @@ def check_attention_classes(model: object, attention_classes: Sequence[str]) -> 
 
 def input_shape(model: ModelConfig | ExternalConfig | Subject, input_size: int | Sequence[int] | None,
                 batch: int) -> tuple[int, int, int, int]:
-    """[batch, 3, H, W] for `model`, checked against its total stride (a model outside the zoo: 224 by
-    default, any size; one it cannot take fails when it runs)."""
+    """[batch, 3, H, W] for `model`, checked against its total stride (a model outside the zoo: its own
+    default, timm's pretrained_cfg input_size, else 224; any size; one it cannot take fails when it runs)."""
     default_input, min_input, what = subject_for(model).input_sides()
     batch = parse_int(batch, "batch")
     if batch < 1:

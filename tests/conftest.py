@@ -3,7 +3,8 @@ loading, detection and `inspect` are tested on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,24 @@ from senet_cli import build_model
 from senet_cli.cli.app import main
 
 MODEL = "se_resnet18_cifar"  # the model se_state and constant_model are built from
+
+
+@pytest.fixture(scope="session", autouse=True)
+def empty_outside_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """No test builds the index of every timm/torchvision model (minutes) or touches the user's cache:
+    XDG_CACHE_HOME (inherited by the CLI's subprocesses) is a temp dir holding an empty index, so a raw
+    file no zoo model fits is refused at once. tests/test_outside_stages.py builds small ones."""
+    from senet_cli.outside import index
+
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    index.save_index(index.Index((), (), index.index_path(), None))
+    yield cache
+    if previous is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = previous
 
 
 @pytest.fixture

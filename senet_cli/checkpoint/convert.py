@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from senet_cli._version import __version__
 from senet_cli.checkpoint.loading import load_checkpoint
@@ -86,7 +86,7 @@ def convert(
     check_destination(file, force)
     loaded = load_checkpoint(source, trust=trust, ema=ema)
     resolved = resolve(loaded, model, **options)  # maps a foreign layout, once: resolved.state has our keys
-    state, config = resolved.state, resolved.config
+    state, config = resolved.state, cast(ModelConfig, resolved.config)  # resolve() gave a zoo configuration
     written_as = "senet"
     if to == "timm":
         written_as, state = _to_timm(config, state)

@@ -13,7 +13,9 @@ Three ways to name the architecture, in this order:
      widths), the one attention module whose keys sit in its blocks, the stages that have it,
      num_classes from the classifier, and the module's options and ratio from its weight shapes.
      A candidate is accepted only when a model built from it has exactly the checkpoint's keys
-     and shapes.
+     and shapes. When no zoo model fits, the fall-back: a raw timm or torchvision state dict named
+     from its keys and shapes by an index of those libraries' models (senet_cli/outside/index.py),
+     resolved to that model outside the zoo (`Resolved.config` is then an ExternalConfig).
 
 What weights cannot tell (the same shapes either way) is assumed at its default and said in the
 notes: the ResNet variant (stride on the 1x1 or the 3x3), standard/post/identity placement, SE's
@@ -39,7 +41,7 @@ from senet_cli.checkpoint.counters import fill_step_counters, is_step_counter
 from senet_cli.checkpoint.fits import may_fit
 from senet_cli.checkpoint.loading import Checkpoint
 from senet_cli.errors import ArchitectureError, SenetError
-from senet_cli.options import ModelConfig
+from senet_cli.options import ExternalConfig, ModelConfig
 from senet_cli.prune.record import with_record
 from senet_cli.zoo import build_on_meta, make_config
 
@@ -95,7 +97,7 @@ class Resolved:
     empty when nothing was read (`detect` on shapes alone, or a configuration given without a file).
     """
 
-    config: ModelConfig
+    config: ModelConfig | ExternalConfig  # ExternalConfig: a raw timm/torchvision file (the fall-back)
     source: str  # "given", "metadata" or "detected"
     notes: tuple[str, ...] = ()
     layout: str | None = None  # the foreign key layout the weights were mapped from ("cadene"), or None: ours
@@ -167,13 +169,19 @@ def match_layout(checkpoint: Checkpoint) -> LayoutMatch | None:
     return LayoutMatch(layout.name, layout.repository, mapped.config, state, mapped.notes)
 
 
-def resolve(checkpoint: Checkpoint, model: str | None = None, **options: Any) -> Resolved:
+def resolve(checkpoint: Checkpoint, model: str | None = None, *, outside_the_zoo: bool = False,
+            **options: Any) -> Resolved:
     """The configuration of `checkpoint` (given, from its metadata, or detected; see the module doc),
     with its weights in that configuration's key layout (`Resolved.state`): a foreign layout is
-    mapped here, once, and nothing after this maps it again."""
+    mapped here, once, and nothing after this maps it again. With `outside_the_zoo`, a raw timm or
+    torchvision state dict no zoo model fits resolves to that model (an ExternalConfig); without it,
+    `config` is always the zoo's."""
     match = match_layout(checkpoint)
     if match is None:
-        found, weights = _resolve(checkpoint, checkpoint.shapes, model, options), checkpoint.state_dict
+        found = _resolve(checkpoint, checkpoint.shapes, model, options, outside_the_zoo=outside_the_zoo)
+        weights = checkpoint.state_dict
+        if found.state:  # a model outside the zoo (the fall-back): its weights are keyed and completed there
+            return found
     else:
         found, weights = _resolve(checkpoint, match.shapes, model, options, match.config), match.state_dict
         found = replace(found, notes=(match.note, *match.notes, *found.notes), layout=match.layout)
@@ -181,7 +189,7 @@ def resolve(checkpoint: Checkpoint, model: str | None = None, **options: Any) ->
 
 
 def _resolve(checkpoint: Checkpoint, shapes: Shapes, model: str | None, options: dict[str, Any],
-             mapped: ModelConfig | None = None) -> Resolved:
+             mapped: ModelConfig | None = None, outside_the_zoo: bool = False) -> Resolved:
     """resolve() on `shapes` (the checkpoint's, or mapped from a layout to the `mapped` model)."""
     if model is not None:
         config = make_config(model, **options)
@@ -189,7 +197,7 @@ def _resolve(checkpoint: Checkpoint, shapes: Shapes, model: str | None, options:
             _require_fit(shapes, config, f"{checkpoint.path} does not fit {config.name}")
         except ArchitectureError as error:
             try:  # on the shapes already mapped: the layout is not mapped a second time
-                found = _resolve(checkpoint, shapes, None, {}, mapped).config
+                found = _resolve(checkpoint, shapes, None, {}, mapped, outside_the_zoo).config
             except SenetError:
                 raise error from None
             described = ", ".join(
@@ -209,7 +217,41 @@ def _resolve(checkpoint: Checkpoint, shapes: Shapes, model: str | None, options:
         return Resolved(config, "metadata")
     if mapped is not None:
         return Resolved(mapped, "detected")
-    return detect(shapes, checkpoint.path)
+    try:
+        return detect(shapes, checkpoint.path)
+    except ArchitectureError as error:
+        if not outside_the_zoo:
+            raise
+        return _outside_the_zoo(checkpoint, shapes, error)
+
+
+def _outside_the_zoo(checkpoint: Checkpoint, shapes: Shapes, error: ArchitectureError) -> Resolved:
+    """The fall-back when no zoo model fits: a raw timm or torchvision state dict recognised from its keys
+    and shapes (senet_cli/outside/index.py), its weights keyed and completed for that model; refused
+    with `error` and the `timm:NAME` form when no indexed model fits either."""
+    from senet_cli.outside.index import load_index, names_of, recognise
+    from senet_cli.subject import subject_for
+
+    index = load_index()
+    match = recognise(shapes, index)
+    if match is None:
+        raise ArchitectureError(
+            error.template.partition("; pass ")[0] + "; nor do they fit any of the {indexed} timm and torchvision "
+            "models indexed: pass {model} (a zoo name, timm:NAME or torchvision:NAME)",
+            arguments={"model": ("model", "NAME")}, **error.fields, indexed=len(index.signatures),
+        ) from None
+    subject = subject_for(match.name, {} if match.num_classes is None else {"num_classes": match.num_classes})
+    notes = [f"recognised from its keys and shapes as {match.name} (an index of timm and torchvision models)"]
+    if len(match.names) > 1:
+        notes.append(f"its keys fit {len(match.names)} models, {names_of(match.names)}: {match.name} is assumed; "
+                     f"name the model to choose another")
+    expected = {key: tuple(value.shape) for key, value in subject.build(meta=True).state_dict().items()}
+    fit = compare(shapes, expected)
+    if not fit.exact:  # the signatures left out BN step counters only: anything else is a defect of the index
+        raise ArchitectureError("{path} does not fit {name}: {fit}", arguments=(), path=checkpoint.path,
+                                name=subject.name, fit=fit.describe())
+    return Resolved(subject.config, "detected", tuple(notes),
+                    state=fill_step_counters(dict(checkpoint.state_dict), expected))
 
 
 def detect(shapes: Shapes, where: str = "the checkpoint") -> Resolved:
@@ -273,15 +315,12 @@ def materialize(resolved: Resolved, device: torch.device | str = "cpu") -> nn.Mo
 
     Only builds and loads: the weights were mapped to the zoo's key layout by `resolve`.
     """
+    from senet_cli.subject import subject_for
+
     config = resolved.config
     if not resolved.state:
         raise SenetError(f"no weights to load into {config.name}: resolve() it from a checkpoint first")
-    model = build_on_meta(config)
-    model.load_state_dict(dict(resolved.state), strict=True, assign=True)
-    leftover = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
-    if leftover:
-        raise SenetError(f"{config.name} has tensors a checkpoint does not hold: {', '.join(leftover[:3])}")
-    return model.to(device=device, dtype=torch.float32).eval()
+    return subject_for(config).with_weights(dict(resolved.state), device)
 
 
 def _require_fit(shapes: Shapes, config: ModelConfig, message: str) -> None:

@@ -9,12 +9,20 @@ counts (timm's CbamModule, not its ChannelAttn inside).
 A known class is matched only when its module is already imported (a model holding a timm class
 has imported timm), so a torchvision model never imports timm.
 
-What is a block (`external_blocks`): where the model is built from containers (nn.Sequential,
-ModuleList, ModuleDict) of units, as ResNets (`layer1.0`), EfficientNets (`features.2.0`),
-MobileNets (`features.3`) and RegNets (`trunk_output.block1.block1-0`) are, the units, provided
-every attention module lies in one; otherwise the module that holds each attention module: its
-outermost ancestor, below the model and not a container, that holds no other attention module.
-A block's stage is the ordinal of the container holding it (1 where one container holds them all).
+What is a block (`external_blocks`): one of the model's units, reached from the model through
+containers (nn.Sequential, ModuleList, ModuleDict) and through the stage modules timm's `feature_info`
+names (`_is_stage`): ResNets' `layer1.0`, EfficientNets' `features.2.0`, MobileNets' `features.3`,
+RegNets' `trunk_output.block1.block1-0` and `s1.b1`, ConvNeXt's `stages.0.blocks.0`. A container
+holding an attention module beside a layer with weights is one unit (a user's Sequential(conv, bn,
+act, gate)); a unit holds a conv or linear layer; timm's stem (`group_matcher()["stem"]`) holds no
+block. An attention module outside every unit gets the module holding it as a block (its outermost
+ancestor, not a container nor named `stem`/`head`, that holds no other attention module); where that
+module would hold units, every block is such a holder.
+
+What is a stage: blocks numbered 1..N in order, a new stage wherever the output stride of the blocks
+changes, taken from timm's `feature_info` (each block takes the reduction of the first named module at
+or after it), else measured on one forward on the meta device; where neither tells, each container
+holding blocks is a stage.
 
 The model without attention: each attention module replaced by nn.Identity, which is right for a
 gate on its input (x * g(x)) and for a residual term (x + f(x)); a module that replaces a conv has
@@ -63,6 +71,9 @@ class FoundAttention:
         """Whether nn.Identity stands for the model without it (it gates or adds to its input)."""
         return self.role in PASS_THROUGH
 
+
+ROW_NAMES = ("stem", "head")
+"""count's rows outside the blocks: no block takes these names (timm's gcvit holds an SE in `stem.down`)."""
 
 PASS_THROUGH = tuple(role for role in ROLES if role != "conv")
 """The roles whose modules nn.Identity can stand in for."""
@@ -199,12 +210,23 @@ def without_attention(model: Any, found: Sequence[FoundAttention]) -> tuple[Foun
     return tuple(item for item in found if not item.passes_through)
 
 
-def external_blocks(model: Any, attention_paths: Sequence[str]) -> list[tuple[str, int]]:
-    """(path, stage) of each block of `model`, in module order (see the module doc)."""
-    structural = _structural_blocks(model)
-    if structural and all(any(_within(p, block) for block, _ in structural) for p in attention_paths):
-        return _with_stages(structural)
-    return _with_stages(_attention_blocks(model, attention_paths))
+def external_blocks(model: Any, attention_paths: Sequence[str], input_side: int = 224) -> list[tuple[str, int]]:
+    """(path, stage) of each block of `model`, in module order, stages numbered 1..N (see the module doc);
+    `input_side`: the side of the one meta forward that measures reductions where the model does not
+    state them."""
+    structural = [(path, parent) for path, parent in _structural_blocks(model, attention_paths)
+                  if not _in_stem(model, path)]
+    if not structural:
+        structural = [(path, parent) for path, parent in _widest_units(model) if not _in_stem(model, path)]
+    outside = [p for p in attention_paths if not any(_within(p, block) for block, _ in structural)]
+    held = [(block, parent) for block, parent in _attention_blocks(model, outside)
+            if not any(_within(other, block) for other, _ in structural)]
+    if outside and len(held) < len(_attention_blocks(model, outside)):  # one would hold structural blocks
+        blocks = _attention_blocks(model, attention_paths)
+    else:
+        order = {path: index for index, (path, _) in enumerate(model.named_modules())}
+        blocks = sorted(structural + held, key=lambda block: order[block[0]])
+    return _with_stages(model, blocks, input_side)
 
 
 def output_classes(config: ExternalConfig, model: Any) -> int:
@@ -311,22 +333,106 @@ def _containers() -> tuple[type, ...]:
     return nn.Sequential, nn.ModuleList, nn.ModuleDict
 
 
-def _structural_blocks(model: Any) -> list[tuple[str, str]]:
-    """(path, container path) of each unit reached from the model through containers only: a module
-    that is neither a container nor a leaf (layer1.0, features.2.0, features.3)."""
+def _structural_blocks(model: Any, attention_paths: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """(path, stage path) of each unit reached from the model through containers, and through the
+    stages timm's `feature_info` names (`_is_stage`): a module that is neither a container nor a leaf
+    (layer1.0, features.2.0, s1.b1, stages.0.blocks.0); a container that holds an attention module
+    beside a layer with weights is one unit (a user's Sequential(conv, bn, act, gate))."""
     containers = _containers()
+    stages = _feature_modules(model)
     found: list[tuple[str, str]] = []
 
     def walk(module: Any, prefix: str, inside: bool) -> None:
         for name, child in module.named_children():
             path = f"{prefix}{name}"
-            if isinstance(child, containers):
+            if isinstance(child, containers) and not _gates_its_layers(child, path, attention_paths):
                 walk(child, f"{path}.", True)
-            elif inside and next(child.children(), None) is not None:
+            elif path in stages and _is_stage(child, inside):
+                walk(child, f"{path}.", True)
+            elif inside and next(child.children(), None) is not None and _has_weighted_layer(child):
                 found.append((path, prefix[:-1]))
 
     walk(model, "", isinstance(model, containers))
     return found
+
+
+def _has_weighted_layer(module: Any) -> bool:
+    """Whether `module` holds a conv or linear layer (a weight of two or more dimensions): a norm with
+    an activation (timm's BatchNormAct2d after densenet's last block) is no block."""
+    return any(parameter.dim() >= 2 for parameter in module.parameters())
+
+
+def _widest_units(model: Any) -> list[tuple[str, str]]:
+    """(path, parent) of the units of a model that no container walk reaches: the children of the one
+    module with the most children that hold a conv or linear layer (torchvision's ViT `encoder.layers`,
+    Inception's and NASNet's top-level modules), or the conv and linear layers of the one module with
+    the most of them (VGG's and AlexNet's `features`), whichever are more; at least two, else none."""
+    best: list[tuple[str, str]] = []
+    for weighted_leaves in (False, True):
+        for path, module in model.named_modules():
+            prefix = f"{path}." if path else ""
+            units = [(f"{prefix}{name}", path) for name, child in module.named_children()
+                     if (next(child.children(), None) is None) == weighted_leaves and _has_weighted_layer(child)]
+            if len(units) > len(best):
+                best = units
+    return best if len(best) >= 2 else []
+
+
+def _gates_its_layers(container: Any, path: str, attention_paths: Sequence[str]) -> bool:
+    """Whether one of the container's children is an attention module and another a layer with weights."""
+    names = [name for name, _ in container.named_children()]
+    holds_attention = any(f"{path}.{name}" in attention_paths for name in names)
+    weighted = any(next(child.children(), None) is None and next(child.parameters(), None) is not None
+                   for child in container.children())
+    return holds_attention and weighted
+
+
+def _is_stage(module: Any, inside: bool) -> bool:
+    """Whether a module timm's feature_info names holds blocks: a container of units among its children
+    (ConvNeXtStage's `blocks`), or, outside any container, children with weights that are all units of
+    one class (RegStage's b1..bN); a conv-norm-act or a block in a container (rexnet's `features.0`) is
+    neither."""
+    containers = _containers()
+    children: list[Any] = list(module.children())
+    if any(isinstance(c, containers) and _holds_unit(c) for c in children):
+        return True
+    weighted = [c for c in children if next(c.parameters(), None) is not None]
+    return not inside and bool(weighted) and all(next(c.children(), None) is not None for c in weighted) and \
+        len({type(c) for c in weighted}) == 1
+
+
+def _holds_unit(module: Any) -> bool:
+    """Whether one of `module`'s children has children of its own."""
+    return any(next(child.children(), None) is not None for child in module.children())
+
+
+def _feature_modules(model: Any) -> dict[str, int]:
+    """{module path: reduction} from timm's `feature_info` (what the model says of its stages), in
+    order; empty for a model that says nothing."""
+    info = getattr(model, "feature_info", None)
+    entries = getattr(info, "info", info)
+    if not isinstance(entries, list):
+        return {}
+    found: dict[str, int] = {}
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("module") and isinstance(entry.get("reduction"), int):
+            found[str(entry["module"])] = int(entry["reduction"])
+    return found
+
+
+def _in_stem(model: Any, path: str) -> bool:
+    """Whether `path` is in the model's stem as its timm `group_matcher` names it (gcresnet50t's
+    `stem.conv1`): a stem is not a block."""
+    import re
+
+    matcher = getattr(model, "group_matcher", None)
+    if not callable(matcher):
+        return False
+    try:
+        stem = matcher().get("stem")
+    except Exception:  # noqa: BLE001 (a model's own method may fail in any way)
+        return False
+    return isinstance(stem, str) and re.match(stem, path) is not None
 
 
 def _attention_blocks(model: Any, attention_paths: Sequence[str]) -> list[tuple[str, str]]:
@@ -336,7 +442,8 @@ def _attention_blocks(model: Any, attention_paths: Sequence[str]) -> list[tuple[
     for path in attention_paths:
         parts = path.split(".")
         ancestors = [".".join(parts[:depth]) for depth in range(1, len(parts))]
-        candidates = [a for a in ancestors if not isinstance(model.get_submodule(a), containers)]
+        candidates = [a for a in ancestors if not isinstance(model.get_submodule(a), containers)
+                      and a not in ROW_NAMES]
         alone = [a for a in candidates if sum(_within(p, a) for p in attention_paths) == 1]
         block = alone[0] if alone else (candidates[-1] if candidates else path)
         if block not in chosen:
@@ -345,9 +452,72 @@ def _attention_blocks(model: Any, attention_paths: Sequence[str]) -> list[tuple[
     return [(block, block.rpartition(".")[0]) for block in outermost]
 
 
-def _with_stages(blocks: list[tuple[str, str]]) -> list[tuple[str, int]]:
-    """Number the containers holding the blocks 1, 2, ... in order: each block's stage."""
-    stage_of: dict[str, int] = {}
-    for _, parent in blocks:
-        stage_of.setdefault(parent, len(stage_of) + 1)
-    return [(path, stage_of[parent]) for path, parent in blocks]
+def _with_stages(model: Any, blocks: list[tuple[str, str]], input_side: int = 224) -> list[tuple[str, int]]:
+    """Each block's stage, 1..N in order: a new stage wherever the spatial reduction of the blocks'
+    outputs changes. The reductions come from timm's feature_info where the model has one (a block
+    takes the reduction of the first named module at or after it), else from one meta forward at
+    `input_side`; where neither tells (a forward that fails), each container holding blocks is a
+    stage."""
+    paths = [path for path, _ in blocks]
+    reductions = _stated_reductions(model, paths) or _measured_reductions(model, paths, input_side)
+    if reductions is None:
+        stage_of: dict[str, int] = {}
+        for _, parent in blocks:
+            stage_of.setdefault(parent, len(stage_of) + 1)
+        return [(path, stage_of[parent]) for path, parent in blocks]
+    numbered: list[tuple[str, int]] = []
+    stage, previous = 0, None
+    for path in paths:
+        reduction = reductions.get(path)
+        if stage == 0 or (reduction is not None and previous is not None and reduction != previous):
+            stage += 1
+        previous = reduction if reduction is not None else previous
+        numbered.append((path, stage))
+    return numbered
+
+
+def _stated_reductions(model: Any, paths: Sequence[str]) -> dict[str, int] | None:
+    """{block: reduction} from timm's feature_info, or None where the model states none."""
+    stated = _feature_modules(model)
+    if not stated:
+        return None
+    order = {path: index for index, (path, _) in enumerate(model.named_modules())}
+    entries = [(order[path], path, reduction) for path, reduction in stated.items() if path in order]
+    reductions: dict[str, int] = {}
+    for path in paths:
+        at = order.get(path, -1)
+        after = [reduction for index, entry, reduction in entries if _within(path, entry) or index >= at]
+        if after:
+            reductions[path] = after[0]
+        elif entries:
+            reductions[path] = entries[-1][2]
+    return reductions
+
+
+def _measured_reductions(model: Any, paths: Sequence[str], input_side: int) -> dict[str, int] | None:
+    """{block: input side / its output's height} from one forward on the meta device (blocks whose output
+    is not an image, tokens, are left out), or None when the forward fails."""
+    import torch
+
+    sides: dict[str, int] = {}
+
+    def recorder(path: str) -> Any:
+        def hook(_module: Any, _inputs: Any, output: Any) -> None:
+            if isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[-2] > 0:
+                sides.setdefault(path, max(1, round(input_side / int(output.shape[-2]))))
+        return hook
+
+    handles = [model.get_submodule(path).register_forward_hook(recorder(path)) for path in paths]
+    try:
+        device = next(iter(model.parameters()), torch.empty(0, device="meta")).device
+        if device.type != "meta":
+            return None  # measured on meta only: a model with weights is not run here
+        with torch.no_grad():
+            model(torch.empty(1, 3, input_side, input_side, device="meta"))
+    except (Exception, SystemExit):  # noqa: BLE001 (any forward may fail, even sys.exit: the containers tell;
+        # the job's own forward then reports it)
+        return None
+    finally:
+        for handle in handles:
+            handle.remove()
+    return sides

@@ -41,10 +41,10 @@ def checkpoint_subject(checkpoint: Checkpoint, model: str | None, options: dict[
     elif model is not None and is_external(model):
         subject, source = subject_for(model, options, attention_classes), "given"
     else:
-        resolved = resolve(checkpoint, model, **options)
+        resolved = resolve(checkpoint, model, outside_the_zoo=True, **options)
         config = resolved.config
         return subject_for(config), resolved, dict(resolved.state)  # mapped once, step counters filled
-    return subject, Resolved(subject.config, source), fitting_state(checkpoint, subject)  # type: ignore[arg-type]
+    return subject, Resolved(subject.config, source), fitting_state(checkpoint, subject)
 
 
 def fitting_state(checkpoint: Checkpoint, subject: Subject) -> dict[str, torch.Tensor]:
