@@ -33,15 +33,12 @@ ATTENTION_CLASSES = (
 )
 """The attention classes of timm and torchvision, written out here rather than taken from senet."""
 
-BY_STRUCTURE = pytest.mark.xfail(reason="a class outside senet's table: found by structure (issue 21, the gates "
-                                        "half); drop this mark once merged", strict=False)
-
 WITH_ATTENTION = (
     # timm ResNet family: SE, ECA, GC, GE, SK, ResNeSt's split attention, legacy SENet
     "timm:seresnet18", "timm:seresnext26d_32x4d", "timm:seresnet50", "timm:ecaresnet26t", "timm:ecaresnet50d",
     "timm:ecaresnetlight", "timm:gcresnet50t", "timm:resnetrs50", "timm:skresnet18", "timm:skresnext50_32x4d",
     "timm:resnest14d", "timm:resnest26d",
-    pytest.param("timm:legacy_seresnet18", marks=BY_STRUCTURE),
+    "timm:legacy_seresnet18",
     # timm ByobNet: SE, ECA, GC, bottleneck/halo/lambda self-attention, BAT non-local
     "timm:seresnext26ts", "timm:eca_resnext26ts", "timm:gcresnext26ts", "timm:gcresnet33ts", "timm:botnet26t_256",
     "timm:sebotnet33ts_256", "timm:halonet26t", "timm:sehalonet33ts", "timm:eca_halonext26ts",
@@ -54,7 +51,7 @@ WITH_ATTENTION = (
     "timm:regnety_008", "timm:regnetz_b16", "timm:nfnet_l0", "timm:eca_nfnet_l0", "timm:nf_regnet_b0",
     "timm:ese_vovnet19b_dw", "timm:eca_vovnet39b", "timm:tresnet_m", "timm:ghostnet_100", "timm:repghostnet_050",
     "timm:cs3sedarknet_l", "timm:maxvit_tiny_tf_224", "timm:gcvit_xxtiny", "timm:mobileone_s4",
-    "timm:rexnet_100", pytest.param("timm:hgnet_tiny", marks=BY_STRUCTURE),
+    "timm:rexnet_100", "timm:hgnet_tiny",
     # torchvision: SqueezeExcitation in EfficientNet, MobileNetV3, RegNetY and MaxViT
     "torchvision:efficientnet_b0", "torchvision:efficientnet_v2_s", "torchvision:mobilenet_v3_small",
     "torchvision:mobilenet_v3_large", "torchvision:regnet_y_400mf", "torchvision:maxvit_t",

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+import senet_cli
 from senet_cli import build_model, count, inspect, load_checkpoint, prune, save_checkpoint
 from senet_cli.checkpoint.recognise import materialize, resolve
 from senet_cli.errors import SenetError
@@ -109,6 +110,11 @@ def test_pruned_file_round_trips_through_count_and_inspect(tmp_path, cli):
     assert report.cost_before.params - params == plain_se
     code, stdout, _ = cli(["count", str(out), "--format", "json"])
     assert code == 0 and json.loads(stdout)["params"] == params
+    timed = senet_cli.profile(str(out), batches=[1], iters=1, warmup=0)  # profile builds the pruned model too
+    assert sorted(path for path, _ in timed.config.pruned) == [
+        "layer1.0.se", "layer1.1.se", "layer4.0.se", "layer4.1.se"] and timed.results[0].error is None
+    code, _, err = cli(["profile", str(out), "--batch", "1", "--iters", "1", "--warmup", "0"])
+    assert code == 0, err
     gates = inspect(out, data="synthetic", limit=4)
     assert gates.params == params and {g.name for g in gates.blocks} == {"layer2.0", "layer2.1", "layer3.0", "layer3.1"}
     original = load_checkpoint(source).state_dict

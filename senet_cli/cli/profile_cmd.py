@@ -101,12 +101,13 @@ def profile_command(
     The model and its backbone run interleaved in one process after a warm-up; medians are over the
     timed runs. See README 'How profiling measures'.
     """
-    from senet_cli.subject import subject_for
+    from senet_cli.prune.source import subject_of
 
     options = build_options(variant, placement, stages, num_classes, opt, ratio)
     batches = parse_int_list(batch, "--batch")
     size = parse_input_size(input_size)
-    configs = [subject_for(name, dict(options), attention_class or []) for name in models]  # checked before timing
+    # checked before timing; a checkpoint file is profiled as the architecture it holds (a pruned one too)
+    configs = [subject_of(name, dict(options), attention_class or []) for name in models]
     note_ignored_ratio(models, ratio)
     timing = Timing(device=device.value, dtype=dtype.value, amp=amp, channels_last=channels_last, compile=compile,
                     mode=mode.value, warmup=warmup, iters=iters, min_time=min_time, threads=threads)

@@ -13,8 +13,8 @@ from senet_cli.count.results import Baseline, CountReport, Overhead
 from senet_cli.count.roofline import DevicePeaks, OpTimer, Roofline, parse_device
 from senet_cli.errors import ArgumentError, UnknownChoiceError
 from senet_cli.options import ExternalConfig, ModelConfig
-from senet_cli.prune.record import is_checkpoint_file
-from senet_cli.subject import Subject, configurations, input_shape, subject_for
+from senet_cli.prune.source import subject_of
+from senet_cli.subject import Subject, configurations, input_shape
 from senet_cli.vocabulary import DTYPES
 from senet_cli.zoo import paused_gc
 
@@ -48,11 +48,7 @@ def count(
     device file DEVICE.json or a DevicePeaks) to bound the time on, op by op (see count/roofline.py);
     a calibrated device also predicts the time (count/latency.py).
     """
-    if is_checkpoint_file(model):  # `count("OUT.pth")`: the architecture the file records (a pruned one too)
-        from senet_cli.prune.source import checkpoint_subject_of_file
-
-        model, options, attention_classes = checkpoint_subject_of_file(str(model), options, attention_classes), {}, ()
-    subject = subject_for(model, options, attention_classes)
+    subject = subject_of(model, options, attention_classes)  # `count("OUT.pth")`: the file's (pruned) architecture
     shape = input_shape(subject, input_size, batch)
     counters = check_counters(references)
     if dtype not in DTYPES:

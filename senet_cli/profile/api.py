@@ -41,7 +41,8 @@ from senet_cli.errors import ArgumentError, SenetError, first_line, is_out_of_me
 from senet_cli.options import ExternalConfig, ModelConfig
 from senet_cli.profile.results import BatchResult, Measurement, ProfileReport, StageCost
 from senet_cli.profile.timing import Timing
-from senet_cli.subject import Subject, input_shape, subject_for
+from senet_cli.prune.source import subject_of
+from senet_cli.subject import Subject, input_shape
 
 if TYPE_CHECKING:  # torch is imported when timing starts
     from torch import nn
@@ -84,7 +85,7 @@ def profile(
     on_round(done, total) reports progress per batch.
     """
     timing, options = Timing.take(timing, options)
-    subject = subject_for(model, options, attention_classes)
+    subject = subject_of(model, options, attention_classes)  # a checkpoint file: its (pruned) architecture
     batches = check_batches(batches)
     height, width = input_shape(subject, input_size, 1)[2:]
     peaks = None if roofline is None or roofline == "auto" else parse_device(roofline)

@@ -3,8 +3,9 @@
 The architecture comes from the file, read with the safe loaders (weights_only, safetensors): its
 metadata (model, options and the pruned record, senet_cli/prune/record.py), else detection from its
 weights, for a zoo model or one from outside the zoo alike (senet_cli/outside/load.py). This is how a
-pruned checkpoint is counted as the smaller model it holds, with no option. `count()` calls it (not
-`subject_for`, which the checkpoint code itself builds on: that would be an import cycle).
+pruned checkpoint is counted and profiled as the smaller model it holds, with no option. `count()` and
+`profile()` call `subject_of` (not `subject_for`, which the checkpoint code itself builds on: that would
+be an import cycle).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from senet_cli.prune.record import refuse_beside_checkpoint
+from senet_cli.prune.record import is_checkpoint_file, refuse_beside_checkpoint
 
 if TYPE_CHECKING:
     from senet_cli.subject import Subject
@@ -29,3 +30,13 @@ def checkpoint_subject_of_file(path: str, options: Mapping[str, Any] | None = No
 
     subject, _, _ = checkpoint_subject(load_checkpoint(path), None, {})
     return subject
+
+
+def subject_of(model: Any, options: Mapping[str, Any], attention_classes: Sequence[str] = ()) -> Subject:
+    """What a job was given as its model: a checkpoint file's architecture (`checkpoint_subject_of_file`),
+    else `subject_for` of the name or configuration."""
+    if is_checkpoint_file(model):
+        return checkpoint_subject_of_file(str(model), options, attention_classes)
+    from senet_cli.subject import subject_for
+
+    return subject_for(model, options, attention_classes)
