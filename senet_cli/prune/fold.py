@@ -25,7 +25,7 @@ caller before this point.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -77,28 +77,28 @@ def trace(network: nn.Module, modules: Sequence[str], gates: dict[str, str], ima
     gate_values: dict[str, torch.Tensor] = {}
     handles = []
 
-    def leaf_pre(name: str):  # noqa: ANN202
+    def leaf_pre(name: str) -> Callable[..., None]:
         def hook(_module: nn.Module, inputs: tuple) -> None:
             for value in inputs:
                 if isinstance(value, torch.Tensor) and id(value) in outputs:
                     traces[outputs[id(value)]].consumers.append(name)
         return hook
 
-    def leaf_post(name: str):  # noqa: ANN202
+    def leaf_post(name: str) -> Callable[..., None]:
         def hook(_module: nn.Module, _inputs: tuple, output: object) -> None:
             if isinstance(output, torch.Tensor):
                 owner[id(output)] = name
                 alive.append(output)
         return hook
 
-    def attention_pre(path: str):  # noqa: ANN202
+    def attention_pre(path: str) -> Callable[..., None]:
         def hook(_module: nn.Module, inputs: tuple) -> None:
             first = inputs[0] if inputs else None
             if isinstance(first, torch.Tensor):
                 traces[path].producer = owner.get(id(first))
         return hook
 
-    def attention_post(path: str):  # noqa: ANN202
+    def attention_post(path: str) -> Callable[..., None]:
         def hook(_module: nn.Module, inputs: tuple, output: object) -> None:
             gate = gate_values.get(path)
             x = inputs[0] if inputs else None
@@ -112,7 +112,7 @@ def trace(network: nn.Module, modules: Sequence[str], gates: dict[str, str], ima
                 alive.append(output)
         return hook
 
-    def gate_post(path: str):  # noqa: ANN202
+    def gate_post(path: str) -> Callable[..., None]:
         def hook(_module: nn.Module, _inputs: tuple, output: object) -> None:
             if isinstance(output, torch.Tensor):
                 gate_values[path] = output.detach().clone()

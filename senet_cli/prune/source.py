@@ -39,4 +39,4 @@ def subject_of(model: Any, options: Mapping[str, Any], attention_classes: Sequen
         return checkpoint_subject_of_file(str(model), options, attention_classes)
     from senet_cli.subject import subject_for
 
-    return subject_for(model, options, attention_classes)
+    return subject_for(model, dict(options), attention_classes)
