@@ -134,7 +134,8 @@ def test_a_duplicate_registration_raises_and_registers_nothing(register):
     assert registered() == snapshot and aten.cosh not in formulas.OP_NAMES
 
 
-@pytest.mark.parametrize("key", ["relu", aten.relu.default, torch.relu, None], ids=repr)
+@pytest.mark.parametrize("key", ["relu", aten.relu.default, torch.relu, None],
+                         ids=["a string", "an overload", "a torch function", "None"])
 def test_a_key_that_is_not_an_op_packet_raises(key):
     snapshot = registered()
     with pytest.raises(TypeError, match="op overload packet"):
