@@ -59,25 +59,18 @@ def family(name: str) -> str:
 
 
 def attention_found(report: dict[str, Any]) -> list[tuple[str, int, str]]:
-    """(class, how many, found by) from count's JSON: `attention_modules` as {class: count}, or a list
-    of entries; an entry's `found_by` where present, else "class"."""
-    found: list[tuple[str, int, str]] = []
+    """(class, how many, found by) from count's JSON: `attention_found` (one entry per module with its
+    `class` and `found_by`: models outside the zoo), else `attention_modules` as {class: count}, each
+    counted as found by class."""
+    per_module = report.get("attention_found")
+    if isinstance(per_module, list) and per_module:
+        tally = Counter((str(entry.get("class")), str(entry.get("found_by", "class")))
+                        for entry in per_module if isinstance(entry, dict))
+        return [(cls, count, how) for (cls, how), count in tally.items()]
     entries = report.get("attention_modules") or {}
     if isinstance(entries, dict):
-        for cls, value in entries.items():
-            if isinstance(value, dict):
-                found.append((cls, int(value.get("count", 1)), str(value.get("found_by", "class"))))
-            else:
-                found.append((cls, int(value), "class"))
-    elif isinstance(entries, list):
-        for entry in entries:
-            if isinstance(entry, dict):
-                cls = str(entry.get("class") or entry.get("class_name") or entry.get("name"))
-                found.append((cls, int(entry.get("count", 1)), str(entry.get("found_by", "class"))))
-    for entry in report.get("attention", []) if isinstance(report.get("attention"), list) else []:
-        if isinstance(entry, dict) and "found_by" in entry and not found:
-            found.append((str(entry.get("class") or entry.get("class_name")), 1, str(entry["found_by"])))
-    return found
+        return [(cls, int(value), "class") for cls, value in entries.items() if isinstance(value, int)]
+    return []
 
 
 def _alarm(_signum: int, _frame: Any) -> None:
