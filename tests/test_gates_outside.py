@@ -302,6 +302,20 @@ def test_timms_layerscale_droppath_and_hand_written_activations_are_not_gates():
         assert seen is not None and not seen.multiplies and seen.gates == (), type(module).__name__
 
 
+def test_a_gate_that_changes_the_shape_is_no_pass_through_attention():
+    """gMLP's spatial gating unit multiplies half its channels by a map computed from the other half: its
+    output has half the input's channels, so nn.Identity cannot stand in for it. Taking it for attention
+    made the baseline fail and `senet count timm:gmlp_*` refuse (the all-models sweep caught it)."""
+    from timm.models.mlp_mixer import SpatialGatingUnit
+
+    module = _meta(lambda: SpatialGatingUnit(64, 16))
+    seen = probe(module, (torch.empty(2, 16, 64, device="meta"),), {})
+    assert seen is not None and not seen.multiplies
+    report = senet_cli.count("timm:gmlp_ti16_224")
+    assert report.params == sum(p.numel() for p in timm.create_model("gmlp_ti16_224").parameters())
+    assert report.attention_total("params") == 0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, class_name, count", [
     ("rexnet_100", "SEModule", 13),

@@ -144,7 +144,9 @@ def probe(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Probe |
         for handle in handles:
             handle.remove()
     tensor = output if isinstance(output, torch.Tensor) else None
-    multiplies = tensor is not None and bool(mode.flags_of(tensor) & GATED)
+    # a gate on the input keeps its shape: gMLP's spatial gating unit (half the channels times a map of the
+    # other half) gates, but nn.Identity cannot stand in for it, so it is no attention of the gate role
+    multiplies = tensor is not None and tensor.shape == first.shape and bool(mode.flags_of(tensor) & GATED)
     branches = tensor is not None and bool(mode.flags_of(tensor) & BRANCHED)
     uses: dict[str, GateUse] = {}
     for gate_id, kind, channels in mode.products:
