@@ -27,28 +27,38 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=None, help="calibrate's interleaved rounds (default its own)")
+    parser.add_argument("--min-run-time", type=float, default=None)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     print(subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip())
-    runs = [calibrate(args.device, threads=args.threads) for _ in range(args.runs)]
+    options = {key: value for key, value in (("rounds", args.rounds), ("min_run_time", args.min_run_time))
+               if value is not None}
+    runs = [calibrate(args.device, threads=args.threads, **options) for _ in range(args.runs)]
     print(subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip())
     print(f"{runs[0].name}, {args.device}, {args.threads} thread(s), {args.runs} runs of "
           f"{', '.join(f'{run.seconds:.1f}' for run in runs)} s")
-    print("| point | kind | rates | spread |")
-    print("| --- | --- | --- | ---: |")
+    print("| point | kind | median us | time spread | rates | rate spread | worst in-run spread |")
+    print("| --- | --- | --- | ---: | --- | ---: | ---: |")
     spreads: dict[str, list[float]] = {}
+    time_spreads: list[float] = []
     for points in zip(*(run.points for run in runs), strict=True):
         rates = [point.rate for point in points]
+        times = [point.median_us for point in points]
         spreads.setdefault(points[0].kind, []).append(spread(rates))
-        print(f"| {points[0].label} | {points[0].kind} | {' / '.join(f'{r:.4g}' for r in rates)} | "
-              f"{spread(rates) * 100:.1f}% |")
+        time_spreads.append(spread(times))
+        print(f"| {points[0].label} | {points[0].kind} | {' / '.join(f'{t:.4g}' for t in times)} | "
+              f"{spread(times) * 100:.1f}% | {' / '.join(f'{r:.4g}' for r in rates)} | {spread(rates) * 100:.1f}% | "
+              f"{max(point.spread for point in points) * 100:.1f}% |")
     every = [value for values in spreads.values() for value in values]
     op_cost = spread([run.op_cost_us for run in runs])
     print(f"\nper-op cost {' / '.join(f'{run.op_cost_us:.2f}' for run in runs)} us: spread {op_cost * 100:.1f}%")
     for kind, values in spreads.items():
         print(f"{kind}: {len(values)} points, median spread {statistics.median(values) * 100:.1f}%, "
               f"worst {max(values) * 100:.1f}%")
-    print(f"all {len(every)} points: median spread {statistics.median(every) * 100:.1f}%, worst "
+    print(f"median time per point: median spread {statistics.median(time_spreads) * 100:.1f}%, worst "
+          f"{max(time_spreads) * 100:.1f}%; within 10%: {sum(v <= 0.10 for v in time_spreads)} of {len(time_spreads)}")
+    print(f"rates, all {len(every)} points: median spread {statistics.median(every) * 100:.1f}%, worst "
           f"{max(every) * 100:.1f}%; within 10%: {sum(v <= 0.10 for v in every)} of {len(every)} (goal: all)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:

@@ -197,6 +197,40 @@ def test_calibrate_measures_and_writes_its_schema(tmp_path):
     assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration
 
 
+def test_calibrate_measures_every_point_in_interleaved_rounds_within_its_budget():
+    """Every point is measured `rounds` times (the method says how many); a budget already spent
+    stops after MIN_ROUNDS; each point records the spread of its rounds."""
+    from senet_cli.profile.calibrate import MIN_ROUNDS, calibrate
+
+    tiny = dict(threads=1, batches=(1,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
+                linear_shapes=(("linear 16->4", 16, 4),), memory_bytes=(2**12,), reduce_maps=())
+    steps: list[tuple[int, int]] = []
+    calibration = calibrate("cpu", rounds=5, on_step=lambda done, total: steps.append((done, total)), **tiny)
+    assert "in 5 interleaved rounds" in calibration.method
+    jobs = 1 + len(calibration.points)  # the per-op chain and the points; 3 pools at batch 1
+    assert len(calibration.points) == 1 + 1 + 3 + 1 and steps[-1] == (jobs * 6, jobs * 6)  # warm-up + 5 rounds
+    assert all(point.spread >= 0 for point in calibration.points)
+    hurried = calibrate("cpu", rounds=9, budget_s=0.0, **tiny)
+    assert f"in {MIN_ROUNDS} interleaved rounds (at most 9" in hurried.method
+    assert DeviceCalibration.from_dict(json.loads(json.dumps(hurried.to_dict()))) == hurried
+
+
+def test_the_calibration_table_and_csv_show_every_kind_with_its_unit():
+    from senet_cli.render.calibrate_view import calibration_table, csv_rows
+
+    points = (*synthetic().points, RatePoint("max_reduce", "amax over the map", 0, 10**6, 9.0, 3.5, 49, 0.04),
+              RatePoint("sum_reduce", "mean over the channels", 0, 10**6, 9.0, 20.0, 256, 0.02),
+              RatePoint("avg_pool", "squeeze", 0, 10**6, 9.0, 15.0))
+    calibration = replace(synthetic(), points=points)
+    table = calibration_table(calibration)
+    units = {row[0]: row[-1].split()[-1] for row in table.rows}
+    assert units == {"conv": "TFLOPS", "matmul": "TFLOPS", "memory": "GB/s", "max_pool": "GB/s",
+                     "max_reduce": "GB/s", "sum_reduce": "GB/s", "avg_pool": "GB/s"}
+    assert table.rows[-3][-2] == "4%"  # the spread over calibrate's rounds
+    headers, rows = csv_rows([calibration])
+    assert len(rows) == len(points) and rows[-3][headers.index("rate_unit")] == "GB/s"
+
+
 @pytest.mark.slow
 def test_the_calibrate_command_writes_a_device_file_under_a_minute(tmp_path, cli):
     import time

@@ -17,8 +17,12 @@ def calibrate_command(
                                                    help="CPU threads (torch.set_num_threads); use the thread count "
                                                    "profile will run with.")] = None,
     dtype: Annotated[Dtype, typer.Option(help="The dtype predictions will be made in.")] = Dtype["float32"],
-    min_run_time: Annotated[float, typer.Option(min=0.01, max=5.0,
-                                                help="Seconds per measured point.")] = 0.1,
+    min_run_time: Annotated[float, typer.Option(min=0.001, max=5.0,
+                                                help="Seconds of calls per measurement.")] = 0.01,
+    rounds: Annotated[int, typer.Option(min=1, max=99, help="Most interleaved rounds; each point's median over "
+                                        "them is kept.")] = 21,
+    budget: Annotated[float, typer.Option(min=1.0, max=3600.0, help="Seconds to finish in: rounds stop early "
+                                          "when the next would pass it (3 rounds at least).")] = 50.0,
     fmt: FormatOpt = None,
     output: OutputPathOpt = None,
     force: ForceOpt = False,
@@ -36,6 +40,6 @@ def calibrate_command(
 
     with LazyProgress() as progress:
         calibration = calibrate(device.value, threads=threads, dtype=dtype.value, min_run_time=min_run_time,
-                                on_step=progress.task("calibrating"))
+                                rounds=rounds, budget_s=budget, on_step=progress.task("calibrating"))
     emit([calibration], fmt, output, csv_view=calibrate_view.csv_rows,
          tables=lambda cs: [calibrate_view.calibration_table(c) for c in cs])

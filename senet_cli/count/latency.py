@@ -84,6 +84,7 @@ class RatePoint:
     median_us: float
     rate: float
     depth: int = 0  # MACs per output element (conv, matmul), input elements per output (reductions), else 0
+    spread: float = 0.0  # (max - min) / median of the medians of calibrate's interleaved rounds
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,8 @@ class DeviceCalibration:
                              "write one with `senet calibrate`")
         try:
             points = tuple(RatePoint(str(p["kind"]), str(p["label"]), int(p["macs"]), int(p["bytes"]),
-                                     float(p["median_us"]), float(p["rate"]), int(p.get("depth", 0)))
+                                     float(p["median_us"]), float(p["rate"]), int(p.get("depth", 0)),
+                                     float(p.get("spread", 0.0)))
                            for p in data["points"])
             calibration = cls(str(data["device"]), str(data["name"]), str(data["dtype"]), int(data["threads"]),
                               float(data["op_cost_us"]), points, str(data.get("torch_version", "")),

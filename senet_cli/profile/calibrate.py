@@ -1,12 +1,17 @@
 """`calibrate()`: measure the machine it runs on, for the latency model of count/latency.py.
 
-Three things are measured, each with torch.utils.benchmark's Timer (`blocked_autorange`: blocks of
-runs until `min_run_time` has passed, the median over blocks; on CUDA it synchronises around each
-block, so a time is the work on the GPU, launch included):
+Every point is timed with torch.utils.benchmark's Timer (`timeit`: about `min_run_time` seconds
+of calls, at least one; on CUDA it synchronises before and after, so a time is the work on the GPU,
+launch included), in ROUNDS interleaved rounds (every point once, then every point again, ...),
+and the median over the rounds is kept. On this project's shared 2-core VM the whole machine runs
+about 40% slower for a second or two every ten or so (benchmarks/RESULTS.md); a point timed once,
+however long, lands in such a window or not, and two calibrations then disagreed by up to 54% on
+one point. Many short interleaved measurements put a minority of each point's rounds in slow
+windows, and the median drops them. What is measured:
 
 - the per-op cost: a chain of CHAIN tiny module calls, each an elementwise op on a 1-element tensor,
-  timed as one run; its median / CHAIN, measured at the start, halfway and at the end, the median of
-  the three kept. Dispatch, the module call and the launch, with next to no work.
+  timed as one run, / CHAIN, once per round. Dispatch, the module call and the launch, with next to
+  no work.
 - achieved bandwidth: a module computing `x * 2.0` (read once, write once, out of place as eager
   models do) on float tensors from 64 KiB (within any last-level cache) to 256 MiB (well past it);
   bandwidth = bytes / (median - per-op cost).
@@ -22,15 +27,16 @@ block, so a time is the work on the GPU, launch included):
   count's own (the same module traced on the meta device), so the model charges an op by the
   figures it was calibrated with.
 
-The whole run takes 10-40 s on a CPU (the largest shapes dominate) and a few seconds on a GPU.
+The whole run takes 20-45 s on a CPU (the largest shapes dominate) and a few seconds on a GPU.
 """
 
 from __future__ import annotations
 
 import platform
+import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -38,6 +44,13 @@ from senet_cli.count.latency import BYTES_KINDS, DeviceCalibration, RatePoint
 from senet_cli.errors import ArgumentError, UnknownChoiceError
 from senet_cli.vocabulary import DEVICES, DTYPES
 
+ROUNDS = 21
+"""Most interleaved rounds per calibration: every point measured this many times, the median kept."""
+MIN_ROUNDS = 3
+"""Fewest rounds, whatever the time budget."""
+BUDGET_S = 50.0
+"""Seconds a calibration aims to finish in (issue 22: under a minute): rounds stop when the next would
+pass it (at least MIN_ROUNDS)."""
 CHAIN = 64
 """Tiny ops per timed run of the per-op cost."""
 
@@ -97,7 +110,9 @@ def calibrate(
     threads: int | None = None,
     dtype: str = "float32",
     batches: Sequence[int] | None = None,
-    min_run_time: float = 0.1,
+    min_run_time: float = 0.01,
+    rounds: int = ROUNDS,
+    budget_s: float = BUDGET_S,
     conv_shapes: Sequence[ConvShape] = CONV_SHAPES,
     linear_shapes: Sequence[tuple[str, int, int]] = LINEAR_SHAPES,
     memory_bytes: Sequence[int] = MEMORY_BYTES,
@@ -109,14 +124,19 @@ def calibrate(
     device: "cpu" or "cuda"; threads: torch's CPU threads (default: torch's); dtype: a DTYPES name
     (the latency model predicts only in the dtype it was calibrated in); batches: the batch sizes
     each compute shape runs at (default 1 and 8 on CPU, 1 and 64 on CUDA); min_run_time: seconds
-    per measured point (torch.utils.benchmark's blocked_autorange); reduce_maps: the (channels,
-    side) feature maps the reductions run on (empty: none, the memory points stand in). on_step(done, total) reports
-    progress.
+    per measurement (at least one call); rounds: the most times every point is measured,
+    interleaved (round 1 measures every point, then round 2 ...), its median over the rounds kept;
+    budget_s: no round is started that would end past this many seconds from the start (rounds
+    then stop early, never below MIN_ROUNDS or `rounds`, whichever is smaller);
+    reduce_maps: the (channels, side) feature maps the reductions run on (empty: none, the memory
+    points stand in). on_step(done, total) reports progress.
     """
     if dtype not in DTYPES:
         raise UnknownChoiceError("dtype", dtype, DTYPES)
     if not min_run_time > 0:
         raise ArgumentError("min_run_time must be positive, got {value}", arguments=(), value=min_run_time)
+    if rounds < 1:
+        raise ArgumentError("rounds must be at least 1, got {value}", arguments=(), value=rounds)
     from senet_cli.profile.timing import Timing
 
     Timing(device=device, dtype=dtype, threads=threads)  # refuses a bad device name or thread count
@@ -129,77 +149,99 @@ def calibrate(
     torch_device = harness.prepare(Timing(device=device, dtype=dtype, threads=threads))
     torch_dtype = getattr(torch, dtype)
     batches = tuple(batches or DEFAULT_BATCHES[torch_device.type])
-    total = 1 + len(memory_bytes) + len(batches) * (len(conv_shapes) + len(linear_shapes) + len(POOL_SHAPES)
-                                                    + len(reduce_maps) * len(REDUCTIONS))
+    size = torch.finfo(torch_dtype).bits // 8
+
+    def ones(*shape: int) -> Any:
+        return torch.ones(shape, device=torch_device, dtype=torch_dtype)
+
+    def randn(*shape: int) -> Any:
+        return torch.randn(shape, device=torch_device, dtype=torch_dtype)
+
+    def ready(module: Any) -> Any:
+        return module.to(device=torch_device, dtype=torch_dtype).eval()
+
+    jobs: list[_Job] = [_Job("memory", f"x * 2.0, {nbytes / 2**20:g} MiB", _Scale(), ones(max(nbytes // size, 1)))
+                        for nbytes in memory_bytes]
+    for batch in batches:
+        for label, cin, cout, kernel, stride, groups, side in conv_shapes:
+            conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=side == 1)
+            jobs.append(_Job("conv", f"conv {label}, batch {batch}", ready(conv), randn(batch, cin, side, side)))
+        for label, channels, side, how in POOL_SHAPES:
+            pool = nn.MaxPool2d(3, 2, 1) if how == "max" else nn.AdaptiveAvgPool2d(1)
+            jobs.append(_Job(f"{how}_pool", f"{label}, batch {batch}", pool, randn(batch, channels, side, side)))
+        for channels, side in reduce_maps:
+            x = randn(batch, channels, side, side)
+            for kind, method, dims in REDUCTIONS:
+                over = "the map" if dims == (2, 3) else "the channels"
+                jobs.append(_Job(kind, f"{method} over {over}, {channels} @{side}, batch {batch}",
+                                 _Reduce(method, dims), x))
+        for label, fin, fout in linear_shapes:
+            jobs.append(_Job("matmul", f"{label}, batch {batch}", ready(nn.Linear(fin, fout)), randn(batch, fin)))
+
+    tiny = ones(1)
+    chain = nn.Sequential(*(_Scale() for _ in range(CHAIN)))
+    timed = [_Job("per-op cost", "chain", chain, tiny), *jobs]
+    total = len(timed) * (1 + rounds)
     done = 0
 
-    def step() -> None:
+    def advance() -> None:
         nonlocal done
         done += 1
         if on_step is not None:
             on_step(done, total)
 
-    def median_us(module: Any, x: Any) -> float:
-        from torch.utils.benchmark import Timer
+    from torch.utils.benchmark import Timer
 
-        with torch.inference_mode():
-            module(x)  # warm-up: allocator, kernel choice
-            timer = Timer("module(x)", globals={"module": module, "x": x})
-            return timer.blocked_autorange(min_run_time=min_run_time).median * 1e6
-
-    tiny = torch.ones(1, device=torch_device, dtype=torch_dtype)
-    chain = nn.Sequential(*(_Scale() for _ in range(CHAIN)))
-    op_costs = [median_us(chain, tiny) / CHAIN]  # measured again halfway and at the end: the median of three
-    op_cost = op_costs[0]
-    step()
-    points: list[RatePoint] = []
-    size = torch.finfo(torch_dtype).bits // 8
-    for nbytes in memory_bytes:
-        x = torch.ones(max(nbytes // size, 1), device=torch_device, dtype=torch_dtype)
-        points.append(_point("memory", f"x * 2.0, {nbytes / 2**20:g} MiB", _Scale(), x, median_us(_Scale(), x),
-                             op_cost))
-        step()
-    op_costs.append(median_us(chain, tiny) / CHAIN)
-    for batch in batches:
-        for label, cin, cout, kernel, stride, groups, side in conv_shapes:
-            conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=side == 1)
-            shape = (batch, cin, side, side)
-            points.append(_compute_point(f"conv {label}, batch {batch}", conv, shape, torch_device, torch_dtype,
-                                         median_us, op_cost))
-            step()
-        for label, channels, side, how in POOL_SHAPES:
-            pool = nn.MaxPool2d(3, 2, 1) if how == "max" else nn.AdaptiveAvgPool2d(1)
-            x = torch.randn(batch, channels, side, side, device=torch_device, dtype=torch_dtype)
-            points.append(_point(f"{how}_pool", f"{label}, batch {batch}", pool, x, median_us(pool, x), op_cost))
-            step()
-        for channels, side in reduce_maps:
-            x = torch.randn(batch, channels, side, side, device=torch_device, dtype=torch_dtype)
-            for kind, method, dims in REDUCTIONS:
-                reduce = _Reduce(method, dims)
-                over = "the map" if dims == (2, 3) else "the channels"
-                points.append(_point(kind, f"{method} over {over}, {channels} @{side}, batch {batch}", reduce, x,
-                                     median_us(reduce, x), op_cost))
-                step()
-        for label, fin, fout in linear_shapes:
-            points.append(_compute_point(f"{label}, batch {batch}", nn.Linear(fin, fout), (batch, fin), torch_device,
-                                         torch_dtype, median_us, op_cost))
-            step()
-    op_costs.append(median_us(chain, tiny) / CHAIN)
-    op_cost = sorted(op_costs)[1]
-    points = [_with_op_cost(point, op_cost) for point in points]
+    timers: list[tuple[Any, int]] = []
+    with torch.inference_mode():
+        for job in timed:  # warm-up (allocator, kernel choice), then calls per measurement from one timed call
+            job.module(job.x)
+            timer = Timer("module(x)", globals={"module": job.module, "x": job.x})
+            once = timer.timeit(1).median
+            timers.append((timer, max(1, round(min_run_time / max(once, 1e-9)))))
+            advance()
+        times: list[list[float]] = [[] for _ in timed]
+        done_rounds = 0
+        while done_rounds < rounds:  # interleaved: a slow second slows one round of each point, not every round of some
+            round_started = time.perf_counter()
+            for (timer, number), measured in zip(timers, times, strict=True):
+                measured.append(timer.timeit(number).median * 1e6)
+                advance()
+            done_rounds += 1
+            elapsed = time.perf_counter() - started
+            if done_rounds >= min(MIN_ROUNDS, rounds) and elapsed + (time.perf_counter() - round_started) > budget_s:
+                break
+    if on_step is not None:
+        on_step(total, total)
+    op_costs = [time_us / CHAIN for time_us in times[0]]
+    times = times[1:]
+    op_cost = statistics.median(op_costs)
+    points = [_point(job, measured, op_cost) for job, measured in zip(jobs, times, strict=True)]
     name = torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else _cpu_name()
     return DeviceCalibration(
         device=torch_device.type, name=name, dtype=dtype, threads=torch.get_num_threads(), op_cost_us=op_cost,
         points=tuple(points), torch_version=torch.__version__,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds=time.perf_counter() - started,
-        method=(f"torch.utils.benchmark Timer.blocked_autorange(min_run_time={min_run_time}), medians; per-op cost: "
-                f"a chain of {CHAIN} module calls x * 2.0 on a 1-element tensor / {CHAIN}; bandwidth: x * 2.0 "
-                f"(read + write) on {len(memory_bytes)} sizes; compute: {len(conv_shapes)} conv and "
-                f"{len(linear_shapes)} linear shapes of the zoo's models, max and mean over the map and over the "
-                f"channels of {len(reduce_maps)} feature maps, at batch {', '.join(map(str, batches))}; "
+        method=(f"torch.utils.benchmark Timer.timeit, about {min_run_time} s of calls per measurement, every point "
+                f"measured in {done_rounds} interleaved rounds (at most {rounds}, within {budget_s:g} s), the median "
+                "over the rounds (spread: (max - min) / median of the rounds); "
+                f"per-op cost: a chain of {CHAIN} module calls x * 2.0 on a 1-element tensor / {CHAIN}, once per "
+                f"round; bandwidth: x * 2.0 (read + write) on {len(memory_bytes)} sizes; compute: {len(conv_shapes)} "
+                f"conv and {len(linear_shapes)} linear shapes of the zoo's models, max and mean over the map and over "
+                f"the channels of {len(reduce_maps)} feature maps, at batch {', '.join(map(str, batches))}; "
                 "rates after the per-op cost is taken off; macs and bytes as senet count counts them"),
     )
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One point to measure: its kind and label, the module and its input (on the device)."""
+
+    kind: str
+    label: str
+    module: Any
+    x: Any
 
 
 class _Scale:
@@ -228,30 +270,23 @@ class _Reduce:
         return Reduce()
 
 
-def _compute_point(label: str, module: Any, shape: tuple[int, ...], device: Any, dtype: Any,
-                   median_us: Callable[[Any, Any], float], op_cost: float) -> RatePoint:
-    import torch
-
-    module = module.to(device=device, dtype=dtype).eval()
-    x = torch.randn(shape, device=device, dtype=dtype)
-    kind = "conv" if isinstance(module, torch.nn.Conv2d) else "matmul"
-    return _point(kind, label, module, x, median_us(module, x), op_cost)
-
-
-def _point(kind: str, label: str, module: Any, x: Any, median: float, op_cost: float) -> RatePoint:
-    """A RatePoint with count's MACs and bytes of `module(x)`, traced on the meta device."""
+def _point(job: _Job, medians: Sequence[float], op_cost: float) -> RatePoint:
+    """A RatePoint with count's MACs and bytes of `job.module(job.x)`, traced on the meta device, its
+    median over the rounds and their spread."""
     import copy
 
     import torch
 
     from senet_cli.count.dispatch import trace_costs
 
-    meta = copy.deepcopy(module).to("meta")
-    trace = trace_costs(meta, torch.empty(x.shape, device="meta", dtype=x.dtype))
+    meta = copy.deepcopy(job.module).to("meta")
+    trace = trace_costs(meta, torch.empty(job.x.shape, device="meta", dtype=job.x.dtype))
     macs = sum(op.macs for op in trace.ops)
     moved = sum(op.bytes for op in trace.ops)
     depth = max((op.depth for op in trace.ops), default=0)  # MACs or reduced elements per output
-    return _with_op_cost(RatePoint(kind, label, macs, moved, median, 0.0, depth), op_cost)
+    median = statistics.median(medians)
+    spread = (max(medians) - min(medians)) / median if median > 0 else 0.0
+    return _with_op_cost(RatePoint(job.kind, job.label, macs, moved, median, 0.0, depth, spread), op_cost)
 
 
 def _with_op_cost(point: RatePoint, op_cost: float) -> RatePoint:
