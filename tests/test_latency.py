@@ -227,6 +227,7 @@ def test_the_calibration_table_and_csv_show_every_kind_with_its_unit():
     assert units == {"conv": "TFLOPS", "matmul": "TFLOPS", "memory": "GB/s", "max_pool": "GB/s",
                      "max_reduce": "GB/s", "sum_reduce": "GB/s", "avg_pool": "GB/s"}
     assert table.rows[-3][-2] == "4%"  # the spread over calibrate's rounds
+    assert table.shown == ("kind", "label", "median_us", "spread", "rate")  # MACs and bytes behind --columns
     headers, rows = csv_rows([calibration])
     assert len(rows) == len(points) and rows[-3][headers.index("rate_unit")] == "GB/s"
 

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from senet_cli.cli.columns import ColumnsOpt, with_columns
 from senet_cli.cli.flags import Device, ForceOpt, FormatOpt, OutputPathOpt
 from senet_cli.cli.output import LazyProgress, emit, prepare_output
 from senet_cli.cli.profile_cmd import Dtype
@@ -24,6 +25,7 @@ def calibrate_command(
     budget: Annotated[float, typer.Option(min=1.0, max=3600.0, help="Seconds to finish in: rounds stop early "
                                           "when the next would pass it (3 rounds at least).")] = 50.0,
     fmt: FormatOpt = None,
+    columns: ColumnsOpt = None,
     output: OutputPathOpt = None,
     force: ForceOpt = False,
 ) -> None:
@@ -37,9 +39,12 @@ def calibrate_command(
     fmt = prepare_output(fmt, output, force)
     from senet_cli.profile.calibrate import calibrate
     from senet_cli.render import calibrate_view
+    from senet_cli.render.tables import check_columns
+
+    check_columns(columns, calibrate_view.column_keys())
 
     with LazyProgress() as progress:
         calibration = calibrate(device.value, threads=threads, dtype=dtype.value, min_run_time=min_run_time,
                                 rounds=rounds, budget_s=budget, on_step=progress.task("calibrating"))
     emit([calibration], fmt, output, csv_view=calibrate_view.csv_rows,
-         tables=lambda cs: [calibrate_view.calibration_table(c) for c in cs])
+         tables=with_columns(lambda cs: [calibrate_view.calibration_table(c) for c in cs], columns, fmt))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from senet_cli.count.latency import BYTES_KINDS, DeviceCalibration
-from senet_cli.render.tables import TableData
+from senet_cli.render.tables import Column, TableData, table_from_columns
 
 
 def _unit(kind: str) -> str:
@@ -14,21 +14,32 @@ def _unit(kind: str) -> str:
     return "GB/s" if kind in BYTES_KINDS else "TFLOPS"
 
 
+COLUMNS = (
+    Column("kind", "kind", lambda p: p.kind),
+    Column("label", "shape", lambda p: p.label),
+    Column("macs", "MACs (M)", lambda p: f"{p.macs / 1e6:,.2f}", default=False),
+    Column("bytes", "MB moved", lambda p: f"{p.bytes / 1e6:,.3f}", default=False),
+    Column("median_us", "median (us)", lambda p: f"{p.median_us:,.1f}"),
+    Column("spread", "spread", lambda p: f"{p.spread * 100:.0f}%"),
+    Column("rate", "achieved", lambda p: f"{p.rate:,.4g} {_unit(p.kind)}"),
+)
+"""The table's columns; MACs and bytes behind `--columns` (JSON and CSV hold them)."""
+
+
+def column_keys() -> tuple[str, ...]:
+    """Every column key a selection may name in the calibration table."""
+    return tuple(column.key for column in COLUMNS)
+
+
 def calibration_table(calibration: DeviceCalibration) -> TableData:
-    """One row per measured point: kind, shape, MACs, bytes, median time, its spread over calibrate's
-    rounds and the achieved rate."""
-    rows = tuple(
-        (point.kind, point.label, f"{point.macs / 1e6:,.2f}", f"{point.bytes / 1e6:,.3f}", f"{point.median_us:,.1f}",
-         f"{point.spread * 100:.0f}%", f"{point.rate:,.4g} {_unit(point.kind)}")
-        for point in calibration.points
-    )
+    """One row per measured point: kind, shape, median time, its spread over calibrate's rounds and
+    the achieved rate (MACs and bytes moved behind `--columns`)."""
     caption = (f"per-op cost {calibration.op_cost_us:.2f} us; best rates: {calibration.peak_tflops:.4g} TFLOPS, "
                f"{calibration.bandwidth_gbs:.4g} GB/s; measured in {calibration.seconds:.1f} s")
-    return TableData(
+    return table_from_columns(
+        COLUMNS, calibration.points,
         title=f"{calibration.name} ({calibration.device}, {calibration.dtype}, {calibration.threads} threads)",
-        headers=("kind", "shape", "MACs (M)", "MB moved", "median (us)", "spread", "achieved"), rows=rows,
-        left_columns=2,
-        caption=caption,
+        left_columns=2, wrapped_from=1, caption=caption,
         notes=("median: over calibrate's interleaved rounds (each a torch.utils.benchmark timeit); spread: "
                "(max - min) / median of the rounds; achieved rate: 2 x MACs (or bytes) / (median - per-op cost); "
                "give the JSON file to count and profile as their roofline device",),
