@@ -94,6 +94,21 @@ def test_a_reduction_takes_its_bytes_at_the_rate_of_the_nearest_calibrated_reduc
     assert older.op_seconds("amax", 0, 10**6, 49) == pytest.approx(1e6 / 10e9)
 
 
+def test_a_strided_reduction_takes_the_rate_of_a_strided_one():
+    """A max over 64 channels 3,136 elements apart (CBAM's channel pool at 64x56x56) is nearest, in
+    depth and bytes, a max over a contiguous 7x7 map; the stride sends it to the channel max. Where
+    either side does not know its stride (older files, untraced), depth and bytes decide as before."""
+    points = (RatePoint("memory", "copy", 0, 10**6, 0.0, 10.0),
+              RatePoint("max_reduce", "max over a 7x7 map, 2048 channels", 0, 4 * 10**5, 0.0, 3.0, depth=49,
+                        stride=1),
+              RatePoint("max_reduce", "max over 256 channels @56", 0, 32 * 10**5, 0.0, 25.0, depth=256,
+                        stride=3136))
+    device = DeviceCalibration("cpu", "synthetic", "float32", 1, 0.0, points)
+    assert device.reduction_gbs("max_reduce", 8 * 10**5, 64, stride=3136) == 25.0
+    assert device.reduction_gbs("max_reduce", 8 * 10**5, 64) == 3.0  # log distance 0.74 against 1.96
+    assert device.op_seconds("amax", 0, 8 * 10**5, 64, 3136) == pytest.approx(8e5 / 25e9)
+
+
 def test_a_traced_reduction_records_the_elements_each_output_reduces():
     import torch
 
@@ -101,11 +116,13 @@ def test_a_traced_reduction_records_the_elements_each_output_reduces():
 
     class Pools(torch.nn.Module):
         def forward(self, x):
-            return x.amax(1, keepdim=True) + x.mean((2, 3), keepdim=True) + x.sum()
+            return x.amax(1, keepdim=True) + x.mean((2, 3), keepdim=True) + x.sum() + x.amax(-2, keepdim=True)
 
     ops = trace_costs(Pools(), torch.empty(2, 8, 4, 6, device="meta")).ops
-    assert [(op.op, op.depth) for op in ops if op.op in ("amax", "mean", "sum")] == [
-        ("amax", 8), ("mean", 4 * 6), ("sum", 2 * 8 * 4 * 6)]
+    assert [(op.op, op.depth, op.stride) for op in ops if op.op in ("amax", "mean", "sum")] == [
+        ("amax", 8, 4 * 6), ("mean", 4 * 6, 1), ("sum", 2 * 8 * 4 * 6, 1), ("amax", 4, 6)]
+    last = trace_costs(Pools(), torch.empty(2, 8, 4, 6, device="meta").to(memory_format=torch.channels_last)).ops
+    assert [op.stride for op in last if op.op == "amax"] == [1, 6 * 8]  # channels are contiguous there
 
 
 def test_kernels_per_block_by_hand():
@@ -218,7 +235,7 @@ def test_calibrate_measures_every_point_in_interleaved_rounds_within_its_budget(
 def test_the_calibration_table_and_csv_show_every_kind_with_its_unit():
     from senet_cli.render.calibrate_view import calibration_table, csv_rows
 
-    points = (*synthetic().points, RatePoint("max_reduce", "amax over the map", 0, 10**6, 9.0, 3.5, 49, 0.04),
+    points = (*synthetic().points, RatePoint("max_reduce", "amax over the map", 0, 10**6, 9.0, 3.5, 49, spread=0.04),
               RatePoint("sum_reduce", "mean over the channels", 0, 10**6, 9.0, 20.0, 256, 0.02),
               RatePoint("avg_pool", "squeeze", 0, 10**6, 9.0, 15.0))
     calibration = replace(synthetic(), points=points)

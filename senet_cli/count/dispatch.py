@@ -59,6 +59,7 @@ class OpRecord:
     # MACs per output element (a conv's C_in / groups x kernel area, a matmul's K); for a reduction
     # (latency.REDUCTIONS) input elements per output element; else 0
     depth: int = 0
+    stride: int = 0  # a reduction's element stride along its innermost reduced dimension (1: contiguous); else 0
 
 
 @dataclass
@@ -226,14 +227,29 @@ class _CostMode(TorchDispatchMode):
         moved = moved_bytes(func, args, kwargs, out)
         if macs or elementwise or moved:
             name = op_name(packet)
+            depth = stride = 0
             if macs:
                 depth = macs // max(_output_numel(out), 1)
             elif name in REDUCTIONS and args and isinstance(args[0], torch.Tensor):
                 depth = args[0].numel() // max(_output_numel(out), 1)
-            else:
-                depth = 0
-            self.trace.ops.append(OpRecord(self.stack[-1], name, macs, elementwise, moved, depth))
+                stride = _reduced_stride(args[0], args[1] if len(args) > 1 else kwargs.get("dim"))
+            self.trace.ops.append(OpRecord(self.stack[-1], name, macs, elementwise, moved, depth, stride))
         return out
+
+
+def _reduced_stride(tensor: torch.Tensor, dims: Any) -> int:
+    """Elements between two neighbours a reduction reads along its innermost reduced dimension: 1
+    when it reduces contiguous memory (a mean over the map of an NCHW tensor), H*W for a max over
+    its channels. The latency model tells the two apart: on a CPU the strided one runs several times
+    slower per byte. A reduction over everything (no dims) reads contiguously: 1."""
+    if dims is None or (isinstance(dims, (list, tuple)) and not dims):
+        return 1
+    listed = list(dims) if isinstance(dims, (list, tuple)) else [dims]
+    try:
+        axes = [int(d) % tensor.dim() for d in listed] if tensor.dim() else []
+    except (TypeError, ValueError):
+        return 0
+    return max(min((int(tensor.stride(axis)) for axis in axes), default=1), 1)
 
 
 def _output_numel(out: Any) -> int:

@@ -84,6 +84,7 @@ class RatePoint:
     median_us: float
     rate: float
     depth: int = 0  # MACs per output element (conv, matmul), input elements per output (reductions), else 0
+    stride: int = 0  # reductions: element stride along the innermost reduced dimension (1: contiguous); else 0
     spread: float = 0.0  # (max - min) / median of the medians of calibrate's interleaved rounds
 
 
@@ -155,28 +156,31 @@ class DeviceCalibration:
                 return low_rate + share * (high_rate - low_rate)
         return points[-1][1]  # unreachable: the sizes are sorted and bracket moved_bytes
 
-    def reduction_gbs(self, kind: str, moved_bytes: int, depth: int) -> float:
-        """The achieved bandwidth (GB/s) of a reduction of `kind` moving `moved_bytes` and reducing
-        `depth` input elements into each output: the calibrated reduction of that kind nearest in
-        (log bytes, log depth); the memory points' bandwidth for its size when none was calibrated (a
-        device file from before reductions were measured) or the depth is unknown."""
+    def reduction_gbs(self, kind: str, moved_bytes: int, depth: int, stride: int = 0) -> float:
+        """The achieved bandwidth (GB/s) of a reduction of `kind` moving `moved_bytes`, reducing
+        `depth` input elements into each output `stride` elements apart: the calibrated reduction of
+        that kind nearest in (log bytes, log depth, log stride; the stride where both know it: a max
+        over 64 channels 3,136 elements apart is not a max over a contiguous 7x7 map of similar size);
+        the memory points' bandwidth for its size when none was calibrated (a device file from before
+        reductions were measured) or the depth is unknown."""
         candidates = [p for p in self.points if p.kind == kind and p.depth]
         if not candidates or not depth:
             return self.bandwidth_for(moved_bytes, "memory")
         size, reach = math.log10(max(moved_bytes, 1)), math.log10(depth)
 
         def distance(point: RatePoint) -> float:
-            return (math.log10(max(point.bytes, 1)) - size) ** 2 + (math.log10(point.depth) - reach) ** 2
+            apart = math.log10(point.stride) - math.log10(stride) if stride and point.stride else 0.0
+            return (math.log10(max(point.bytes, 1)) - size) ** 2 + (math.log10(point.depth) - reach) ** 2 + apart**2
 
         return min(candidates, key=distance).rate
 
-    def op_seconds(self, op: str, macs: int, moved_bytes: int, depth: int = 0) -> float:
+    def op_seconds(self, op: str, macs: int, moved_bytes: int, depth: int = 0, stride: int = 0) -> float:
         """Predicted seconds of one traced op: max(compute at its class's rate, bytes at the achieved
-        bandwidth for its size, or for its size and reach if a reduction) + the per-op cost."""
+        bandwidth for its size, or for its size, reach and stride if a reduction) + the per-op cost."""
         kind = op_kind(op, macs)
         compute = 2.0 * macs / (self.compute_tflops(kind, macs, moved_bytes, depth) * 1e12) if macs else 0.0
         if kind in ("max_reduce", "sum_reduce"):
-            bandwidth = self.reduction_gbs(kind, moved_bytes, depth)
+            bandwidth = self.reduction_gbs(kind, moved_bytes, depth, stride)
         else:
             bandwidth = self.bandwidth_for(moved_bytes, kind if kind in BYTES_KINDS else "memory")
         memory = moved_bytes / (bandwidth * 1e9)
@@ -204,8 +208,8 @@ class DeviceCalibration:
                              "write one with `senet calibrate`")
         try:
             points = tuple(RatePoint(str(p["kind"]), str(p["label"]), int(p["macs"]), int(p["bytes"]),
-                                     float(p["median_us"]), float(p["rate"]), int(p.get("depth", 0)),
-                                     float(p.get("spread", 0.0)))
+                                     float(p["median_us"]), float(p["rate"]), depth=int(p.get("depth", 0)),
+                                     stride=int(p.get("stride", 0)), spread=float(p.get("spread", 0.0)))
                            for p in data["points"])
             calibration = cls(str(data["device"]), str(data["name"]), str(data["dtype"]), int(data["threads"]),
                               float(data["op_cost_us"]), points, str(data.get("torch_version", "")),

@@ -79,7 +79,10 @@ CONV_SHAPES: tuple[ConvShape, ...] = (
     ("1x1 256->16 @1 (SE excitation)", 256, 16, 1, 1, 1, 1),  # on a 1x1 map: with a bias, as SE's convs
     ("1x1 2048->128 @1 (SE excitation)", 2048, 128, 1, 1, 1, 1),
     ("1x1 96->24 @1 (MobileNet SE)", 96, 24, 1, 1, 1, 1),
-    ("7x7 2->1 @56 (CBAM spatial)", 2, 1, 7, 1, 1, 56),
+    ("7x7 2->1 @56 (CBAM spatial)", 2, 1, 7, 1, 1, 56),  # at each stage's size: a fixed cost dominates
+    ("7x7 2->1 @28 (CBAM spatial)", 2, 1, 7, 1, 1, 28),
+    ("7x7 2->1 @14 (CBAM spatial)", 2, 1, 7, 1, 1, 14),
+    ("7x7 2->1 @7 (CBAM spatial)", 2, 1, 7, 1, 1, 7),
 )
 LINEAR_SHAPES: tuple[tuple[str, int, int], ...] = (
     ("linear 512->1000", 512, 1000),
@@ -284,9 +287,11 @@ def _point(job: _Job, medians: Sequence[float], op_cost: float) -> RatePoint:
     macs = sum(op.macs for op in trace.ops)
     moved = sum(op.bytes for op in trace.ops)
     depth = max((op.depth for op in trace.ops), default=0)  # MACs or reduced elements per output
+    stride = max((op.stride for op in trace.ops), default=0)  # a reduction's stride between reduced elements
     median = statistics.median(medians)
     spread = (max(medians) - min(medians)) / median if median > 0 else 0.0
-    return _with_op_cost(RatePoint(job.kind, job.label, macs, moved, median, 0.0, depth, spread), op_cost)
+    return _with_op_cost(RatePoint(job.kind, job.label, macs, moved, median, 0.0, depth=depth, stride=stride,
+                                     spread=spread), op_cost)
 
 
 def _with_op_cost(point: RatePoint, op_cost: float) -> RatePoint:
