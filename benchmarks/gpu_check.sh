@@ -8,7 +8,7 @@
 #
 # Writes REPORT_DIR/report.md (every step's command, exit status, seconds and output) beside the
 # files the steps write (cuda.json: the calibration; latency.json; profile_cuda.json). Each step has
-# its own time limit (seconds below, 450 s in all); a step that fails or runs out is reported and
+# its own time limit (seconds below, 465 s in all); a step that fails or runs out is reported and
 # the next one runs. Without a GPU it says so and exits 0. Copy the figures into
 # benchmarks/RESULTS.md with the GPU's name.
 set -u
@@ -56,7 +56,7 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...
     } >> "$REPORT"
 }
 
-step "calibrate" 60 "$PYTHON" -m senet_cli calibrate --device cuda --output "$REPORT_DIR/cuda.json" --force
+step "calibrate" 75 "$PYTHON" -m senet_cli calibrate --device cuda --budget 40 --output "$REPORT_DIR/cuda.json" --force
 step "latency model vs measured (fp32, batch 1 and 64)" 120 \
     "$PYTHON" benchmarks/latency_model.py --device cuda --batches 1,64 --iters 20 --warmup 5 \
     --calibration "$REPORT_DIR/cuda.json" --json "$REPORT_DIR/latency.json"
