@@ -150,8 +150,9 @@ def traced(subject: Subject, model: nn.Module, inputs: Any, autocast: torch.dtyp
     with running_model(subject.name, f"run on input {list(shape)}"):
         try:
             return model, trace_costs(model, inputs, autocast=autocast, into=partial), None
-        except Exception as error:  # noqa: BLE001 (re-raised below unless it needs real data)
+        except Exception as error:  # noqa: BLE001 (re-raised unless it needs real data)
             if not needs_real_data(error):
                 raise
             failure = error
-    return trace_on_cpu(subject, model, shape, inputs.dtype, autocast, partial, failure)  # type: ignore[arg-type]
+    assert failure is not None  # the forward returned, or raised through running_model, or failed here
+    return trace_on_cpu(subject, model, shape, inputs.dtype, autocast, partial, failure)
