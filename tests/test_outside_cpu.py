@@ -249,5 +249,17 @@ def test_the_estimate_is_over_what_the_weights_take(nets):
     from senet_cli.count.dispatch import Trace
 
     model = subject_for(f"{nets}:item_net").build(meta=True)
-    estimate = on_cpu.estimate_bytes(model, Trace(), torch.float32, 4 * 3 * SIDE * SIDE)
-    assert estimate >= 4 * conv_net_params(WIDTH) + 4 * 3 * SIDE * SIDE
+    image = 4 * 3 * SIDE * SIDE
+    modules = sum(1 for path, _ in model.named_modules() if path)
+    estimate = on_cpu.estimate_bytes(model, Trace(), torch.float32, image)  # failed before any op
+    assert estimate == 4 * conv_net_params(WIDTH) + image + modules * image
+    # what a forward moves, extrapolated: the activations of the item_net at this input are
+    # 4 x (3 + 4 x WIDTH) x SIDE^2 bytes written at least (the image, each conv's and each scaling's output)
+    partial = Trace()
+    with pytest.raises(RuntimeError):
+        from senet_cli.count.dispatch import trace_costs
+
+        trace_costs(model, torch.empty(1, 3, SIDE, SIDE, device="meta"), into=partial)
+    assert partial.ops and partial.first_call
+    written = 4 * (3 + 4 * WIDTH) * SIDE * SIDE
+    assert on_cpu.estimate_bytes(model, partial, torch.float32, image) >= 4 * conv_net_params(WIDTH) + written

@@ -14,7 +14,8 @@ the fallback therefore asks for the math form (`sdpa_kernel(SDPBackend.MATH)`).
 Bounded: the fallback allocates the weights and every activation the forward makes. Before
 building anything it estimates the memory it would take, the weights (parameters and buffers times
 the dtype's size) plus the activations (every byte the failed meta forward read and wrote, as if
-nothing were freed, scaled up by the share of modules it had not reached): a large over-estimate
+nothing were freed, scaled up by the share of modules it had not reached; at least one input's size
+per module where it failed before moving anything): a large over-estimate
 under no_grad, where activations are freed as the forward goes. Over the cap (`memory_cap`: 4 GiB,
 or half the memory available now where that is less) it refuses in one line; it never starts a
 forward that could exhaust the machine.
@@ -91,7 +92,7 @@ def memory_cap() -> tuple[int, str]:
 def estimate_bytes(meta_model: nn.Module, partial: Trace, dtype: torch.dtype, input_bytes: int) -> int:
     """The memory a CPU forward of `meta_model` would take, over-estimated (see the module doc): weights
     and buffers in `dtype`, plus the input, plus the bytes the failed meta forward (`partial`) read and
-    wrote, scaled by modules there are over modules it reached."""
+    wrote, scaled by modules there are over modules it reached; at least the input's size for each module."""
     import torch
 
     size = torch.empty((), dtype=dtype).element_size()
@@ -100,7 +101,9 @@ def estimate_bytes(meta_model: nn.Module, partial: Trace, dtype: torch.dtype, in
     modules = sum(1 for path, _ in meta_model.named_modules() if path)
     reached = len(partial.first_call)
     scale = max(1.0, modules / reached) if reached else max(1, modules)
-    return int(weights + input_bytes + moved * scale)
+    # a forward that failed before moving anything tells nothing: then each module's output is taken
+    # to be as large as the input
+    return int(weights + input_bytes + max(moved * scale, input_bytes * modules))
 
 
 def trace_on_cpu(
