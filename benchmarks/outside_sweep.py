@@ -12,7 +12,8 @@ cache dir unless --cache-dir) and the recognition time of a raw state dict (inde
 after torch is imported), and a per-family table of the attention found (family: timm's model
 module, torchvision's builder module).
 
-Run: python benchmarks/outside_sweep.py [--jobs 2] [--match 'se*'] [--limit N] [--json out.json]
+Run: python benchmarks/outside_sweep.py [--jobs 2] [--match 'se*'] [--names A,B | --names @FILE] [--limit N]
+     [--json out.json]
 """
 
 from __future__ import annotations
@@ -39,6 +40,18 @@ def all_names() -> list[str]:
     return [f"timm:{n}" for n in timm.list_models()] + [
         f"torchvision:{n}" for n in torchvision.models.list_models(module=torchvision.models)
     ]
+
+
+def chosen_names(spec: str, known: list[str]) -> list[str]:
+    """The names `--names` gives (comma-separated, or @FILE with one a line), in `known`'s order; exits
+    with one line naming any that neither library lists (a typo would otherwise sweep nothing)."""
+    text = Path(spec[1:]).read_text() if spec.startswith("@") else spec.replace(",", "\n")
+    wanted = {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")}
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise SystemExit(f"outside_sweep: not models of timm or torchvision (or not matching --match): "
+                         f"{', '.join(unknown[:5])}")
+    return [name for name in known if name in wanted]
 
 
 def family(name: str) -> str:
@@ -174,6 +187,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--match", default="*", help="fnmatch pattern on the names (timm:*, *resnet*)")
+    parser.add_argument("--names", help="only these models: NAME,NAME,... (timm:X, torchvision:Y) or @FILE, one a "
+                        "line (a name neither library lists is refused before the sweep)")
     parser.add_argument("--limit", type=int, default=0, help="first N names only (0: all)")
     parser.add_argument("--timeout", type=int, default=120, help="seconds per model")
     parser.add_argument("--json", type=Path, help="write every model's result here")
@@ -182,6 +197,8 @@ def main() -> None:
     options = parser.parse_args()
 
     names = [n for n in all_names() if fnmatch.fnmatch(n, options.match)]
+    if options.names:
+        names = chosen_names(options.names, names)
     if options.limit:
         names = names[: options.limit]
     started = time.perf_counter()
@@ -192,7 +209,7 @@ def main() -> None:
             if done % 50 == 0:
                 print(f"  {done}/{len(names)} models, {time.perf_counter() - started:.0f} s", file=sys.stderr)
     sweep_s = time.perf_counter() - started
-    full = options.match == "*" and not options.limit
+    full = options.match == "*" and not options.limit and not options.names
     index = None if options.no_index else index_times(names, full, options.cache_dir, samples=40)
     report(results, sweep_s, options.jobs, index)
     if options.json:

@@ -127,3 +127,38 @@ def _build(name: str) -> torch.nn.Module:
 
 def test_the_sample_is_wide_enough():
     assert len(WITH_ATTENTION) + len(WITHOUT_ATTENTION) >= 60
+
+
+FORMERLY_REFUSED = (
+    # "cannot run on input" until issue 21's fix: their forwards make tensors on the CPU (no device given)
+    # and count's shape memo handed the next identical call a meta copy, which then met the CPU ones.
+    # One of each family: ConViT's relative indices, SAM ViT's relative positions, the RoPE grids of the
+    # DINOv3, Lingbot and Sapiens2 ViTs (timm.layers.pos_embed_sincos).
+    ("timm:convit_tiny", None), ("timm:samvit_base_patch16_224", None), ("timm:vit_tiny_patch16_dinov3_qkvb", None),
+    ("timm:vit_small_patch16_lingbot", None), ("timm:vit_base_patch16_sapiens2", 256),
+)
+
+
+@pytest.mark.parametrize(("name", "reference_side"), FORMERLY_REFUSED)
+def test_models_making_cpu_tensors_count_on_meta_as_flop_counter_mode_does(name, reference_side):
+    """Counted on meta at their default input, parameters equal to timm's own model's; MACs equal to
+    FlopCounterMode's FLOPs / 2 on a real CPU forward, attention in torch's math form (as on meta: the
+    fused CPU kernel has no formula in FlopCounterMode either). Sapiens2's reference at 1024x1024 takes
+    a minute on the CPU: it is compared at `reference_side`."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    report = _count(name)
+    assert report is not None, f"{name} was refused"
+    assert report.counted_on == "meta"
+    _check_stages(name, report)
+    model = timm.create_model(name.partition(":")[2]).eval()
+    assert report.params == sum(p.numel() for p in model.parameters())
+    if reference_side is not None:
+        report = senet_cli.count(name, input_size=reference_side)
+    side = report.input[-1]
+    counter = FlopCounterMode(display=False)
+    torch.manual_seed(0)
+    with torch.no_grad(), counter, sdpa_kernel(SDPBackend.MATH):
+        model(torch.randn(1, 3, side, side))
+    assert 2 * report.macs == counter.get_total_flops()

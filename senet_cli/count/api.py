@@ -64,15 +64,16 @@ def count(
 
     op_time = timer.seconds if timer is not None else None
     with paused_gc():
-        totals, rows, uncounted, found = measure(subject, shape, dtype, amp, op_time, predict)
+        totals, rows, uncounted, found, cpu_note = measure(subject, shape, dtype, amp, op_time, predict)
         without = subject.baseline(found)
         base: tuple[tuple[int, int, int, int], list[Any]] | None = None
         base_name = subject.name
         if not found:  # nothing to remove: the model is its own baseline (a plain backbone)
             base = totals, rows
         elif without is not None:
-            base_totals, base_rows, _, _ = measure(without, shape, dtype, amp, op_time, predict)
+            base_totals, base_rows, _, _, base_note = measure(without, shape, dtype, amp, op_time, predict)
             base, base_name = (base_totals, base_rows), without.name
+            cpu_note = cpu_note or base_note
     params, macs, elementwise, moved = totals
     stem, *blocks, head = rows
     return CountReport(
@@ -89,7 +90,8 @@ def count(
         uncounted_ops=tuple(sorted(uncounted.items())),
         references=reference_counts(subject, shape, counters),
         attention_modules=subject.attention_summary(found),
-        notes=subject.notes(found, without is not None),
+        notes=subject.notes(found, without is not None) + ((cpu_note,) if cpu_note else ()),
+        counted_on="cpu" if cpu_note else "meta",
         attention_found=subject.attention_found(found, without is not None),
         bytes=moved,
         dtype=dtype,

@@ -15,9 +15,9 @@ from torch import nn
 
 from senet_cli import vocabulary
 from senet_cli.attention.base import AttentionModule
-from senet_cli.count.dispatch import Trace, trace_costs
+from senet_cli.count.dispatch import Trace
+from senet_cli.count.on_cpu import traced
 from senet_cli.count.results import BlockCount
-from senet_cli.errors import running_model
 
 if TYPE_CHECKING:
     from senet_cli.outside.build import FoundAttention
@@ -32,10 +32,11 @@ OpPredict = Callable[[str, int, int, int, int], float]
 def measure(
     subject: Subject, shape: tuple[int, int, int, int], dtype: str = "float32", amp: bool = False,
     op_time: OpTime | None = None, predict: OpPredict | None = None,
-) -> tuple[tuple[int, int, int, int], list[BlockCount], dict[str, int], tuple[FoundAttention, ...]]:
+) -> tuple[tuple[int, int, int, int], list[BlockCount], dict[str, int], tuple[FoundAttention, ...], str | None]:
     """Build on the meta device, trace one forward, split the costs into stem, blocks and head (the
     subject's blocks and block members), the share inside its attention modules kept apart. Returns
-    the totals, the rows, the ops nobody counted, and the attention found.
+    the totals, the rows, the ops nobody counted, the attention found, and a note when the forward
+    could not run on meta and was counted on the CPU instead (count/on_cpu.py; else None).
 
     dtype: the weights' and input's dtype (a name in vocabulary.DTYPES); amp: a float32 model
     under float16 autocast, simulated (dispatch._AutocastOnMeta). Only bytes depend on them.
@@ -47,8 +48,8 @@ def measure(
         model.to(torch_dtype)
     found = subject.attention(model)
     inputs = torch.empty(shape, device="meta", dtype=torch_dtype)
-    with running_model(subject.name, f"run on input {list(shape)}"):
-        trace = trace_costs(model, inputs, autocast=torch.float16 if amp else None)
+    # a forward that needs real data runs on the CPU instead, bounded (count/on_cpu.py)
+    model, trace, cpu_note = traced(subject, model, inputs, torch.float16 if amp else None)
     rows = _split_rows(model, trace, subject.blocks(model), subject.block_members(model), op_time,
                        attention=[item.path for item in found], predict=predict)
     totals = (
@@ -58,7 +59,7 @@ def measure(
         sum(op.bytes for op in trace.ops),
     )
     assert totals == tuple(sum(getattr(r, k) for r in rows) for k in _MEASURES), "rows must add up to the totals"
-    return totals, rows, dict(trace.uncounted), found
+    return totals, rows, dict(trace.uncounted), found, cpu_note
 
 
 _MEASURES = ("params", "macs", "elementwise_ops", "bytes")

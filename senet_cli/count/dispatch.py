@@ -91,6 +91,15 @@ def _describe(out: Any) -> Any:
     return ("V", out)
 
 
+def _all_meta(out: Any) -> bool:
+    """Whether every tensor of an op's output (through tuples and lists) is on the meta device."""
+    if isinstance(out, torch.Tensor):
+        return out.device.type == "meta"
+    if isinstance(out, (tuple, list)):
+        return all(_all_meta(item) for item in out)
+    return True
+
+
 def _rebuild(description: Any) -> Any:
     """Fresh meta tensors (and plain values) matching a `_describe` result."""
     if description[0] == "T":
@@ -132,8 +141,11 @@ class ShapeMemo:
         return None if description is None else _rebuild(description)
 
     def put(self, key: Any, out: Any) -> None:
-        """Memoise the metadata of `out` (a None output is not memoised: `get` could not tell it apart)."""
-        if out is None:
+        """Memoise the metadata of `out`. Not memoised: a None output (`get` could not tell it apart), and
+        an output not wholly on the meta device: a factory op with no tensor argument (`torch.arange(n)`
+        in a forward, timm's ConViT, SAM ViT and DINOv3 RoPE) makes a real CPU tensor, and a meta copy
+        of it given to the next caller would then meet that caller's CPU tensors (issue 21)."""
+        if out is None or not _all_meta(out):
             return
         if len(self._outputs) >= self.limit:
             self._outputs.clear()
@@ -261,9 +273,13 @@ def _output_numel(out: Any) -> int:
     return 0
 
 
-def trace_costs(model: nn.Module, inputs: torch.Tensor, autocast: torch.dtype | None = None) -> Trace:
+def trace_costs(model: nn.Module, inputs: torch.Tensor, autocast: torch.dtype | None = None,
+                into: Trace | None = None) -> Trace:
     """Run `model(inputs)` once in eval mode under the counter and return what each module cost
-    (`autocast`: simulate AMP in that dtype, see `_AutocastOnMeta`).
+    (`autocast`: simulate AMP in that dtype, see `_AutocastOnMeta`). `into`: the Trace to fill (a
+    forward that fails leaves there what it traced before failing: count/on_cpu.py sizes its CPU
+    fall-back from it). The model and input may be on the meta device or real (the CPU): ops are
+    costed by their shapes alone.
 
     The op's module is the innermost module whose forward was running: two global module hooks
     (cheaper than a pair per submodule) keep a stack of module paths ("" is the model itself).
@@ -273,7 +289,7 @@ def trace_costs(model: nn.Module, inputs: torch.Tensor, autocast: torch.dtype | 
         register_module_forward_pre_hook,
     )
 
-    trace = Trace()
+    trace = into if into is not None else Trace()
     stack: list[str] = [""]
     paths = {id(module): path for path, module in model.named_modules() if path}
 

@@ -122,6 +122,7 @@ class CountReport:
     dtype: str = "float32"
     amp: bool = False
     roofline: Roofline | None = None
+    counted_on: str = "meta"  # "cpu": its forward needs real data, counted with random weights (count/on_cpu.py)
 
     @property
     def plain(self) -> bool:
@@ -173,6 +174,7 @@ class CountReport:
             "kernels": self.kernels,
             "dtype": self.dtype,
             "amp": self.amp,
+            "counted_on": self.counted_on,
             "attention": {
                 "params": self.attention_total("params"),
                 "macs": self.attention_total("macs"),
