@@ -9,25 +9,40 @@ counts (timm's CbamModule, not its ChannelAttn inside).
 A known class is matched only when its module is already imported (a model holding a timm class
 has imported timm), so a torchvision model never imports timm.
 
-What is a block (`external_blocks`): one of the model's units, reached from the model through
+What is a block (`external_layout`): one of the model's units, reached from the model through
 containers (nn.Sequential, ModuleList, ModuleDict) and through the stage modules timm's `feature_info`
 names (`_is_stage`): ResNets' `layer1.0`, EfficientNets' `features.2.0`, MobileNets' `features.3`,
-RegNets' `trunk_output.block1.block1-0` and `s1.b1`, ConvNeXt's `stages.0.blocks.0`. A container
-holding an attention module beside a layer with weights is one unit (a user's Sequential(conv, bn,
-act, gate)); a unit holds a conv or linear layer; timm's stem (`group_matcher()["stem"]`) holds no
-block. An attention module outside every unit gets the module holding it as a block (its outermost
-ancestor, not a container nor named `stem`/`head`, that holds no other attention module); where that
-module would hold units, every block is such a holder.
+RegNets' `trunk_output.block1.block1-0` and `s1.b1`, ConvNeXt's `stages.0.blocks.0`, DenseNet's dense
+layers `features.denseblock1.denselayer1` (Huang et al., table 1: 6, 12, 24, 16 in DenseNet-121, as
+timm's group_matcher counts them). A container holding an attention module beside a layer with
+weights is one unit (a user's Sequential(conv, bn, act, gate)); a unit holds a conv or linear layer;
+timm's stem (`group_matcher()["stem"]`) holds no block. Where a stage module holds a container of
+blocks (HGNet's and ConvNeXt's `blocks`, CSPNet's), only those are its blocks: its downsample or
+transition convs are part of the stage, not blocks. A model no container walk reaches gets its widest
+set of units (torchvision's Inception3 and GoogLeNet: their Inception modules), without the leading
+single convs of its stem. An attention module outside every unit gets the module holding it as a
+block (its outermost ancestor, not a container nor named `stem`/`head`, that holds no other attention
+module); where that module would hold units, every block is such a holder. A block that does not run
+in an eval-mode forward (Inception's and GoogLeNet's auxiliary heads) is none.
+
+What else a stage holds (`Layout.members`): a module between blocks belongs to a block, so count
+charges it to that block's row and stage rather than to the head: a stage's downsample (HGNet's
+`stages.1.downsample`) to the stage's first block, a closing transition (CSPNet's) to its last, and
+a module between stages to the first block of the stage its output runs at (DenseNet's transitions,
+GoogLeNet's max-pools, Inception-ResNet's reduction modules), see `_members`.
 
 What is a stage: blocks numbered 1..N in order, a new stage wherever the output stride of the blocks
-changes, taken from timm's `feature_info` (each block takes the reduction of the first named module at
-or after it), else measured on one forward on the meta device; where neither tells, each container
-holding blocks is a stage.
+changes (N: the number of strides the blocks run at, after the stem), measured on one eval-mode
+forward on the meta device; where the blocks' outputs are no images (tokens), taken from timm's
+`feature_info` (each block takes the reduction of the first named module at or after it); where
+neither tells, each container holding blocks is a stage.
 
 The model without attention: each attention module replaced by nn.Identity, which is right for a
 gate on its input (x * g(x)) and for a residual term (x + f(x)); a module that replaces a conv has
 no pass-through and is kept (the baseline is then partial, and says so); with none removable there
-is no such model. Torch is imported inside the functions.
+is no such model. A stage's ablation (`profile --per-stage`) likewise removes that stage's modules
+that can pass through and keeps the rest (its note names them; a stage with none removable gets no
+ablation, in one line). Torch is imported inside the functions.
 """
 
 from __future__ import annotations
