@@ -566,8 +566,8 @@ def _all_named(container: Any, prefix: str, stages: dict[str, int]) -> bool:
 def _holds_blocks(module: Any) -> bool:
     """Whether one of `module`'s children is a container holding a block (`_is_block_like`)."""
     containers = _containers()
-    return any(isinstance(child, containers) and any(_is_block_like(unit) for unit in child.children())
-               for child in module.children())
+    held: list[Any] = [child for child in module.children() if isinstance(child, containers)]
+    return any(_is_block_like(unit) for child in held for unit in child.children())
 
 
 def _is_block_like(module: Any) -> bool:
