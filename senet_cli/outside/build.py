@@ -321,8 +321,9 @@ def _probe_forward(model: Any, blocks: Sequence[str], outside: Sequence[str], in
     def on_output(path: str) -> Any:
         def hook(_module: Any, _inputs: Any, output: Any) -> None:
             called.add(path)
-            if isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[-2] > 0:
-                sides.setdefault(path, int(output.shape[-2]))
+            side = _output_side(output)
+            if side is not None:
+                sides.setdefault(path, side)
         return hook
 
     modes = [(module, module.training) for module in model.modules()]
@@ -340,6 +341,20 @@ def _probe_forward(model: Any, blocks: Sequence[str], outside: Sequence[str], in
         for module, training in modes:
             module.training = training
     return _Probe({path: max(1, round(input_side / side)) for path, side in sides.items()}, frozenset(called))
+
+
+def _output_side(output: Any) -> int | None:
+    """The height of a module's output where it is an image: a 4-D tensor (NCHW, or NHWC on a square
+    input), or tokens with their grid size ((x, (H, W)): MViTv2's stages); else None."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return int(output.shape[-2]) if output.dim() == 4 and output.shape[-2] > 0 else None
+    if isinstance(output, (tuple, list)) and len(output) == 2 and isinstance(output[0], torch.Tensor):
+        grid = output[1]
+        if isinstance(grid, (tuple, list)) and len(grid) == 2 and all(isinstance(n, int) and n > 0 for n in grid):
+            return int(grid[0])
+    return None
 
 
 def _members(model: Any, blocks: Sequence[str], outside: Sequence[str], probe: _Probe | None) -> dict[str, str]:
@@ -627,12 +642,15 @@ def _with_stages(model: Any, blocks: list[tuple[str, str]], measured: dict[str, 
     """Each block's stage, 1..N in order: a new stage wherever the spatial reduction of the blocks'
     outputs changes. The reductions are those `measured` on one forward (input side / output side,
     rounded: Inception-v4's 73 and 71 pixel maps are both at stride 4) where every block's output is an
-    image, else timm's feature_info where the model has one (a block takes the reduction of the first
-    named module at or after it: a token model), else those measured; where nothing tells (a forward
-    that fails), each container holding blocks is a stage."""
+    image and timm's feature_info tells no more stages, else feature_info's where the model has one (a
+    block takes the reduction of the first named module at or after it: a token model), else those
+    measured; where nothing tells (a forward that fails), each container holding blocks is a stage."""
     paths = [path for path, _ in blocks]
     complete = measured if measured and all(path in measured for path in paths) else None
-    reductions = complete or _stated_reductions(model, paths) or measured or None
+    stated = _stated_reductions(model, paths)
+    if complete and stated and _changes(stated, paths) > _changes(complete, paths):
+        complete = None  # feature_info tells more stages: 4-D outputs that are no images (NesT's token blocks)
+    reductions = complete or stated or measured or None
     if reductions is None:
         stage_of: dict[str, int] = {}
         for _, parent in blocks:
@@ -647,6 +665,12 @@ def _with_stages(model: Any, blocks: list[tuple[str, str]], measured: dict[str, 
         previous = reduction if reduction is not None else previous
         numbered.append((path, stage))
     return numbered
+
+
+def _changes(reductions: dict[str, int], paths: Sequence[str]) -> int:
+    """How many times the reduction changes along `paths` (blocks without one are skipped)."""
+    known = [reductions[path] for path in paths if path in reductions]
+    return sum(1 for a, b in zip(known, known[1:], strict=False) if a != b)
 
 
 def _stated_reductions(model: Any, paths: Sequence[str]) -> dict[str, int] | None:
