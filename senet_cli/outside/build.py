@@ -263,9 +263,10 @@ def _candidate_blocks(model: Any, attention_paths: Sequence[str]) -> list[tuple[
         structural = _without_stem_convs([(path, parent) for path, parent in _widest_units(model)
                                           if not _in_stem(model, path)], model)
     outside = [p for p in attention_paths if not any(_within(p, block) for block, _ in structural)]
-    held = [(block, parent) for block, parent in _attention_blocks(model, outside)
+    units = [path for path, _ in structural]
+    held = [(block, parent) for block, parent in _attention_blocks(model, outside, units)
             if not any(_within(other, block) for other, _ in structural)]
-    if outside and len(held) < len(_attention_blocks(model, outside)):  # one would hold structural blocks
+    if outside and len(held) < len(_attention_blocks(model, outside, units)):  # one would hold structural blocks
         return _attention_blocks(model, attention_paths)
     order = {path: index for index, (path, _) in enumerate(model.named_modules())}
     return sorted(structural + held, key=lambda block: order[block[0]])
@@ -621,15 +622,16 @@ def _in_stem(model: Any, path: str) -> bool:
     return isinstance(stem, str) and re.match(stem, f"{path}.") is not None
 
 
-def _attention_blocks(model: Any, attention_paths: Sequence[str]) -> list[tuple[str, str]]:
-    """(path, parent path) of the module holding each attention module (see the module doc)."""
+def _attention_blocks(model: Any, attention_paths: Sequence[str], units: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """(path, parent path) of the module holding each attention module (see the module doc); none holds one
+    of `units` (a stage holding blocks is no holder: the downsample holding efficientvim's SE is)."""
     containers = _containers()
     chosen: list[str] = []
     for path in attention_paths:
         parts = path.split(".")
         ancestors = [".".join(parts[:depth]) for depth in range(1, len(parts))]
         candidates = [a for a in ancestors if not isinstance(model.get_submodule(a), containers)
-                      and a not in ROW_NAMES]
+                      and a not in ROW_NAMES and not any(_within(unit, a) for unit in units)]
         alone = [a for a in candidates if sum(_within(p, a) for p in attention_paths) == 1]
         block = alone[0] if alone else (candidates[-1] if candidates else path)
         if block not in chosen:
@@ -642,15 +644,21 @@ def _with_stages(model: Any, blocks: list[tuple[str, str]], measured: dict[str, 
     """Each block's stage, 1..N in order: a new stage wherever the spatial reduction of the blocks'
     outputs changes. The reductions are those `measured` on one forward (input side / output side,
     rounded: Inception-v4's 73 and 71 pixel maps are both at stride 4) where every block's output is an
-    image and timm's feature_info tells no more stages, else feature_info's where the model has one (a
-    block takes the reduction of the first named module at or after it: a token model), else those
-    measured; where nothing tells (a forward that fails), each container holding blocks is a stage."""
+    image, they never shrink along the blocks and timm's feature_info tells no more stages; else
+    feature_info's where the model has one (a block takes the reduction of the first named module at or
+    after it: a token model), else those measured (none: one stage); where nothing tells (a forward that
+    fails), each container holding blocks is a stage."""
     paths = [path for path, _ in blocks]
     complete = measured if measured and all(path in measured for path in paths) else None
     stated = _stated_reductions(model, paths)
-    if complete and stated and _changes(stated, paths) > _changes(complete, paths):
-        complete = None  # feature_info tells more stages: 4-D outputs that are no images (NesT's token blocks)
-    reductions = complete or stated or measured or None
+    if complete and stated:
+        along = [complete[path] for path in paths]
+        shrinks = any(later < earlier for earlier, later in zip(along, along[1:], strict=False))
+        if shrinks or _changes(stated, paths) > _changes(complete, paths):
+            # 4-D outputs that are no images along the trunk: NesT's blocked tokens, gcvit's pooled global
+            # tokens (a stride that shrinks); feature_info tells
+            complete = None
+    reductions = complete or stated or measured
     if reductions is None:
         stage_of: dict[str, int] = {}
         for _, parent in blocks:
