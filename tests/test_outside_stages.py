@@ -149,6 +149,24 @@ def test_hgnet_blocks_are_its_hg_blocks_and_the_downsample_is_part_of_the_stage(
         sum(p.numel() for p in model.stages.parameters())
 
 
+FEATURE_INFO_MODELS = ["timm:efficientnet_b0", "timm:convnext_atto", "timm:hgnet_tiny",
+                       "timm:densenet121", "timm:regnety_008", "timm:inception_v4", "timm:cs3darknet_focus_l",
+                       "timm:repvit_m0_9", "timm:nest_tiny", "timm:pvt_v2_b0", "timm:xception41"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FEATURE_INFO_MODELS)
+def test_stages_are_the_strides_timm_states_after_the_stem(name):
+    # timm's feature_info lists one entry per output stride it taps; those outside the stem (its
+    # group_matcher's `stem` pattern) are the strides the blocks run at: one stage each
+    import re
+
+    model = timm.create_model(name.partition(":")[2], pretrained=False).to("meta")
+    stem = model.group_matcher()["stem"]
+    strides = {entry["reduction"] for entry in model.feature_info if not re.match(stem, entry["module"] + ".")}
+    assert max(stage for _, stage in _blocks(name)) == len(strides)
+
+
 USER_FILE = '''
 import torch
 from torch import nn
