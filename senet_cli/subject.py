@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from senet_cli.errors import ArgumentError, OptionError, SenetError
 from senet_cli.options import ExternalConfig, ModelConfig, parse_int
-from senet_cli.outside.build import PASS_THROUGH, FoundAttention
+from senet_cli.outside.build import PASS_THROUGH, FoundAttention, Layout
 from senet_cli.outside.names import external_config, is_external, refuse_attention_classes
 from senet_cli.prune.record import is_checkpoint_file, refuse_beside_checkpoint
 from senet_cli.zoo.models import baseline_config, make_config
@@ -84,8 +84,13 @@ class Subject(ABC):
 
     @abstractmethod
     def without_stage(self, stage: int, found: Sequence[FoundAttention], model: nn.Module) -> Subject | None:
-        """The model without the attention of one stage (profile's per-stage ablation), or None where
-        that attention has no pass-through."""
+        """The model without the attention of one stage (profile's per-stage ablation; where some of it
+        replaces a conv, without the rest: `stage_note` says so), or None where none of it has a
+        pass-through."""
+
+    def stage_note(self, stage: int, found: Sequence[FoundAttention], model: nn.Module) -> str | None:
+        """What a report says of one stage's ablation where it is partial or missing (None: nothing)."""
+        return None
 
     @abstractmethod
     def attention_stages(self, model: nn.Module, found: Sequence[FoundAttention]) -> tuple[int, ...]:
@@ -266,6 +271,7 @@ class OutsideSubject(Subject):
         self.removed = removed
         self._label = label
         self._found: tuple[FoundAttention, ...] | None = None
+        self._blocks: Layout | None = None
 
     @property
     def name(self) -> str:
@@ -306,14 +312,25 @@ class OutsideSubject(Subject):
         return self._found
 
     def blocks(self, model: nn.Module) -> list[tuple[str, int]]:
-        from senet_cli.outside.build import external_blocks
+        return list(self._layout(model).blocks)
+
+    def block_members(self, model: nn.Module) -> dict[str, str]:
+        """A stage's parts outside its blocks (a downsample, DenseNet's transition), charged to a block."""
+        return dict(self._layout(model).members)
+
+    def _layout(self, model: nn.Module) -> Layout:
+        """The blocks, stages and members, found once per subject on a meta build (the same paths in a
+        model holding weights: stages are measured on meta)."""
+        from senet_cli.outside.build import external_layout
         from senet_cli.outside.inputs import default_input
 
-        side = default_input(self.config).side
-        weights = next(iter(model.parameters()), None)
-        if weights is not None and not weights.is_meta:  # stages are measured on meta: the same model there
-            model = self.build(meta=True)
-        return external_blocks(model, [item.path for item in self.attention(model)], side)
+        if self._blocks is None:
+            side = default_input(self.config).side
+            weights = next(iter(model.parameters()), None)
+            if weights is not None and not weights.is_meta:
+                model = self.build(meta=True)
+            self._blocks = external_layout(model, [item.path for item in self.attention(model)], side)
+        return self._blocks
 
     def baseline(self, found: Sequence[FoundAttention]) -> Subject | None:
         """The model with each attention module that can pass through replaced by nn.Identity; those
@@ -326,19 +343,47 @@ class OutsideSubject(Subject):
         return OutsideSubject(self.config, removable, baseline_name(self.config, len(removable) < len(found)))
 
     def without_stage(self, stage: int, found: Sequence[FoundAttention], model: nn.Module) -> Subject | None:
+        """The model with the stage's attention modules that can pass through replaced by nn.Identity; those
+        replacing a conv are kept (`stage_note` names them); None when none of the stage's can go."""
+        stage_of = self._stage_of(model, found)
+        removable = tuple(item.path for item in found if stage_of[item.path] == stage and item.role in PASS_THROUGH)
+        return OutsideSubject(self.config, removable, self.config.name) if removable else None
+
+    def stage_note(self, stage: int, found: Sequence[FoundAttention], model: nn.Module) -> str | None:
+        """Where the stage holds attention that replaces a conv: which modules its ablation removes and which
+        it keeps, or why it has none."""
+        from senet_cli.outside.build import describe
+
         stage_of = self._stage_of(model, found)
         chosen = [item for item in found if stage_of[item.path] == stage]
-        if not chosen or any(item.role not in PASS_THROUGH for item in chosen):
+        kept = [item for item in chosen if item.role not in PASS_THROUGH]
+        if not kept:
             return None
-        return OutsideSubject(self.config, tuple(item.path for item in chosen), self.config.name)
+        removed = [item for item in chosen if item.role in PASS_THROUGH]
+        if not removed:
+            return (f"no per-stage cost for stage {stage}: its attention ({describe(kept)}) replaces a convolution "
+                    f"rather than gating its input, so no pass-through stands for the stage without it")
+        return (f"stage {stage}'s cost is that of its {describe(removed)} (replaced by a pass-through); kept: "
+                f"{describe(kept)} (it replaces a convolution: no pass-through stands for it)")
 
     def attention_stages(self, model: nn.Module, found: Sequence[FoundAttention]) -> tuple[int, ...]:
         return tuple(sorted(set(self._stage_of(model, found).values())))
 
     def _stage_of(self, model: nn.Module, found: Sequence[FoundAttention]) -> dict[str, int]:
-        """The stage of each attention module: its block's (1 where no block holds it)."""
+        """The stage of each attention module: its block's, or that of the block it is a member of (1 where
+        no block holds it)."""
         blocks = self.blocks(model)
-        return {item.path: next((stage for path, stage in blocks if _within(item.path, path)), 1) for item in found}
+        stage_of = dict(blocks)
+        members = self.block_members(model)
+
+        def stage(item: FoundAttention) -> int:
+            held = next((stage for path, stage in blocks if _within(item.path, path)), None)
+            if held is not None:
+                return held
+            owner = next((block for member, block in members.items() if _within(item.path, member)), None)
+            return stage_of.get(owner, 1) if owner is not None else 1
+
+        return {item.path: stage(item) for item in found}
 
     def notes(self, found: Sequence[FoundAttention], has_baseline: bool) -> tuple[str, ...]:
         from senet_cli.outside.build import notes

@@ -72,6 +72,101 @@ def test_models_no_container_walk_reaches_get_rows():
     assert _blocks("torchvision:vit_b_16") == [(f"encoder.layers.encoder_layer_{i}", 1) for i in range(12)]
 
 
+@pytest.mark.slow
+def test_inception_stages_are_its_three_grids():
+    # Inception-v3 (Szegedy et al. 2016, table 1; torchvision's comments: N x 288 x 35 x 35 after Mixed_5d,
+    # 768 x 17 x 17 after Mixed_6a-6e, 1280/2048 x 8 x 8 after Mixed_7a-7c): 3 modules at 35x35, 5 at 17x17
+    # (the grid reduction first), 3 at 8x8; the stem's convs and the auxiliary head (idle in eval) are no blocks
+    expected = [(f"Mixed_{name}", stage) for names, stage in (("5b 5c 5d", 1), ("6a 6b 6c 6d 6e", 2),
+                                                              ("7a 7b 7c", 3)) for name in names.split()]
+    assert _blocks("torchvision:inception_v3") == expected
+    assert _blocks("timm:inception_v3") == expected
+    # GoogLeNet (Szegedy et al. 2014, table 1): inception (3a, 3b) at 28x28, (4a-4e) at 14x14, (5a, 5b) at 7x7
+    expected = [(f"inception{name}", stage) for names, stage in (("3a 3b", 1), ("4a 4b 4c 4d 4e", 2),
+                                                                ("5a 5b", 3)) for name in names.split()]
+    assert _blocks("torchvision:googlenet") == expected
+    subject = subject_for("torchvision:googlenet")  # the max-pools between stages belong to the next stage
+    assert subject.block_members(subject.build(meta=True)) == {"maxpool3": "inception4a", "maxpool4": "inception5a"}
+
+
+@pytest.mark.slow
+def test_inception_v4_and_inception_resnet_v2_stages():
+    # Inception-v4 (Szegedy et al. 2017, figures 3 and 9, at 299): the stem's three convs (timm's
+    # group_matcher stem), then Mixed_3a and Mixed_4a at 73x73 and 71x71 (stride 4), Mixed_5a and 4 Inception-A
+    # at 35x35, Reduction-A and 7 Inception-B at 17x17, Reduction-B and 3 Inception-C at 8x8
+    blocks = _blocks("timm:inception_v4")
+    assert [path for path, _ in blocks] == [f"features.{i}" for i in range(3, 22)]
+    assert _per_stage(blocks) == [2, 5, 8, 4]
+    # timm's Inception-ResNet-v2: 10 Block35, 20 Block17, 9 Block8 in its three `repeat` Sequentials (its
+    # last Block8 and conv2d_7b are its head in group_matcher); the reduction modules run at the next grid
+    blocks = _blocks("timm:inception_resnet_v2")
+    assert _per_stage(blocks) == [10, 20, 9]
+    subject = subject_for("timm:inception_resnet_v2")
+    assert subject.block_members(subject.build(meta=True)) == {"mixed_6a": "repeat_1.0", "mixed_7a": "repeat_2.0"}
+
+
+def test_densenet_blocks_are_its_dense_layers_and_transitions_join_the_next_stage():
+    # DenseNet-121 (Huang et al., table 1): 6, 12, 24, 16 dense layers; a transition (BN, 1x1 conv, 2x2 avg
+    # pool) halves the grid: its output runs at the next block's size
+    report = senet_cli.count("timm:densenet121")
+    rows = [(row.name, row.stage) for row in report.blocks]
+    assert not any("transition" in name for name, _ in rows)
+    assert _per_stage(rows) == [6, 12, 24, 16]
+    by_name = {row.name: row for row in report.blocks}
+
+    def layer(cin: int) -> int:  # BN(cin), 1x1 conv cin -> 128, BN(128), 3x3 conv 128 -> 32 (growth 32, bn_size 4)
+        return 2 * cin + cin * 128 + 2 * 128 + 9 * 128 * 32
+
+    def transition(cin: int) -> int:  # BN(cin), 1x1 conv cin -> cin / 2
+        return 2 * cin + cin * cin // 2
+
+    for block, cin in ((2, 256), (3, 512), (4, 1024)):  # features in: 64 + 32 x 6 = 256, 128 + 32 x 12 = 512, ...
+        assert by_name[f"features.denseblock{block}.denselayer1"].params == layer(cin // 2) + transition(cin)
+    assert by_name["features.denseblock1.denselayer1"].params == layer(64)
+    assert report.head.params == 2 * 1024 + 1024 * 1000 + 1000  # norm5 and the classifier only
+    assert report.stem.params == 3 * 64 * 49 + 2 * 64  # conv0 (7x7, no bias) and norm0
+
+
+@pytest.mark.slow
+def test_hgnet_blocks_are_its_hg_blocks_and_the_downsample_is_part_of_the_stage():
+    # timm's hgnet_tiny config: 1, 1, 2, 1 HG blocks per stage; stages 2-4 open with a stride-2 depthwise
+    # downsample (a ConvBNAct), which belongs to the stage's first block
+    subject = subject_for("timm:hgnet_tiny")
+    model = subject.build(meta=True)
+    blocks = subject.blocks(model)
+    assert [path for path, _ in blocks] == ["stages.0.blocks.0", "stages.1.blocks.0", "stages.2.blocks.0",
+                                            "stages.2.blocks.1", "stages.3.blocks.0"]
+    assert _per_stage(blocks) == [1, 1, 2, 1]
+    members = subject.block_members(model)
+    assert {path: block for path, block in members.items() if path.endswith("downsample")} == {
+        f"stages.{i}.downsample": f"stages.{i}.blocks.0" for i in range(4)}
+    report = senet_cli.count("timm:hgnet_tiny")
+    downsample = sum(p.numel() for i in (1, 2, 3) for p in model.stages[i].downsample.parameters())
+    own = sum(p.numel() for p in model.stages[1].blocks[0].parameters())
+    assert next(row for row in report.blocks if row.name == "stages.1.blocks.0").params == \
+        own + sum(p.numel() for p in model.stages[1].downsample.parameters())
+    assert downsample > 0 and sum(row.params for row in report.blocks) == \
+        sum(p.numel() for p in model.stages.parameters())
+
+
+FEATURE_INFO_MODELS = ["timm:efficientnet_b0", "timm:convnext_atto", "timm:hgnet_tiny",
+                       "timm:densenet121", "timm:regnety_008", "timm:inception_v4", "timm:cs3darknet_focus_l",
+                       "timm:repvit_m0_9", "timm:nest_tiny", "timm:pvt_v2_b0", "timm:xception41"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FEATURE_INFO_MODELS)
+def test_stages_are_the_strides_timm_states_after_the_stem(name):
+    # timm's feature_info lists one entry per output stride it taps; those outside the stem (its
+    # group_matcher's `stem` pattern) are the strides the blocks run at: one stage each
+    import re
+
+    model = timm.create_model(name.partition(":")[2], pretrained=False).to("meta")
+    stem = model.group_matcher()["stem"]
+    strides = {entry["reduction"] for entry in model.feature_info if not re.match(stem, entry["module"] + ".")}
+    assert max(stage for _, stage in _blocks(name)) == len(strides)
+
+
 USER_FILE = '''
 import torch
 from torch import nn

@@ -9,25 +9,40 @@ counts (timm's CbamModule, not its ChannelAttn inside).
 A known class is matched only when its module is already imported (a model holding a timm class
 has imported timm), so a torchvision model never imports timm.
 
-What is a block (`external_blocks`): one of the model's units, reached from the model through
+What is a block (`external_layout`): one of the model's units, reached from the model through
 containers (nn.Sequential, ModuleList, ModuleDict) and through the stage modules timm's `feature_info`
 names (`_is_stage`): ResNets' `layer1.0`, EfficientNets' `features.2.0`, MobileNets' `features.3`,
-RegNets' `trunk_output.block1.block1-0` and `s1.b1`, ConvNeXt's `stages.0.blocks.0`. A container
-holding an attention module beside a layer with weights is one unit (a user's Sequential(conv, bn,
-act, gate)); a unit holds a conv or linear layer; timm's stem (`group_matcher()["stem"]`) holds no
-block. An attention module outside every unit gets the module holding it as a block (its outermost
-ancestor, not a container nor named `stem`/`head`, that holds no other attention module); where that
-module would hold units, every block is such a holder.
+RegNets' `trunk_output.block1.block1-0` and `s1.b1`, ConvNeXt's `stages.0.blocks.0`, DenseNet's dense
+layers `features.denseblock1.denselayer1` (Huang et al., table 1: 6, 12, 24, 16 in DenseNet-121, as
+timm's group_matcher counts them). A container holding an attention module beside a layer with
+weights is one unit (a user's Sequential(conv, bn, act, gate)); a unit holds a conv or linear layer;
+timm's stem (`group_matcher()["stem"]`) holds no block. Where a stage module holds a container of
+blocks (HGNet's and ConvNeXt's `blocks`, CSPNet's), only those are its blocks: its downsample or
+transition convs are part of the stage, not blocks. A model no container walk reaches gets its widest
+set of units (torchvision's Inception3 and GoogLeNet: their Inception modules), without the leading
+single convs of its stem. An attention module outside every unit gets the module holding it as a
+block (its outermost ancestor, not a container nor named `stem`/`head`, that holds no other attention
+module); where that module would hold units, every block is such a holder. A block that does not run
+in an eval-mode forward (Inception's and GoogLeNet's auxiliary heads) is none.
+
+What else a stage holds (`Layout.members`): a module between blocks belongs to a block, so count
+charges it to that block's row and stage rather than to the head: a stage's downsample (HGNet's
+`stages.1.downsample`) to the stage's first block, a closing transition (CSPNet's) to its last, and
+a module between stages to the first block of the stage its output runs at (DenseNet's transitions,
+GoogLeNet's max-pools, Inception-ResNet's reduction modules), see `_members`.
 
 What is a stage: blocks numbered 1..N in order, a new stage wherever the output stride of the blocks
-changes, taken from timm's `feature_info` (each block takes the reduction of the first named module at
-or after it), else measured on one forward on the meta device; where neither tells, each container
-holding blocks is a stage.
+changes (N: the number of strides the blocks run at, after the stem), measured on one eval-mode
+forward on the meta device; where the blocks' outputs are no images (tokens), taken from timm's
+`feature_info` (each block takes the reduction of the first named module at or after it); where
+neither tells, each container holding blocks is a stage.
 
 The model without attention: each attention module replaced by nn.Identity, which is right for a
 gate on its input (x * g(x)) and for a residual term (x + f(x)); a module that replaces a conv has
 no pass-through and is kept (the baseline is then partial, and says so); with none removable there
-is no such model. Torch is imported inside the functions.
+is no such model. A stage's ablation (`profile --per-stage`) likewise removes that stage's modules
+that can pass through and keeps the rest (its note names them; a stage with none removable gets no
+ablation, in one line). Torch is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -210,23 +225,178 @@ def without_attention(model: Any, found: Sequence[FoundAttention]) -> tuple[Foun
     return tuple(item for item in found if not item.passes_through)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """A model's blocks and what else each block stands for: `blocks`, (path, stage) in module order,
+    stages numbered 1..N; `members`, (module path, block path): the modules outside every block that
+    belong to one (a stage's downsample or transition, see the module doc), for count's rows."""
+
+    blocks: tuple[tuple[str, int], ...]
+    members: tuple[tuple[str, str], ...] = ()
+
+
 def external_blocks(model: Any, attention_paths: Sequence[str], input_side: int = 224) -> list[tuple[str, int]]:
     """(path, stage) of each block of `model`, in module order, stages numbered 1..N (see the module doc);
-    `input_side`: the side of the one meta forward that measures reductions where the model does not
-    state them."""
+    `input_side`: the side of the one meta forward that measures reductions."""
+    return list(external_layout(model, attention_paths, input_side).blocks)
+
+
+def external_layout(model: Any, attention_paths: Sequence[str], input_side: int = 224) -> Layout:
+    """The blocks of `model` with their stages, and the modules between blocks that belong to one (see
+    the module doc); one forward on the meta device at `input_side` (in eval mode, as inference runs:
+    auxiliary heads stay idle) measures each block's reduction and which modules run."""
+    blocks = _candidate_blocks(model, attention_paths)
+    outside = _outside_blocks(model, [path for path, _ in blocks])
+    probe = _probe_forward(model, [path for path, _ in blocks], outside, input_side)
+    if probe is not None and any(path in probe.called for path, _ in blocks):
+        blocks = [(path, parent) for path, parent in blocks if path in probe.called]  # aux heads: no blocks
+        outside = _outside_blocks(model, [path for path, _ in blocks])
+    staged = _with_stages(model, blocks, probe.sides if probe is not None else None)
+    return Layout(tuple(staged), tuple(_members(model, [path for path, _ in blocks], outside, probe).items()))
+
+
+def _candidate_blocks(model: Any, attention_paths: Sequence[str]) -> list[tuple[str, str]]:
+    """(path, parent) of each block by the model's structure (see the module doc), before the forward."""
     structural = [(path, parent) for path, parent in _structural_blocks(model, attention_paths)
                   if not _in_stem(model, path)]
     if not structural:
-        structural = [(path, parent) for path, parent in _widest_units(model) if not _in_stem(model, path)]
+        structural = _without_stem_convs([(path, parent) for path, parent in _widest_units(model)
+                                          if not _in_stem(model, path)], model)
     outside = [p for p in attention_paths if not any(_within(p, block) for block, _ in structural)]
-    held = [(block, parent) for block, parent in _attention_blocks(model, outside)
+    units = [path for path, _ in structural]
+    held = [(block, parent) for block, parent in _attention_blocks(model, outside, units)
             if not any(_within(other, block) for other, _ in structural)]
-    if outside and len(held) < len(_attention_blocks(model, outside)):  # one would hold structural blocks
-        blocks = _attention_blocks(model, attention_paths)
-    else:
-        order = {path: index for index, (path, _) in enumerate(model.named_modules())}
-        blocks = sorted(structural + held, key=lambda block: order[block[0]])
-    return _with_stages(model, blocks, input_side)
+    if outside and len(held) < len(_attention_blocks(model, outside, units)):  # one would hold structural blocks
+        return _attention_blocks(model, attention_paths)
+    order = {path: index for index, (path, _) in enumerate(model.named_modules())}
+    return sorted(structural + held, key=lambda block: order[block[0]])
+
+
+def _without_stem_convs(units: list[tuple[str, str]], model: Any) -> list[tuple[str, str]]:
+    """`units` without the leading ones that hold a single conv or linear layer, where a later one holds
+    more: torchvision Inception3's Conv2d_1a_3x3..Conv2d_4a_3x3 and GoogLeNet's conv1..conv3 are its
+    stem (Szegedy et al. 2015/2016, the layers before the first Inception module), not blocks."""
+    counts = [_weighted_layers(model.get_submodule(path)) for path, _ in units]
+    first = next((index for index, count in enumerate(counts) if count > 1), 0)
+    return units[first:]
+
+
+def _weighted_layers(module: Any) -> int:
+    """How many conv or linear weights (two or more dimensions) `module` holds."""
+    return sum(1 for parameter in module.parameters() if parameter.dim() >= 2)
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """What one forward saw: the reduction (input side / output side, rounded) of each block and outside
+    module whose output is an image; the blocks and outside modules that ran."""
+
+    sides: dict[str, int]
+    called: frozenset[str]
+
+
+def _outside_blocks(model: Any, blocks: Sequence[str]) -> list[str]:
+    """The outermost modules of `model` neither in a block nor holding one, in module order."""
+    holding = {".".join(path.split(".")[:depth]) for path in blocks for depth in range(len(path.split(".")))}
+    found: list[str] = []
+    for path, _ in model.named_modules():
+        if not path or path in holding or any(_within(path, block) for block in blocks):
+            continue
+        if found and _within(path, found[-1]):
+            continue
+        found.append(path)
+    return found
+
+
+def _probe_forward(model: Any, blocks: Sequence[str], outside: Sequence[str], input_side: int) -> _Probe | None:
+    """One forward of `model` on the meta device, in eval mode (each module's mode restored after), that
+    records the reduction of each of `blocks` and `outside` and which of them ran; None when the model holds
+    weights (it is not run here) or its forward fails (the job's own forward reports that)."""
+    import torch
+
+    if not _on_meta(model):
+        return None
+    sides: dict[str, int] = {}
+    called: set[str] = set()
+
+    def on_output(path: str) -> Any:
+        def hook(_module: Any, _inputs: Any, output: Any) -> None:
+            called.add(path)
+            side = _output_side(output)
+            if side is not None:
+                sides.setdefault(path, side)
+        return hook
+
+    modes = [(module, module.training) for module in model.modules()]
+    handles = [model.get_submodule(path).register_forward_hook(on_output(path)) for path in (*blocks, *outside)]
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.empty(1, 3, input_side, input_side, device="meta"))
+    except (Exception, SystemExit):  # noqa: BLE001 (any forward may fail, even sys.exit: the structure tells;
+        # the job's own forward then reports it)
+        return None
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, training in modes:
+            module.training = training
+    return _Probe({path: max(1, round(input_side / side)) for path, side in sides.items()}, frozenset(called))
+
+
+def _output_side(output: Any) -> int | None:
+    """The height of a module's output where it is an image: a 4-D tensor (NCHW, or NHWC on a square
+    input), or tokens with their grid size ((x, (H, W)): MViTv2's stages); else None."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return int(output.shape[-2]) if output.dim() == 4 and output.shape[-2] > 0 else None
+    if isinstance(output, (tuple, list)) and len(output) == 2 and isinstance(output[0], torch.Tensor):
+        grid = output[1]
+        if isinstance(grid, (tuple, list)) and len(grid) == 2 and all(isinstance(n, int) and n > 0 for n in grid):
+            return int(grid[0])
+    return None
+
+
+def _members(model: Any, blocks: Sequence[str], outside: Sequence[str], probe: _Probe | None) -> dict[str, str]:
+    """{module: block} for the modules outside every block that belong to one: one that shares a stage
+    (an ancestor holding some of the blocks, not all) with the block after it joins that block (a stage's
+    downsample: HGNet's `stages.1.downsample`, ConvNeXt's), else one sharing a stage with the block
+    before it joins that block (CSPNet's closing transition convs); one lying between two blocks with no
+    stage of theirs joins the block after it where its output has that block's reduction and not the
+    one before's (it reduces, as the output-stride stages count: DenseNet's transition, GoogLeNet's
+    max-pools, Inception-ResNet's reduction modules), else the block before it (VGG's ReLU after its
+    conv). Modules that did not run in the probe's forward (an auxiliary head) belong to none; the rest
+    are the stem and the head."""
+    if not blocks:
+        return {}
+    order = {path: index for index, (path, _) in enumerate(model.named_modules())}
+    ranked = sorted(blocks, key=order.__getitem__)
+
+    def stage_shared(path: str, block: str) -> bool:
+        parts, other = path.split("."), block.split(".")
+        depth = next((i for i, (a, b) in enumerate(zip(parts, other, strict=False)) if a != b),
+                     min(len(parts), len(other)))
+        if depth == 0:
+            return False
+        ancestor = ".".join(parts[:depth])
+        return not all(_within(b, ancestor) for b in blocks)
+
+    sides = probe.sides if probe is not None else {}
+    members: dict[str, str] = {}
+    for path in outside:
+        if probe is not None and path not in probe.called:
+            continue
+        before = [b for b in ranked if order[b] < order[path]]
+        after = [b for b in ranked if order[b] > order[path]]
+        if after and stage_shared(path, after[0]):
+            members[path] = after[0]
+        elif before and stage_shared(path, before[-1]):
+            members[path] = before[-1]
+        elif before and after:
+            reduces = path in sides and sides[path] == sides.get(after[0]) != sides.get(before[-1])
+            members[path] = after[0] if reduces else before[-1]
+    return members
 
 
 def output_classes(config: ExternalConfig, model: Any) -> int:
@@ -342,14 +512,17 @@ def _structural_blocks(model: Any, attention_paths: Sequence[str] = ()) -> list[
     stages = _feature_modules(model)
     found: list[tuple[str, str]] = []
 
-    def walk(module: Any, prefix: str, inside: bool) -> None:
+    def walk(module: Any, prefix: str, inside: bool, containers_only: bool = False) -> None:
         for name, child in module.named_children():
             path = f"{prefix}{name}"
             if isinstance(child, containers) and not _gates_its_layers(child, path, attention_paths):
                 walk(child, f"{path}.", True)
-            elif path in stages and _is_stage(child, inside):
-                walk(child, f"{path}.", True)
-            elif inside and next(child.children(), None) is not None and _has_weighted_layer(child):
+            elif path in stages and _is_stage(child, inside) and (not inside or _all_named(module, prefix, stages)):
+                # a stage with a container of blocks (ConvNeXt's, HGNet's `blocks`): its other children (a
+                # downsample) are part of the stage, not blocks
+                walk(child, f"{path}.", True, _holds_blocks(child))
+            elif inside and not containers_only and next(child.children(), None) is not None \
+                    and _has_weighted_layer(child):
                 found.append((path, prefix[:-1]))
 
     walk(model, "", isinstance(model, containers))
@@ -388,22 +561,35 @@ def _gates_its_layers(container: Any, path: str, attention_paths: Sequence[str])
 
 
 def _is_stage(module: Any, inside: bool) -> bool:
-    """Whether a module timm's feature_info names holds blocks: a container of units among its children
-    (ConvNeXtStage's `blocks`), or, outside any container, children with weights that are all units of
-    one class (RegStage's b1..bN); a conv-norm-act or a block in a container (rexnet's `features.0`) is
-    neither."""
-    containers = _containers()
-    children: list[Any] = list(module.children())
-    if any(isinstance(c, containers) and _holds_unit(c) for c in children):
+    """Whether a module timm's feature_info names holds blocks: a container of blocks among its children
+    (ConvNeXtStage's `blocks`), or, outside any container, children with weights that are all blocks of
+    one class (RegStage's b1..bN); a conv-norm-act, an Inception module (its branches are conv-norm-acts)
+    or a block in a container (rexnet's `features.0`) is neither."""
+    if _holds_blocks(module):
         return True
-    weighted = [c for c in children if next(c.parameters(), None) is not None]
-    return not inside and bool(weighted) and all(next(c.children(), None) is not None for c in weighted) and \
+    weighted = [c for c in module.children() if next(c.parameters(), None) is not None]
+    return not inside and bool(weighted) and all(_is_block_like(c) for c in weighted) and \
         len({type(c) for c in weighted}) == 1
 
 
-def _holds_unit(module: Any) -> bool:
-    """Whether one of `module`'s children has children of its own."""
-    return any(next(child.children(), None) is not None for child in module.children())
+def _all_named(container: Any, prefix: str, stages: dict[str, int]) -> bool:
+    """Whether feature_info names each child with weights of `container` (ConvNeXt's `stages.0..3`): a
+    child named among unnamed siblings is one of their peers (xception41's last block, `blocks.12`)."""
+    return all(f"{prefix}{name}" in stages for name, child in container.named_children()
+               if next(child.parameters(), None) is not None)
+
+
+def _holds_blocks(module: Any) -> bool:
+    """Whether one of `module`'s children is a container holding a block (`_is_block_like`)."""
+    containers = _containers()
+    held: list[Any] = [child for child in module.children() if isinstance(child, containers)]
+    return any(_is_block_like(unit) for child in held for unit in child.children())
+
+
+def _is_block_like(module: Any) -> bool:
+    """Whether `module` could be a block: it has children and holds two or more conv or linear layers
+    (a conv-norm-act holds one)."""
+    return next(module.children(), None) is not None and _weighted_layers(module) >= 2
 
 
 def _feature_modules(model: Any) -> dict[str, int]:
@@ -432,18 +618,20 @@ def _in_stem(model: Any, path: str) -> bool:
         stem = matcher().get("stem")
     except Exception:  # noqa: BLE001 (a model's own method may fail in any way)
         return False
-    return isinstance(stem, str) and re.match(stem, path) is not None
+    # timm's patterns may end in a dot (inception_v4's `^features\.[012]\.`): the module path matches with one
+    return isinstance(stem, str) and re.match(stem, f"{path}.") is not None
 
 
-def _attention_blocks(model: Any, attention_paths: Sequence[str]) -> list[tuple[str, str]]:
-    """(path, parent path) of the module holding each attention module (see the module doc)."""
+def _attention_blocks(model: Any, attention_paths: Sequence[str], units: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """(path, parent path) of the module holding each attention module (see the module doc); none holds one
+    of `units` (a stage holding blocks is no holder: the downsample holding efficientvim's SE is)."""
     containers = _containers()
     chosen: list[str] = []
     for path in attention_paths:
         parts = path.split(".")
         ancestors = [".".join(parts[:depth]) for depth in range(1, len(parts))]
         candidates = [a for a in ancestors if not isinstance(model.get_submodule(a), containers)
-                      and a not in ROW_NAMES]
+                      and a not in ROW_NAMES and not any(_within(unit, a) for unit in units)]
         alone = [a for a in candidates if sum(_within(p, a) for p in attention_paths) == 1]
         block = alone[0] if alone else (candidates[-1] if candidates else path)
         if block not in chosen:
@@ -452,14 +640,25 @@ def _attention_blocks(model: Any, attention_paths: Sequence[str]) -> list[tuple[
     return [(block, block.rpartition(".")[0]) for block in outermost]
 
 
-def _with_stages(model: Any, blocks: list[tuple[str, str]], input_side: int = 224) -> list[tuple[str, int]]:
+def _with_stages(model: Any, blocks: list[tuple[str, str]], measured: dict[str, int] | None) -> list[tuple[str, int]]:
     """Each block's stage, 1..N in order: a new stage wherever the spatial reduction of the blocks'
-    outputs changes. The reductions come from timm's feature_info where the model has one (a block
-    takes the reduction of the first named module at or after it), else from one meta forward at
-    `input_side`; where neither tells (a forward that fails), each container holding blocks is a
-    stage."""
+    outputs changes. The reductions are those `measured` on one forward (input side / output side,
+    rounded: Inception-v4's 73 and 71 pixel maps are both at stride 4) where every block's output is an
+    image, they never shrink along the blocks and timm's feature_info tells no more stages; else
+    feature_info's where the model has one (a block takes the reduction of the first named module at or
+    after it: a token model), else those measured (none: one stage); where nothing tells (a forward that
+    fails), each container holding blocks is a stage."""
     paths = [path for path, _ in blocks]
-    reductions = _stated_reductions(model, paths) or _measured_reductions(model, paths, input_side)
+    complete = measured if measured and all(path in measured for path in paths) else None
+    stated = _stated_reductions(model, paths)
+    if complete and stated:
+        along = [complete[path] for path in paths]
+        shrinks = any(later < earlier for earlier, later in zip(along, along[1:], strict=False))
+        if shrinks or _changes(stated, paths) > _changes(complete, paths):
+            # 4-D outputs that are no images along the trunk: NesT's blocked tokens, gcvit's pooled global
+            # tokens (a stride that shrinks); feature_info tells
+            complete = None
+    reductions = complete or stated or measured
     if reductions is None:
         stage_of: dict[str, int] = {}
         for _, parent in blocks:
@@ -474,6 +673,12 @@ def _with_stages(model: Any, blocks: list[tuple[str, str]], input_side: int = 22
         previous = reduction if reduction is not None else previous
         numbered.append((path, stage))
     return numbered
+
+
+def _changes(reductions: dict[str, int], paths: Sequence[str]) -> int:
+    """How many times the reduction changes along `paths` (blocks without one are skipped)."""
+    known = [reductions[path] for path in paths if path in reductions]
+    return sum(1 for a, b in zip(known, known[1:], strict=False) if a != b)
 
 
 def _stated_reductions(model: Any, paths: Sequence[str]) -> dict[str, int] | None:
@@ -492,32 +697,3 @@ def _stated_reductions(model: Any, paths: Sequence[str]) -> dict[str, int] | Non
         elif entries:
             reductions[path] = entries[-1][2]
     return reductions
-
-
-def _measured_reductions(model: Any, paths: Sequence[str], input_side: int) -> dict[str, int] | None:
-    """{block: input side / its output's height} from one forward on the meta device (blocks whose output
-    is not an image, tokens, are left out), or None when the forward fails."""
-    import torch
-
-    sides: dict[str, int] = {}
-
-    def recorder(path: str) -> Any:
-        def hook(_module: Any, _inputs: Any, output: Any) -> None:
-            if isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[-2] > 0:
-                sides.setdefault(path, max(1, round(input_side / int(output.shape[-2]))))
-        return hook
-
-    handles = [model.get_submodule(path).register_forward_hook(recorder(path)) for path in paths]
-    try:
-        device = next(iter(model.parameters()), torch.empty(0, device="meta")).device
-        if device.type != "meta":
-            return None  # measured on meta only: a model with weights is not run here
-        with torch.no_grad():
-            model(torch.empty(1, 3, input_side, input_side, device="meta"))
-    except (Exception, SystemExit):  # noqa: BLE001 (any forward may fail, even sys.exit: the containers tell;
-        # the job's own forward then reports it)
-        return None
-    finally:
-        for handle in handles:
-            handle.remove()
-    return sides

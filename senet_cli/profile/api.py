@@ -149,11 +149,15 @@ def _models(subject: Subject, per_stage: bool) -> tuple[dict[str, tuple[str, nn.
         built["baseline"] = (baseline.name, baseline.build())
     stages = subject.attention_stages(model, found)
     notes = subject.notes(found, baseline is not None)
+    if per_stage and baseline is None and found:
+        notes += ("no per-stage cost for any stage: none of its attention has a pass-through",)
     if per_stage and baseline is not None and len(stages) > 1:
         for stage in stages:
             ablation = subject.without_stage(stage, found, model)
+            said = subject.stage_note(stage, found, model)
+            notes += (said,) if said else ()
             if ablation is None:
-                notes += (f"no per-stage cost for stage {stage}: its attention has no pass-through",)
+                notes += () if said else (f"no per-stage cost for stage {stage}: its attention has no pass-through",)
                 continue
             built[f"stage{stage}"] = (ablation.name, ablation.build())
     return built, subject.output_classes(model), notes, stages
