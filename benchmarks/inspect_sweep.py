@@ -48,18 +48,23 @@ def _alarm(_signum: int, _frame: Any) -> None:
 
 
 def _params_on_meta(name: str) -> int:
+    """The model's parameter count, built on the meta device; 0 (unknown) where its builder computes with
+    tensors and cannot build there (torchvision's RegNets)."""
     import torch
 
     source, _, target = name.partition(":")
-    with torch.device("meta"):
-        if source == "timm":
-            import timm
+    try:
+        with torch.device("meta"):
+            if source == "timm":
+                import timm
 
-            model = timm.create_model(target)
-        else:
-            import torchvision
+                model = timm.create_model(target)
+            else:
+                import torchvision
 
-            model = torchvision.models.get_model(target)
+                model = torchvision.models.get_model(target)
+    except (NotImplementedError, RuntimeError):
+        return 0
     return sum(p.numel() for p in model.parameters())
 
 

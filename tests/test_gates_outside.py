@@ -409,3 +409,18 @@ def test_timms_sk_gates_are_its_branch_weights(tmp_path, cli):
 def test_timms_sk_and_splitattn_weigh_their_branches(build):
     seen = probe(_meta(build), (torch.empty(2, 32, 8, 8, device="meta"),), {})
     assert seen is not None and seen.branches and not seen.multiplies
+
+
+@pytest.mark.slow
+def test_self_attention_only_has_nothing_to_inspect_and_the_refusal_names_it(tmp_path, cli):
+    """botnet26t_256's attention is all BottleneckAttn (self-attention replacing a conv): no gate scales
+    its features, so inspect refuses in one line and says which modules it found without one."""
+    torch.manual_seed(0)
+    model = timm.create_model("botnet26t_256")
+    _, count = _sum_params(model, "BottleneckAttn")
+    path = tmp_path / "bot.pth"
+    torch.save(model.state_dict(), path)
+    code, out, err = cli(["inspect", str(path), "--model", "timm:botnet26t_256", "--data", "synthetic", "--limit", "2",
+                          "--batch", "2"])
+    assert code == 2 and err.count("\n") == 1, err
+    assert "no attention gates to inspect" in err and f"its {count} BottleneckAttn replace a conv" in err

@@ -22,23 +22,23 @@ pytest.importorskip("timm")
 from gate_oracle import compare, expected_gates  # noqa: E402  (tests/ is on sys.path: see tests/quick.py)
 
 WITH_GATES = (
-    # timm ResNet family: SE, ECA, GC (add fusion: nothing to inspect), SK, ResNeSt, legacy SENet, ResNet-RS
+    # timm ResNet family: SE, ECA, SK, ResNeSt's split attention, legacy SENet, ResNet-RS
     "timm:seresnet18", "timm:seresnext26d_32x4d", "timm:ecaresnet26t", "timm:ecaresnetlight", "timm:resnetrs50",
     "timm:skresnet18", "timm:skresnext50_32x4d", "timm:resnest14d", "timm:legacy_seresnet18",
     "timm:legacy_seresnext26_32x4d",
-    # timm ByobNet / ByoaNet: SE, ECA, GC; SE beside bottleneck/halo/lambda self-attention
+    # timm ByobNet / ByoaNet: SE, ECA; SE and ECA beside bottleneck/halo self-attention
     "timm:seresnext26ts", "timm:eca_resnext26ts", "timm:sebotnet33ts_256",
     "timm:sehalonet33ts", "timm:eca_halonext26ts", "timm:seresnet33ts",
-    # timm EfficientNet/MobileNet families: their blocks' SqueezeExcite
-    "timm:efficientnet_b0", "timm:tf_efficientnetv2_b0", "timm:mixnet_s", "timm:semnasnet_075",
-    "timm:mobilenetv3_small_050", "timm:fbnetv3_b", "timm:lcnet_050", "timm:tinynet_e", "timm:hardcorenas_a",
+    # timm EfficientNet/MobileNet families: their blocks' SqueezeExcite (GlobalContext's scale fusion in gc_)
+    "timm:efficientnet_b0", "timm:mixnet_s", "timm:semnasnet_075",
+    "timm:mobilenetv3_small_050", "timm:lcnet_050", "timm:tinynet_e", "timm:hardcorenas_a",
     "timm:gc_efficientnetv2_rw_t", "timm:ghostnet_050", "timm:repghostnet_050",
     # other timm families with attention
-    "timm:regnety_002", "timm:regnetz_b16", "timm:nf_regnet_b0", "timm:nf_ecaresnet26", "timm:eca_nfnet_l0",
+    "timm:regnety_002", "timm:nf_ecaresnet26", "timm:eca_nfnet_l0",
     "timm:ese_vovnet19b_slim_dw", "timm:eca_vovnet39b", "timm:tresnet_m", "timm:cs3sedarknet_l",
-    "timm:cspnext_tiny", "timm:maxvit_nano_rw_256", "timm:gcvit_xxtiny", "timm:mobileone_s4", "timm:rexnet_100",
+    "timm:cspnext_tiny", "timm:maxvit_nano_rw_256", "timm:gcvit_xxtiny", "timm:rexnet_100",
     "timm:rexnetr_100", "timm:hgnet_tiny", "timm:fastvit_t8", "timm:efficientvit_m0", "timm:repvit_m0_9",
-    "timm:shvit_s1", "timm:efficientvim_m1", "timm:lcnetv2_small", "timm:rdnet_tiny", "timm:haloregnetz_b",
+    "timm:shvit_s1", "timm:efficientvim_m1", "timm:lcnetv2_small", "timm:rdnet_tiny",
     # torchvision: SqueezeExcitation in EfficientNet, MobileNetV3, RegNetY and MaxViT
     "torchvision:efficientnet_b0", "torchvision:efficientnet_v2_s", "torchvision:mobilenet_v3_small",
     "torchvision:mobilenet_v3_large", "torchvision:regnet_y_400mf", "torchvision:maxvit_t",
