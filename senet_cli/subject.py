@@ -446,10 +446,14 @@ class OutsideSubject(Subject):
         from senet_cli.outside.build import describe
 
         found = self._found or ()
-        silent = [item for item in found if not item.gates and item.role != "conv"]
-        if silent:
-            return (f"{self.name} has no attention gates to inspect: its {describe(silent)} multiply their input "
-                    f"by no gate submodule (an add fusion, as timm's GlobalContext's, or a functional gate)")
+        gating = [item for item in found if not item.gates and item.role != "conv"]
+        weighing = [item for item in found if not item.gates and item.role == "conv"]
+        said = ([f"its {describe(gating)} multiply their input by no gate submodule (an add fusion, as timm's "
+                 f"GlobalContext's, or a functional gate)"] if gating else []) + (
+                [f"its {describe(weighing)} replace a conv and scale by no gate submodule (self-attention)"]
+                if weighing else [])
+        if said:
+            return f"{self.name} has no attention gates to inspect: {'; '.join(said)}"
         return (f"{self.name} has no attention gates to inspect: no attention module found in it has a gate "
                 f"submodule (see README 'Bring your own model')")
 

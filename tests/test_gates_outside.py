@@ -363,8 +363,64 @@ def test_the_branch_form_is_found_as_replacing_a_conv():
     assert (found.path, found.found_by, found.role, found.passes_through) == ("1", "structure", "conv", False)
 
 
+class SoftmaxBranches(Branches):
+    """The branch form with its weights from a softmax module, as timm's SK (`attn` returns them)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels)
+        self.attn = nn.Softmax(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branches = torch.stack([path(x) for path in self.paths], dim=1)
+        logits = self.fc(branches.sum(1).mean((2, 3), keepdim=True)).view(x.shape[0], 2, -1, 1, 1)
+        return (branches * self.attn(logits)).sum(dim=1)
+
+
+def test_the_branch_forms_weights_are_its_gates_for_inspect():
+    """A module found in the branch form names the submodule returning its weights, so inspect hooks it
+    (M*C channel gates); the functional softmax of `Branches` has none to name."""
+    model = _meta(lambda: nn.Sequential(nn.Conv2d(3, 8, 3), SoftmaxBranches(8), Branches(8)))
+    found = find_attention(model, (), (2, 3, 16, 16))
+    assert [(f.path, f.role, f.gates) for f in found] == [("1", "conv", ("attn",)), ("2", "conv", ())]
+
+
+@pytest.mark.slow
+def test_timms_sk_gates_are_its_branch_weights(tmp_path, cli):
+    """timm's SelectiveKernel: `attn` returns the softmax over its two branches, [B, 2, C, 1, 1]: each SK
+    module is one entry of 2*C channel gates (it was refused as having no gate before the sweep)."""
+    torch.manual_seed(0)
+    model = timm.create_model("skresnet18")
+    widths = [len(m.paths) * m.paths[0].conv.out_channels for m in model.modules()
+              if type(m).__name__ == "SelectiveKernel"]
+    assert len(widths) == 8
+    path = tmp_path / "sk.pth"
+    torch.save(model.state_dict(), path)
+    code, out, err = cli(["inspect", str(path), "--model", "timm:skresnet18", "--data", "synthetic", "--limit", "2",
+                          "--batch", "2", "--input", "64", "--format", "json"])
+    assert code == 0, err
+    gates = json.loads(out)["blocks"]
+    assert [(g["gate"], g["kind"], g["channels"], g["positions"]) for g in gates] == [
+        ("conv1.attn", "channel", w, 1) for w in widths]
+    assert all(0 <= g["min"] and g["max"] <= 1 for g in gates)  # a softmax: binned over [0, 1]
+
+
 @pytest.mark.parametrize("build", [lambda: __import__("timm").layers.SplitAttn(32),
                                    lambda: __import__("timm").layers.SelectiveKernel(32, 32)])
 def test_timms_sk_and_splitattn_weigh_their_branches(build):
     seen = probe(_meta(build), (torch.empty(2, 32, 8, 8, device="meta"),), {})
     assert seen is not None and seen.branches and not seen.multiplies
+
+
+@pytest.mark.slow
+def test_self_attention_only_has_nothing_to_inspect_and_the_refusal_names_it(tmp_path, cli):
+    """botnet26t_256's attention is all BottleneckAttn (self-attention replacing a conv): no gate scales
+    its features, so inspect refuses in one line and says which modules it found without one."""
+    torch.manual_seed(0)
+    model = timm.create_model("botnet26t_256")
+    _, count = _sum_params(model, "BottleneckAttn")
+    path = tmp_path / "bot.pth"
+    torch.save(model.state_dict(), path)
+    code, out, err = cli(["inspect", str(path), "--model", "timm:botnet26t_256", "--data", "synthetic", "--limit", "2",
+                          "--batch", "2"])
+    assert code == 2 and err.count("\n") == 1, err
+    assert "no attention gates to inspect" in err and f"its {count} BottleneckAttn replace a conv" in err

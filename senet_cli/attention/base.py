@@ -27,6 +27,7 @@ GATE_RANGES: dict[str, tuple[float, float | None]] = {
     "Tanh": (-1.0, 1.0),
     "ReLU": (0.0, None),  # unbounded above: inspect's first batch sets the top edge (inspect/gates.py)
     "Softmax": (0.0, 1.0),  # SK's weights over its branches
+    "SelectiveKernelAttn": (0.0, 1.0),  # timm's SK: its output is that softmax
     "RadixSoftmax": (0.0, 1.0),  # timm's SplitAttn
 }
 """The one table of gate ranges (lower, upper or None for unbounded), keyed by class name so that a

@@ -197,6 +197,8 @@ def _run(loaded: Checkpoint, group: Group | None, *, model: str | None, data: st
         raise SenetError(f"no readable images in {source.description}{unreadable}")
     # a gate submodule its module never calls (timm's GlobalContext, gca) saw nothing: no statistics
     accumulators = [accumulator for accumulator in accumulators if accumulator.state]
+    if not accumulators:  # none ran: an empty report would look like success (issue 21)
+        raise SenetError(subject.no_gates_reason())
     stats = tuple(accumulator.result(source.classes) for accumulator in accumulators)
     params = sum(p.numel() for p in network.parameters())
     kept = {accumulator.name for accumulator in accumulators if accumulator.replaces_conv}

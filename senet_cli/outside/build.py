@@ -170,7 +170,7 @@ def find_attention(model: Any, attention_classes: Sequence[str] = (),
             found.append(FoundAttention(path, type(module).__name__, "gate", tuple(use.path for use in seen.gates),
                                         "structure", qualified, seen.gates))
         elif seen is not None and seen.branches:  # SK's form: it replaces the conv making the branches
-            found.append(FoundAttention(path, type(module).__name__, "conv", (), "structure", qualified))
+            found.append(FoundAttention(path, type(module).__name__, "conv", seen.weights, "structure", qualified))
     return tuple(found)
 
 

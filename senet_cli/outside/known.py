@@ -69,8 +69,8 @@ FOREIGN_ATTENTION = (
     ForeignAttention(f"{_TIMM}.coord_attn:StripAttn", "gate"),
     ForeignAttention(f"{_TIMM}.non_local_attn:NonLocalAttn", "residual", (), "https://arxiv.org/abs/1711.07971"),
     ForeignAttention(f"{_TIMM}.non_local_attn:BatNonLocalAttn", "residual", ()),
-    # SK's branch weights come from a functional softmax: no submodule to hook.
-    ForeignAttention(f"{_TIMM}.selective_kernel:SelectiveKernel", "conv", (), "https://arxiv.org/abs/1903.06586"),
+    # SK's branch weights: `attn` (SelectiveKernelAttn) returns the softmax over the branches, [B, M, C, 1, 1].
+    ForeignAttention(f"{_TIMM}.selective_kernel:SelectiveKernel", "conv", ("attn",), "https://arxiv.org/abs/1903.06586"),
     ForeignAttention(f"{_TIMM}.split_attn:SplitAttn", "conv", ("rsoftmax",), "https://arxiv.org/abs/2004.08955"),
     ForeignAttention(f"{_TIMM}.lambda_layer:LambdaLayer", "conv", (), "https://arxiv.org/abs/2102.08602"),
     ForeignAttention(f"{_TIMM}.bottleneck_attn:BottleneckAttn", "conv", (), "https://arxiv.org/abs/2101.11605"),

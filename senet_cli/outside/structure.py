@@ -65,12 +65,14 @@ class GateUse:
 @dataclass(frozen=True)
 class Probe:
     """What one module does to its input: whether its output is the input times a gate
-    (`multiplies`), or the sum of branches weighed by gates computed from them (`branches`), and the
-    gate submodules seen multiplying its input (those with a module of their own)."""
+    (`multiplies`), or the sum of branches weighed by gates computed from them (`branches`), the
+    gate submodules seen multiplying its input (those with a module of their own), and the submodules
+    whose outputs weighed the branches (`weights`: SK's softmax, [B, M, C, 1, 1])."""
 
     multiplies: bool
     gates: tuple[GateUse, ...]
     branches: bool = False
+    weights: tuple[str, ...] = ()
 
 
 SLOW_MODULE_S = 0.1
@@ -153,7 +155,8 @@ def probe(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Probe |
         name = names.get(gate_id)
         if name is not None and name not in uses:
             uses[name] = GateUse(name, kind, channels)
-    return Probe(multiplies, tuple(uses.values()), branches)
+    weights = tuple(dict.fromkeys(names[w] for w in mode.weights if w in names)) if branches else ()
+    return Probe(multiplies, tuple(uses.values()), branches, weights)
 
 
 def _name_output(names: dict[int, str], mode: Any, output: Any, name: str) -> None:
@@ -197,6 +200,8 @@ class _Tracker:
                 self.origin: dict[int, int] = {}  # view of a tensor -> the tensor it views (through views)
                 self.alive: list[Any] = [first]  # ids stay unique while the tensors live
                 self.products: list[tuple[int, str, int]] = []  # (gate origin id, kind, channels)
+                self.weighing: dict[int, int] = {}  # weighed product id -> its weight's origin id
+                self.weights: list[int] = []  # origin ids of the weights of branch sums
                 self.size = first.numel()
                 self.ops = 0
 
@@ -239,6 +244,8 @@ class _Tracker:
                         return out
                 if func is torch.ops.aten.sum.dim_IntList and operands and self.flags_of(operands[0]) & WEIGHED \
                         and len(args) > 1 and len(args[1]) == 1:
+                    if id(operands[0]) in self.weighing:
+                        self.weights.append(self.weighing[id(operands[0])])
                     for result in results:
                         self._mark(result, DERIVED | BRANCHED)
                     return out
@@ -277,6 +284,7 @@ class _Tracker:
                     if self.flags_of(branches) & DERIVED and self.flags_of(weight) & DERIVED \
                             and not (self.flags_of(branches) | self.flags_of(weight)) & (INPUT | GATED) \
                             and gate_kind(tuple(product.shape), weight) is not None:
+                        self.weighing[id(product)] = self.origin_of(weight)
                         return True
                 return False
 
