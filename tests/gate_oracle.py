@@ -19,6 +19,11 @@ branch form of SK and ResNeSt's split attention, `sum_m(branch_m * w_m)`, is a p
 tensors summed over dimension 1 at once: its `w` is the gate. `x * sigmoid(x)` (SiLU; nothing reduced),
 LayerScale's `x * gamma` (a parameter) and a residual `x + f(x)` are no gates.
 
+Not seen here: a gate on features the module made itself rather than on its input. timm's SplitAttn with
+radix 1 (resnest50d_1s4x24d) is a conv followed by `x * sigmoid(...)` of its output: inspect reports its
+`rsoftmax` as C channel gates, rightly, and the all-models sweep lists them as "extra" (the one model
+with mismatches, 16 entries, in benchmarks/inspect_sweep.py's run of 2026-12-05).
+
 Each gate is named by the module whose output it is (through views only): the innermost module that
 returned it, by full path. None where the gate was computed by a function, not a module.
 
