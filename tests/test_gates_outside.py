@@ -302,6 +302,40 @@ def test_timms_layerscale_droppath_and_hand_written_activations_are_not_gates():
         assert seen is not None and not seen.multiplies and seen.gates == (), type(module).__name__
 
 
+class HandRmsNorm(nn.Module):
+    """x * rsqrt(mean(x ** 2)) * weight: a normalisation's factor, computed from x through a reduction
+    but neither learned nor squashed (gemma4's and deepseek's ViTs were counted with 90 of these as
+    attention)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.weight
+
+
+class ParameterFreeGate(nn.Module):
+    """x * sigmoid(mean over the map): gather-excite without parameters (GE-theta-minus), still a gate."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(x.mean((2, 3), keepdim=True))
+
+
+@pytest.mark.slow
+def test_a_normalisations_factor_is_no_gate_and_a_parameter_free_squashed_gate_is():
+    from timm.layers import RmsNorm
+
+    tokens, maps = torch.empty(2, 16, 32, device="meta"), torch.empty(2, 32, 7, 7, device="meta")
+    for build in (lambda: HandRmsNorm(32), lambda: RmsNorm(32)):
+        seen = probe(_meta(build), (tokens,), {})
+        assert seen is not None and not seen.multiplies and seen.gates == ()
+    seen = probe(ParameterFreeGate(), (maps,), {})
+    assert seen is not None and seen.multiplies
+    report = senet_cli.count("timm:gemma4_vit_167m")
+    assert report.attention_total("params") == 0
+
+
 def test_a_gate_that_changes_the_shape_is_no_pass_through_attention():
     """gMLP's spatial gating unit multiplies half its channels by a map computed from the other half: its
     output has half the input's channels, so nn.Identity cannot stand in for it. Taking it for attention

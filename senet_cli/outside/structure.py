@@ -10,10 +10,13 @@ TorchDispatchMode that follows every aten op and marks each tensor:
 - DERIVED: computed from the input (any op with a DERIVED or INPUT operand);
 - REDUCED: DERIVED through a tensor with fewer elements than the input (a mean, a pooling, a strided
   conv), or from such a tensor;
-- GATED: a product `a * g` (aten.mul, aten.mul_) where `a` is INPUT or GATED and `g` is DERIVED and
-  *reduced*: it varies over fewer elements than the product (it broadcasts, or is an expand with
+- GATED: a product `a * g` (aten.mul, aten.mul_) where `a` is INPUT or GATED and `g` is DERIVED,
+  SHAPED and *reduced*: it varies over fewer elements than the product (it broadcasts, or is an expand with
   stride 0 somewhere), or it is REDUCED (timm's SimpleCoordAttn: `gate(a_h + a_w)` has the features'
   shape, summed from two strip-pooled maps), or a view or copy of such a product;
+- SHAPED: computed through a parameter (a conv's or a linear's weight, a norm's affine) or a
+  squashing activation (sigmoid, hard sigmoid, softmax, tanh, clamp): how a gate is learned or
+  bounded. A normalisation's factor, `x * rsqrt(mean(x ** 2))` (RMSNorm), is neither: no gate;
 - WEIGHED: a product `b * w` of two DERIVED tensors (neither INPUT nor GATED), `w` reduced as above;
 - BRANCHED: a sum over one dimension (aten.sum.dim_IntList) of a WEIGHED tensor: the branch form of
   SK and SplitAttn, `sum_m(branch_m * softmax weight_m)`, or a view or copy of it.
@@ -39,7 +42,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-INPUT, DERIVED, GATED, REDUCED, WEIGHED, BRANCHED = 1, 2, 4, 8, 16, 32
+INPUT, DERIVED, GATED, REDUCED, WEIGHED, BRANCHED, SHAPED = 1, 2, 4, 8, 16, 32, 64
+
+_SQUASHING = frozenset({
+    # bounded activations a gate is made with: a gate computed without parameters (SimAM, the
+    # parameter-free GE) still passes through one of these
+    "sigmoid", "sigmoid_", "hardsigmoid", "hardsigmoid_", "softmax", "_softmax", "tanh", "tanh_", "hardtanh",
+    "hardtanh_", "clamp", "clamp_", "log_sigmoid_forward",
+})
 
 _BUILTIN_PREFIX = "torch.nn."
 
@@ -229,9 +239,11 @@ class _Tracker:
                         self.alive.append(result)
                     return out
                 derived = DERIVED if flags & (DERIVED | INPUT) else 0
-                reduced = flags & REDUCED
                 results = list(_tensors(out))
                 packet = getattr(func, "overloadpacket", None)
+                shaped = SHAPED if flags & SHAPED or getattr(packet, "__name__", "") in _SQUASHING or any(
+                    isinstance(operand, torch.nn.Parameter) for operand in operands) else 0
+                carried = flags & REDUCED | shaped  # what results inherit besides DERIVED
                 if packet in (torch.ops.aten.mul, torch.ops.aten.mul_) and len(args) >= 2 \
                         and all(isinstance(a, torch.Tensor) for a in args[:2]) and results:
                     gated = self._gated(args[0], args[1], results[0])
@@ -255,15 +267,15 @@ class _Tracker:
                 for result in results:
                     if view:
                         source = operands[0]
-                        self._mark(result, derived | reduced | (self.flags_of(source) & (INPUT | GATED | BRANCHED)))
+                        self._mark(result, derived | carried | (self.flags_of(source) & (INPUT | GATED | BRANCHED)))
                         self.origin[id(result)] = self.origin_of(source)
                     else:
                         small = derived and result.numel() < self.size
-                        self._mark(result, derived | reduced | kept | (REDUCED if small else 0))
+                        self._mark(result, derived | carried | kept | (REDUCED if small else 0))
                 name = getattr(packet, "__name__", "")
                 if name.endswith("_") and operands and derived:  # written in place through a view: its base
                     self.flags[self.origin_of(operands[0])] = self.flags.get(self.origin_of(operands[0]), 0) | \
-                        derived | reduced
+                        derived | carried
                 self.ops += 1
                 if self.ops > OP_LIMIT:
                     raise _TooLong
@@ -272,7 +284,7 @@ class _Tracker:
             def _gated(self, a: Any, b: Any, product: Any) -> bool:
                 for features, gate in ((a, b), (b, a)):
                     if self.flags_of(features) & (INPUT | GATED) and self.flags_of(gate) & DERIVED \
-                            and not self.flags_of(gate) & (INPUT | GATED):
+                            and self.flags_of(gate) & SHAPED and not self.flags_of(gate) & (INPUT | GATED):
                         kind = gate_kind(tuple(product.shape), gate, bool(self.flags_of(gate) & REDUCED))
                         if kind is not None:
                             self.products.append((self.origin_of(gate), *kind))
