@@ -438,6 +438,28 @@ def test_timms_sk_gates_are_its_branch_weights(tmp_path, cli):
     assert all(0 <= g["min"] and g["max"] <= 1 for g in gates)  # a softmax: binned over [0, 1]
 
 
+
+def test_a_module_holding_a_branch_form_is_not_one_and_its_gate_is_found():
+    """A unit of a user's model (conv, a gate, timm's SelectiveKernel) returns the SK's branch sum:
+    the unit itself is no conv-replacing module (its SK is, by class), and its gate is found."""
+    from timm.layers import SelectiveKernel
+
+    class Unit(nn.Module):
+        def __init__(self, channels: int) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(channels, 16, 3, padding=1)
+            self.gate = SqueezeGate(16)
+            self.sk = SelectiveKernel(16, 16)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.sk(self.gate(self.conv(x)))
+
+    model = _meta(lambda: nn.Sequential(Unit(8), Unit(16))).eval()
+    found = find_attention(model, (), (1, 8, 16, 16))
+    assert [(f.path, f.class_name, f.role, f.found_by) for f in found] == [
+        ("0.gate", "SqueezeGate", "gate", "structure"), ("0.sk", "SelectiveKernel", "conv", "class"),
+        ("1.gate", "SqueezeGate", "gate", "structure"), ("1.sk", "SelectiveKernel", "conv", "class")]
+
 @pytest.mark.parametrize("build", [lambda: __import__("timm").layers.SplitAttn(32),
                                    lambda: __import__("timm").layers.SelectiveKernel(32, 32)])
 def test_timms_sk_and_splitattn_weigh_their_branches(build):

@@ -169,9 +169,29 @@ def find_attention(model: Any, attention_classes: Sequence[str] = (),
         elif seen is not None and seen.multiplies:
             found.append(FoundAttention(path, type(module).__name__, "gate", tuple(use.path for use in seen.gates),
                                         "structure", qualified, seen.gates))
-        elif seen is not None and seen.branches:  # SK's form: it replaces the conv making the branches
+        elif seen is not None and seen.branches and not _holds_branch_form(module, path, table, recorded):
+            # SK's form: it replaces the conv making the branches (a module that merely holds one, whose
+            # output is its branch sum, is not it: the inner one is found as the loop goes on)
             found.append(FoundAttention(path, type(module).__name__, "conv", seen.weights, "structure", qualified))
     return tuple(found)
+
+
+def _holds_branch_form(module: Any, path: str, table: Any, recorded: dict[str, Any]) -> bool:
+    """Whether a submodule of `module` is itself a branch form: a conv-replacing class of the table
+    (timm's SelectiveKernel) or a module whose own probe sums weighed branches."""
+    from senet_cli.outside.structure import SLOW_MODULE_S, is_candidate, probe
+
+    for name, inner in module.named_modules():
+        if not name:
+            continue
+        if any(_is_instance(inner, cls) and role == "conv" for cls, role, _ in table):
+            return True
+        args_kwargs = recorded.get(f"{path}.{name}")
+        if args_kwargs is not None and is_candidate(inner) and args_kwargs[2] <= SLOW_MODULE_S:
+            seen = probe(inner, args_kwargs[0], args_kwargs[1])
+            if seen is not None and seen.branches:
+                return True
+    return False
 
 
 def unmatched_classes(model: Any, attention_classes: Sequence[str]) -> tuple[str, ...]:
