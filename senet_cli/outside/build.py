@@ -40,7 +40,7 @@ neither tells, each container holding blocks is a stage.
 The model without attention: each attention module replaced by nn.Identity, which is right for a
 gate on its input (x * g(x)) and for a residual term (x + f(x)); a module that replaces a conv has
 no pass-through and is kept (the baseline is then partial, and says so); with none removable there
-is no such model. A stage's ablation (`profile --per-stage`) likewise removes that stage's modules
+is no such model. A stage's ablation (profile's per-stage cost) likewise removes that stage's modules
 that can pass through and keeps the rest (its note names them; a stage with none removable gets no
 ablation, in one line). Torch is imported inside the functions.
 """

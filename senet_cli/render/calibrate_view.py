@@ -23,7 +23,7 @@ COLUMNS = (
     Column("spread", "spread", lambda p: f"{p.spread * 100:.0f}%"),
     Column("rate", "achieved", lambda p: f"{p.rate:,.4g} {_unit(p.kind)}"),
 )
-"""The table's columns; MACs and bytes behind `--columns` (JSON and CSV hold them)."""
+"""The table's columns; MACs and bytes shown only when selected (JSON and CSV hold them)."""
 
 
 def column_keys() -> tuple[str, ...]:
@@ -33,7 +33,7 @@ def column_keys() -> tuple[str, ...]:
 
 def calibration_table(calibration: DeviceCalibration) -> TableData:
     """One row per measured point: kind, shape, median time, its spread over calibrate's rounds and
-    the achieved rate (MACs and bytes moved behind `--columns`)."""
+    the achieved rate (MACs and bytes moved shown only when selected)."""
     caption = (f"per-op cost {calibration.op_cost_us:.2f} us; best rates: {calibration.peak_tflops:.4g} TFLOPS, "
                f"{calibration.bandwidth_gbs:.4g} GB/s; measured in {calibration.seconds:.1f} s")
     return table_from_columns(
