@@ -25,13 +25,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.benchmark import Timer
 
 from senet_cli.attention.base import AttentionModule
 from senet_cli.count.dispatch import trace_costs
 from senet_cli.count.latency import DeviceCalibration
 from senet_cli.count.roofline import parse_device
-from senet_cli.profile.calibrate import calibrate
+from senet_cli.profile.calibrate import calibrate, time_interleaved
 from senet_cli.zoo import build_model
 
 
@@ -59,19 +58,9 @@ def predicted_us(module: nn.Module, x: torch.Tensor, calibration: DeviceCalibrat
 
 
 def measured_us(jobs: list[tuple[nn.Module, torch.Tensor]], rounds: int, seconds: float = 0.01) -> list[float]:
-    """Median time per call of each `module(x)`, over `rounds` interleaved timeit measurements."""
-    timers = []
-    with torch.inference_mode():
-        for module, x in jobs:
-            module(x)
-            timer = Timer("module(x)", globals={"module": module, "x": x})
-            once = timer.timeit(1).median
-            timers.append((timer, max(1, round(seconds / max(once, 1e-9)))))
-        times: list[list[float]] = [[] for _ in jobs]
-        for _ in range(rounds):
-            for (timer, number), out in zip(timers, times, strict=True):
-                out.append(timer.timeit(number).median * 1e6)
-    return [statistics.median(t) for t in times]
+    """Median time per call of each `module(x)`, over `rounds` interleaved measurements, timed as
+    `senet calibrate` times its points (`time_interleaved`)."""
+    return [statistics.median(times) for times in time_interleaved(jobs, seconds=seconds, rounds=rounds)]
 
 
 def profiled_ops(module: nn.Module, x: torch.Tensor, calls: int = 50) -> dict[str, float]:

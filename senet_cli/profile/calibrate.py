@@ -193,27 +193,11 @@ def calibrate(
         if on_step is not None:
             on_step(done, total)
 
-    from torch.utils.benchmark import Timer
-
-    timers: list[tuple[Any, int]] = []
-    with torch.inference_mode():
-        for job in timed:  # warm-up (allocator, kernel choice), then calls per measurement from one timed call
-            job.module(job.x)
-            timer = Timer("module(x)", globals={"module": job.module, "x": job.x})
-            once = timer.timeit(1).median
-            timers.append((timer, max(1, round(min_run_time / max(once, 1e-9)))))
-            advance()
-        times: list[list[float]] = [[] for _ in timed]
-        done_rounds = 0
-        while done_rounds < rounds:  # interleaved: a slow second slows one round of each point, not every round of some
-            round_started = time.perf_counter()
-            for (timer, number), measured in zip(timers, times, strict=True):
-                measured.append(timer.timeit(number).median * 1e6)
-                advance()
-            done_rounds += 1
-            elapsed = time.perf_counter() - started
-            if done_rounds >= min(MIN_ROUNDS, rounds) and elapsed + (time.perf_counter() - round_started) > budget_s:
-                break
+    times = time_interleaved(
+        [(job.module, job.x) for job in timed], seconds=min_run_time, rounds=rounds, on_call=advance,
+        more=lambda done_rounds, round_s: (done_rounds < min(MIN_ROUNDS, rounds)
+                                           or time.perf_counter() - started + round_s <= budget_s))
+    done_rounds = len(times[0])
     if on_step is not None:
         on_step(total, total)
     op_costs = [time_us / CHAIN for time_us in times[0]]
@@ -235,6 +219,41 @@ def calibrate(
                 f"the channels of {len(reduce_maps)} feature maps, at batch {', '.join(map(str, batches))}; "
                 "rates after the per-op cost is taken off; macs and bytes as senet count counts them"),
     )
+
+
+def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds: int,
+                     more: Callable[[int, float], bool] | None = None,
+                     on_call: Callable[[], None] | None = None) -> list[list[float]]:
+    """Microseconds per call of each `module(x)` in `calls`, one list per call with one time per round.
+
+    Each call is warmed up once (allocator, kernel choice) and timed once, which fixes how many calls
+    one measurement makes (about `seconds` of them, at least one); then round after round every call
+    is measured once with torch.utils.benchmark's `Timer.timeit` (interleaved: a slow second on a
+    shared machine slows one round of each call, not every round of some). `more(rounds done, last
+    round's seconds)` returning False stops before `rounds`; `on_call()` follows each warm-up and
+    each measurement. Runs under inference_mode."""
+    import torch
+    from torch.utils.benchmark import Timer
+
+    timers: list[tuple[Any, int]] = []
+    times: list[list[float]] = [[] for _ in calls]
+    with torch.inference_mode():
+        for module, x in calls:
+            module(x)
+            timer = Timer("module(x)", globals={"module": module, "x": x})
+            once = timer.timeit(1).median
+            timers.append((timer, max(1, round(seconds / max(once, 1e-9)))))
+            if on_call is not None:
+                on_call()
+        for done_rounds in range(1, rounds + 1):
+            round_started = time.perf_counter()
+            for (timer, number), measured in zip(timers, times, strict=True):
+                measured.append(timer.timeit(number).median * 1e6)
+                if on_call is not None:
+                    on_call()
+            if more is not None and not more(done_rounds, time.perf_counter() - round_started):
+                break
+    return times
 
 
 @dataclass(frozen=True)
