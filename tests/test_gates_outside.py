@@ -11,37 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from hand_gates import ExpandedGate, SqueezeGate  # tests/ is on sys.path: see tests/quick.py
 from torch import nn
 
 import senet_cli
 from senet_cli.outside.build import find_attention
 from senet_cli.outside.structure import probe
 from senet_cli.zoo import skip_weight_init
-
-
-class SqueezeGate(nn.Module):
-    """An SE gate written by hand: x * sigmoid(fc(mean(x)))."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.fc = nn.Conv2d(channels, channels, 1)
-        self.gate = nn.Sigmoid()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(self.fc(x.mean((2, 3), keepdim=True)))
-
-
-class ExpandedGate(nn.Module):
-    """timm's ECA shape: a [B, 1, C] gate viewed to [B, C, 1, 1], then expand_as(x) (stride 0)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv1d(1, 1, 3, padding=1, bias=False)
-        self.gate = nn.Sigmoid()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.gate(self.conv(x.mean((2, 3)).view(x.shape[0], 1, -1))).view(x.shape[0], -1, 1, 1)
-        return x * y.expand_as(x)
 
 
 class HandSiLU(nn.Module):

@@ -20,6 +20,7 @@ from torch import nn
 pytest.importorskip("timm")
 
 from gate_oracle import compare, expected_gates  # noqa: E402  (tests/ is on sys.path: see tests/quick.py)
+from hand_gates import ExpandedGate, SqueezeGate  # noqa: E402
 
 WITH_GATES = (
     # timm ResNet family: SE, ECA, SK, ResNeSt's split attention, legacy SENet, ResNet-RS
@@ -79,16 +80,6 @@ def test_the_sample_is_wide_enough():
     assert len(set(WITH_GATES + NOTHING_TO_INSPECT)) >= 60
 
 
-class _SE(nn.Module):
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.fc = nn.Conv2d(channels, channels, 1)
-        self.gate = nn.Sigmoid()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(self.fc(x.mean((2, 3), keepdim=True)))
-
-
 class _Spatial(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -96,19 +87,6 @@ class _Spatial(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.gate(x.amax(1, keepdim=True)) * x  # the gate first: either operand order
-
-
-class _Eca(nn.Module):
-    """timm's ECA layout: a [B, 1, C] gate viewed to [B, C, 1, 1] and expanded (stride 0)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv1d(1, 1, 3, padding=1, bias=False)
-        self.gate = nn.Sigmoid()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.gate(self.conv(x.mean((2, 3)).view(x.shape[0], 1, -1))).view(x.shape[0], -1, 1, 1)
-        return x * y.expand_as(x)
 
 
 class _NotGates(nn.Module):
@@ -144,7 +122,8 @@ class _Branches(nn.Module):
 def test_the_oracle_finds_gates_of_each_kind_and_leaves_what_is_no_gate():
     """Known by construction: the oracle itself is tested before it judges inspect."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), _SE(8), _Spatial(), _NotGates(8), _Eca(), _Branches(8)).eval()
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), SqueezeGate(8), _Spatial(), _NotGates(8), ExpandedGate(),
+                          _Branches(8)).eval()
     images = torch.randn(2, 3, 6, 5)
     found = expected_gates(model, images)
     assert [(g.path, g.owner, g.kind, g.channels, g.positions) for g in found] == [
