@@ -4,6 +4,12 @@ Calibrates N times in a row (same device, threads and dtype) and prints, per mea
 spread of its rate over the runs (max / min - 1), then the median and worst spread over all points,
 by kind, and the per-op cost's. `uptime` before and after: on a shared machine the load moves the rates.
 
+It also tells a machine that changed speed from a calibration that scatters: each run's shift (the
+median over all points of its time / the first run's), the spread once each run's shift is divided
+out, and a probe independent of calibrate (one fixed 3x3 conv, timed before and after every run).
+On this project's VM the whole machine runs 5-15% faster or slower for tens of seconds at a time with
+nothing else running; a uniform shift of all points is that, not calibrate's scatter.
+
 Run: python benchmarks/calibrate_repeat.py [--device cpu] [--threads 1] [--runs 2] [--json out.json]
 """
 
@@ -13,6 +19,8 @@ import argparse
 import json
 import statistics
 import subprocess
+
+from machine_probe import probe_ms
 
 from senet_cli.profile.calibrate import calibrate
 
@@ -34,7 +42,11 @@ def main() -> None:
     print(subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip())
     options = {key: value for key, value in (("rounds", args.rounds), ("min_run_time", args.min_run_time))
                if value is not None}
-    runs = [calibrate(args.device, threads=args.threads, **options) for _ in range(args.runs)]
+    probes = [probe_ms(args.threads)]
+    runs = []
+    for _ in range(args.runs):
+        runs.append(calibrate(args.device, threads=args.threads, **options))
+        probes.append(probe_ms(args.threads))
     print(subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip())
     print(f"{runs[0].name}, {args.device}, {args.threads} thread(s), {args.runs} runs of "
           f"{', '.join(f'{run.seconds:.1f}' for run in runs)} s")
@@ -60,6 +72,16 @@ def main() -> None:
           f"{max(time_spreads) * 100:.1f}%; within 10%: {sum(v <= 0.10 for v in time_spreads)} of {len(time_spreads)}")
     print(f"rates, all {len(every)} points: median spread {statistics.median(every) * 100:.1f}%, worst "
           f"{max(every) * 100:.1f}%; within 10%: {sum(v <= 0.10 for v in every)} of {len(every)} (goal: all)")
+    shifts = [statistics.median(point.median_us / first.median_us for point, first in zip(run.points, runs[0].points,
+                                                                                          strict=True))
+              for run in runs]
+    shift_free = [spread([point.median_us / shift for point, shift in zip(points, shifts, strict=True)])
+                  for points in zip(*(run.points for run in runs), strict=True)]
+    print(f"each run's shift (median over points of its time / run 1's): "
+          f"{' / '.join(f'{shift:.3f}' for shift in shifts)}; probe (3x3 conv, before, between and after the runs): "
+          f"{' / '.join(f'{probe:.3f}' for probe in probes)} ms")
+    print(f"with each run's shift divided out: median spread {statistics.median(shift_free) * 100:.1f}%, worst "
+          f"{max(shift_free) * 100:.1f}%; within 10%: {sum(v <= 0.10 for v in shift_free)} of {len(shift_free)}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump([run.to_dict() for run in runs], out, indent=1)

@@ -8,7 +8,9 @@ harness) and counted with `count(..., roofline=calibration)`. Printed per model:
 predicted, predicted / measured, and the attention overhead measured and predicted (percentage
 points apart). The summary gives the median and worst |predicted / measured - 1| and the worst
 overhead error for SE, ECA and CBAM, the issue's goals (15%, 35%, 5 points). `uptime` is printed
-before and after each family: on a shared machine the load moves both numbers.
+before and after each family: on a shared machine the load moves both numbers. A fixed conv
+(machine_probe.py) is timed right after calibrating and after each family: its time / the first is
+the machine's own shift since the calibration, which moves predicted / measured by as much.
 
 Run: python benchmarks/latency_model.py [--device cpu] [--threads 1] [--batches 1,8] [--iters 5]
      [--warmup 2] [--calibration DEVICE.json] [--json results.json] [--families resnet18,resnet50,tv]
@@ -24,6 +26,7 @@ import subprocess
 import time
 
 import torch
+from machine_probe import probe_ms
 
 from senet_cli.count import count
 from senet_cli.count.roofline import calibrated_device, parse_device
@@ -90,6 +93,7 @@ def main() -> None:
     print(f"calibration: {calibration.name}, {calibration.device}, {calibration.threads} threads, per-op cost "
           f"{calibration.op_cost_us:.2f} us, best {calibration.peak_tflops:.4g} TFLOPS, "
           f"{calibration.bandwidth_gbs:.4g} GB/s, {calibration.seconds:.1f} s; {uptime()}")
+    probe_at_calibration = probe_ms(args.threads if args.device == "cpu" else None)
     rows = []
     for batch in (int(b) for b in args.batches.split(",")):
         for family in args.families.split(","):
@@ -100,6 +104,7 @@ def main() -> None:
             measured = time_modules(modules, batch=batch, device=args.device, iters=args.iters, warmup=args.warmup,
                                     threads=args.threads if args.device == "cpu" else None)
             after = uptime()
+            shift = probe_ms(args.threads if args.device == "cpu" else None) / probe_at_calibration
             predicted: dict[str, float] = {}
             for key, _, _ in built:
                 if key.endswith("without attention"):
@@ -110,7 +115,8 @@ def main() -> None:
                 if key.startswith("torchvision:"):
                     assert roof.baseline_predicted_ms is not None
                     predicted[f"{key} without attention"] = roof.baseline_predicted_ms
-            print(f"\n## batch {batch}, {family}: {args.iters} interleaved runs each; before: {before}; after: {after}")
+            print(f"\n## batch {batch}, {family}: {args.iters} interleaved runs each; before: {before}; "
+                  f"after: {after}; machine probe {shift:.3f}x its time after calibrating")
             print("| model | measured (ms) | predicted (ms) | predicted / measured | overhead measured | "
                   "overhead predicted | difference (points) |")
             print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -118,7 +124,8 @@ def main() -> None:
                 median = measured[key].latency_ms.median
                 ratio = predicted[key] / median
                 row = {"batch": batch, "model": key, "measured_ms": median, "predicted_ms": predicted[key],
-                       "ratio": ratio, "noisy": measured[key].latency_ms.noisy}
+                       "ratio": ratio, "noisy": measured[key].latency_ms.noisy,
+                       "machine_shift": shift}
                 cells = ["", "", ""]
                 if base_key and key != base_key:
                     over = (median - measured[base_key].latency_ms.median) / measured[base_key].latency_ms.median * 100

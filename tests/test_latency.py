@@ -232,6 +232,38 @@ def test_calibrate_measures_every_point_in_interleaved_rounds_within_its_budget(
     assert DeviceCalibration.from_dict(json.loads(json.dumps(hurried.to_dict()))) == hurried
 
 
+def test_every_round_times_a_fresh_copy_of_the_module_and_its_input():
+    """Where a tensor lands moves its op's time for as long as it lives: each round measures new
+    copies (new modules, new input storage, the same values), so the median spans placements; the
+    caller's module and input are left as they were."""
+    import torch
+    from torch import nn
+
+    from senet_cli.profile.calibrate import time_interleaved
+
+    seen: list[tuple[nn.Module, torch.Tensor, float]] = []  # kept alive, so ids and addresses stay distinct
+
+    class Probe(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.full((1,), 3.0))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append((self, x, float((x * self.scale).sum())))
+            return x * self.scale
+
+    module, x = Probe(), torch.arange(4.0)
+    times = time_interleaved([(module, x)], seconds=1e-6, rounds=3)
+    assert len(times) == 1 and len(times[0]) == 3 and all(t > 0 for t in times[0])
+    warm_up = [entry for entry in seen if entry[0] is module]
+    rounds = [entry for entry in seen if entry[0] is not module]
+    assert warm_up and all(seen_x is x for _, seen_x, _ in warm_up)  # the warm-up and the call count
+    assert len({id(copy) for copy, _, _ in rounds}) == 3  # a new module each round
+    assert len({seen_x.data_ptr() for _, seen_x, _ in rounds} - {x.data_ptr()}) == 3  # and new storage
+    assert {value for _, _, value in seen} == {18.0}  # the same values: 3 * (0 + 1 + 2 + 3)
+    assert float(module.scale.detach()) == 3.0 and x.tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
 def test_the_calibration_table_and_csv_show_every_kind_with_its_unit():
     from senet_cli.render.calibrate_view import calibration_table, csv_rows
 

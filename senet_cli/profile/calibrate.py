@@ -211,8 +211,9 @@ def calibrate(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds=time.perf_counter() - started,
         method=(f"torch.utils.benchmark Timer.timeit, about {min_run_time} s of calls per measurement, every point "
-                f"measured in {done_rounds} interleaved rounds (at most {rounds}, within {budget_s:g} s), the median "
-                "over the rounds (spread: (max - min) / median of the rounds); "
+                f"measured in {done_rounds} interleaved rounds (at most {rounds}, within {budget_s:g} s), each on a "
+                "fresh copy of its module and input, the median over the rounds (spread: (max - min) / median of the "
+                "rounds); "
                 f"per-op cost: a chain of {CHAIN} module calls x * 2.0 on a 1-element tensor / {CHAIN}, once per "
                 f"round; bandwidth: x * 2.0 (read + write) on {len(memory_bytes)} sizes; compute: {len(conv_shapes)} "
                 f"conv and {len(linear_shapes)} linear shapes of the zoo's models, max and mean over the map and over "
@@ -229,26 +230,36 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
     Each call is warmed up once (allocator, kernel choice) and timed once, which fixes how many calls
     one measurement makes (about `seconds` of them, at least one); then round after round every call
     is measured once with torch.utils.benchmark's `Timer.timeit` (interleaved: a slow second on a
-    shared machine slows one round of each call, not every round of some). `more(rounds done, last
+    shared machine slows one round of each call, not every round of some). Every round measures a
+    fresh copy of the module and of its input, called once before it is timed: where a tensor lands
+    in memory moves a point's time for as long as the tensor lives (on this project's VM one mean
+    over a 512x28x28 map took 50 us in one calibration and 31 us in the next, steady within each),
+    so one placement per run made two runs disagree by up to 2x on a point; a new placement each
+    round puts that variation inside the rounds, where the median takes it. `more(rounds done, last
     round's seconds)` returning False stops before `rounds`; `on_call()` follows each warm-up and
     each measurement. Runs under inference_mode."""
+    import copy
+
     import torch
     from torch.utils.benchmark import Timer
 
-    timers: list[tuple[Any, int]] = []
+    numbers: list[int] = []
     times: list[list[float]] = [[] for _ in calls]
     with torch.inference_mode():
         for module, x in calls:
             module(x)
-            timer = Timer("module(x)", globals={"module": module, "x": x})
-            once = timer.timeit(1).median
-            timers.append((timer, max(1, round(seconds / max(once, 1e-9)))))
+            once = Timer("module(x)", globals={"module": module, "x": x}).timeit(1).median
+            numbers.append(max(1, round(seconds / max(once, 1e-9))))
             if on_call is not None:
                 on_call()
+        current = list(calls)
         for done_rounds in range(1, rounds + 1):
             round_started = time.perf_counter()
-            for (timer, number), measured in zip(timers, times, strict=True):
-                measured.append(timer.timeit(number).median * 1e6)
+            for index, (number, measured) in enumerate(zip(numbers, times, strict=True)):
+                module, x = current[index]
+                current[index] = module, x = copy.deepcopy(module), x.clone()  # the old copies are freed here
+                module(x)
+                measured.append(Timer("module(x)", globals={"module": module, "x": x}).timeit(number).median * 1e6)
                 if on_call is not None:
                     on_call()
             if more is not None and not more(done_rounds, time.perf_counter() - round_started):
