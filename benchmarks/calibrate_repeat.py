@@ -6,7 +6,7 @@ by kind, and the per-op cost's. `uptime` before and after: on a shared machine t
 
 It also tells a machine that changed speed from a calibration that scatters: each run's shift (the
 median over all points of its time / the first run's), the spread once each run's shift is divided
-out, and a probe independent of calibrate (one fixed 3x3 conv, timed before and after every run).
+out, and a probe independent of calibrate (machine_probe.py: one fixed matmul, timed before and after every run).
 On this project's VM the whole machine runs 5-15% faster or slower for tens of seconds at a time with
 nothing else running; a uniform shift of all points is that, not calibrate's scatter.
 
@@ -78,7 +78,8 @@ def main() -> None:
     shift_free = [spread([point.median_us / shift for point, shift in zip(points, shifts, strict=True)])
                   for points in zip(*(run.points for run in runs), strict=True)]
     print(f"each run's shift (median over points of its time / run 1's): "
-          f"{' / '.join(f'{shift:.3f}' for shift in shifts)}; probe (3x3 conv, before, between and after the runs): "
+          f"{' / '.join(f'{shift:.3f}' for shift in shifts)}; probe (a fixed "
+          f"matmul, before, between and after the runs): "
           f"{' / '.join(f'{probe:.3f}' for probe in probes)} ms")
     print(f"with each run's shift divided out: median spread {statistics.median(shift_free) * 100:.1f}%, worst "
           f"{max(shift_free) * 100:.1f}%; within 10%: {sum(v <= 0.10 for v in shift_free)} of {len(shift_free)}")

@@ -8,7 +8,7 @@ harness) and counted with `count(..., roofline=calibration)`. Printed per model:
 predicted, predicted / measured, and the attention overhead measured and predicted (percentage
 points apart). The summary gives the median and worst |predicted / measured - 1| and the worst
 overhead error for SE, ECA and CBAM, the issue's goals (15%, 35%, 5 points). `uptime` is printed
-before and after each family: on a shared machine the load moves both numbers. A fixed conv
+before and after each family: on a shared machine the load moves both numbers. A fixed matmul
 (machine_probe.py) is timed right after calibrating and after each family: its time / the first is
 the machine's own shift since the calibration, which moves predicted / measured by as much.
 
