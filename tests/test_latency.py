@@ -264,6 +264,34 @@ def test_every_round_times_a_fresh_copy_of_the_module_and_its_input():
     assert float(module.scale.detach()) == 3.0 and x.tolist() == [0.0, 1.0, 2.0, 3.0]
 
 
+def test_every_measurement_runs_on_the_thread_count_calibrate_was_given():
+    """torch.utils.benchmark's Timer runs on one thread unless told otherwise: `calibrate --threads 2`
+    once measured single-threaded rates and wrote `"threads": 2` into the device file."""
+    import torch
+    from torch import nn
+
+    from senet_cli.profile.calibrate import calibrate, time_interleaved
+
+    counts: list[int] = []
+
+    class Threads(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            counts.append(torch.get_num_threads())
+            return x + 1
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        time_interleaved([(Threads(), torch.zeros(2))], seconds=1e-6, rounds=2)
+        assert counts and set(counts) == {2}
+        tiny = dict(batches=(1,), min_run_time=0.001, rounds=1, conv_shapes=(), linear_shapes=(("linear 4->4", 4, 4),),
+                    memory_bytes=(2**12,), reduce_maps=())
+        assert calibrate("cpu", threads=3, **tiny).threads == 3
+        assert torch.get_num_threads() == 3  # what calibrate set is what it measured with and recorded
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_the_calibration_table_and_csv_show_every_kind_with_its_unit():
     from senet_cli.render.calibrate_view import calibration_table, csv_rows
 

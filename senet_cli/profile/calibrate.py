@@ -231,24 +231,30 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
     one measurement makes (about `seconds` of them, at least one); then round after round every call
     is measured once with torch.utils.benchmark's `Timer.timeit` (interleaved: a slow second on a
     shared machine slows one round of each call, not every round of some). Every round measures a
-    fresh copy of the module and of its input, called once before it is timed: where a tensor lands
+    fresh copy of the module and of its input (Timer's own warm-up calls it first): where a tensor lands
     in memory moves a point's time for as long as the tensor lives (on this project's VM one mean
     over a 512x28x28 map took 50 us in one calibration and 31 us in the next, steady within each),
     so one placement per run made two runs disagree by up to 2x on a point; a new placement each
-    round puts that variation inside the rounds, where the median takes it. `more(rounds done, last
-    round's seconds)` returning False stops before `rounds`; `on_call()` follows each warm-up and
-    each measurement. Runs under inference_mode."""
+    round puts that variation inside the rounds, where the median takes it. Every measurement runs on
+    torch's current thread count (Timer's own default is one thread, whatever the caller set).
+    `more(rounds done, last round's seconds)` returning False stops before `rounds`; `on_call()`
+    follows each warm-up and each measurement. Runs under inference_mode."""
     import copy
 
     import torch
     from torch.utils.benchmark import Timer
+
+    threads = torch.get_num_threads()
+
+    def timer(module: Any, x: Any) -> Any:
+        return Timer("module(x)", globals={"module": module, "x": x}, num_threads=threads)
 
     numbers: list[int] = []
     times: list[list[float]] = [[] for _ in calls]
     with torch.inference_mode():
         for module, x in calls:
             module(x)
-            once = Timer("module(x)", globals={"module": module, "x": x}).timeit(1).median
+            once = timer(module, x).timeit(1).median
             numbers.append(max(1, round(seconds / max(once, 1e-9))))
             if on_call is not None:
                 on_call()
@@ -258,8 +264,7 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
             for index, (number, measured) in enumerate(zip(numbers, times, strict=True)):
                 module, x = current[index]
                 current[index] = module, x = copy.deepcopy(module), x.clone()  # the old copies are freed here
-                module(x)
-                measured.append(Timer("module(x)", globals={"module": module, "x": x}).timeit(number).median * 1e6)
+                measured.append(timer(module, x).timeit(number).median * 1e6)
                 if on_call is not None:
                     on_call()
             if more is not None and not more(done_rounds, time.perf_counter() - round_started):
