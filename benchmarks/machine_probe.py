@@ -29,7 +29,8 @@ def probe_ms(threads: int | None = None) -> float:
         a, b = (torch.randn(512, 512, generator=generator) for _ in range(2))
         out = torch.empty(512, 512)
         with torch.inference_mode():
-            timer = Timer("torch.mm(a, b, out=out)", globals={"torch": torch, "a": a, "b": b, "out": out})
+            timer = Timer("torch.mm(a, b, out=out)", globals={"torch": torch, "a": a, "b": b, "out": out},
+                          num_threads=torch.get_num_threads())  # Timer's own default is one thread
             number = max(1, round(0.2 / timer.timeit(1).median))
             return statistics.median(timer.timeit(number).median for _ in range(5)) * 1e3
     finally:
