@@ -198,7 +198,7 @@ def calibrate(
         more=lambda done_rounds, round_s: (done_rounds < min(MIN_ROUNDS, rounds)
                                            or time.perf_counter() - started + round_s <= budget_s))
     done_rounds = len(times[0])
-    if on_step is not None:
+    if on_step is not None and done < total:  # rounds stopped early: the work is done all the same
         on_step(total, total)
     op_costs = [time_us / CHAIN for time_us in times[0]]
     times = times[1:]
@@ -242,8 +242,8 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
     import copy
 
     import torch
-    from torch.utils.benchmark import Timer
 
+    Timer = _benchmark_timer()
     threads = torch.get_num_threads()
 
     def timer(module: Any, x: Any) -> Any:
@@ -270,6 +270,22 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
             if more is not None and not more(done_rounds, time.perf_counter() - round_started):
                 break
     return times
+
+
+def _benchmark_timer() -> Any:
+    """torch.utils.benchmark's Timer, imported without the line a CUDA build of torch logs on a machine
+    without the CUDA runtime ("No CUDA runtime is found, using CUDA_HOME=..."): torch.utils.benchmark
+    imports torch.utils.cpp_extension, which logs it at import, and calibrate compiles nothing."""
+    import logging
+
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils.benchmark import Timer
+    finally:
+        logger.setLevel(level)
+    return Timer
 
 
 @dataclass(frozen=True)
