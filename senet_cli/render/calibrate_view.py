@@ -40,7 +40,8 @@ def calibration_table(calibration: DeviceCalibration) -> TableData:
         COLUMNS, calibration.points,
         title=f"{calibration.name} ({calibration.device}, {calibration.dtype}, {calibration.threads} threads)",
         left_columns=2, wrapped_from=1, caption=caption,
-        notes=("median: over calibrate's interleaved rounds (each a torch.utils.benchmark timeit); spread: "
+        notes=("median: over calibrate's interleaved rounds (each a torch.utils.benchmark timeit of a fresh copy "
+               "of the module and input); spread: "
                "(max - min) / median of the rounds; achieved rate: 2 x MACs (or bytes) / (median - per-op cost); "
                "give the JSON file to count and profile as their roofline device",),
     )
