@@ -3,6 +3,7 @@ by hand; the bound never above the prediction; calibrate's JSON; profile's notes
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 from dataclasses import replace
@@ -181,7 +182,7 @@ def test_a_device_file_round_trips_and_bad_ones_get_one_line(tmp_path, cli):
         parse_device(str(tmp_path / "missing.json"))
     (tmp_path / "other.json").write_text('{"schema": 1, "device": "cpu"}')
     code, _, err = cli(["count", "resnet18_cifar", "--roofline", str(tmp_path / "other.json")])
-    assert code == 2 and err.count("\n") == 1 and "not a complete `senet calibrate` device file" in err
+    assert code == 2 and err.count("\n") == 1 and "'points' must be a list of measured points" in err
     (tmp_path / "not.json").write_text("[]")
     with pytest.raises(SenetError, match="is not a `senet calibrate` device file"):
         parse_device(str(tmp_path / "not.json"))
@@ -384,3 +385,74 @@ def test_calibrate_prints_no_cuda_runtime_warning_on_a_machine_without_one():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert "cpp_extension" not in result.stderr and "CUDA_HOME" not in result.stderr
+
+
+def test_hostile_device_files_get_one_line_that_names_what_is_wrong(tmp_path):
+    """Bounded before it is read (size, nesting, point count); each field checked by name."""
+    from senet_cli.count.latency import MAX_FILE_BYTES, MAX_POINTS
+
+    good = synthetic().to_dict()
+
+    def refused(data: object, match: str, text: str | None = None) -> None:
+        path = tmp_path / "bad.json"
+        path.write_text(text if text is not None else json.dumps(data))
+        with pytest.raises(SenetError, match=match):
+            parse_device(str(path))
+
+    refused(None, "nested too deeply", text="[" * 100_000 + "]" * 100_000)
+    refused(None, f"at most {MAX_FILE_BYTES // 2**20} MiB are read", text=" " * (MAX_FILE_BYTES + 1))
+    refused({**good, "points": [good["points"][0]] * (MAX_POINTS + 1)}, "points; senet calibrate writes about 100")
+    refused({**good, "schema": 2}, "has schema 2; this senet reads schema 1")
+    refused({**good, "schema": True}, "is not a `senet calibrate` device file")
+    refused({**good, "points": 5}, "'points' must be a list")
+    refused({**good, "threads": None}, "the device's fields .* wrong type")
+    refused({**good, "points": [{**good["points"][0], "kind": "warp"}, *good["points"][1:]]},
+            "point 1 .*: its kind is not one of conv")
+    refused({**good, "points": [{**good["points"][0], "bytes": -5}, *good["points"][1:]]}, "point 1 .*negative")
+    refused({**good, "points": [{**good["points"][0], "rate": float("inf")}, *good["points"][1:]]},
+            "not a finite positive number")
+    refused({**good, "op_cost_us": 1e308}, "op_cost_us must be")
+    refused({**good, "threads": 0}, "threads must be at least 1")
+    refused({**good, "device": "tpu"}, "device cpu or cuda")
+    refused({**good, "points": [{k: v for k, v in good["points"][0].items() if k != "rate"}]}, "point 1 lacks 'rate'")
+    bom = tmp_path / "bom.json"  # what Windows editors write
+    bom.write_text("\ufeff" + json.dumps(good), encoding="utf-8")
+    assert parse_device(str(bom)).calibration == synthetic()
+
+
+def test_a_calibration_made_on_a_busy_machine_says_so(monkeypatch, tmp_path, cli):
+    """Load before + threads over the CPUs (by more than half of one) is busy: recorded in the device
+    file (load_before, load_after, cpu_count, busy) and cautioned in one line by the CLI."""
+    calibrate_module = importlib.import_module("senet_cli.profile.calibrate")  # the package re-exports its name
+    quiet = replace(synthetic(), threads=1, load_before=0.4, load_after=1.1, cpu_count=2)
+    busy = replace(quiet, threads=2, load_before=2.0, load_after=3.9)
+    assert not quiet.busy and busy.busy  # 0.4 + 1 <= 2.5 < 2.0 + 2
+    assert not replace(busy, cpu_count=0).busy and not replace(busy, device="cuda").busy  # unknown; a GPU
+    data = json.loads(json.dumps(busy.to_dict()))
+    assert data["busy"] is True and data["load_before"] == 2.0 and data["cpu_count"] == 2
+    assert DeviceCalibration.from_dict(data) == busy
+    legacy = {key: value for key, value in quiet.to_dict().items() if key not in ("load_before", "load_after",
+                                                                                  "cpu_count", "busy")}
+    assert DeviceCalibration.from_dict(legacy).cpu_count == 0  # files from before read as "not known"
+
+    monkeypatch.setattr(calibrate_module, "calibrate", lambda *args, **kwargs: busy)
+    code, _, err = cli(["calibrate", "--output", str(tmp_path / "busy.json")])
+    assert code == 0 and "caution: the machine was busy (load average 2.0 before and 3.9 after, on 2 CPUs" in err
+    code, _, err = cli(["calibrate"])
+    assert code == 0 and "nothing was written; add --output DEVICE.json" in err
+    monkeypatch.setattr(calibrate_module, "calibrate", lambda *args, **kwargs: quiet)
+    code, _, err = cli(["calibrate", "--output", str(tmp_path / "quiet.json")])
+    assert code == 0 and "caution" not in err
+    assert json.loads((tmp_path / "quiet.json").read_text())["busy"] is False
+
+
+def test_calibrate_records_the_load_and_the_cpus(monkeypatch):
+    import os
+
+    calibrate_module = importlib.import_module("senet_cli.profile.calibrate")
+    loads = iter([1.5, 2.5])
+    monkeypatch.setattr(calibrate_module, "_load_average", lambda: next(loads))
+    tiny = dict(batches=(1,), min_run_time=0.001, rounds=1, conv_shapes=(), linear_shapes=(("linear 4->4", 4, 4),),
+                memory_bytes=(2**12,), reduce_maps=())
+    calibration = calibrate_module.calibrate("cpu", threads=1, **tiny)
+    assert (calibration.load_before, calibration.load_after, calibration.cpu_count) == (1.5, 2.5, os.cpu_count())

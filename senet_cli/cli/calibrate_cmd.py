@@ -8,7 +8,7 @@ import typer
 
 from senet_cli.cli.columns import ColumnsOpt, with_columns
 from senet_cli.cli.flags import Device, ForceOpt, FormatOpt, OutputPathOpt
-from senet_cli.cli.output import LazyProgress, emit, prepare_output
+from senet_cli.cli.output import LazyProgress, OutputFormat, emit, prepare_output
 from senet_cli.cli.profile_cmd import Dtype
 
 
@@ -46,5 +46,16 @@ def calibrate_command(
     with LazyProgress() as progress:
         calibration = calibrate(device.value, threads=threads, dtype=dtype.value, min_run_time=min_run_time,
                                 rounds=rounds, budget_s=budget, on_step=progress.task("calibrating"))
+    if calibration.busy:
+        import sys
+
+        sys.stderr.write(f"senet: caution: the machine was busy (load average {calibration.load_before:.1f} before "
+                         f"and {calibration.load_after:.1f} after, on {calibration.cpu_count} CPUs, with "
+                         f"{calibration.threads} thread(s) calibrating): these rates measure that load; "
+                         "calibrate again on a quiet machine\n")
+    if output is None and fmt is not OutputFormat.json:
+        import sys
+
+        sys.stderr.write("senet: note: nothing was written; add --output DEVICE.json to keep this calibration\n")
     emit([calibration], fmt, output, csv_view=calibrate_view.csv_rows,
          tables=with_columns(lambda cs: [calibrate_view.calibration_table(c) for c in cs], columns, fmt))

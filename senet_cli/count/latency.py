@@ -36,6 +36,10 @@ from typing import Any
 from senet_cli.errors import SenetError
 
 SCHEMA = 1
+MAX_FILE_BYTES = 8 * 2**20
+"""Largest device file read (senet calibrate writes about 30 KiB): bounded before it is read."""
+MAX_POINTS = 10_000
+"""Most points read from a device file (senet calibrate writes about 100)."""
 """The device file's format version; a file of another version is refused with one line."""
 
 KINDS = ("conv", "matmul", "max_pool", "avg_pool", "max_reduce", "sum_reduce", "memory")
@@ -106,6 +110,16 @@ class DeviceCalibration:
     created: str = ""  # ISO 8601, UTC
     seconds: float = 0.0  # how long calibrating took
     method: str = ""
+    load_before: float = -1.0  # the 1-minute load average before calibrating (-1: not known)
+    load_after: float = -1.0  # ... and after it
+    cpu_count: int = 0  # logical CPUs of the machine (0: not known)
+
+    @property
+    def busy(self) -> bool:
+        """True when other work shared the CPU: the load before calibrating, plus the threads it used,
+        exceeded the machine's CPUs by more than half of one (a single-threaded job then gets a varying
+        share of a core, and the rates measure that share)."""
+        return self.device == "cpu" and self.cpu_count > 0 and self.load_before + self.threads > self.cpu_count + 0.5
 
     @property
     def peak_tflops(self) -> float:
@@ -194,7 +208,8 @@ class DeviceCalibration:
             "op_cost_us": self.op_cost_us, "peak_tflops": self.peak_tflops, "bandwidth_gbs": self.bandwidth_gbs,
             "points": [asdict(point) for point in self.points],
             "torch_version": self.torch_version, "created": self.created, "seconds": self.seconds,
-            "method": self.method,
+            "method": self.method, "load_before": self.load_before, "load_after": self.load_after,
+            "cpu_count": self.cpu_count, "busy": self.busy,
             "units": "op_cost_us, median_us: microseconds (median); rate: TFLOPS (2 x MACs per second / 1e12) for "
                      "conv and matmul, GB/s (1e9 bytes per second) for pooling and memory; macs and bytes as "
                      "`senet count` counts them",
@@ -203,35 +218,61 @@ class DeviceCalibration:
     @classmethod
     def from_dict(cls, data: Any, where: str = "the device file") -> DeviceCalibration:
         """A calibration from its JSON; one-line SenetError for anything that is not one."""
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        if not isinstance(data, dict) or isinstance(data.get("schema"), bool) or data.get("schema") is None:
             raise SenetError(f"{where} is not a `senet calibrate` device file (schema {SCHEMA}); "
                              "write one with `senet calibrate`")
+        if data.get("schema") != SCHEMA:
+            raise SenetError(f"{where} has schema {_shown(data.get('schema'))}; this senet reads schema "
+                             f"{SCHEMA}: calibrate again with this senet (or use the senet that wrote it)")
+        raw_points = data.get("points")
+        if not isinstance(raw_points, list) or not all(isinstance(p, dict) for p in raw_points):
+            raise SenetError(f"{where}: 'points' must be a list of measured points")
+        if len(raw_points) > MAX_POINTS:
+            raise SenetError(f"{where} has {len(raw_points):,} points; senet calibrate writes about 100 "
+                             f"(at most {MAX_POINTS:,} are read)")
+        field = "points"
         try:
-            points = tuple(RatePoint(str(p["kind"]), str(p["label"]), int(p["macs"]), int(p["bytes"]),
-                                     float(p["median_us"]), float(p["rate"]), depth=int(p.get("depth", 0)),
-                                     stride=int(p.get("stride", 0)), spread=float(p.get("spread", 0.0)))
-                           for p in data["points"])
+            points = []
+            for index, p in enumerate(raw_points, 1):
+                field = f"point {index}"
+                points.append(RatePoint(str(p["kind"]), str(p["label"]), int(p["macs"]), int(p["bytes"]),
+                                        float(p["median_us"]), float(p["rate"]), depth=int(p.get("depth", 0)),
+                                        stride=int(p.get("stride", 0)), spread=float(p.get("spread", 0.0))))
+            field = "the device's fields (device, name, dtype, threads, op_cost_us)"
             calibration = cls(str(data["device"]), str(data["name"]), str(data["dtype"]), int(data["threads"]),
-                              float(data["op_cost_us"]), points, str(data.get("torch_version", "")),
+                              float(data["op_cost_us"]), tuple(points), str(data.get("torch_version", "")),
                               str(data.get("created", "")), float(data.get("seconds", 0.0)),
-                              str(data.get("method", "")))
-        except (KeyError, TypeError, ValueError) as error:
-            raise SenetError(f"{where} is not a complete `senet calibrate` device file: {error!r} is missing "
-                             "or malformed") from None
-        bad = [p.label for p in points if p.kind not in KINDS or not (math.isfinite(p.rate) and p.rate > 0)]
-        if bad or not (math.isfinite(calibration.op_cost_us) and calibration.op_cost_us >= 0):
-            raise SenetError(f"{where} holds unusable figures (a rate that is not positive, an unknown kind or a "
-                             f"negative per-op cost){': ' + bad[0] if bad else ''}")
+                              str(data.get("method", "")), float(data.get("load_before", -1.0)),
+                              float(data.get("load_after", -1.0)), int(data.get("cpu_count", 0)))
+        except KeyError as error:
+            raise SenetError(f"{where}: {field} lacks {_shown(error.args[0])}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise SenetError(f"{where}: {field} has a value of the wrong type") from None
+        for index, point in enumerate(points, 1):
+            problem = ("its kind is not one of " + ", ".join(KINDS) if point.kind not in KINDS
+                       else "its rate is not a finite positive number" if not (math.isfinite(point.rate)
+                                                                                 and point.rate > 0)
+                       else "its macs or bytes are negative" if point.macs < 0 or point.bytes < 0 else "")
+            if problem:
+                raise SenetError(f"{where}: point {index} ({_shown(point.label)}): {problem}")
+        if not (math.isfinite(calibration.op_cost_us) and 0 <= calibration.op_cost_us < 1e6):
+            raise SenetError(f"{where}: op_cost_us must be a number of microseconds from 0 to 1e6")
+        if calibration.threads < 1 or calibration.device not in ("cpu", "cuda"):
+            raise SenetError(f"{where}: threads must be at least 1 and device cpu or cuda")
         if not any(p.kind == "memory" for p in points) or not any(p.kind not in BYTES_KINDS for p in points):
             raise SenetError(f"{where} needs at least one memory and one compute point")
         return calibration
 
     @classmethod
     def load(cls, path: str | Path) -> DeviceCalibration:
-        """Read a device file written by `senet calibrate`."""
+        """Read a device file written by `senet calibrate` (its size bounded before it is read)."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise SenetError(f"device file {path} is {size / 2**20:.1f} MiB; senet calibrate writes about "
+                                 f"30 KiB (at most {MAX_FILE_BYTES // 2**20} MiB are read)")
+            text = path.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             raise SenetError(f"device file {path} does not exist; write one with `senet calibrate`") from None
         except (OSError, UnicodeDecodeError) as error:
@@ -240,7 +281,15 @@ class DeviceCalibration:
             data = json.loads(text)
         except ValueError:
             raise SenetError(f"device file {path} is not JSON") from None
+        except RecursionError:
+            raise SenetError(f"device file {path} is not a device file: JSON nested too deeply") from None
         return cls.from_dict(data, f"device file {path}")
+
+
+def _shown(value: object) -> str:
+    """A value from a device file, for a message: its repr, cut at 60 characters (the CLI escapes it)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def is_device_file(spec: str) -> bool:

@@ -32,6 +32,7 @@ The whole run takes 20-45 s on a CPU (the largest shapes dominate) and a few sec
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -149,6 +150,7 @@ def calibrate(
     from senet_cli.profile import harness
 
     started = time.perf_counter()
+    load_before = _load_average()
     torch_device = harness.prepare(Timing(device=device, dtype=dtype, threads=threads))
     torch_dtype = getattr(torch, dtype)
     batches = tuple(batches or DEFAULT_BATCHES[torch_device.type])
@@ -209,9 +211,10 @@ def calibrate(
         device=torch_device.type, name=name, dtype=dtype, threads=torch.get_num_threads(), op_cost_us=op_cost,
         points=tuple(points), torch_version=torch.__version__,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - started, load_before=load_before, load_after=_load_average(),
+        cpu_count=os.cpu_count() or 0,
         method=(f"torch.utils.benchmark Timer.timeit, about {min_run_time} s of calls per measurement, every point "
-                f"measured in {done_rounds} interleaved rounds (at most {rounds}, within {budget_s:g} s), each on a "
+                f"measured in {done_rounds} interleaved rounds (at most {rounds}, budget {budget_s:g} s), each on a "
                 "fresh copy of its module and input, the median over the rounds (spread: (max - min) / median of the "
                 "rounds); "
                 f"per-op cost: a chain of {CHAIN} module calls x * 2.0 on a 1-element tensor / {CHAIN}, once per "
@@ -352,6 +355,14 @@ def _with_op_cost(point: RatePoint, op_cost: float) -> RatePoint:
     work_s = max(point.median_us - op_cost, point.median_us * 0.5) * 1e-6
     rate = point.bytes / work_s / 1e9 if point.kind in BYTES_KINDS else 2.0 * point.macs / work_s / 1e12
     return replace(point, rate=rate)
+
+
+def _load_average() -> float:
+    """The 1-minute load average (-1.0 where the system does not report one)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return -1.0
 
 
 def _cpu_name() -> str:
