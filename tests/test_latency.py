@@ -413,7 +413,7 @@ def test_hostile_device_files_get_one_line_that_names_what_is_wrong(tmp_path):
             "not a finite positive number")
     refused({**good, "op_cost_us": 1e308}, "op_cost_us must be")
     refused({**good, "threads": 0}, "threads must be at least 1")
-    refused({**good, "device": "tpu"}, "device cpu or cuda")
+    refused({**good, "device": "tpu"}, "device one of cpu, cuda")
     refused({**good, "points": [{k: v for k, v in good["points"][0].items() if k != "rate"}]}, "point 1 lacks 'rate'")
     bom = tmp_path / "bom.json"  # what Windows editors write
     bom.write_text("\ufeff" + json.dumps(good), encoding="utf-8")

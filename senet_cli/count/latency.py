@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from senet_cli.errors import SenetError
+from senet_cli.vocabulary import DEVICES
 
 SCHEMA = 1
 MAX_FILE_BYTES = 8 * 2**20
@@ -257,8 +258,8 @@ class DeviceCalibration:
                 raise SenetError(f"{where}: point {index} ({_shown(point.label)}): {problem}")
         if not (math.isfinite(calibration.op_cost_us) and 0 <= calibration.op_cost_us < 1e6):
             raise SenetError(f"{where}: op_cost_us must be a number of microseconds from 0 to 1e6")
-        if calibration.threads < 1 or calibration.device not in ("cpu", "cuda"):
-            raise SenetError(f"{where}: threads must be at least 1 and device cpu or cuda")
+        if calibration.threads < 1 or calibration.device not in DEVICES:
+            raise SenetError(f"{where}: threads must be at least 1 and device one of {', '.join(DEVICES)}")
         if not any(p.kind == "memory" for p in points) or not any(p.kind not in BYTES_KINDS for p in points):
             raise SenetError(f"{where} needs at least one memory and one compute point")
         return calibration
