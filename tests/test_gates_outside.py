@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hand_gates import ExpandedGate, SqueezeGate  # tests/ is on sys.path: see tests/quick.py
+from hand_gates import ExpandedGate, SoftmaxBranches, SqueezeGate  # tests/ is on sys.path: see tests/quick.py
 from torch import nn
 
 import senet_cli
@@ -371,19 +371,6 @@ def test_the_branch_form_is_found_as_replacing_a_conv():
     model = _meta(lambda: nn.Sequential(nn.Conv2d(3, 8, 3), Branches(8), nn.ReLU()))
     (found,) = find_attention(model, (), (2, 3, 16, 16))
     assert (found.path, found.found_by, found.role, found.passes_through) == ("1", "structure", "conv", False)
-
-
-class SoftmaxBranches(Branches):
-    """The branch form with its weights from a softmax module, as timm's SK (`attn` returns them)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__(channels)
-        self.attn = nn.Softmax(dim=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branches = torch.stack([path(x) for path in self.paths], dim=1)
-        logits = self.fc(branches.sum(1).mean((2, 3), keepdim=True)).view(x.shape[0], 2, -1, 1, 1)
-        return (branches * self.attn(logits)).sum(dim=1)
 
 
 def test_the_branch_forms_weights_are_its_gates_for_inspect():

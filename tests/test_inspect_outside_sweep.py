@@ -20,7 +20,7 @@ from torch import nn
 pytest.importorskip("timm")
 
 from gate_oracle import compare, expected_gates  # noqa: E402  (tests/ is on sys.path: see tests/quick.py)
-from hand_gates import ExpandedGate, SqueezeGate  # noqa: E402
+from hand_gates import ExpandedGate, SoftmaxBranches, SqueezeGate  # noqa: E402
 
 WITH_GATES = (
     # timm ResNet family: SE, ECA, SK, ResNeSt's split attention, legacy SENet, ResNet-RS
@@ -104,26 +104,11 @@ class _NotGates(nn.Module):
         return x + self.fc(x.mean((2, 3), keepdim=True))
 
 
-class _Branches(nn.Module):
-    """SK's form: two branch convs weighed by a softmax module over them, summed over the branches."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.paths = nn.ModuleList([nn.Conv2d(channels, channels, k, padding=k // 2) for k in (1, 3)])
-        self.fc = nn.Conv2d(channels, 2 * channels, 1)
-        self.attn = nn.Softmax(dim=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branches = torch.stack([path(x) for path in self.paths], dim=1)
-        logits = self.fc(branches.sum(1).mean((2, 3), keepdim=True)).view(x.shape[0], 2, -1, 1, 1)
-        return (branches * self.attn(logits)).sum(dim=1)
-
-
 def test_the_oracle_finds_gates_of_each_kind_and_leaves_what_is_no_gate():
     """Known by construction: the oracle itself is tested before it judges inspect."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), SqueezeGate(8), _Spatial(), _NotGates(8), ExpandedGate(),
-                          _Branches(8)).eval()
+                          SoftmaxBranches(8)).eval()
     images = torch.randn(2, 3, 6, 5)
     found = expected_gates(model, images)
     assert [(g.path, g.owner, g.kind, g.channels, g.positions) for g in found] == [
