@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -47,15 +48,11 @@ def calibrate_command(
         calibration = calibrate(device.value, threads=threads, dtype=dtype.value, min_run_time=min_run_time,
                                 rounds=rounds, budget_s=budget, on_step=progress.task("calibrating"))
     if calibration.busy:
-        import sys
-
         sys.stderr.write(f"senet: caution: the machine was busy (load average {calibration.load_before:.1f} before "
                          f"and {calibration.load_after:.1f} after, on {calibration.cpu_count} CPUs, with "
                          f"{calibration.threads} thread(s) calibrating): these rates measure that load; "
                          "calibrate again on a quiet machine\n")
     if output is None and fmt is not OutputFormat.json:
-        import sys
-
         sys.stderr.write("senet: note: nothing was written; add --output DEVICE.json to keep this calibration\n")
     emit([calibration], fmt, output, csv_view=calibrate_view.csv_rows,
          tables=with_columns(lambda cs: [calibrate_view.calibration_table(c) for c in cs], columns, fmt))
