@@ -341,7 +341,94 @@ def test_profile_says_when_a_bound_is_above_the_measured_median():
     assert _bound_notes((replace(result, roofline_ms=1.0),), parse_device("h100"), Timing(), 1) == ()
     device = calibrated_device(replace(synthetic(), threads=2))
     (note,) = _bound_notes((replace(result, roofline_ms=1.0),), device, Timing(), 1)
-    assert "calibrated on cpu with 2 threads" in note
+    assert note == ("the device file was calibrated on cpu, 2 threads, this run is on cpu, 1 thread: its "
+                    "predictions are for that setting")
+    # a calibrated bound above the median: the setting it was made in is named first, as the likely cause
+    (note,) = _bound_notes((result,), device, Timing(), 1)
+    assert note.endswith("bound is above the measured median at batch 1 (0.67x): the device file was calibrated "
+                         "on cpu, 2 threads, this run is on cpu, 1 thread; calibrate with this run's setting")
+    (note,) = _bound_notes((result,), calibrated_device(synthetic()), Timing(), 1)
+    assert "faster than the calibration's rates" in note and "calibrate again on a quiet machine" in note
+    # a prediction is for eager, channels-first execution: a channels-last or compiled run is told so
+    (note,) = _bound_notes((replace(result, roofline_ms=1.0),), calibrated_device(synthetic()),
+                           Timing(channels_last=True, compile=True), 1)
+    assert "predicted for eager, channels-first execution" in note and "channels-last and compiled" in note
+    assert _bound_notes((replace(result, roofline_ms=1.0),), parse_device("h100"), Timing(channels_last=True), 1) == ()
+
+
+def test_profile_refuses_a_precision_the_device_file_was_not_calibrated_in_before_timing(tmp_path, cli,
+                                                                                         monkeypatch):
+    """count refused it; profile timed every batch and then dropped the prediction with advice that
+    could not be followed (calibrate has no autocast). Now both refuse up front, in one line."""
+    from senet_cli.profile import harness
+
+    monkeypatch.setattr(harness, "prepare", lambda *a, **k: pytest.fail("timed before refusing"))
+    path = tmp_path / "device.json"
+    path.write_text(json.dumps(synthetic().to_dict()))
+    for extra, said in ((["--amp"], "--roofline holds rates measured in float32 without autocast; a prediction "
+                                    "under --amp would mix precisions op by op"),
+                        (["--dtype", "bfloat16"], "--roofline was calibrated in float32, not bfloat16: use --dtype "
+                                                  "float32, or calibrate again with --dtype bfloat16")):
+        for command in ("profile", "count"):
+            code, _, err = cli([command, "se_resnet18_cifar", "--roofline", str(path), *extra])
+            assert code == 2 and said in err and len(err.strip().splitlines()) == 1, err
+    with pytest.raises(SenetError, match="calibrated in float32, not bfloat16: use dtype='float32'"):
+        senet_cli.profile("se_resnet18_cifar", roofline=str(path), dtype="bfloat16")
+
+
+def test_profile_in_train_mode_says_it_has_no_bound_or_prediction(tmp_path):
+    path = tmp_path / "device.json"
+    path.write_text(json.dumps(synthetic().to_dict()))
+    report = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=1, warmup=0, threads=1, mode="train",
+                               roofline=str(path))
+    assert report.roofline is None and report.results[0].predicted_ms is None
+    assert "no bound or prediction in train mode: count's bound and the latency model cover one forward pass " \
+           "(inference)" in report.notes
+
+
+def test_a_device_file_is_any_file_and_a_removed_preset_says_why(tmp_path, monkeypatch):
+    path = tmp_path / "device.calibration"  # calibrate's JSON kept under another name
+    path.write_text(json.dumps(synthetic().to_dict()))
+    assert parse_device(str(path)).calibration == synthetic()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "h100").write_text("a file named like a preset")
+    assert parse_device("h100").name == "h100"  # a preset's name is the preset, whatever is in the folder
+    with pytest.raises(SenetError, match="the cpu preset was removed .* measure this machine with `senet calibrate`"):
+        parse_device("cpu")
+    with pytest.raises(SenetError, match="device file missing.txt does not exist; write one with `senet calibrate`"):
+        parse_device("missing.txt")
+    with pytest.raises(SenetError, match="two positive numbers PEAK_TFLOPS,BANDWIDTH_GBS .* got '1.5'"):
+        parse_device("1.5")
+    with pytest.raises(SenetError, match="unknown roofline device 'h10' \\(did you mean 'h100'\\?\\)"):
+        parse_device("h10")
+
+
+def test_calibrate_records_its_rounds_and_one_round_shows_no_spread():
+    from senet_cli.render.calibrate_view import calibration_table
+
+    one = replace(synthetic(), rounds=1)
+    assert DeviceCalibration.from_dict(one.to_dict()).rounds == 1
+    assert DeviceCalibration.from_dict({k: v for k, v in one.to_dict().items() if k != "rounds"}).rounds == 0
+    table = calibration_table(one)
+    spread = table.keys.index("spread")
+    assert {row[spread] for row in table.rows} == {"n/a"} and table.caption.endswith(", 1 round")
+    assert any("n/a with 1 round" in note for note in table.notes)
+    assert {row[spread] for row in calibration_table(replace(one, rounds=5)).rows} == {"0%"}
+    assert one.setting == "cpu, 1 thread" and replace(one, threads=4).setting == "cpu, 4 threads"
+    assert replace(one, device="cuda").setting == "cuda"
+
+
+def test_count_and_profile_share_the_roofline_keys(tmp_path):
+    path = tmp_path / "device.json"
+    path.write_text(json.dumps(synthetic().to_dict()))
+    counted = senet_cli.count("se_resnet18_cifar", roofline=str(path)).to_dict()["roofline"]
+    assert counted["calibrated"] is True and counted["op_cost_us"] == OP_COST_US
+    assert senet_cli.count("se_resnet18_cifar", roofline="h100").to_dict()["roofline"]["calibrated"] is False
+    profiled = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=1, warmup=0, threads=1,
+                                 roofline=str(path)).to_dict()["roofline"]
+    shared = {"device", "peak_tflops", "bandwidth_gbs", "source", "calibrated", "op_cost_us"}
+    assert shared <= set(counted) and shared <= set(profiled)
+    assert {key: counted[key] for key in shared} == {key: profiled[key] for key in shared}
 
 
 def test_profile_puts_the_median_next_to_the_prediction(tmp_path):
@@ -357,6 +444,10 @@ def test_profile_puts_the_median_next_to_the_prediction(tmp_path):
     assert entry["predicted_overhead_pct"] == pytest.approx(counted.predicted_overhead_pct)
     assert report.to_dict()["roofline"]["calibrated"] is True
     assert math.isfinite(entry["baseline_predicted_ms"])
+    from senet_cli.render.profile_view import csv_rows
+
+    headers, (row,) = csv_rows([report])  # the CSV has every JSON field of a batch, the predicted overhead too
+    assert row[headers.index("predicted_overhead_pct")] == pytest.approx(counted.predicted_overhead_pct)
 
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")

@@ -260,3 +260,53 @@ def test_inspect_figure_has_one_class_legend_below_the_profiles(tmp_path, image_
     assert profiles and all(axes.get_legend() is None for axes in profiles)
     (legend,) = figure.legends
     assert [text.get_text() for text in legend.get_texts()] == ["class cat", "class dog"]
+
+
+def _calibrated_device():
+    """A device file's device: CPU-like rates (0.1 TFLOPS convs, 20 GB/s copies), a long processor name."""
+    from senet_cli.count.latency import DeviceCalibration, RatePoint
+    from senet_cli.count.roofline import calibrated_device
+
+    points = (RatePoint("conv", "3x3", 10**8, 10**6, 0.0, 0.1, depth=576),
+              RatePoint("conv", "depthwise", 10**6, 10**6, 0.0, 0.01, depth=9),
+              RatePoint("matmul", "fc", 10**6, 10**6, 0.0, 0.05), RatePoint("memory", "copy", 0, 10**6, 0.0, 20.0))
+    return calibrated_device(DeviceCalibration("cpu", "Intel(R) Xeon(R) Processor", "float32", 1, 5.0, points))
+
+
+@pytest.mark.parametrize("device", ["h100", "calibrated"])
+@pytest.mark.parametrize("batch", [1, 64])
+def test_count_tables_with_a_bound_or_a_prediction_fit_80_columns(device, batch):
+    """With --roofline the time columns take the place of others (issue 22: 87-140 columns before),
+    per block and in the summary; --columns all still has every one."""
+    roofline = PRESETS[device] if device == "h100" else _calibrated_device()
+    reports = [senet_cli.count(name, batch=batch, roofline=roofline)
+               for name in ("se_resnet50", "cbam_resnet50", "eca_resnet50")]
+    predicted = device == "calibrated"
+    per_block = select_columns(count_view.per_block_table(reports[1]), None)
+    summary = select_columns(count_view.summary_table(reports), None)
+    for table in (per_block, summary):
+        text = _rendered(table)
+        assert needed_width(table) <= NARROW and max(map(len, text.splitlines())) <= NARROW, text
+        assert_whole(table, text)
+    assert ("predicted_ms" in per_block.keys) is predicted and "roofline_ms" in per_block.keys
+    assert ("predicted_overhead_pct" in summary.keys) is predicted and "roofline_overhead_pct" in summary.keys
+    every = select_columns(count_view.summary_table(reports), "all")
+    assert {"params", "overhead_params_pct", "baseline_roofline_ms"} <= set(every.keys)
+    assert ("baseline_predicted_ms" in every.keys) is predicted
+    assert any(note.startswith("predicted: the latency model of the device file") for note in per_block.notes) \
+        is predicted
+
+
+def test_profile_table_with_a_prediction_fits_80_columns():
+    device = _calibrated_device()
+    results = tuple(BatchResult(b, _measurement("se_resnet50", 123.456 * b), _measurement("resnet50", 110.5 * b),
+                                11.7, roofline_ms=50.0 * b, baseline_roofline_ms=49.0 * b, predicted_ms=120.0 * b,
+                                baseline_predicted_ms=112.0 * b) for b in (1, 8, 64))
+    report = ProfileReport(make_config("se_resnet50"), Timing(), (224, 224), 1, "rss", results, roofline=device)
+    table = select_columns(profile_view.profile_table(report), None)
+    text = _rendered(table)
+    assert needed_width(table) <= NARROW and max(map(len, text.splitlines())) <= NARROW, text
+    assert_whole(table, text)
+    assert table.keys == ("batch", "median_ms", "baseline_median_ms", "overhead_pct", "predicted_ms",
+                          "predicted_overhead_pct", "measured_over_predicted")
+    assert "+7.1%" in text  # (120 - 112) / 112, the predicted overhead beside the measured +11.7%

@@ -131,6 +131,28 @@ def test_unwritable_outputs_are_refused_before_any_work(tmp_path, no_work, cli):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
+@pytest.mark.parametrize(("argv", "said"), [
+    (["calibrate", "--budget", "nan"], "'--budget': 'nan' is not a finite number; it should be less than"),
+    (["calibrate", "--min-run-time=inf"], "'--min-run-time': 'inf' is not a finite number; it should be less"),
+    (["profile", "se_resnet18", "--min-time", "-nan"], "'--min-time': '-nan' is not a finite number; it should be "
+                                                       "greater than or equal to 0.001"),
+])
+def test_nan_or_inf_for_a_number_in_a_range_is_named(argv, said, cli):
+    """Click said "should be less than or equal to 3600" of nan: true (nan is no less), but not the problem."""
+    assert said in one_error_line(*cli(argv))
+
+
+def test_a_format_the_output_name_contradicts_is_refused_before_any_work(tmp_path, no_work, cli):
+    """`calibrate --format csv --output dev.json` wrote CSV into a .json file, which --roofline then read
+    as broken JSON; a .txt path takes any format (it is text)."""
+    line = one_error_line(*cli(["count", "se_resnet18", "--format", "csv", "--output", str(tmp_path / "dev.json")]))
+    assert line == ("senet: error: --format csv and --output 'dev.json' disagree (that name says json); drop "
+                    "--format, or give a path ending in .csv or .txt")
+    line = one_error_line(*cli(["count", "se_resnet18", "--format", "table", "--output", str(tmp_path / "a.md")]))
+    assert line.endswith("give a path ending in .txt")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_a_read_only_folder_is_refused_before_any_work(tmp_path, no_work, cli):
     tmp_path.chmod(0o555)

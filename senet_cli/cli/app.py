@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import os
 import re
 import signal
@@ -259,8 +260,27 @@ def _invoke(argv: list[str] | None) -> int:
         if "Missing argument 'checkpoint'" in text:
             text, where = "senet inspect needs a checkpoint file: senet inspect ckpt.pth [--plot [PATH]]", (
                 f"; {MAKE_A_CHECKPOINT}")
-        fail(_with_close_match(text) + where)
+        fail(_with_close_match(_not_a_number(text, args)) + where)
     return code if isinstance(code, int) else 0
+
+
+def _not_a_number(text: str, args: list[str]) -> str:
+    """Click's range message for nan or inf ("should be less than or equal to 3600", nan being no
+    less) said as what it is: the value given is not a finite number."""
+    found = re.match(r"Invalid value for '(--[\w-]+)': Input should be (?:less|greater) than", text)
+    if not found:
+        return text
+    values = [b for a, b in zip(args, args[1:], strict=False) if a == found.group(1)]
+    values += [a.split("=", 1)[1] for a in args if a.startswith(found.group(1) + "=")]
+    for value in values:
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        if not math.isfinite(number):
+            rule = text[found.end(1) + 3:].replace("Input should", "it should", 1)
+            return f"Invalid value for '{found.group(1)}': {value!r} is not a finite number; {rule}"
+    return text
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,6 +38,7 @@ def calibrate_command(
     attention costs time'.
     """
     fmt = prepare_output(fmt, output, force)
+    from senet_cli.count.latency import threads_text
     from senet_cli.profile.calibrate import calibrate
     from senet_cli.render import calibrate_view
     from senet_cli.render.tables import check_columns
@@ -50,7 +51,7 @@ def calibrate_command(
     if calibration.busy:
         sys.stderr.write(f"senet: caution: the machine was busy (load average {calibration.load_before:.1f} before "
                          f"and {calibration.load_after:.1f} after, on {calibration.cpu_count} CPUs, with "
-                         f"{calibration.threads} thread(s) calibrating): these rates measure that load; "
+                         f"{threads_text(calibration.threads)} calibrating): these rates measure that load; "
                          "calibrate again on a quiet machine\n")
     if output is None and fmt is not OutputFormat.json:
         sys.stderr.write("senet: note: nothing was written; add --output DEVICE.json to keep this calibration\n")

@@ -85,6 +85,11 @@ def prepare_output(fmt: OutputFormat | None, output: Path | None, force: bool) -
             accepted = " ".join(_BY_SUFFIX)
             raise SenetError(f"--output takes a path ending in {accepted} (.txt: the table as text), "
                              f"got '{output.name}'")
+        named = _BY_SUFFIX.get(output.suffix.lower())
+        if fmt is not None and named is not None and named is not OutputFormat.table and named is not fmt:
+            suffixes = " or ".join(k for k, v in _BY_SUFFIX.items() if v in (fmt, OutputFormat.table))
+            raise SenetError(f"--format {fmt.value} and --output '{output.name}' disagree (that name says "
+                             f"{named.value}); drop --format, or give a path ending in {suffixes}")
         check_output_path(output, force)
     return choose_format(fmt, output)
 

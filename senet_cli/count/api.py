@@ -105,13 +105,8 @@ def _predictor(device: DevicePeaks | None, dtype: str, amp: bool) -> Any:
     """The per-op prediction of a calibrated device, refused for a precision it was not calibrated in."""
     if device is None or device.calibration is None:
         return None
-    calibration = device.calibration
-    if amp or dtype != calibration.dtype:
-        asked = "float32 under autocast" if amp else dtype
-        raise ArgumentError("{roofline} was calibrated in {calibrated}, not {asked}; count in {calibrated} or "
-                            "calibrate again in that dtype", arguments=("roofline",), calibrated=calibration.dtype,
-                            asked=asked)
-    return calibration.op_seconds
+    device.calibration.check_precision(dtype, amp)
+    return device.calibration.op_seconds
 
 
 def _kernels(rows: Sequence[Any]) -> int:

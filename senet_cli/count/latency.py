@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from senet_cli.errors import SenetError
+from senet_cli.errors import ArgumentError, SenetError
 from senet_cli.vocabulary import DEVICES
 
 SCHEMA = 1
@@ -114,6 +114,12 @@ class DeviceCalibration:
     load_before: float = -1.0  # the 1-minute load average before calibrating (-1: not known)
     load_after: float = -1.0  # ... and after it
     cpu_count: int = 0  # logical CPUs of the machine (0: not known)
+    rounds: int = 0  # interleaved rounds each point's median is over (0: not known, a file from before)
+
+    @property
+    def setting(self) -> str:
+        """Where it was measured, for a message: "cpu, 1 thread", "cpu, 4 threads" or "cuda"."""
+        return f"{self.device}, {threads_text(self.threads)}" if self.device == "cpu" else self.device
 
     @property
     def busy(self) -> bool:
@@ -202,6 +208,21 @@ class DeviceCalibration:
         memory = memory if moved_bytes else 0.0
         return max(compute, memory) + self.op_cost_us * 1e-6
 
+    def check_precision(self, dtype: str, amp: bool) -> None:
+        """Refuse (one line, before any work) a prediction in a precision these rates were not
+        measured in: another dtype, or autocast, which mixes float16/bfloat16 and float32 ops op by op
+        while calibrate measures one dtype."""
+        if amp:
+            raise ArgumentError("{roofline} holds rates measured in {calibrated} without autocast; a prediction "
+                                "under {amp} would mix precisions op by op, which calibrate does not measure: drop "
+                                "{amp} for a prediction, or give a preset or PEAK_TFLOPS,BANDWIDTH_GBS for a bound",
+                                arguments={"roofline": "roofline", "amp": "amp"}, calibrated=self.dtype)
+        if dtype != self.dtype:
+            raise ArgumentError("{roofline} was calibrated in {calibrated}, not {asked}: use {same}, or calibrate "
+                                "again with {other}", arguments={"roofline": "roofline", "same": ("dtype", self.dtype),
+                                                                 "other": ("dtype", dtype)},
+                                calibrated=self.dtype, asked=dtype)
+
     def to_dict(self) -> dict[str, Any]:
         """The device file: what was measured, how, and the roofline figures derived from it."""
         return {
@@ -210,7 +231,7 @@ class DeviceCalibration:
             "points": [asdict(point) for point in self.points],
             "torch_version": self.torch_version, "created": self.created, "seconds": self.seconds,
             "method": self.method, "load_before": self.load_before, "load_after": self.load_after,
-            "cpu_count": self.cpu_count, "busy": self.busy,
+            "cpu_count": self.cpu_count, "busy": self.busy, "rounds": self.rounds,
             "units": "op_cost_us, median_us: microseconds (median); rate: TFLOPS (2 x MACs per second / 1e12) for "
                      "conv and matmul, GB/s (1e9 bytes per second) for pooling and memory; macs and bytes as "
                      "`senet count` counts them",
@@ -244,7 +265,8 @@ class DeviceCalibration:
                               float(data["op_cost_us"]), tuple(points), str(data.get("torch_version", "")),
                               str(data.get("created", "")), float(data.get("seconds", 0.0)),
                               str(data.get("method", "")), float(data.get("load_before", -1.0)),
-                              float(data.get("load_after", -1.0)), int(data.get("cpu_count", 0)))
+                              float(data.get("load_after", -1.0)), int(data.get("cpu_count", 0)),
+                              int(data.get("rounds", 0)))
         except KeyError as error:
             raise SenetError(f"{where}: {field} lacks {_shown(error.args[0])}") from None
         except (TypeError, ValueError, OverflowError):
@@ -293,6 +315,18 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def threads_text(threads: int) -> str:
+    """ "1 thread", "2 threads"."""
+    return f"{threads} thread{'' if threads == 1 else 's'}"
+
+
 def is_device_file(spec: str) -> bool:
-    """True when a roofline device names a device file rather than a preset or PEAK,BW."""
-    return spec.strip().lower().endswith(".json")
+    """True when a roofline device names a device file rather than a preset or PEAK,BW: a path
+    ending in .json, or any file that exists (calibrate's JSON saved under another name)."""
+    text = spec.strip()
+    if text.lower().endswith(".json"):
+        return True
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False

@@ -163,6 +163,7 @@ class CountReport:
         if self.roofline is not None:
             roofline = asdict(self.roofline)
             roofline["memory_bound_blocks"] = [b.name for b in self.rows if b.memory_bound]
+            roofline["calibrated"] = self.roofline.predicted_ms is not None  # as profile's: a device file predicts
         return {
             "model": self.model,
             "options": self.config.as_dict(),

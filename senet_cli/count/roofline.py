@@ -87,6 +87,13 @@ PRESETS: dict[str, DevicePeaks] = {
 figure bounds no particular machine (it came out above measured medians on this project's CPU);
 `senet calibrate` measures the machine it runs on and writes a device file instead."""
 
+REMOVED_PRESETS: dict[str, str] = {
+    "cpu": "the cpu preset was removed (a nominal CPU figure, it came out above measured medians on a real "
+           "machine, so it bounded nothing); measure this machine with `senet calibrate` and give its device file",
+}
+"""Presets that are gone, and what to use instead: a user's old command says why, not only that the
+name is unknown."""
+
 GPU_NAMES: tuple[tuple[tuple[str, ...], str | None], ...] = (
     (("h100", "pcie"), "h100-pcie"),
     (("h100", "nvl"), None),  # 3.9 TB/s, other clocks: no preset rather than the SXM one
@@ -119,16 +126,20 @@ def preset_for_gpu(gpu_name: str) -> DevicePeaks | None:
 
 def parse_device(spec: str | DevicePeaks) -> DevicePeaks:
     """A preset name, "PEAK_TFLOPS,BANDWIDTH_GBS" for any device (the peak then holds for every
-    precision), or a device file written by `senet calibrate` (a path ending in .json). Raises a
-    one-line error for anything else."""
+    precision), or a device file written by `senet calibrate` (a path ending in .json, or any file
+    that exists). Raises a one-line error for anything else."""
     if isinstance(spec, DevicePeaks):
         return spec
-    if is_device_file(spec):
-        return calibrated_device(DeviceCalibration.load(spec.strip()), spec.strip())
     text = spec.strip().lower()
     if text in PRESETS:
         return PRESETS[text]
-    if "," not in text:
+    if is_device_file(spec):
+        return calibrated_device(DeviceCalibration.load(spec.strip()), spec.strip())
+    if text in REMOVED_PRESETS:
+        raise ArgumentError("{roofline} " + text + ": " + REMOVED_PRESETS[text], arguments=("roofline",))
+    if "," not in text and not _is_number(text):
+        if "/" in text or "\\" in text or re.search(r"\.[a-z]\w*$", text):  # a path: say the file is missing
+            DeviceCalibration.load(spec.strip())
         raise UnknownChoiceError("roofline device", spec, (*PRESETS, "PEAK_TFLOPS,BANDWIDTH_GBS", "DEVICE.json"))
     parts = text.split(",")
     try:
@@ -141,12 +152,20 @@ def parse_device(spec: str | DevicePeaks) -> DevicePeaks:
     return DevicePeaks(f"{peak:g} TFLOPS, {bandwidth:g} GB/s", peak, None, peak, bandwidth, "given on the command line")
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def calibrated_device(calibration: DeviceCalibration, where: str = "a calibration") -> DevicePeaks:
     """The device a calibration describes: its roofline peaks are the best compute rate and
     bandwidth measured (no per-op cost), and it carries the calibration for predictions."""
     peak = calibration.peak_tflops
     return DevicePeaks(
-        f"{calibration.name} ({calibration.device}, {calibration.threads} threads, calibrated)", peak, None, peak,
+        f"{calibration.name} ({calibration.setting}, calibrated)", peak, None, peak,
         calibration.bandwidth_gbs,
         f"measured by senet calibrate ({where}, {calibration.created or 'undated'}): best rates over "
         f"{len(calibration.points)} shapes, {calibration.dtype}", calibration)

@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from senet_cli.count.latency import threads_text
 from senet_cli.count.roofline import DevicePeaks, parse_device, preset_for_gpu
 from senet_cli.errors import ArgumentError, SenetError, first_line, is_out_of_memory, running_model
 from senet_cli.options import ExternalConfig, ModelConfig
@@ -89,6 +90,8 @@ def profile(
     batches = check_batches(batches)
     height, width = input_shape(subject, input_size, 1)[2:]
     peaks = None if roofline is None or roofline == "auto" else parse_device(roofline)
+    if peaks is not None and peaks.calibration is not None and timing.mode == "inference":
+        peaks.calibration.check_precision(timing.dtype, timing.amp)  # before any timing, as count does
 
     import torch
 
@@ -98,7 +101,9 @@ def profile(
     built, num_classes, notes, stages = _models(subject, per_stage)
     if roofline == "auto" and device.type == "cuda":
         peaks = preset_for_gpu(torch.cuda.get_device_name(device))
-    if timing.mode != "inference":
+    if timing.mode != "inference" and peaks is not None:
+        notes += (f"no bound or prediction in {timing.mode} mode: count's bound and the latency model cover one "
+                  "forward pass (inference)",)
         peaks = None
     runners = {key: harness.Runner.prepare(name, module, timing, device) for key, (name, module) in built.items()}
     results = []
@@ -180,20 +185,38 @@ def _with_bound(result: BatchResult, subject: Subject, batch: int, size: tuple[i
 def _bound_notes(results: Sequence[BatchResult], peaks: DevicePeaks | None, timing: Timing,
                  threads: int) -> tuple[str, ...]:
     """One line where a bound came out above a measured median (the device's figures do not describe
-    this machine), and one where a calibration was made on another device or thread count."""
+    this machine, or a calibration was made in another setting: then that is named first), one where a
+    calibration was made on another device or thread count, and one where this run is not the eager,
+    channels-first forward pass a calibration predicts."""
     if peaks is None:
         return ()
     notes = []
+    calibration = peaks.calibration
+    here = f"{timing.device}, {threads_text(threads)}" if timing.device == "cpu" else timing.device
+    elsewhere = calibration is not None and calibration.setting != here
     above = [r for r in results if r.over_bound is not None and r.over_bound < 1.0]
     if above:
         batches = ", ".join(f"batch {r.batch} ({r.over_bound:.2f}x)" for r in above)
-        notes.append(f"the {peaks.name} bound is above the measured median at {batches}: no bound for this machine; "
-                     "measure it with `senet calibrate` and give its device file as the roofline")
-    calibration = peaks.calibration
-    if calibration is not None and (calibration.device != timing.device or
-                                    (timing.device == "cpu" and calibration.threads != threads)):
-        notes.append(f"the device file was calibrated on {calibration.device} with {calibration.threads} threads, "
-                     f"this run is on {timing.device} with {threads}: its predictions are for that setting")
+        said = f"the {peaks.name} bound is above the measured median at {batches}"
+        if calibration is None:
+            notes.append(f"{said}: no bound for this machine; measure it with `senet calibrate` and give its device "
+                         "file as the roofline")
+        elif elsewhere:
+            notes.append(f"{said}: the device file was calibrated on {calibration.setting}, this run is on {here}; "
+                         "calibrate with this run's setting")
+        else:
+            notes.append(f"{said}: this run was faster than the calibration's rates (a busy or slower machine while "
+                         "calibrating); calibrate again on a quiet machine")
+    if elsewhere and not above:
+        assert calibration is not None
+        notes.append(f"the device file was calibrated on {calibration.setting}, this run is on {here}: its "
+                     "predictions are for that setting")
+    if calibration is not None and (timing.channels_last or timing.compile):
+        run = " and ".join(what for what, on in (("channels-last", timing.channels_last),
+                                                 ("compiled", timing.compile)) if on)
+        notes.append(f"predicted for eager, channels-first execution (what calibrate measures and count's bytes "
+                     f"assume); this run is {run}, whose kernels run at other rates: measured / predicted shows by "
+                     "how much")
     return tuple(notes)
 
 

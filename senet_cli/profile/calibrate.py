@@ -212,7 +212,7 @@ def calibrate(
         points=tuple(points), torch_version=torch.__version__,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds=time.perf_counter() - started, load_before=load_before, load_after=_load_average(),
-        cpu_count=os.cpu_count() or 0,
+        cpu_count=os.cpu_count() or 0, rounds=done_rounds,
         method=(f"torch.utils.benchmark Timer.timeit, about {min_run_time} s of calls per measurement, every point "
                 f"measured in {done_rounds} interleaved rounds (at most {rounds}, budget {budget_s:g} s), each on a "
                 "fresh copy of its module and input, the median over the rounds (spread: (max - min) / median of the "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from senet_cli.count.latency import BYTES_KINDS, DeviceCalibration
@@ -34,16 +35,22 @@ def column_keys() -> tuple[str, ...]:
 def calibration_table(calibration: DeviceCalibration) -> TableData:
     """One row per measured point: kind, shape, median time, its spread over calibrate's rounds and
     the achieved rate (MACs and bytes moved shown only when selected)."""
+    columns: tuple[Column, ...] = COLUMNS
+    notes = ["median: over calibrate's interleaved rounds (each a torch.utils.benchmark timeit of a fresh copy "
+             "of the module and input); spread: (max - min) / median of the rounds; achieved rate: 2 x MACs (or "
+             "bytes) / (median - per-op cost); give the JSON file to count and profile as their roofline device"]
+    if calibration.rounds == 1:  # one round has no spread: not 0%, unknown
+        columns = tuple(replace(column, cell=lambda p: "n/a") if column.key == "spread" else column
+                        for column in COLUMNS)
+        notes.append("spread: n/a with 1 round; calibrate with 3 rounds or more to see how steady each point is")
+    rounds = calibration.rounds
     caption = (f"per-op cost {calibration.op_cost_us:.2f} us; best rates: {calibration.peak_tflops:.4g} TFLOPS, "
-               f"{calibration.bandwidth_gbs:.4g} GB/s; measured in {calibration.seconds:.1f} s")
+               f"{calibration.bandwidth_gbs:.4g} GB/s; measured in {calibration.seconds:.1f} s"
+               + (f", {rounds} round{'' if rounds == 1 else 's'}" if rounds else ""))
     return table_from_columns(
-        COLUMNS, calibration.points,
-        title=f"{calibration.name} ({calibration.device}, {calibration.dtype}, {calibration.threads} threads)",
-        left_columns=2, wrapped_from=1, caption=caption,
-        notes=("median: over calibrate's interleaved rounds (each a torch.utils.benchmark timeit of a fresh copy "
-               "of the module and input); spread: "
-               "(max - min) / median of the rounds; achieved rate: 2 x MACs (or bytes) / (median - per-op cost); "
-               "give the JSON file to count and profile as their roofline device",),
+        columns, calibration.points,
+        title=f"{calibration.name} ({calibration.setting}, {calibration.dtype})",
+        left_columns=2, wrapped_from=1, caption=caption, notes=tuple(notes),
     )
 
 

@@ -19,6 +19,15 @@ def _scaled(value: int, scale: float, digits: int) -> str:
     return f"{value / scale:,.{digits}f}"
 
 
+def _ms(value: float | None) -> str:
+    """Milliseconds to five significant figures, at most four decimals (0.0067, 52.880, 5,123.4): an
+    H100's microseconds and a CPU's seconds at batch 64 both fit a table's column."""
+    if value is None:
+        return ""
+    decimals = 4 if abs(value) < 10 else 3 if abs(value) < 100 else 2 if abs(value) < 1000 else 1
+    return f"{value:,.{decimals}f}"
+
+
 def _signed_pct(value: float) -> str:
     return f"{value:+.2f}%"
 
@@ -43,8 +52,13 @@ def _value(item: BlockCount | CountReport, field: str) -> int:
 
 
 def _m(digits: int, field: str) -> Callable[[Any], str]:
-    """A cell of `field` in millions (10^6), for a row or for the total."""
-    return lambda item: _scaled(_value(item, field), 1e6, digits)
+    """A cell of `field` in millions (10^6), for a row or for the total: `digits` decimals, fewer
+    past six significant figures (4,091.70 but 261,869 at batch 64), so large batches fit a column."""
+    def cell(item: Any) -> str:
+        millions = _value(item, field) / 1e6
+        whole = len(str(int(abs(millions))))
+        return f"{millions:,.{min(digits, max(0, 6 - whole))}f}"
+    return cell
 
 
 def _count(field: str) -> Callable[[Any], str]:
@@ -69,8 +83,7 @@ BLOCK_COLUMNS: tuple[Column, ...] = (
 shown by default; every field is in JSON and CSV whatever is shown)."""
 
 BOUND_COLUMNS: tuple[Column, ...] = (
-    Column("roofline_ms", "bound\n(ms)", lambda row: "" if row.roofline_ms is None else f"{row.roofline_ms:,.4f}",
-           lambda report: f"{report.roofline.ms:,.4f}"),
+    Column("roofline_ms", "bound\n(ms)", lambda row: _ms(row.roofline_ms), lambda report: _ms(report.roofline.ms)),
     Column("memory_bound", "bound\nby", lambda row: "" if row.memory_bound is None else
            "memory" if row.memory_bound else "compute", default=False),
 )
@@ -86,15 +99,15 @@ LATENCY_COLUMNS: tuple[Column, ...] = (
 
 def _predicted_total(report: CountReport) -> str:
     roof = report.roofline
-    return "" if roof is None or roof.predicted_ms is None else f"{roof.predicted_ms:,.4f}"
+    return _ms(None if roof is None else roof.predicted_ms)
 
 
 PREDICTED_COLUMNS: tuple[Column, ...] = (
     Column("predicted_ms", "predicted\n(ms)",
-           lambda row: "" if row.predicted_ms is None else f"{row.predicted_ms:,.4f}", _predicted_total),
+           lambda row: _ms(row.predicted_ms), _predicted_total),
     Column("attention_predicted_ms", "attn pred.\n(ms)",
-           lambda row: "" if row.attention_predicted_ms is None else f"{row.attention_predicted_ms:,.4f}",
-           lambda report: f"{sum(r.attention_predicted_ms or 0.0 for r in report.rows):,.4f}"),
+           lambda row: _ms(row.attention_predicted_ms),
+           lambda report: _ms(sum(r.attention_predicted_ms or 0.0 for r in report.rows))),
 )
 """... and the predicted time, shown with a calibrated device (a `senet calibrate` device file)."""
 
@@ -103,13 +116,26 @@ def _predicts(report: CountReport) -> bool:
     return report.roofline is not None and report.roofline.predicted_ms is not None
 
 
+BLOCK_SHOWN_WITH_BOUND = ("block", "attention_params", "macs", "bytes", "attention_bytes", "attention_kernels",
+                          "roofline_ms")
+"""The per-block columns shown by default with a roofline bound: the time takes the place of the
+block's parameters (the caption has them) and elementwise ops (in the bytes the bound charges), so
+the table fits 80 columns at batch 64 too."""
+BLOCK_SHOWN_WITH_PREDICTION = ("block", "macs", "bytes", "attention_bytes", "attention_kernels", "roofline_ms",
+                               "predicted_ms", "attention_predicted_ms")
+"""... and with a prediction (a device file): what sets the time (MACs, bytes, the attention's
+kernels), the bound and the prediction; parameters are in the caption."""
+
+
 def per_block_table(report: CountReport, explain: bool = False, hint: str = "") -> TableData:
     """One row per block and a total; the caption is the overhead against the baseline, the notes
     say how to read the numbers (in full with `explain`; `hint` as in `notes`)."""
     columns = (BLOCK_COLUMNS + LATENCY_COLUMNS + (BOUND_COLUMNS if report.roofline is not None else ())
                + (PREDICTED_COLUMNS if _predicts(report) else ()))
+    shown = (BLOCK_SHOWN_WITH_PREDICTION if _predicts(report) else
+             BLOCK_SHOWN_WITH_BOUND if report.roofline is not None else None)
     return table_from_columns(
-        columns, report.rows, title=_title(report), left_columns=1, total_of=report,
+        columns, report.rows, title=_title(report), left_columns=1, total_of=report, shown=shown,
         caption=_overhead_line(report), notes=notes(report, explain, hint),
     )
 
@@ -180,28 +206,39 @@ SUMMARY_COLUMNS: tuple[Column, ...] = (
 one more entry."""
 
 
+def _roof(field: str, show: Callable[[float | None], str]) -> Callable[[CountReport], str]:
+    """A summary cell of the report's roofline `field` (empty without a roofline or that figure)."""
+    return lambda report: show(None if report.roofline is None else getattr(report.roofline, field))
+
+
 def _summary_bound_columns() -> tuple[Column, ...]:
     return (
-        Column("roofline_ms", "bound\n(ms)", lambda report: _summary_bound(report)[0]),
-        Column("roofline_overhead_pct", "+bound", lambda report: _summary_bound(report)[1]),
+        Column("roofline_ms", "bound\n(ms)", _roof("ms", _ms)),
+        Column("baseline_roofline_ms", "baseline\nbound (ms)", _roof("baseline_ms", _ms), default=False),
+        Column("roofline_overhead_pct", "+bound\n%", _roof("overhead_pct", _pct)),
     )
-
-
-def _summary_predicted(report: CountReport) -> tuple[str, str]:
-    roof = report.roofline
-    if roof is None or roof.predicted_ms is None:
-        return "", ""
-    if roof.baseline_predicted_ms is None or roof.predicted_overhead_pct is None:
-        return f"{roof.predicted_ms:,.4f}", ""
-    return (f"{roof.predicted_ms:,.4f}",
-            f"{roof.predicted_ms - roof.baseline_predicted_ms:+,.4f} ms ({_signed_pct(roof.predicted_overhead_pct)})")
 
 
 def _summary_predicted_columns() -> tuple[Column, ...]:
     return (
-        Column("predicted_ms", "predicted\n(ms)", lambda report: _summary_predicted(report)[0]),
-        Column("predicted_overhead_pct", "+predicted", lambda report: _summary_predicted(report)[1]),
+        Column("predicted_ms", "predicted\n(ms)", _roof("predicted_ms", _ms)),
+        Column("baseline_predicted_ms", "baseline\npred. (ms)", _roof("baseline_predicted_ms", _ms), default=False),
+        Column("predicted_overhead_pct", "+predicted\n%", _roof("predicted_overhead_pct", _pct)),
     )
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else _signed_pct(value)
+
+
+SUMMARY_SHOWN_WITH_BOUND = ("model", "options", "overhead_params_pct", "macs", "overhead_macs_pct",
+                            "overhead_bytes_pct", "roofline_ms", "roofline_overhead_pct")
+"""The summary columns shown by default with a roofline bound (80 columns: the bound takes the
+parameters' and elementwise ops' place; their overheads stay in JSON, CSV and the selection of all columns)."""
+SUMMARY_SHOWN_WITH_PREDICTION = ("model", "options", "macs", "overhead_macs_pct", "overhead_kernels_pct",
+                                 "roofline_overhead_pct", "predicted_ms", "predicted_overhead_pct")
+"""... and with a prediction: the MACs and kernels the attention adds, the bound's overhead and the
+predicted time and overhead (FLOPs do not predict latency: the columns show by how much)."""
 
 
 def _reference_columns(counters: Sequence[str]) -> tuple[Column, ...]:
@@ -224,19 +261,13 @@ def summary_table(reports: Sequence[CountReport], explain: bool = False, hint: s
     all_notes: list[str] = []
     for report in reports:
         all_notes += [note for note in notes(report, explain, hint) if note not in all_notes]
+    references = tuple(column.key for column in _reference_columns(_reference_names(reports)))
+    shown = (SUMMARY_SHOWN_WITH_PREDICTION + references if any(_predicts(report) for report in reports) else
+             SUMMARY_SHOWN_WITH_BOUND + references if bound else None)
     return table_from_columns(
         columns, reports, title="parameters, multiply-accumulates and bytes moved", left_columns=2,
-        wrapped_from=1, caption=caption, notes=tuple(all_notes),
+        wrapped_from=1, caption=caption, notes=tuple(all_notes), shown=shown,
     )
-
-
-def _summary_bound(report: CountReport) -> tuple[str, str]:
-    roof = report.roofline
-    if roof is None:
-        return "", ""
-    if roof.baseline_ms is None or roof.overhead_pct is None:
-        return f"{roof.ms:,.4f}", ""
-    return f"{roof.ms:,.4f}", f"{roof.ms - roof.baseline_ms:+,.4f} ms ({_signed_pct(roof.overhead_pct)})"
 
 
 def column_keys() -> tuple[str, ...]:
@@ -280,6 +311,13 @@ def notes(report: CountReport, explain: bool = False, hint: str = "") -> tuple[s
             f"summed; elementwise ops are charged by their bytes only; {roof.device}: {roof.source}; "
             f"rows bound mostly by memory: {len(memory_bound)} of {len(report.rows)}; memory-bound ops make "
             f"{roof.memory_bound_ms / roof.ms * 100 if roof.ms else 0:.0f}% of the bound"
+        )
+    if roof is not None and roof.predicted_ms is not None and roof.op_cost_us is not None:
+        lines.append(
+            "predicted: the latency model of the device file, per op max(2 x MACs at the rate calibrate measured "
+            "for the nearest shape, bytes at the bandwidth it measured for that size and kind) + "
+            f"{roof.op_cost_us:.2f} us per op, summed; eager, unfused, channels-first; README 'Why attention costs "
+            "time'"
         )
     for ref in report.references:
         conv = (

@@ -80,10 +80,17 @@ BOUND_COLUMNS: tuple[Column, ...] = (
 PREDICTED_COLUMNS: tuple[Column, ...] = (
     Column("predicted_ms", "predicted\n(ms)",
            _ok(lambda r, m: _ms(r.predicted_ms) if r.predicted_ms is not None else "")),
+    Column("predicted_overhead_pct", "predicted\noverhead",
+           _ok(lambda r, m: f"{r.predicted_overhead_pct:+.1f}%" if r.predicted_overhead_pct is not None else "")),
     Column("measured_over_predicted", "median /\npredicted",
            _ok(lambda r, m: f"{r.over_predicted:,.2f}x" if r.over_predicted is not None else "")),
 )
 """... and those shown with a calibrated device (a `senet calibrate` device file, issue #22)."""
+
+SHOWN_WITH_PREDICTION = ("batch", "median_ms", "baseline_median_ms", "overhead_pct", "predicted_ms",
+                         "predicted_overhead_pct", "measured_over_predicted")
+"""The columns shown by default with a prediction: measured against predicted, time and overhead,
+in 80 columns (spread, throughput and memory stay in JSON, CSV and the selection of all columns)."""
 
 
 def column_keys() -> tuple[str, ...]:
@@ -122,10 +129,6 @@ def profile_table(report: ProfileReport) -> TableData:
             + (f"; {bounds}" if bounds else "")
         )
         if peaks.calibration is not None:
-            notes += [
-                f"batch {r.batch}: predicted overhead {r.predicted_overhead_pct:+.1f}%, measured {r.overhead_pct:+.1f}%"
-                for r in report.results if r.predicted_overhead_pct is not None and r.overhead_pct is not None
-            ]
             cost = peaks.calibration.op_cost_us
             notes.append(f"predicted: count's latency model on the calibrated device (per op, max(compute at the "
                          f"achieved rate of its shape, bytes at the achieved bandwidth) + {cost:.2f} us per op; "
@@ -135,8 +138,8 @@ def profile_table(report: ProfileReport) -> TableData:
     caption = (None if described else f"baseline: {baseline}" if baseline else
                "no baseline (see the notes)" if report.notes else "plain backbone: no baseline")
     columns = PROFILE_COLUMNS + (BOUND_COLUMNS if bound else ()) + (PREDICTED_COLUMNS if predicted else ())
-    return table_from_columns(columns, report.results,
-                              title=_describe(report), left_columns=1, caption=caption, notes=tuple(notes))
+    return table_from_columns(columns, report.results, title=_describe(report), left_columns=1, caption=caption,
+                              notes=tuple(notes), shown=SHOWN_WITH_PREDICTION if predicted else None)
 
 
 def _iterations(report: ProfileReport) -> str:
@@ -149,7 +152,7 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
                "mean_ms", "throughput", "peak_memory_mb", "baseline_model", "baseline_median_ms",
                "baseline_throughput", "overhead_pct", "error", "drift_pct", "noisy", "roofline_ms",
                "baseline_roofline_ms", "measured_over_bound", "predicted_ms", "baseline_predicted_ms",
-               "measured_over_predicted"]
+               "measured_over_predicted", "predicted_overhead_pct"]
     rows = []
     for report in reports:
         for r in report.results:
@@ -164,7 +167,7 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
                 stats.drift_pct if stats else "", r.noisy,
                 *("" if value is None else value for value in (r.roofline_ms, r.baseline_roofline_ms, r.over_bound)),
                 *("" if value is None else value for value in (r.predicted_ms, r.baseline_predicted_ms,
-                                                               r.over_predicted)),
+                                                               r.over_predicted, r.predicted_overhead_pct)),
             ])
     return headers, rows
 

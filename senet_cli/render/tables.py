@@ -68,16 +68,17 @@ class Column:
 
 
 def table_from_columns(columns: Sequence[Column], records: Sequence[Any], *, title: str, left_columns: int,
-                       total_of: Any = None, **extra: Any) -> TableData:
+                       total_of: Any = None, shown: Sequence[str] | None = None, **extra: Any) -> TableData:
     """A `TableData` with one row per record and one column per `Column`; a footer of the
-    columns' `total` cells from `total_of` when it is given."""
+    columns' `total` cells from `total_of` when it is given. `shown`: the keys a terminal shows by
+    default, where the table's context decides (more columns than 80 fit); else each `Column.default`."""
     footer = None if total_of is None else tuple(
         column.total(total_of) if column.total is not None else "" for column in columns)
     return TableData(
         title=title, headers=tuple(column.header for column in columns),
         rows=tuple(tuple(column.cell(record) for column in columns) for record in records),
         footer=footer, left_columns=left_columns, keys=tuple(column.key for column in columns),
-        shown=tuple(column.key for column in columns if column.default), **extra,
+        shown=tuple(column.key for column in columns if column.default) if shown is None else tuple(shown), **extra,
     )
 
 
