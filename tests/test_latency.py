@@ -55,6 +55,25 @@ def test_the_shape_class_is_the_nearest_in_macs_and_depth():
     assert device.op_seconds("convolution", 10**7, 10**3, 9) == pytest.approx(2e7 / 1e10)
 
 
+def test_a_strided_conv_takes_the_rate_of_a_strided_one():
+    """A 1x1 conv with stride 2 ran 1.2-2.2x slower per MAC than the same conv on the halved map: with
+    the stride traced (aten.convolution's argument) and calibrated, it picks the strided point; a
+    point or an op that does not know its stride (a file from before) is matched as before."""
+    import torch
+
+    from senet_cli.count.dispatch import trace_costs
+
+    points = (RatePoint("conv", "1x1 @28", 10**8, 10**6, 0.0, 1.0, depth=512, stride=1),
+              RatePoint("conv", "1x1/2 @56", 10**8, 10**6, 0.0, 0.5, depth=512, stride=2),
+              RatePoint("memory", "copy", 0, 10**6, 0.0, 10.0))
+    device = DeviceCalibration("cpu", "synthetic", "float32", 1, 0.0, points)
+    assert device.compute_tflops("conv", 10**8, 10**6, depth=512, stride=2) == 0.5
+    assert device.compute_tflops("conv", 10**8, 10**6, depth=512, stride=1) == 1.0
+    conv = torch.nn.Conv2d(8, 16, 1, stride=(2, 1)).to("meta")
+    (op,) = trace_costs(conv, torch.empty(1, 8, 8, 8, device="meta")).ops
+    assert (op.op, op.depth, op.stride) == ("convolution", 8, 2)
+
+
 def test_a_memory_bound_op_takes_its_bytes_at_the_bandwidth_for_its_size():
     device = synthetic()
     assert device.op_seconds("add", 0, 10**6) == pytest.approx(1e6 / 10e9 + 5e-6)  # 100 us + 5 us
@@ -74,8 +93,46 @@ def test_the_per_op_cost_is_all_a_tiny_op_takes():
     assert synthetic(op_cost_us=0.0).op_seconds("sigmoid", 0, 8) == pytest.approx(8 / 100e9)
     assert [op_kind(op, macs) for op, macs in (("convolution", 1), ("bmm", 1), ("mean", 0), ("amax", 0), ("max", 0),
                                                ("max_pool2d_with_indices", 0), ("_adaptive_avg_pool2d", 0),
-                                               ("mul", 0))] == [
-        "conv", "matmul", "sum_reduce", "max_reduce", "max_reduce", "max_pool", "avg_pool", "memory"]
+                                               ("mul", 0), ("native_batch_norm", 0))] == [
+        "conv", "matmul", "sum_reduce", "max_reduce", "max_reduce", "max_pool", "avg_pool", "memory", "batch_norm"]
+    assert op_kind("mul", 0, depth=49) == "channelwise" and op_kind("sigmoid", 0, depth=49) == "memory"
+
+
+def test_per_channel_ops_are_traced_with_the_map_each_channel_covers():
+    """SE's gating x * s (s: N x C x 1 x 1) and batch norm run a loop of H x W per channel (the trace's
+    depth); CBAM's spatial gate (N x 1 x H x W), x * 2.0 and a residual add keep the whole inner loop (0)."""
+    import torch
+
+    from senet_cli.count.dispatch import trace_costs
+
+    class Gates(torch.nn.Module):
+        def forward(self, x):
+            s = x.mean((2, 3), keepdim=True)
+            return x * s, x * x.amax(1, keepdim=True), x * 2.0, x + x, s * x.mean((2, 3), keepdim=True)
+
+    x = torch.empty(2, 8, 7, 5, device="meta")
+    ops = [(op.op, op.depth) for op in trace_costs(Gates(), x).ops if op.op in ("mul", "add")]
+    assert ops == [("mul", 35), ("mul", 0), ("mul", 0), ("add", 0), ("mul", 0)]
+    norm = torch.nn.BatchNorm2d(8).eval().to("meta")
+    assert [(op.op, op.depth) for op in trace_costs(norm, x).ops] == [("native_batch_norm", 35)]
+
+
+def test_per_channel_ops_take_their_own_calibrated_rate_and_older_files_the_copy_rate():
+    """A batch norm on a 7x7 map ran 2-3x below a copy's bandwidth on this project's CPU: with points of
+    its own it is charged at the nearest one's rate in (log bytes, log map); a schema 1 file (no such
+    points) charges it as before, at the memory points' bandwidth."""
+    points = (*synthetic().points, RatePoint("batch_norm", "bn 2048 @7", 0, 10**6, 0.0, 2.0, depth=49),
+              RatePoint("batch_norm", "bn 256 @56", 0, 10**6, 0.0, 8.0, depth=3136),
+              RatePoint("channelwise", "x * s @7", 0, 10**6, 0.0, 4.0, depth=49))
+    device = replace(synthetic(op_cost_us=0.0), points=points)
+    assert device.op_seconds("native_batch_norm", 0, 10**6, depth=49) == pytest.approx(1e6 / 2e9)
+    assert device.op_seconds("native_batch_norm", 0, 10**6, depth=3136) == pytest.approx(1e6 / 8e9)
+    assert device.op_seconds("mul", 0, 10**6, depth=49) == pytest.approx(1e6 / 4e9)
+    assert device.op_seconds("mul", 0, 10**6) == pytest.approx(1e6 / 10e9)  # no broadcast: a copy's rate
+    older = synthetic(op_cost_us=0.0)
+    assert older.op_seconds("native_batch_norm", 0, 10**6, depth=49) == pytest.approx(1e6 / 10e9)
+    data = {**older.to_dict(), "schema": 1}
+    assert DeviceCalibration.from_dict(data) == older  # schema 1 files are read as they are
 
 
 def test_a_reduction_takes_its_bytes_at_the_rate_of_the_nearest_calibrated_reduction():
@@ -196,7 +253,7 @@ def test_calibrate_measures_and_writes_its_schema(tmp_path):
     calibration = calibrate("cpu", threads=1, batches=(1,), min_run_time=0.01,
                             conv_shapes=(("3x3 16->16 @16", 16, 16, 3, 1, 1, 16),),
                             linear_shapes=(("linear 64->10", 64, 10),), memory_bytes=(2**12, 2**16),
-                            reduce_maps=((8, 8),))
+                            reduce_maps=((8, 8),), batch_norm_maps=((4, 8),), channel_maps=((4, 8),))
     data = calibration.to_dict()
     assert set(data) >= {"schema", "device", "name", "dtype", "threads", "op_cost_us", "peak_tflops", "bandwidth_gbs",
                          "points", "torch_version", "created", "seconds", "method", "units"}
@@ -209,9 +266,13 @@ def test_calibrate_measures_and_writes_its_schema(tmp_path):
     assert over_channels["depth"] == 8 and over_channels["bytes"] == 4 * (8 * 8 * 8 + 8 * 8)  # read, write
     conv = next(p for p in data["points"] if p["kind"] == "conv")
     assert conv["macs"] == 16 * 16 * 9 * 16 * 16 and conv["bytes"] == 4 * (2 * 16 * 16 * 16 + 16 * 16 * 9)
-    assert conv["depth"] == 16 * 9  # MACs per output element
+    assert conv["depth"] == 16 * 9 and conv["stride"] == 1  # MACs per output element; its spatial stride
     copy = next(p for p in data["points"] if p["kind"] == "memory")
     assert copy["bytes"] == 2 * 2**12  # x * 2.0: read once, written once
+    norm = next(p for p in data["points"] if p["kind"] == "batch_norm")
+    gating = next(p for p in data["points"] if p["kind"] == "channelwise")
+    assert norm["depth"] == gating["depth"] == 8 * 8  # the map each channel's value covers
+    assert gating["bytes"] == 4 * (2 * 4 * 8 * 8 + 4)  # x read and written, s read once
     assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration
 
 
@@ -221,7 +282,8 @@ def test_calibrate_measures_every_point_in_interleaved_rounds_within_its_budget(
     from senet_cli.profile.calibrate import MIN_ROUNDS, calibrate
 
     tiny = dict(threads=1, batches=(1,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
-                linear_shapes=(("linear 16->4", 16, 4),), memory_bytes=(2**12,), reduce_maps=())
+                linear_shapes=(("linear 16->4", 16, 4),), memory_bytes=(2**12,), reduce_maps=(),
+                batch_norm_maps=(), channel_maps=())
     steps: list[tuple[int, int]] = []
     calibration = calibrate("cpu", rounds=5, on_step=lambda done, total: steps.append((done, total)), **tiny)
     assert "in 5 interleaved rounds" in calibration.method
@@ -289,7 +351,7 @@ def test_every_measurement_runs_on_the_thread_count_calibrate_was_given():
         time_interleaved([(Threads(), torch.zeros(2))], seconds=1e-6, rounds=2)
         assert counts and set(counts) == {2}
         tiny = dict(batches=(1,), min_run_time=0.001, rounds=1, conv_shapes=(), linear_shapes=(("linear 4->4", 4, 4),),
-                    memory_bytes=(2**12,), reduce_maps=())
+                    memory_bytes=(2**12,), reduce_maps=(), batch_norm_maps=(), channel_maps=())
         assert calibrate("cpu", threads=3, **tiny).threads == 3
         assert torch.get_num_threads() == 3  # what calibrate set is what it measured with and recorded
     finally:
@@ -493,7 +555,7 @@ def test_hostile_device_files_get_one_line_that_names_what_is_wrong(tmp_path):
     refused(None, "nested too deeply", text="[" * 100_000 + "]" * 100_000)
     refused(None, f"at most {MAX_FILE_BYTES // 2**20} MiB are read", text=" " * (MAX_FILE_BYTES + 1))
     refused({**good, "points": [good["points"][0]] * (MAX_POINTS + 1)}, "points; senet calibrate writes about 100")
-    refused({**good, "schema": 2}, "has schema 2; this senet reads schema 1")
+    refused({**good, "schema": 3}, "has schema 3; this senet reads schema 1 and 2")
     refused({**good, "schema": True}, "is not a `senet calibrate` device file")
     refused({**good, "points": 5}, "'points' must be a list")
     refused({**good, "threads": None}, "the device's fields .* wrong type")
@@ -544,6 +606,6 @@ def test_calibrate_records_the_load_and_the_cpus(monkeypatch):
     loads = iter([1.5, 2.5])
     monkeypatch.setattr(calibrate_module, "_load_average", lambda: next(loads))
     tiny = dict(batches=(1,), min_run_time=0.001, rounds=1, conv_shapes=(), linear_shapes=(("linear 4->4", 4, 4),),
-                memory_bytes=(2**12,), reduce_maps=())
+                memory_bytes=(2**12,), reduce_maps=(), batch_norm_maps=(), channel_maps=())
     calibration = calibrate_module.calibrate("cpu", threads=1, **tiny)
     assert (calibration.load_before, calibration.load_after, calibration.cpu_count) == (1.5, 2.5, os.cpu_count())

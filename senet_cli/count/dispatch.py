@@ -30,7 +30,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from senet_cli.count.formulas import FORMULAS, FREE_OPS, moved_bytes, op_name
-from senet_cli.count.latency import REDUCTIONS
+from senet_cli.count.latency import BATCH_NORMS, BINARY_OPS, CONV_OPS, REDUCTIONS
 
 AUTOCAST_LOWER = frozenset({
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "convolution",
@@ -59,7 +59,8 @@ class OpRecord:
     # MACs per output element (a conv's C_in / groups x kernel area, a matmul's K); for a reduction
     # (latency.REDUCTIONS) input elements per output element; else 0
     depth: int = 0
-    stride: int = 0  # a reduction's element stride along its innermost reduced dimension (1: contiguous); else 0
+    stride: int = 0  # a reduction's element stride along its innermost reduced dimension (1: contiguous); a
+    # convolution's largest spatial stride; else 0
 
 
 @dataclass
@@ -242,11 +243,49 @@ class _CostMode(TorchDispatchMode):
             depth = stride = 0
             if macs:
                 depth = macs // max(_output_numel(out), 1)
+                stride = _conv_stride(args) if name in CONV_OPS else 0
             elif name in REDUCTIONS and args and isinstance(args[0], torch.Tensor):
                 depth = args[0].numel() // max(_output_numel(out), 1)
                 stride = _reduced_stride(args[0], args[1] if len(args) > 1 else kwargs.get("dim"))
+            elif name in BATCH_NORMS and args and isinstance(args[0], torch.Tensor) and args[0].dim() >= 2:
+                depth = args[0].numel() // max(args[0].shape[0] * args[0].shape[1], 1)  # the map of each channel
+            elif name in BINARY_OPS:
+                depth = _per_channel_run(args, out)
             self.trace.ops.append(OpRecord(self.stack[-1], name, macs, elementwise, moved, depth, stride))
         return out
+
+
+def _conv_stride(args: Any) -> int:
+    """A convolution's largest spatial stride (aten.convolution's fourth argument): on a CPU a 1x1
+    conv with stride 2 ran 1.2-2.2x slower than the same conv on the already halved map."""
+    strides = args[3] if len(args) > 3 else None
+    try:
+        return max((int(step) for step in strides), default=1) if strides is not None else 1
+    except (TypeError, ValueError):
+        return 0
+
+
+def _per_channel_run(args: Any, out: Any) -> int:
+    """For an elementwise op of two tensors, the elements of the output each value of the smaller
+    one covers when it is constant over the output's innermost dimensions (SE's x * s, s of shape
+    N x C x 1 x 1 over an N x C x H x W map: H x W): the length of the short loop the kernel runs
+    per channel. 0 when no operand is broadcast that way (same shapes, a scalar, or one constant
+    over the channels only, as CBAM's spatial gate N x 1 x H x W, which keeps the inner loop whole)."""
+    if not isinstance(out, torch.Tensor) or out.dim() < 2:
+        return 0
+    tensors = [a for a in args[:2] if isinstance(a, torch.Tensor)]
+    if len(tensors) != 2:
+        return 0
+    small = min(tensors, key=lambda t: t.numel())
+    if small.numel() <= 1 or small.numel() >= out.numel():
+        return 0
+    shape = (1,) * (out.dim() - small.dim()) + tuple(small.shape)
+    run = 1
+    for size, full in zip(reversed(shape), reversed(tuple(out.shape)), strict=True):
+        if size != 1 or full == 1:
+            break
+        run *= full
+    return run if run > 1 else 0
 
 
 def _reduced_stride(tensor: torch.Tensor, dims: Any) -> int:

@@ -36,42 +36,65 @@ from typing import Any
 from senet_cli.errors import ArgumentError, SenetError
 from senet_cli.vocabulary import DEVICES
 
-SCHEMA = 1
+SCHEMA = 2
+"""The device file's format version: 2 added the batch_norm and channelwise kinds. A file of schema 1
+is read as it is (its per-channel ops then take the memory points' bandwidth, as before); a file of
+a newer schema is refused with one line."""
+READ_SCHEMAS = (1, 2)
 MAX_FILE_BYTES = 8 * 2**20
 """Largest device file read (senet calibrate writes about 30 KiB): bounded before it is read."""
 MAX_POINTS = 10_000
 """Most points read from a device file (senet calibrate writes about 100)."""
-"""The device file's format version; a file of another version is refused with one line."""
 
-KINDS = ("conv", "matmul", "max_pool", "avg_pool", "max_reduce", "sum_reduce", "memory")
+KINDS = ("conv", "matmul", "max_pool", "avg_pool", "max_reduce", "sum_reduce", "batch_norm", "channelwise", "memory")
 """Shape classes' kinds: convolutions, other multiply-accumulate ops (mm, addmm, bmm, ...), max and
 average pooling (windowed kernels that run far below a copy's bandwidth on a CPU: ResNet's 3x3/2
 max pool with indices ran at 0.25 GB/s on this project's CPU, a copy at 17), max and sum/mean
 reductions (CBAM's and GE's max over the map or over the channels ran at 3-5 GB/s on this CPU where
 a mean of the same tensor ran at 12-25 and a copy at 27: how many elements each output reduces and
-whether they are contiguous set the rate), and other ops without MACs, whose time is their bytes."""
+whether they are contiguous set the rate), batch norm and the other per-channel ops (an elementwise
+op with one operand constant over the map, as SE's gating x * s with s of shape N x C x 1 x 1: on
+this project's CPU both ran 2.6-3.4x slower than a copy on a 2048-channel 7x7 map, where each
+channel's 49 elements are one short loop, and batch norm adds a fixed cost of its own), and other
+ops without MACs, whose time is their bytes."""
 
 MAX_REDUCTIONS = frozenset({"amax", "amin", "max", "min"})
 """Reductions that keep an extreme (`max` and `min` with a dim return indices too)."""
 SUM_REDUCTIONS = frozenset({"mean", "sum", "nansum", "nanmean"})
 """Reductions that accumulate."""
 REDUCTIONS = MAX_REDUCTIONS | SUM_REDUCTIONS
+BATCH_NORMS = frozenset({"batch_norm", "native_batch_norm", "_native_batch_norm_legit",
+                         "_native_batch_norm_legit_no_training", "cudnn_batch_norm", "miopen_batch_norm"})
+"""Batch norm as traced (inference: a per-channel affine map)."""
+BINARY_OPS = frozenset({"mul", "add", "sub", "div"})
+"""Elementwise ops of two tensors: per-channel (`channelwise`) when one is constant over the map
+(the trace's depth is then the elements of the map each of its values covers)."""
 
 CONV_OPS = frozenset({"convolution", "_convolution", "conv2d", "conv1d", "conv3d", "cudnn_convolution",
                       "mkldnn_convolution"})
 
 
-def op_kind(op: str, macs: int) -> str:
+def op_kind(op: str, macs: int, depth: int = 0) -> str:
     """The kind of a traced op: `conv` or `matmul` for ops with MACs (by name), `max_pool` or
-    `avg_pool` for pooling ops, `max_reduce` or `sum_reduce` for reductions (by name), else `memory`."""
+    `avg_pool` for pooling ops, `max_reduce` or `sum_reduce` for reductions (by name), `batch_norm`,
+    `channelwise` for an elementwise op of two tensors one of which is constant over the map (a
+    `depth`, the map's elements, traced), else `memory`."""
     if not macs:
         if "max_pool" in op or "avg_pool" in op:
             return "max_pool" if "max_pool" in op else "avg_pool"
+        if op in BATCH_NORMS:
+            return "batch_norm"
+        if op in BINARY_OPS and depth:
+            return "channelwise"
         return "max_reduce" if op in MAX_REDUCTIONS else "sum_reduce" if op in SUM_REDUCTIONS else "memory"
     return "conv" if op in CONV_OPS else "matmul"
 
 
-BYTES_KINDS = frozenset({"max_pool", "avg_pool", "max_reduce", "sum_reduce", "memory"})
+BYTES_KINDS = frozenset({"max_pool", "avg_pool", "max_reduce", "sum_reduce", "batch_norm", "channelwise", "memory"})
+NEAREST_KINDS = frozenset({"max_reduce", "sum_reduce", "batch_norm", "channelwise"})
+"""Bytes kinds whose rate is the nearest calibrated point's in (log bytes, log depth[, log stride]):
+reductions (depth: elements reduced into each output) and per-channel ops (depth: the map's elements
+each channel's value covers)."""
 """Kinds whose rate is a bandwidth (GB/s) looked up by bytes, not a compute rate."""
 
 
@@ -88,8 +111,10 @@ class RatePoint:
     bytes: int
     median_us: float
     rate: float
-    depth: int = 0  # MACs per output element (conv, matmul), input elements per output (reductions), else 0
-    stride: int = 0  # reductions: element stride along the innermost reduced dimension (1: contiguous); else 0
+    depth: int = 0  # MACs per output element (conv, matmul), input elements per output (reductions), elements
+    # of the map per channel (batch_norm, channelwise), else 0
+    stride: int = 0  # reductions: element stride along the innermost reduced dimension (1: contiguous); convs: the
+    # largest spatial stride; else 0 (also: not known, a file from before it was recorded)
     spread: float = 0.0  # (max - min) / median of the medians of calibrate's interleaved rounds
 
 
@@ -140,10 +165,11 @@ class DeviceCalibration:
         rates = [p.rate for p in self.points if p.kind in BYTES_KINDS]
         return max(rates) if rates else math.inf
 
-    def compute_tflops(self, kind: str, macs: int, moved_bytes: int, depth: int = 0) -> float:
-        """The achieved rate of the calibrated shape nearest to (macs, depth) in log space, among
-        points of the same kind (of any compute kind when that kind was not calibrated); MACs per
-        byte stand in for depth where either depth is unknown (0)."""
+    def compute_tflops(self, kind: str, macs: int, moved_bytes: int, depth: int = 0, stride: int = 0) -> float:
+        """The achieved rate of the calibrated shape nearest to (macs, depth, stride) in log space,
+        among points of the same kind (of any compute kind when that kind was not calibrated); MACs
+        per byte stand in for depth where either depth is unknown (0); the stride counts where both
+        know it (a strided 1x1 conv reads its input sparsely and ran 1.2-2.2x slower per MAC)."""
         candidates = [p for p in self.points if p.kind == kind] or [p for p in self.points
                                                                     if p.kind not in BYTES_KINDS]
         if not candidates:
@@ -155,7 +181,8 @@ class DeviceCalibration:
                 shape = math.log10(point.depth) - math.log10(depth)
             else:
                 shape = math.log10(max(point.macs, 1) / max(point.bytes, 1)) - intensity
-            return (math.log10(max(point.macs, 1)) - size) ** 2 + shape**2
+            apart = math.log10(point.stride) - math.log10(stride) if stride and point.stride else 0.0
+            return (math.log10(max(point.macs, 1)) - size) ** 2 + shape**2 + apart**2
 
         return min(candidates, key=distance).rate
 
@@ -179,11 +206,12 @@ class DeviceCalibration:
 
     def reduction_gbs(self, kind: str, moved_bytes: int, depth: int, stride: int = 0) -> float:
         """The achieved bandwidth (GB/s) of a reduction of `kind` moving `moved_bytes`, reducing
-        `depth` input elements into each output `stride` elements apart: the calibrated reduction of
-        that kind nearest in (log bytes, log depth, log stride; the stride where both know it: a max
-        over 64 channels 3,136 elements apart is not a max over a contiguous 7x7 map of similar size);
-        the memory points' bandwidth for its size when none was calibrated (a device file from before
-        reductions were measured) or the depth is unknown."""
+        `depth` input elements into each output `stride` elements apart (or of a per-channel op over
+        maps of `depth` elements): the calibrated point of that kind nearest in (log bytes, log depth,
+        log stride; the stride where both know it: a max over 64 channels 3,136 elements apart is not
+        a max over a contiguous 7x7 map of similar size); the memory points' bandwidth for its size
+        when none was calibrated (a device file from before that kind was measured) or the depth is
+        unknown."""
         candidates = [p for p in self.points if p.kind == kind and p.depth]
         if not candidates or not depth:
             return self.bandwidth_for(moved_bytes, "memory")
@@ -198,9 +226,9 @@ class DeviceCalibration:
     def op_seconds(self, op: str, macs: int, moved_bytes: int, depth: int = 0, stride: int = 0) -> float:
         """Predicted seconds of one traced op: max(compute at its class's rate, bytes at the achieved
         bandwidth for its size, or for its size, reach and stride if a reduction) + the per-op cost."""
-        kind = op_kind(op, macs)
-        compute = 2.0 * macs / (self.compute_tflops(kind, macs, moved_bytes, depth) * 1e12) if macs else 0.0
-        if kind in ("max_reduce", "sum_reduce"):
+        kind = op_kind(op, macs, depth)
+        compute = 2.0 * macs / (self.compute_tflops(kind, macs, moved_bytes, depth, stride) * 1e12) if macs else 0.0
+        if kind in NEAREST_KINDS:
             bandwidth = self.reduction_gbs(kind, moved_bytes, depth, stride)
         else:
             bandwidth = self.bandwidth_for(moved_bytes, kind if kind in BYTES_KINDS else "memory")
@@ -243,9 +271,10 @@ class DeviceCalibration:
         if not isinstance(data, dict) or isinstance(data.get("schema"), bool) or data.get("schema") is None:
             raise SenetError(f"{where} is not a `senet calibrate` device file (schema {SCHEMA}); "
                              "write one with `senet calibrate`")
-        if data.get("schema") != SCHEMA:
+        if data.get("schema") not in READ_SCHEMAS:
             raise SenetError(f"{where} has schema {_shown(data.get('schema'))}; this senet reads schema "
-                             f"{SCHEMA}: calibrate again with this senet (or use the senet that wrote it)")
+                             f"{' and '.join(map(str, READ_SCHEMAS))}: calibrate again with this senet (or use the "
+                             "senet that wrote it)")
         raw_points = data.get("points")
         if not isinstance(raw_points, list) or not all(isinstance(p, dict) for p in raw_points):
             raise SenetError(f"{where}: 'points' must be a list of measured points")

@@ -20,6 +20,9 @@ windows, and the median drops them. What is measured:
 - reductions (max and mean, over the map and over the channels, on each ResNet stage's feature
   map), as bandwidth: a max over the 49 positions of a 7x7 map or over 2048 channels runs at a
   fraction of a copy's bandwidth on a CPU, and CBAM and GE run several per block;
+- batch norm (inference) on ResNet's stem and stage maps and on one-channel maps, and the product
+  x * s with s constant over the map (SE's gating), as bandwidth: on a CPU both run a short loop per
+  channel, several times slower per byte than a copy on a 7x7 map;
 - achieved compute: convolutions and matmuls of the shapes the zoo's models run at 224x224 (ResNet
   stems, 3x3 and 1x1 convs of each stage, SK's grouped and MobileNet's depthwise and pointwise
   convs, SE's and CBAM's small convs, classifier matmuls), at two batch sizes; rate = 2 x MACs /
@@ -71,6 +74,14 @@ CONV_SHAPES: tuple[ConvShape, ...] = (
     ("1x1 512->128 @28", 512, 128, 1, 1, 1, 28),
     ("1x1 1024->256 @14", 1024, 256, 1, 1, 1, 14),
     ("1x1 2048->512 @7", 2048, 512, 1, 1, 1, 7),
+    ("1x1 128->512 @28", 128, 512, 1, 1, 1, 28),  # the expanding 1x1 (conv3) of each stage
+    ("1x1 256->1024 @14", 256, 1024, 1, 1, 1, 14),
+    ("1x1 512->2048 @7", 512, 2048, 1, 1, 1, 7),
+    ("1x1/2 256->512 @56 (downsample)", 256, 512, 1, 2, 1, 56),  # strided: a sparse read, slower per MAC
+    ("1x1/2 512->1024 @28 (downsample)", 512, 1024, 1, 2, 1, 28),
+    ("1x1/2 1024->2048 @14 (downsample)", 1024, 2048, 1, 2, 1, 14),
+    ("3x3/2 128->128 @56", 128, 128, 3, 2, 1, 56),  # ResNet v1.5's strided 3x3
+    ("3x3/2 256->256 @28", 256, 256, 3, 2, 1, 28),
     ("1x1 24->96 @28 (MobileNet)", 24, 96, 1, 1, 1, 28),
     ("1x1 96->576 @7 (MobileNet)", 96, 576, 1, 1, 1, 7),
     ("3x3 g32 128->128 @56 (SK, ResNeXt)", 128, 128, 3, 1, 32, 56),
@@ -105,6 +116,11 @@ REDUCTIONS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
 )
 """(kind, torch method, dims): over the map (SE's squeeze, CBAM's channel half) and over the
 channels (CBAM's and Triplet's channel pool)."""
+BATCH_NORM_MAPS: tuple[tuple[int, int], ...] = ((64, 112), (256, 56), (512, 28), (1024, 14), (2048, 7), (1, 56), (1, 7))
+"""(channels, side) of the batch norms timed: ResNet's stem and stage outputs, and the one-channel
+maps of CBAM's spatial gate (a fixed cost of its own dominates there)."""
+CHANNEL_MAPS: tuple[tuple[int, int], ...] = ((256, 56), (512, 28), (1024, 14), (2048, 7))
+"""(channels, side) of the per-channel products timed (x * s, s of shape N x C x 1 x 1: SE's gating)."""
 DEFAULT_BATCHES = dict(zip(DEVICES, ((1, 8), (1, 64)), strict=True))  # per device: cpu, cuda
 
 
@@ -121,6 +137,8 @@ def calibrate(
     linear_shapes: Sequence[tuple[str, int, int]] = LINEAR_SHAPES,
     memory_bytes: Sequence[int] = MEMORY_BYTES,
     reduce_maps: Sequence[tuple[int, int]] = REDUCE_MAPS,
+    batch_norm_maps: Sequence[tuple[int, int]] = BATCH_NORM_MAPS,
+    channel_maps: Sequence[tuple[int, int]] = CHANNEL_MAPS,
     on_step: Callable[[int, int], None] | None = None,
 ) -> DeviceCalibration:
     """Measure this machine's per-op cost, bandwidth by size and compute rate by shape (module doc).
@@ -133,7 +151,8 @@ def calibrate(
     budget_s: no round is started that would end past this many seconds from the start (rounds
     then stop early, never below MIN_ROUNDS or `rounds`, whichever is smaller);
     reduce_maps: the (channels, side) feature maps the reductions run on (empty: none, the memory
-    points stand in). on_step(done, total) reports progress.
+    points stand in); batch_norm_maps and channel_maps: those batch norm and the per-channel product
+    run on (empty: none). on_step(done, total) reports progress.
     """
     if dtype not in DTYPES:
         raise UnknownChoiceError("dtype", dtype, DTYPES)
@@ -182,6 +201,12 @@ def calibrate(
                                  _Reduce(method, dims), x))
         for label, fin, fout in linear_shapes:
             jobs.append(_Job("matmul", f"{label}, batch {batch}", ready(nn.Linear(fin, fout)), randn(batch, fin)))
+        for channels, side in batch_norm_maps:
+            jobs.append(_Job("batch_norm", f"batch norm {channels} @{side}, batch {batch}",
+                             ready(nn.BatchNorm2d(channels)), randn(batch, channels, side, side)))
+        for channels, side in channel_maps:
+            jobs.append(_Job("channelwise", f"x * s (s: N x {channels} x 1 x 1) @{side}, batch {batch}",
+                             ready(_ChannelScale(batch, channels)), randn(batch, channels, side, side)))
 
     tiny = ones(1)
     chain = nn.Sequential(*(_Scale() for _ in range(CHAIN)))
@@ -220,7 +245,8 @@ def calibrate(
                 f"per-op cost: a chain of {CHAIN} module calls x * 2.0 on a 1-element tensor / {CHAIN}, once per "
                 f"round; bandwidth: x * 2.0 (read + write) on {len(memory_bytes)} sizes; compute: {len(conv_shapes)} "
                 f"conv and {len(linear_shapes)} linear shapes of the zoo's models, max and mean over the map and over "
-                f"the channels of {len(reduce_maps)} feature maps, at batch {', '.join(map(str, batches))}; "
+                f"the channels of {len(reduce_maps)} feature maps, batch norm on {len(batch_norm_maps)} and x * s "
+                f"(s: N x C x 1 x 1) on {len(channel_maps)}, at batch {', '.join(map(str, batches))}; "
                 "rates after the per-op cost is taken off; macs and bytes as senet count counts them"),
     )
 
@@ -314,6 +340,24 @@ class _Scale:
         return Scale()
 
 
+class _ChannelScale:
+    """A module computing x * s for a fixed s of shape batch x channels x 1 x 1: SE's gating (as _Scale)."""
+
+    def __new__(cls, batch: int, channels: int) -> Any:
+        import torch
+        from torch import nn
+
+        class ChannelScale(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.register_buffer("s", torch.rand(batch, channels, 1, 1))
+
+            def forward(self, x: Any) -> Any:
+                return x * self.s
+
+        return ChannelScale()
+
+
 class _Reduce:
     """A module computing `x.<method>(dims, keepdim=True)`: one reduction (built lazily, as _Scale)."""
 
@@ -341,7 +385,7 @@ def _point(job: _Job, medians: Sequence[float], op_cost: float) -> RatePoint:
     macs = sum(op.macs for op in trace.ops)
     moved = sum(op.bytes for op in trace.ops)
     depth = max((op.depth for op in trace.ops), default=0)  # MACs or reduced elements per output
-    stride = max((op.stride for op in trace.ops), default=0)  # a reduction's stride between reduced elements
+    stride = max((op.stride for op in trace.ops), default=0)  # a reduction's between elements, a conv's spatial
     median = statistics.median(medians)
     spread = (max(medians) - min(medians)) / median if median > 0 else 0.0
     return _with_op_cost(RatePoint(job.kind, job.label, macs, moved, median, 0.0, depth=depth, stride=stride,
