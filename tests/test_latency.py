@@ -94,7 +94,8 @@ def test_the_per_op_cost_is_all_a_tiny_op_takes():
     assert [op_kind(op, macs) for op, macs in (("convolution", 1), ("bmm", 1), ("mean", 0), ("amax", 0), ("max", 0),
                                                ("max_pool2d_with_indices", 0), ("_adaptive_avg_pool2d", 0),
                                                ("mul", 0), ("native_batch_norm", 0))] == [
-        "conv", "matmul", "sum_reduce", "max_reduce", "max_reduce", "max_pool", "avg_pool", "memory", "batch_norm"]
+        "conv", "bmm", "sum_reduce", "max_reduce", "max_reduce", "max_pool", "avg_pool", "memory", "batch_norm"]
+    assert op_kind("addmm", 1) == "matmul" and op_kind("baddbmm", 1) == "bmm"
     assert op_kind("mul", 0, depth=49) == "channelwise" and op_kind("sigmoid", 0, depth=49) == "memory"
 
 
@@ -253,7 +254,8 @@ def test_calibrate_measures_and_writes_its_schema(tmp_path):
     calibration = calibrate("cpu", threads=1, batches=(1,), min_run_time=0.01,
                             conv_shapes=(("3x3 16->16 @16", 16, 16, 3, 1, 1, 16),),
                             linear_shapes=(("linear 64->10", 64, 10),), memory_bytes=(2**12, 2**16),
-                            reduce_maps=((8, 8),), batch_norm_maps=((4, 8),), channel_maps=((4, 8),))
+                            reduce_maps=((8, 8),), batch_norm_maps=((4, 8),), channel_maps=((4, 8),),
+                            bmm_shapes=(("context", 4, 64, 1),))
     data = calibration.to_dict()
     assert set(data) >= {"schema", "device", "name", "dtype", "threads", "op_cost_us", "peak_tflops", "bandwidth_gbs",
                          "points", "torch_version", "created", "seconds", "method", "units"}
@@ -273,6 +275,8 @@ def test_calibrate_measures_and_writes_its_schema(tmp_path):
     gating = next(p for p in data["points"] if p["kind"] == "channelwise")
     assert norm["depth"] == gating["depth"] == 8 * 8  # the map each channel's value covers
     assert gating["bytes"] == 4 * (2 * 4 * 8 * 8 + 4)  # x read and written, s read once
+    product = next(p for p in data["points"] if p["kind"] == "bmm")
+    assert product["macs"] == 4 * 64 and product["depth"] == 64  # [1, 4, 64] x [1, 64, 1]
     assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration
 
 
@@ -283,7 +287,7 @@ def test_calibrate_measures_every_point_in_interleaved_rounds_within_its_budget(
 
     tiny = dict(threads=1, batches=(1,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
                 linear_shapes=(("linear 16->4", 16, 4),), memory_bytes=(2**12,), reduce_maps=(),
-                batch_norm_maps=(), channel_maps=())
+                batch_norm_maps=(), channel_maps=(), bmm_shapes=())
     steps: list[tuple[int, int]] = []
     calibration = calibrate("cpu", rounds=5, on_step=lambda done, total: steps.append((done, total)), **tiny)
     assert "in 5 interleaved rounds" in calibration.method
@@ -351,7 +355,8 @@ def test_every_measurement_runs_on_the_thread_count_calibrate_was_given():
         time_interleaved([(Threads(), torch.zeros(2))], seconds=1e-6, rounds=2)
         assert counts and set(counts) == {2}
         tiny = dict(batches=(1,), min_run_time=0.001, rounds=1, conv_shapes=(), linear_shapes=(("linear 4->4", 4, 4),),
-                    memory_bytes=(2**12,), reduce_maps=(), batch_norm_maps=(), channel_maps=())
+                    memory_bytes=(2**12,), reduce_maps=(), batch_norm_maps=(), channel_maps=(),
+                    bmm_shapes=())
         assert calibrate("cpu", threads=3, **tiny).threads == 3
         assert torch.get_num_threads() == 3  # what calibrate set is what it measured with and recorded
     finally:
@@ -606,6 +611,7 @@ def test_calibrate_records_the_load_and_the_cpus(monkeypatch):
     loads = iter([1.5, 2.5])
     monkeypatch.setattr(calibrate_module, "_load_average", lambda: next(loads))
     tiny = dict(batches=(1,), min_run_time=0.001, rounds=1, conv_shapes=(), linear_shapes=(("linear 4->4", 4, 4),),
-                memory_bytes=(2**12,), reduce_maps=(), batch_norm_maps=(), channel_maps=())
+                memory_bytes=(2**12,), reduce_maps=(), batch_norm_maps=(), channel_maps=(),
+                    bmm_shapes=())
     calibration = calibrate_module.calibrate("cpu", threads=1, **tiny)
     assert (calibration.load_before, calibration.load_after, calibration.cpu_count) == (1.5, 2.5, os.cpu_count())

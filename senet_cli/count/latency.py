@@ -37,7 +37,7 @@ from senet_cli.errors import ArgumentError, SenetError
 from senet_cli.vocabulary import DEVICES
 
 SCHEMA = 2
-"""The device file's format version: 2 added the batch_norm and channelwise kinds. A file of schema 1
+"""The device file's format version: 2 added the bmm, batch_norm and channelwise kinds. A file of schema 1
 is read as it is (its per-channel ops then take the memory points' bandwidth, as before); a file of
 a newer schema is refused with one line."""
 READ_SCHEMAS = (1, 2)
@@ -46,8 +46,11 @@ MAX_FILE_BYTES = 8 * 2**20
 MAX_POINTS = 10_000
 """Most points read from a device file (senet calibrate writes about 100)."""
 
-KINDS = ("conv", "matmul", "max_pool", "avg_pool", "max_reduce", "sum_reduce", "batch_norm", "channelwise", "memory")
-"""Shape classes' kinds: convolutions, other multiply-accumulate ops (mm, addmm, bmm, ...), max and
+KINDS = ("conv", "matmul", "bmm", "max_pool", "avg_pool", "max_reduce", "sum_reduce", "batch_norm", "channelwise",
+         "memory")
+"""Shape classes' kinds: convolutions, matrix products (mm, addmm: linear layers), batched ones (bmm,
+baddbmm: GC's context pooling, a matrix-vector product per image, ran at 0.6 GFLOPS on this
+project's CPU where a linear layer of similar MACs ran 20x faster; non-local and DANet affinities), max and
 average pooling (windowed kernels that run far below a copy's bandwidth on a CPU: ResNet's 3x3/2
 max pool with indices ran at 0.25 GB/s on this project's CPU, a copy at 17), max and sum/mean
 reductions (CBAM's and GE's max over the map or over the channels ran at 3-5 GB/s on this CPU where
@@ -70,12 +73,14 @@ BINARY_OPS = frozenset({"mul", "add", "sub", "div"})
 """Elementwise ops of two tensors: per-channel (`channelwise`) when one is constant over the map
 (the trace's depth is then the elements of the map each of its values covers)."""
 
+BMM_OPS = frozenset({"bmm", "baddbmm"})
+"""Batched matrix products as traced (torch.matmul of 3-d or 4-d tensors dispatches to bmm)."""
 CONV_OPS = frozenset({"convolution", "_convolution", "conv2d", "conv1d", "conv3d", "cudnn_convolution",
                       "mkldnn_convolution"})
 
 
 def op_kind(op: str, macs: int, depth: int = 0) -> str:
-    """The kind of a traced op: `conv` or `matmul` for ops with MACs (by name), `max_pool` or
+    """The kind of a traced op: `conv`, `bmm` or `matmul` for ops with MACs (by name), `max_pool` or
     `avg_pool` for pooling ops, `max_reduce` or `sum_reduce` for reductions (by name), `batch_norm`,
     `channelwise` for an elementwise op of two tensors one of which is constant over the map (a
     `depth`, the map's elements, traced), else `memory`."""
@@ -87,7 +92,7 @@ def op_kind(op: str, macs: int, depth: int = 0) -> str:
         if op in BINARY_OPS and depth:
             return "channelwise"
         return "max_reduce" if op in MAX_REDUCTIONS else "sum_reduce" if op in SUM_REDUCTIONS else "memory"
-    return "conv" if op in CONV_OPS else "matmul"
+    return "conv" if op in CONV_OPS else "bmm" if op in BMM_OPS else "matmul"
 
 
 BYTES_KINDS = frozenset({"max_pool", "avg_pool", "max_reduce", "sum_reduce", "batch_norm", "channelwise", "memory"})

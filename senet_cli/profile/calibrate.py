@@ -23,6 +23,8 @@ windows, and the median drops them. What is measured:
 - batch norm (inference) on ResNet's stem and stage maps and on one-channel maps, and the product
   x * s with s constant over the map (SE's gating), as bandwidth: on a CPU both run a short loop per
   channel, several times slower per byte than a copy on a 7x7 map;
+- batched matrix products (torch.bmm): GC's context pooling per stage and a non-local block's, as
+  compute: a matrix-vector product per image runs far below a linear layer's rate on a CPU;
 - achieved compute: convolutions and matmuls of the shapes the zoo's models run at 224x224 (ResNet
   stems, 3x3 and 1x1 convs of each stage, SK's grouped and MobileNet's depthwise and pointwise
   convs, SE's and CBAM's small convs, classifier matmuls), at two batch sizes; rate = 2 x MACs /
@@ -121,6 +123,13 @@ BATCH_NORM_MAPS: tuple[tuple[int, int], ...] = ((64, 112), (256, 56), (512, 28),
 maps of CBAM's spatial gate (a fixed cost of its own dominates there)."""
 CHANNEL_MAPS: tuple[tuple[int, int], ...] = ((256, 56), (512, 28), (1024, 14), (2048, 7))
 """(channels, side) of the per-channel products timed (x * s, s of shape N x C x 1 x 1: SE's gating)."""
+BMM_SHAPES: tuple[tuple[str, int, int, int], ...] = (
+    ("GC context 256 @56", 256, 3136, 1), ("GC context 512 @28", 512, 784, 1),
+    ("GC context 1024 @14", 1024, 196, 1), ("GC context 2048 @7", 2048, 49, 1),
+    ("non-local affinity 196x256 @14", 196, 256, 196), ("non-local output 196x196 @14", 196, 196, 256),
+)
+"""(label, M, K, N): batched products [batch, M, K] x [batch, K, N]: GC's context pooling (a
+matrix-vector product per image, over each ResNet-50 stage's map) and a non-local block's two."""
 DEFAULT_BATCHES = dict(zip(DEVICES, ((1, 8), (1, 64)), strict=True))  # per device: cpu, cuda
 
 
@@ -139,6 +148,7 @@ def calibrate(
     reduce_maps: Sequence[tuple[int, int]] = REDUCE_MAPS,
     batch_norm_maps: Sequence[tuple[int, int]] = BATCH_NORM_MAPS,
     channel_maps: Sequence[tuple[int, int]] = CHANNEL_MAPS,
+    bmm_shapes: Sequence[tuple[str, int, int, int]] = BMM_SHAPES,
     on_step: Callable[[int, int], None] | None = None,
 ) -> DeviceCalibration:
     """Measure this machine's per-op cost, bandwidth by size and compute rate by shape (module doc).
@@ -152,7 +162,8 @@ def calibrate(
     then stop early, never below MIN_ROUNDS or `rounds`, whichever is smaller);
     reduce_maps: the (channels, side) feature maps the reductions run on (empty: none, the memory
     points stand in); batch_norm_maps and channel_maps: those batch norm and the per-channel product
-    run on (empty: none). on_step(done, total) reports progress.
+    run on (empty: none); bmm_shapes: the batched products (empty: none). on_step(done, total) reports
+    progress.
     """
     if dtype not in DTYPES:
         raise UnknownChoiceError("dtype", dtype, DTYPES)
@@ -201,6 +212,9 @@ def calibrate(
                                  _Reduce(method, dims), x))
         for label, fin, fout in linear_shapes:
             jobs.append(_Job("matmul", f"{label}, batch {batch}", ready(nn.Linear(fin, fout)), randn(batch, fin)))
+        for label, rows, inner, columns in bmm_shapes:
+            jobs.append(_Job("bmm", f"bmm {label}, batch {batch}", ready(_BatchProduct(batch, inner, columns)),
+                             randn(batch, rows, inner)))
         for channels, side in batch_norm_maps:
             jobs.append(_Job("batch_norm", f"batch norm {channels} @{side}, batch {batch}",
                              ready(nn.BatchNorm2d(channels)), randn(batch, channels, side, side)))
@@ -246,7 +260,8 @@ def calibrate(
                 f"round; bandwidth: x * 2.0 (read + write) on {len(memory_bytes)} sizes; compute: {len(conv_shapes)} "
                 f"conv and {len(linear_shapes)} linear shapes of the zoo's models, max and mean over the map and over "
                 f"the channels of {len(reduce_maps)} feature maps, batch norm on {len(batch_norm_maps)} and x * s "
-                f"(s: N x C x 1 x 1) on {len(channel_maps)}, at batch {', '.join(map(str, batches))}; "
+                f"(s: N x C x 1 x 1) on {len(channel_maps)}, {len(bmm_shapes)} batched products, at batch "
+                f"{', '.join(map(str, batches))}; "
                 "rates after the per-op cost is taken off; macs and bytes as senet count counts them"),
     )
 
@@ -338,6 +353,24 @@ class _Scale:
                 return x * 2.0
 
         return Scale()
+
+
+class _BatchProduct:
+    """A module computing torch.bmm(x, w) for a fixed w of shape batch x inner x columns (as _Scale)."""
+
+    def __new__(cls, batch: int, inner: int, columns: int) -> Any:
+        import torch
+        from torch import nn
+
+        class BatchProduct(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.register_buffer("w", torch.rand(batch, inner, columns))
+
+            def forward(self, x: Any) -> Any:
+                return torch.bmm(x, self.get_buffer("w"))
+
+        return BatchProduct()
 
 
 class _ChannelScale:

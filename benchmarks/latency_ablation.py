@@ -1,0 +1,68 @@
+"""Issue #22: which calibrated points make the latency model better, on the same measurements?
+
+Takes the JSON that `latency_model.py --json` wrote (its calibration and its measured medians) and
+predicts every zoo row again with that calibration and with copies of it from which groups of points
+are left out: those ops then fall back to what the model did before those points existed (per-channel
+ops to the copies' bandwidth, a conv to the nearest other conv shape). Timing noise cannot favour one
+variant: the measurements are the same for all. Printed per variant: the median and worst
+|predicted / measured - 1| and each SE/ECA/CBAM/GC/SK overhead's error in points.
+
+Run: python benchmarks/latency_ablation.py results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from dataclasses import replace
+
+from senet_cli.count import count
+from senet_cli.count.latency import DeviceCalibration
+from senet_cli.count.roofline import calibrated_device
+
+PER_CHANNEL = ("batch_norm", "channelwise")
+NEW_CONVS = ("conv 1x1 128->512 @28", "conv 1x1 256->1024 @14", "conv 1x1 512->2048 @7", "conv 1x1/2", "conv 3x3/2")
+"""Labels (prefixes) of the conv shapes added with the stride: the expanding and the strided ones."""
+
+
+def without(calibration: DeviceCalibration, kinds: tuple[str, ...] = (), labels: tuple[str, ...] = ()
+            ) -> DeviceCalibration:
+    """`calibration` less the points of `kinds` and those whose label starts with one of `labels`."""
+    return replace(calibration, points=tuple(p for p in calibration.points
+                                             if p.kind not in kinds and not p.label.startswith(labels)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", help="the JSON latency_model.py --json wrote")
+    args = parser.parse_args()
+    with open(args.results, encoding="utf-8") as stream:
+        data = json.load(stream)
+    calibration = DeviceCalibration.from_dict(data["calibration"])
+    measured = {(row["model"], row["batch"]): row["measured_ms"] for row in data["rows"]
+                if ":" not in row["model"]}  # the zoo's rows (a torchvision copy has no name to count)
+    variants = {
+        "all points": calibration,
+        "without batch_norm/channelwise": without(calibration, PER_CHANNEL),
+        "without those and the strided/expanding convs": without(calibration, PER_CHANNEL, NEW_CONVS),
+    }
+    print(f"{len(measured)} measured rows of {args.results}; calibration of {calibration.created}, "
+          f"{len(calibration.points)} points")
+    for name, variant in variants.items():
+        device = calibrated_device(variant)
+        predicted = {key: count(key[0], batch=key[1], roofline=device).roofline.predicted_ms for key in measured}
+        errors = [abs(predicted[key] / measured[key] - 1) for key in measured]
+        overheads = []
+        for (model, batch), value in predicted.items():
+            attention, _, backbone = model.partition("_")
+            if backbone and (backbone, batch) in measured:
+                real = (measured[(model, batch)] / measured[(backbone, batch)] - 1) * 100
+                guess = (value / predicted[(backbone, batch)] - 1) * 100
+                overheads.append(f"{attention}-{backbone.removeprefix('resnet')} b{batch} {guess - real:+.1f}")
+        print(f"- {name} ({len(variant.points)} points): median {statistics.median(errors) * 100:.1f}%, worst "
+              f"{max(errors) * 100:.1f}%; overhead predicted - measured (points): {', '.join(sorted(overheads))}")
+
+
+if __name__ == "__main__":
+    main()
