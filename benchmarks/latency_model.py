@@ -14,6 +14,7 @@ the machine's own shift since the calibration, which moves predicted / measured 
 
 Run: python benchmarks/latency_model.py [--device cpu] [--threads 1] [--batches 1,8] [--iters 5]
      [--warmup 2] [--calibration DEVICE.json] [--json results.json] [--families resnet18,resnet50,tv]
+     [--flush-denormal]
 """
 
 from __future__ import annotations
@@ -79,9 +80,13 @@ def main() -> None:
     parser.add_argument("--calibration", default=None, help="a senet calibrate device file (default: calibrate now)")
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--json", default=None, help="also write every row here")
+    parser.add_argument("--flush-denormal", action="store_true",
+                        help="time with denormal floats flushed to zero (random-weight GC and SK make denormals "
+                        "that a CPU computes several times slower; the model predicts normal arithmetic)")
     args = parser.parse_args()
 
-    print(f"# latency model vs measured, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"# latency model vs measured, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+          f"{', denormals flushed to zero' if args.flush_denormal else ''}")
     print(f"torch {torch.__version__}; {uptime()}")
     if args.calibration:
         device = parse_device(args.calibration)
@@ -102,6 +107,7 @@ def main() -> None:
             modules = {key: module for key, _, module in built}
             before = uptime()
             measured = time_modules(modules, batch=batch, device=args.device, iters=args.iters, warmup=args.warmup,
+                                    flush_denormal=args.flush_denormal,
                                     threads=args.threads if args.device == "cpu" else None)
             after = uptime()
             shift = probe_ms(args.threads if args.device == "cpu" else None) / probe_at_calibration

@@ -68,6 +68,11 @@ def profile_command(
                                                 rich_help_panel=TIMING)] = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile both models (3 extra warm-up runs).",
                                           rich_help_panel=TIMING)] = False,
+    flush_denormal: Annotated[bool, typer.Option(
+        "--flush-denormal", rich_help_panel=TIMING,
+        help="CPU: treat denormal floats as zero while timing (torch.set_flush_denormal). Random weights can "
+        "make a softmax or sigmoid underflow into denormals, which a CPU computes several times slower; "
+        "profile notes it when it finds them.")] = False,
     mode: Annotated[Mode, typer.Option(help="inference, or train: forward, loss, backward, SGD step.",
                                        rich_help_panel=TIMING)] = Mode["inference"],
     threads: Annotated[Optional[int], typer.Option(min=1, show_default="torch's default",
@@ -110,7 +115,8 @@ def profile_command(
     configs = [subject_of(name, dict(options), attention_class or []) for name in models]
     note_ignored_ratio(models, ratio)
     timing = Timing(device=device.value, dtype=dtype.value, amp=amp, channels_last=channels_last, compile=compile,
-                    mode=mode.value, warmup=warmup, iters=iters, min_time=min_time, threads=threads)
+                    mode=mode.value, warmup=warmup, iters=iters, min_time=min_time, threads=threads,
+                    flush_denormal=flush_denormal)
     fmt = prepare_output(fmt, output, force)
     from senet_cli.render import profile_view
     from senet_cli.render.tables import check_columns

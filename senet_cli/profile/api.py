@@ -105,6 +105,11 @@ def profile(
         notes += (f"no bound or prediction in {timing.mode} mode: count's bound and the latency model cover one "
                   "forward pass (inference)",)
         peaks = None
+    if device.type == "cpu" and not timing.flush_denormal:  # the model's code runs here first: the same one line
+        first = min(batches)
+        with running_model(subject.name, f"run {_step('inference')} on {height}x{width} input at batch {first}"):
+            made = harness.denormal_modules(built["model"][1], (height, width), timing, device, first)
+        notes += _denormal_note(made, first)
     runners = {key: harness.Runner.prepare(name, module, timing, device) for key, (name, module) in built.items()}
     results = []
     with harness.cudnn_autotuning(device):
@@ -133,6 +138,17 @@ def profile(
     notes += _bound_notes(tuple(results), peaks, timing, torch.get_num_threads())
     return ProfileReport(subject.config, timing, (height, width), torch.get_num_threads(), harness.memory_note(device),
                          tuple(results), notes, peaks)
+
+
+def _denormal_note(modules: Sequence[str], batch: int = 1) -> tuple[str, ...]:
+    """One line when some modules' outputs hold denormal floats (CPU): what, where, and the way out."""
+    if not modules:
+        return ()
+    named = ", ".join(modules[:3]) + (f" and {len(modules) - 3} more" if len(modules) > 3 else "")
+    return (f"denormal floats made by {len(modules)} module(s) ({named}) at batch {batch}: a CPU computes on "
+            "them several times slower, so the ops reading them time slower than with normal values (random "
+            "weights make a softmax or sigmoid underflow: GC's context pooling ran 4x slower); the flush-denormal "
+            "option times them as zeros",)
 
 
 def _step(mode: str) -> str:

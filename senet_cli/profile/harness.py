@@ -82,10 +82,67 @@ class Runner:
         return cls(name, model, optimizer)
 
 
+@contextmanager
+def denormals_flushed(flush: bool) -> Iterator[None]:
+    """With `flush`, denormal floats read and written as zero inside (CPU; torch.set_flush_denormal),
+    then torch's default (kept) again."""
+    if not flush:
+        yield
+        return
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def denormal_modules(model: nn.Module, size: tuple[int, ...], timing: Timing, device: torch.device,
+                     batch: int = 1) -> list[str]:
+    """The modules of `model` that make denormal floats (nonzero, below the dtype's smallest normal)
+    in one inference pass at `batch`: an output holds some and no input did (a ReLU or a view that
+    passes them on is not named; a container whose output is its last child's is not named twice).
+    The ops reading them run several times slower on a CPU."""
+
+    def denormal(value: object) -> bool:
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        return any(isinstance(t, torch.Tensor) and t.is_floating_point()
+                   and bool(((t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)).any()) for t in values)
+
+    found: list[str] = []
+
+    def check(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: object, output: object) -> None:
+            if denormal(output) and not denormal(inputs) and not any(
+                    other.startswith(name + ".") for other in found):  # a container of a maker made none itself
+                found.append(name)
+        return hook
+
+    handles = [module.register_forward_hook(check(name)) for name, module in model.named_modules() if name]
+    x = torch.randn(batch, 3, *size, device=device, dtype=torch_dtype(timing.dtype))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.inference_mode():
+            model(x)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return found
+
+
 def time_runners(runners: Mapping[str, Runner], batch: int, size: tuple[int, ...], timing: Timing,
                  device: torch.device, num_classes: int,
                  on_round: Callable[[int, int], None] | None) -> dict[str, Measurement]:
-    """Warm each runner up, then time all of them round-robin until `timing` says stop."""
+    """Warm each runner up, then time all of them round-robin until `timing` says stop (denormals
+    flushed to zero throughout when `timing.flush_denormal`)."""
+    with denormals_flushed(timing.flush_denormal and device.type == "cpu"):
+        return _time_runners(runners, batch, size, timing, device, num_classes, on_round)
+
+
+def _time_runners(runners: Mapping[str, Runner], batch: int, size: tuple[int, ...], timing: Timing,
+                  device: torch.device, num_classes: int,
+                  on_round: Callable[[int, int], None] | None) -> dict[str, Measurement]:
     x = torch.randn(batch, 3, *size, device=device, dtype=torch_dtype(timing.dtype))
     if timing.channels_last:
         x = x.to(memory_format=torch.channels_last)

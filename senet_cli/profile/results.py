@@ -173,7 +173,7 @@ class ProfileReport:
         return {
             "model": self.model, "device": timing.device, "dtype": timing.dtype, "amp": timing.amp,
             "mode": timing.mode, "input": list(self.input), "threads": self.threads,
-            "channels_last": timing.channels_last, "compiled": timing.compile,
+            "channels_last": timing.channels_last, "compiled": timing.compile, "flush_denormal": timing.flush_denormal,
             "memory": self.memory, "options": self.config.as_dict(), "results": results,
             **({"notes": list(self.notes)} if self.notes else {}),
             "noisy_thresholds": {"spread_pct": NOISY_SPREAD_PCT, "drift_pct": NOISY_DRIFT_PCT},

@@ -28,7 +28,10 @@ class Timing:
     mode: a MODES name; warmup: untimed runs per model first; iters: timed runs per model (30 when
     neither it nor min_time is given); min_time: instead of iters, time until every model has run
     this many seconds (and at least 5 times); threads: CPU threads (torch.set_num_threads), or
-    torch's default. Every value is checked here, once.
+    torch's default; flush_denormal: on a CPU, treat denormal floats as zero while timing
+    (torch.set_flush_denormal): random weights can make a softmax or sigmoid underflow into
+    denormals, which x86 CPUs compute several times slower (GC's context pooling: 4x). Every value
+    is checked here, once.
     """
 
     device: str = "cpu"
@@ -41,6 +44,7 @@ class Timing:
     iters: int | None = None
     min_time: float | None = None
     threads: int | None = None
+    flush_denormal: bool = False
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:

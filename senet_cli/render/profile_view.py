@@ -16,7 +16,8 @@ def _ms(value: float) -> str:
 def _describe(report: ProfileReport) -> str:
     timing = report.timing
     precision = f"{timing.dtype}{' + autocast' if timing.amp else ''}"
-    extras = [x for x, on in (("channels-last", timing.channels_last), ("compiled", timing.compile)) if on]
+    extras = [x for x, on in (("channels-last", timing.channels_last), ("compiled", timing.compile),
+                              ("denormals flushed", timing.flush_denormal)) if on]
     threads = f", {report.threads} thread{'s' if report.threads != 1 else ''}" if timing.device == "cpu" else ""
     return (f"{report.model} - {timing.mode} on {timing.device}{threads}, {precision}"
             f"{', ' + ', '.join(extras) if extras else ''}, input {report.input[0]}x{report.input[1]}")
