@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import re
 from dataclasses import replace
 
 import pytest
@@ -470,6 +471,14 @@ def test_a_device_file_is_any_file_and_a_removed_preset_says_why(tmp_path, monke
         parse_device("h10")
 
 
+def test_a_device_file_made_on_a_busy_machine_says_so_wherever_it_is_used():
+    busy = replace(synthetic(), load_before=2.0, cpu_count=2)
+    assert busy.busy and "CAUTION: calibrated on a busy machine (load 2.0 on 2 CPUs)" in calibrated_device(busy).source
+    assert "CAUTION" not in calibrated_device(synthetic()).source
+    roof = senet_cli.count("se_resnet18_cifar", roofline=calibrated_device(busy)).roofline
+    assert "busy machine" in roof.source  # count's roofline note and JSON, profile's bound note
+
+
 def test_calibrate_records_its_rounds_and_one_round_shows_no_spread():
     from senet_cli.render.calibrate_view import calibration_table
 
@@ -566,13 +575,18 @@ def test_hostile_device_files_get_one_line_that_names_what_is_wrong(tmp_path):
     refused({**good, "threads": None}, "the device's fields .* wrong type")
     refused({**good, "points": [{**good["points"][0], "kind": "warp"}, *good["points"][1:]]},
             "point 1 .*: its kind is not one of conv")
-    refused({**good, "points": [{**good["points"][0], "bytes": -5}, *good["points"][1:]]}, "point 1 .*negative")
+    for name, value in (("bytes", -5), ("depth", -5), ("stride", -1), ("stride", "2"), ("depth", True),
+                        ("stride", 2.0), ("depth", 10**400), ("depth", float("nan"))):
+        refused({**good, "points": [{**good["points"][0], name: value}, *good["points"][1:]]},
+                f"point 1 of {len(good['points'])} \\('conv', 'big'\\): {name} must be a whole number from 0 to "
+                f"1e18, got {re.escape(repr(value)[:20])}")
     refused({**good, "points": [{**good["points"][0], "rate": float("inf")}, *good["points"][1:]]},
             "not a finite positive number")
     refused({**good, "op_cost_us": 1e308}, "op_cost_us must be")
     refused({**good, "threads": 0}, "threads must be at least 1")
     refused({**good, "device": "tpu"}, "device one of cpu, cuda")
-    refused({**good, "points": [{k: v for k, v in good["points"][0].items() if k != "rate"}]}, "point 1 lacks 'rate'")
+    refused({**good, "points": [{k: v for k, v in good["points"][0].items() if k != "rate"}]},
+            "point 1 of 1 lacks 'rate'")
     bom = tmp_path / "bom.json"  # what Windows editors write
     bom.write_text("\ufeff" + json.dumps(good), encoding="utf-8")
     assert parse_device(str(bom)).calibration == synthetic()

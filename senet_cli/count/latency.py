@@ -43,6 +43,8 @@ a newer schema is refused with one line."""
 READ_SCHEMAS = (1, 2)
 MAX_FILE_BYTES = 8 * 2**20
 """Largest device file read (senet calibrate writes about 30 KiB): bounded before it is read."""
+MAX_COUNT = 10**18
+"""Largest MACs, bytes, depth or stride a device file's point may hold (whole numbers, checked when read)."""
 MAX_POINTS = 10_000
 """Most points read from a device file (senet calibrate writes about 100)."""
 
@@ -290,10 +292,17 @@ class DeviceCalibration:
         try:
             points = []
             for index, p in enumerate(raw_points, 1):
-                field = f"point {index}"
-                points.append(RatePoint(str(p["kind"]), str(p["label"]), int(p["macs"]), int(p["bytes"]),
-                                        float(p["median_us"]), float(p["rate"]), depth=int(p.get("depth", 0)),
-                                        stride=int(p.get("stride", 0)), spread=float(p.get("spread", 0.0))))
+                field = f"point {index} of {len(raw_points)}"
+                counts = {}
+                for name in ("macs", "bytes", "depth", "stride"):
+                    value = p[name] if name in ("macs", "bytes") else p.get(name, 0)
+                    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+                        raise _BadCount(f"{where}: {field} ({_shown(p.get('kind'))}, {_shown(p.get('label'))}): "
+                                        f"{name} must be a whole number from 0 to 1e18, got {_shown(value)}")
+                    counts[name] = value
+                points.append(RatePoint(str(p["kind"]), str(p["label"]), counts["macs"], counts["bytes"],
+                                        float(p["median_us"]), float(p["rate"]), depth=counts["depth"],
+                                        stride=counts["stride"], spread=float(p.get("spread", 0.0))))
             field = "the device's fields (device, name, dtype, threads, op_cost_us)"
             calibration = cls(str(data["device"]), str(data["name"]), str(data["dtype"]), int(data["threads"]),
                               float(data["op_cost_us"]), tuple(points), str(data.get("torch_version", "")),
@@ -301,6 +310,8 @@ class DeviceCalibration:
                               str(data.get("method", "")), float(data.get("load_before", -1.0)),
                               float(data.get("load_after", -1.0)), int(data.get("cpu_count", 0)),
                               int(data.get("rounds", 0)))
+        except _BadCount as error:
+            raise SenetError(str(error)) from None
         except KeyError as error:
             raise SenetError(f"{where}: {field} lacks {_shown(error.args[0])}") from None
         except (TypeError, ValueError, OverflowError):
@@ -341,6 +352,10 @@ class DeviceCalibration:
         except RecursionError:
             raise SenetError(f"device file {path} is not a device file: JSON nested too deeply") from None
         return cls.from_dict(data, f"device file {path}")
+
+
+class _BadCount(Exception):
+    """A point's count that is not a whole number in range (its message is the one line shown)."""
 
 
 def _shown(value: object) -> str:

@@ -168,7 +168,10 @@ def calibrated_device(calibration: DeviceCalibration, where: str = "a calibratio
         f"{calibration.name} ({calibration.setting}, calibrated)", peak, None, peak,
         calibration.bandwidth_gbs,
         f"measured by senet calibrate ({where}, {calibration.created or 'undated'}): best rates over "
-        f"{len(calibration.points)} shapes, {calibration.dtype}", calibration)
+        f"{len(calibration.points)} shapes, {calibration.dtype}"
+        + (f"; CAUTION: calibrated on a busy machine (load {calibration.load_before:.1f} on {calibration.cpu_count} "
+           "CPUs), so its rates measure that load: calibrate again on a quiet machine" if calibration.busy else ""),
+        calibration)
 
 
 @dataclass(frozen=True)
