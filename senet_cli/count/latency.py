@@ -98,11 +98,11 @@ def op_kind(op: str, macs: int, depth: int = 0) -> str:
 
 
 BYTES_KINDS = frozenset({"max_pool", "avg_pool", "max_reduce", "sum_reduce", "batch_norm", "channelwise", "memory"})
+"""Kinds whose rate is a bandwidth (GB/s) looked up by bytes, not a compute rate."""
 NEAREST_KINDS = frozenset({"max_reduce", "sum_reduce", "batch_norm", "channelwise"})
 """Bytes kinds whose rate is the nearest calibrated point's in (log bytes, log depth[, log stride]):
 reductions (depth: elements reduced into each output) and per-channel ops (depth: the map's elements
 each channel's value covers)."""
-"""Kinds whose rate is a bandwidth (GB/s) looked up by bytes, not a compute rate."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ class DeviceCalibration:
     @property
     def setting(self) -> str:
         """Where it was measured, for a message: "cpu, 1 thread", "cpu, 4 threads" or "cuda"."""
-        return f"{self.device}, {threads_text(self.threads)}" if self.device == "cpu" else self.device
+        return setting_text(self.device, self.threads)
 
     @property
     def busy(self) -> bool:
@@ -319,8 +319,7 @@ class DeviceCalibration:
         for index, point in enumerate(points, 1):
             problem = ("its kind is not one of " + ", ".join(KINDS) if point.kind not in KINDS
                        else "its rate is not a finite positive number" if not (math.isfinite(point.rate)
-                                                                                 and point.rate > 0)
-                       else "its macs or bytes are negative" if point.macs < 0 or point.bytes < 0 else "")
+                                                                                 and point.rate > 0) else "")
             if problem:
                 raise SenetError(f"{where}: point {index} ({_shown(point.label)}): {problem}")
         if not (math.isfinite(calibration.op_cost_us) and 0 <= calibration.op_cost_us < 1e6):
@@ -367,6 +366,11 @@ def _shown(value: object) -> str:
 def threads_text(threads: int) -> str:
     """ "1 thread", "2 threads"."""
     return f"{threads} thread{'' if threads == 1 else 's'}"
+
+
+def setting_text(device: str, threads: int) -> str:
+    """A device and thread count, for a message: "cpu, 1 thread", "cpu, 4 threads"; a GPU by its name alone."""
+    return f"{device}, {threads_text(threads)}" if device == "cpu" else device
 
 
 def is_device_file(spec: str) -> bool:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from senet_cli.count.latency import threads_text
+from senet_cli.count.latency import setting_text
 from senet_cli.count.roofline import DevicePeaks, parse_device, preset_for_gpu
 from senet_cli.errors import ArgumentError, SenetError, first_line, is_out_of_memory, running_model
 from senet_cli.options import ExternalConfig, ModelConfig
@@ -208,7 +208,7 @@ def _bound_notes(results: Sequence[BatchResult], peaks: DevicePeaks | None, timi
         return ()
     notes = []
     calibration = peaks.calibration
-    here = f"{timing.device}, {threads_text(threads)}" if timing.device == "cpu" else timing.device
+    here = setting_text(timing.device, threads)
     elsewhere = calibration is not None and calibration.setting != here
     above = [r for r in results if r.over_bound is not None and r.over_bound < 1.0]
     if above:

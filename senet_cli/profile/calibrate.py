@@ -213,14 +213,14 @@ def calibrate(
         for label, fin, fout in linear_shapes:
             jobs.append(_Job("matmul", f"{label}, batch {batch}", ready(nn.Linear(fin, fout)), randn(batch, fin)))
         for label, rows, inner, columns in bmm_shapes:
-            jobs.append(_Job("bmm", f"bmm {label}, batch {batch}", ready(_BatchProduct(batch, inner, columns)),
+            jobs.append(_Job("bmm", f"bmm {label}, batch {batch}", ready(_FixedOperand("bmm", batch, inner, columns)),
                              randn(batch, rows, inner)))
         for channels, side in batch_norm_maps:
             jobs.append(_Job("batch_norm", f"batch norm {channels} @{side}, batch {batch}",
                              ready(nn.BatchNorm2d(channels)), randn(batch, channels, side, side)))
         for channels, side in channel_maps:
             jobs.append(_Job("channelwise", f"x * s (s: N x {channels} x 1 x 1) @{side}, batch {batch}",
-                             ready(_ChannelScale(batch, channels)), randn(batch, channels, side, side)))
+                             ready(_FixedOperand("mul", batch, channels, 1, 1)), randn(batch, channels, side, side)))
 
     tiny = ones(1)
     chain = nn.Sequential(*(_Scale() for _ in range(CHAIN)))
@@ -355,40 +355,25 @@ class _Scale:
         return Scale()
 
 
-class _BatchProduct:
-    """A module computing torch.bmm(x, w) for a fixed w of shape batch x inner x columns (as _Scale)."""
+class _FixedOperand:
+    """A module combining its input with a fixed random operand of `shape`, held as a buffer:
+    `torch.bmm(x, w)` for "bmm" (GC's context pooling), `x * w` for "mul" (SE's gating, w of shape
+    batch x channels x 1 x 1). Built lazily, as _Scale."""
 
-    def __new__(cls, batch: int, inner: int, columns: int) -> Any:
+    def __new__(cls, how: str, *shape: int) -> Any:
         import torch
         from torch import nn
 
-        class BatchProduct(nn.Module):
+        class FixedOperand(nn.Module):
             def __init__(self) -> None:
                 super().__init__()
-                self.register_buffer("w", torch.rand(batch, inner, columns))
+                self.register_buffer("w", torch.rand(shape))
 
             def forward(self, x: Any) -> Any:
-                return torch.bmm(x, self.get_buffer("w"))
+                w = self.get_buffer("w")
+                return torch.bmm(x, w) if how == "bmm" else x * w
 
-        return BatchProduct()
-
-
-class _ChannelScale:
-    """A module computing x * s for a fixed s of shape batch x channels x 1 x 1: SE's gating (as _Scale)."""
-
-    def __new__(cls, batch: int, channels: int) -> Any:
-        import torch
-        from torch import nn
-
-        class ChannelScale(nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.register_buffer("s", torch.rand(batch, channels, 1, 1))
-
-            def forward(self, x: Any) -> Any:
-                return x * self.s
-
-        return ChannelScale()
+        return FixedOperand()
 
 
 class _Reduce:

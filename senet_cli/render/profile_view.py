@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from senet_cli.count.latency import setting_text
 from senet_cli.profile.results import NOISY_DRIFT_PCT, NOISY_SPREAD_PCT, BatchResult, Measurement, ProfileReport
 from senet_cli.render.tables import Column, TableData, table_from_columns
 
@@ -18,8 +19,7 @@ def _describe(report: ProfileReport) -> str:
     precision = f"{timing.dtype}{' + autocast' if timing.amp else ''}"
     extras = [x for x, on in (("channels-last", timing.channels_last), ("compiled", timing.compile),
                               ("denormals flushed", timing.flush_denormal)) if on]
-    threads = f", {report.threads} thread{'s' if report.threads != 1 else ''}" if timing.device == "cpu" else ""
-    return (f"{report.model} - {timing.mode} on {timing.device}{threads}, {precision}"
+    return (f"{report.model} - {timing.mode} on {setting_text(timing.device, report.threads)}, {precision}"
             f"{', ' + ', '.join(extras) if extras else ''}, input {report.input[0]}x{report.input[1]}")
 
 
