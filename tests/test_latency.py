@@ -264,6 +264,7 @@ def test_calibrate_measures_and_writes_its_schema(tmp_path):
     assert data["op_cost_us"] > 0 and all(p["rate"] > 0 and p["median_us"] > 0 for p in data["points"])
     kinds = [p["kind"] for p in data["points"]]
     assert kinds.count("memory") == 2 and {"conv", "matmul", "max_pool", "avg_pool"} <= set(kinds)
+    assert all(kind in data["units"] for kind in kinds)  # every kind's rate has its unit named
     assert kinds.count("max_reduce") == 2 and kinds.count("sum_reduce") == 2
     over_channels = next(p for p in data["points"] if p["label"].startswith("amax over the channels"))
     assert over_channels["depth"] == 8 and over_channels["bytes"] == 4 * (8 * 8 * 8 + 8 * 8)  # read, write
@@ -376,9 +377,29 @@ def test_the_calibration_table_and_csv_show_every_kind_with_its_unit():
     assert units == {"conv": "TFLOPS", "matmul": "TFLOPS", "memory": "GB/s", "max_pool": "GB/s",
                      "max_reduce": "GB/s", "sum_reduce": "GB/s", "avg_pool": "GB/s"}
     assert table.rows[-3][-2] == "4%"  # the spread over calibrate's rounds
-    assert table.shown == ("kind", "label", "median_us", "spread", "rate")  # MACs and bytes behind --columns
+    assert table.shown == ("kind", "label", "batch", "median_us", "spread", "rate")  # MACs, bytes: --columns
     headers, rows = csv_rows([calibration])
     assert len(rows) == len(points) and rows[-3][headers.index("rate_unit")] == "GB/s"
+
+
+def test_the_calibration_table_fits_80_columns_with_the_batch_in_a_column_of_its_own():
+    from senet_cli.render.calibrate_view import calibration_table, csv_rows
+    from senet_cli.render.tables import needed_width, render_text, rich_notes, select_columns, to_rich
+
+    labels = ("conv 1x1/2 256->512 @56 (downsample), batch 1", "x * s (s: N x 2048 x 1 x 1) @7, batch 8",
+              "x * 2.0, 256 MiB")
+    points = tuple(RatePoint("conv" if "conv" in label else "channelwise" if "s:" in label else "memory", label,
+                             10**9, 10**6, 139716.5, 0.0008328, 49, spread=0.04) for label in labels)
+    calibration = replace(synthetic(), points=points)
+    table = select_columns(calibration_table(calibration), None)
+    assert [row[:3] for row in table.rows] == [
+        ("conv", "conv 1x1/2 256->512 @56 (downsample)", "1"), ("channelwise", "x * s (s: N x 2048 x 1 x 1) @7", "8"),
+        ("memory", "x * 2.0, 256 MiB", "")]
+    text = render_text([to_rich(table), *rich_notes(table)], width=80)
+    assert needed_width(table) <= 80 and max(map(len, text.splitlines())) <= 80, text
+    headers, rows = csv_rows([calibration])
+    assert [row[headers.index("batch")] for row in rows] == ["1", "8", ""]
+    assert rows[0][headers.index("label")] == labels[0]  # the CSV keeps the label whole
 
 
 @pytest.mark.slow

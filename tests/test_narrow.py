@@ -310,3 +310,53 @@ def test_profile_table_with_a_prediction_fits_80_columns():
     assert table.keys == ("batch", "median_ms", "baseline_median_ms", "overhead_pct", "predicted_ms",
                           "predicted_overhead_pct", "measured_over_predicted")
     assert "+7.1%" in text  # (120 - 112) / 112, the predicted overhead beside the measured +11.7%
+
+
+def test_count_notes_explain_only_the_columns_shown_and_say_the_bound_once():
+    """A note explains a column only where it is shown (elementwise ops and the bound's memory
+    share are not, with a prediction), a summary of several models on one device says the roofline
+    once and each model's memory-bound share on one line, and `--columns all` brings every note back."""
+    device = _calibrated_device()
+    reports = [senet_cli.count(name, roofline=device) for name in ("se_resnet50", "cbam_resnet50")]
+    summary = select_columns(count_view.summary_table(reports), None)
+    assert "elementwise_ops" not in " ".join(summary.keys)
+    assert not any("elem. ops:" in note for note in summary.notes)
+    assert sum(note.startswith("roofline:") for note in summary.notes) == 1
+    assert not any("rows bound mostly" in note for note in summary.notes)  # a summary's rows are models
+    (shares,) = [note for note in summary.notes if note.startswith("memory-bound ops' share")]
+    assert "se_resnet50 " in shares and "cbam_resnet50 " in shares
+    every = select_columns(count_view.summary_table(reports), "all")
+    assert any("elem. ops:" in note for note in every.notes)
+    macs_only = select_columns(count_view.per_block_table(reports[0]), "macs")
+    assert not any(note.startswith(("roofline:", "predicted:")) for note in macs_only.notes)
+    assert select_columns(count_view.per_block_table(reports[0]), "roofline_ms").notes[1].startswith("roofline:")
+
+
+def test_count_caption_gives_the_tables_figures():
+    """The caption's totals are written as the table's total row writes them (no 55.6979 under 55.698)."""
+    report = senet_cli.count("se_resnet50", batch=64, roofline=_calibrated_device())
+    table = select_columns(count_view.per_block_table(report), None)
+    total = dict(zip(table.keys, table.footer or (), strict=True))
+    assert f"-> {total['bytes']} MB" in (table.caption or "")
+    assert f"-> {total['roofline_ms']} ms" in (table.caption or "")
+    assert f"-> {total['predicted_ms']} ms" in (table.caption or "")
+    assert re.search(r"elementwise ops [\d,]+\.\d+ M -> [\d,]+\.\d+ M", table.caption or "")
+    assert "2,445.89 M" in (table.caption or "")  # thousands separated, as in the table's column
+
+
+def test_profile_notes_explain_only_the_columns_shown():
+    device = _calibrated_device()
+    results = tuple(BatchResult(b, _measurement("se_resnet50", 123.456 * b), _measurement("resnet50", 110.5 * b),
+                                11.7, roofline_ms=50.0 * b, baseline_roofline_ms=49.0 * b, predicted_ms=120.0 * b,
+                                baseline_predicted_ms=112.0 * b) for b in (1, 8))
+    report = ProfileReport(make_config("se_resnet50"), Timing(), (224, 224), 1, "rss", results, roofline=device)
+    shown = select_columns(profile_view.profile_table(report), None)
+    assert not any(note.startswith("peak MiB") for note in shown.notes)
+    (bound,) = [note for note in shown.notes if note.startswith("bound:")]
+    assert "in JSON and CSV (roofline_ms, measured_over_bound)" in bound
+    assert any(note.startswith("predicted:") for note in shown.notes)
+    every = select_columns(profile_view.profile_table(report), "all")
+    assert any(note.startswith("peak MiB") for note in every.notes)
+    assert any("in the columns bound and median / bound" in note for note in every.notes)
+    just_median = select_columns(profile_view.profile_table(report), "median_ms")
+    assert not any(note.startswith("predicted:") for note in just_median.notes)

@@ -24,7 +24,7 @@ def calibrate_command(
     rounds: Annotated[int, typer.Option(min=1, max=99, help="Most interleaved rounds; each point's median over "
                                         "them is kept.")] = 21,
     budget: Annotated[float, typer.Option(min=1.0, max=3600.0, help="Seconds to finish in: rounds stop early "
-                                          "when the next would pass it (3 rounds at least).")] = 50.0,
+                                          "when the next would pass it (at least 3, or --rounds if fewer).")] = 50.0,
     fmt: FormatOpt = None,
     columns: ColumnsOpt = None,
     output: OutputPathOpt = None,

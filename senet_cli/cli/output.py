@@ -163,7 +163,7 @@ class LazyProgress:
     lines, once the work has run PLAIN_PROGRESS_AFTER_S: `senet: <job>: running for N s, done/total`
     (N the job's own time, as in its "finished in"; the whole work's beside when it began earlier),
     then for every job `senet: <job>: started` and `senet: <job>: finished in N s`, and between
-    them a `done/total` line at most every PLAIN_PROGRESS_EVERY_S. A job whose count starts again
+    them a `running for N s, done/total` line at most every PLAIN_PROGRESS_EVERY_S. A job whose count starts again
     (profile's rounds, for each batch size) is finished and started again.
     """
 
@@ -240,7 +240,7 @@ class LazyProgress:
                 finish()
             elif self.speaking and now - state["printed"] >= PLAIN_PROGRESS_EVERY_S:
                 state["printed"] = now
-                line(count(done, total))
+                line(f"running for {now - state['started']:.1f} s, {count(done, total)}")
 
         return report
 

@@ -99,6 +99,12 @@ def op_kind(op: str, macs: int, depth: int = 0) -> str:
 
 BYTES_KINDS = frozenset({"max_pool", "avg_pool", "max_reduce", "sum_reduce", "batch_norm", "channelwise", "memory"})
 """Kinds whose rate is a bandwidth (GB/s) looked up by bytes, not a compute rate."""
+UNITS = ("op_cost_us, median_us: microseconds (median); rate: TFLOPS (2 x MACs per second / 1e12) for "
+         + ", ".join(kind for kind in KINDS if kind not in BYTES_KINDS) + "; GB/s (1e9 bytes per second) for "
+         + ", ".join(kind for kind in KINDS if kind in BYTES_KINDS) + "; macs and bytes as `senet count` counts them; "
+         "depth: elements reduced into each output (conv, matmul, bmm, reductions) or covered by each channel's "
+         "value (batch_norm, channelwise); stride: a conv's")
+"""The device file's `units`: every kind named with its rate's unit (made from KINDS and BYTES_KINDS)."""
 NEAREST_KINDS = frozenset({"max_reduce", "sum_reduce", "batch_norm", "channelwise"})
 """Bytes kinds whose rate is the nearest calibrated point's in (log bytes, log depth[, log stride]):
 reductions (depth: elements reduced into each output) and per-channel ops (depth: the map's elements
@@ -267,9 +273,7 @@ class DeviceCalibration:
             "torch_version": self.torch_version, "created": self.created, "seconds": self.seconds,
             "method": self.method, "load_before": self.load_before, "load_after": self.load_after,
             "cpu_count": self.cpu_count, "busy": self.busy, "rounds": self.rounds,
-            "units": "op_cost_us, median_us: microseconds (median); rate: TFLOPS (2 x MACs per second / 1e12) for "
-                     "conv and matmul, GB/s (1e9 bytes per second) for pooling and memory; macs and bytes as "
-                     "`senet count` counts them",
+            "units": UNITS,
         }
 
     @classmethod

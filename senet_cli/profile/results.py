@@ -114,6 +114,14 @@ class BatchResult:
         return self.model.latency_ms.median / self.predicted_ms
 
     @property
+    def roofline_overhead_pct(self) -> float | None:
+        """The attention overhead of the roofline bound, in % of the baseline's bound (count's
+        `roofline.overhead_pct` at this batch)."""
+        if self.roofline_ms is None or not self.baseline_roofline_ms:
+            return None
+        return (self.roofline_ms - self.baseline_roofline_ms) / self.baseline_roofline_ms * 100.0
+
+    @property
     def predicted_overhead_pct(self) -> float | None:
         """The attention overhead the latency model predicts, in % of the baseline's predicted time."""
         if self.predicted_ms is None or not self.baseline_predicted_ms:
@@ -158,6 +166,7 @@ class ProfileReport:
             if self.roofline is not None:
                 entry["roofline_ms"] = r.roofline_ms
                 entry["baseline_roofline_ms"] = r.baseline_roofline_ms
+                entry["roofline_overhead_pct"] = r.roofline_overhead_pct
                 entry["measured_over_bound"] = r.over_bound
                 if self.roofline.calibration is not None:
                     entry["predicted_ms"] = r.predicted_ms

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -15,12 +16,27 @@ def _unit(kind: str) -> str:
     return "GB/s" if kind in BYTES_KINDS else "TFLOPS"
 
 
+BATCH_SUFFIX = re.compile(r", batch (\d+)$")
+"""How calibrate's labels end: the batch the shape ran at (none for the memory and per-op points)."""
+
+
+def _shape(label: str) -> str:
+    """The label without its batch, which has a column of its own (the label stays whole in JSON and CSV)."""
+    return BATCH_SUFFIX.sub("", label)
+
+
+def _batch(label: str) -> str:
+    found = BATCH_SUFFIX.search(label)
+    return found.group(1) if found else ""
+
+
 COLUMNS = (
     Column("kind", "kind", lambda p: p.kind),
-    Column("label", "shape", lambda p: p.label),
-    Column("macs", "MACs (M)", lambda p: f"{p.macs / 1e6:,.2f}", default=False),
-    Column("bytes", "MB moved", lambda p: f"{p.bytes / 1e6:,.3f}", default=False),
-    Column("median_us", "median (us)", lambda p: f"{p.median_us:,.1f}"),
+    Column("label", "shape", lambda p: _shape(p.label)),
+    Column("batch", "batch", lambda p: _batch(p.label)),
+    Column("macs", "MACs\n(M)", lambda p: f"{p.macs / 1e6:,.2f}", default=False),
+    Column("bytes", "MB\nmoved", lambda p: f"{p.bytes / 1e6:,.3f}", default=False),
+    Column("median_us", "median\n(us)", lambda p: f"{p.median_us:,.1f}"),
     Column("spread", "spread", lambda p: f"{p.spread * 100:.0f}%"),
     Column("rate", "achieved", lambda p: f"{p.rate:,.4g} {_unit(p.kind)}"),
 )
@@ -45,7 +61,7 @@ def calibration_table(calibration: DeviceCalibration) -> TableData:
         notes.append("spread: n/a with 1 round; calibrate with 3 rounds or more to see how steady each point is")
     rounds = calibration.rounds
     caption = (f"per-op cost {calibration.op_cost_us:.2f} us; best rates: {calibration.peak_tflops:.4g} TFLOPS, "
-               f"{calibration.bandwidth_gbs:.4g} GB/s; measured in {calibration.seconds:.1f} s"
+               f"{calibration.bandwidth_gbs:.4g} GB/s; {calibration.seconds:.1f} s in all, setup included"
                + (f", {rounds} round{'' if rounds == 1 else 's'}" if rounds else ""))
     return table_from_columns(
         columns, calibration.points,
@@ -56,8 +72,8 @@ def calibration_table(calibration: DeviceCalibration) -> TableData:
 
 def csv_rows(calibrations: Sequence[DeviceCalibration]) -> tuple[list[str], list[list[Any]]]:
     """One CSV row per measured point, the device's figures repeated on each."""
-    headers = ["device", "name", "dtype", "threads", "op_cost_us", "kind", "label", "macs", "bytes", "median_us",
-               "spread", "rate", "rate_unit"]
-    rows = [[c.device, c.name, c.dtype, c.threads, c.op_cost_us, p.kind, p.label, p.macs, p.bytes, p.median_us,
-             p.spread, p.rate, _unit(p.kind)] for c in calibrations for p in c.points]
+    headers = ["device", "name", "dtype", "threads", "op_cost_us", "kind", "label", "batch", "macs", "bytes",
+               "median_us", "spread", "rate", "rate_unit"]
+    rows = [[c.device, c.name, c.dtype, c.threads, c.op_cost_us, p.kind, p.label, _batch(p.label), p.macs, p.bytes,
+             p.median_us, p.spread, p.rate, _unit(p.kind)] for c in calibrations for p in c.points]
     return headers, rows

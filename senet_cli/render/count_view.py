@@ -51,14 +51,17 @@ def _value(item: BlockCount | CountReport, field: str) -> int:
     return int(getattr(item, field))
 
 
+def _millions(value: int, digits: int) -> str:
+    """`value` in millions (10^6): `digits` decimals, fewer past six significant figures (4,091.70
+    but 261,869 at batch 64), so large batches fit a column; the caption's figures are the table's."""
+    millions = value / 1e6
+    whole = len(str(int(abs(millions))))
+    return f"{millions:,.{min(digits, max(0, 6 - whole))}f}"
+
+
 def _m(digits: int, field: str) -> Callable[[Any], str]:
-    """A cell of `field` in millions (10^6), for a row or for the total: `digits` decimals, fewer
-    past six significant figures (4,091.70 but 261,869 at batch 64), so large batches fit a column."""
-    def cell(item: Any) -> str:
-        millions = _value(item, field) / 1e6
-        whole = len(str(int(abs(millions))))
-        return f"{millions:,.{min(digits, max(0, 6 - whole))}f}"
-    return cell
+    """A cell of `field` in millions (`_millions`), for a row or for the total."""
+    return lambda item: _millions(_value(item, field), digits)
 
 
 def _count(field: str) -> Callable[[Any], str]:
@@ -136,7 +139,7 @@ def per_block_table(report: CountReport, explain: bool = False, hint: str = "") 
              BLOCK_SHOWN_WITH_BOUND if report.roofline is not None else None)
     return table_from_columns(
         columns, report.rows, title=_title(report), left_columns=1, total_of=report, shown=shown,
-        caption=_overhead_line(report), notes=notes(report, explain, hint),
+        caption=_overhead_line(report), notes=lambda keys: notes(report, explain, hint, keys),
     )
 
 
@@ -151,9 +154,9 @@ def _overhead_line(report: CountReport) -> str:
     return (
         f"vs {base.model}: params {_int(base.params)} -> {_int(report.params)} "
         f"({_signed_pct(over.params_pct)}), MACs {base.macs / 1e9:.3f} G -> {report.macs / 1e9:.3f} G "
-        f"({_signed_pct(over.macs_pct)}), elementwise ops {base.elementwise_ops / 1e6:.2f} M -> "
-        f"{report.elementwise_ops / 1e6:.2f} M ({_signed_pct(over.elementwise_ops_pct)}), bytes "
-        f"{base.bytes / 1e6:,.1f} MB -> {report.bytes / 1e6:,.1f} MB ({_signed_pct(over.bytes_pct)}), kernels "
+        f"({_signed_pct(over.macs_pct)}), elementwise ops {_millions(base.elementwise_ops, 3)} M -> "
+        f"{_millions(report.elementwise_ops, 3)} M ({_signed_pct(over.elementwise_ops_pct)}), bytes "
+        f"{_millions(base.bytes, 2)} MB -> {_millions(report.bytes, 2)} MB ({_signed_pct(over.bytes_pct)}), kernels "
         f"{base.kernels:,} -> {report.kernels:,} ({_signed_pct(over.kernels_pct)})"
         + _roofline_overhead(report)
     )
@@ -164,9 +167,9 @@ def _roofline_overhead(report: CountReport) -> str:
     if roof is None or roof.baseline_ms is None or roof.overhead_pct is None:
         return ""
     predicted = "" if roof.predicted_ms is None or roof.predicted_overhead_pct is None else (
-        f", predicted {roof.baseline_predicted_ms:,.4f} ms -> {roof.predicted_ms:,.4f} ms "
+        f", predicted {_ms(roof.baseline_predicted_ms)} ms -> {_ms(roof.predicted_ms)} ms "
         f"({_signed_pct(roof.predicted_overhead_pct)})")
-    return (f", roofline bound on {roof.device} {roof.baseline_ms:,.4f} ms -> {roof.ms:,.4f} ms "
+    return (f", roofline bound on {roof.device} {_ms(roof.baseline_ms)} ms -> {_ms(roof.ms)} ms "
             f"({_signed_pct(roof.overhead_pct)})" + predicted)
 
 
@@ -258,15 +261,18 @@ def summary_table(reports: Sequence[CountReport], explain: bool = False, hint: s
                + _reference_columns(_reference_names(reports)))
     shapes = sorted({"x".join(map(str, report.input)) for report in reports})
     caption = f"input {', '.join(shapes)}; + columns: overhead against each model's plain backbone"
-    all_notes: list[str] = []
-    for report in reports:
-        all_notes += [note for note in notes(report, explain, hint) if note not in all_notes]
+    def all_notes(keys: frozenset[str]) -> tuple[str, ...]:
+        lines: list[str] = []
+        for report in reports:
+            lines += [note for note in notes(report, explain, hint, keys, per_block=False) if note not in lines]
+        return (*lines, *_memory_bound_shares(reports, keys))
+
     references = tuple(column.key for column in _reference_columns(_reference_names(reports)))
     shown = (SUMMARY_SHOWN_WITH_PREDICTION + references if any(_predicts(report) for report in reports) else
              SUMMARY_SHOWN_WITH_BOUND + references if bound else None)
     return table_from_columns(
         columns, reports, title="parameters, multiply-accumulates and bytes moved", left_columns=2,
-        wrapped_from=1, caption=caption, notes=tuple(all_notes), shown=shown,
+        wrapped_from=1, caption=caption, notes=all_notes, shown=shown,
     )
 
 
@@ -287,32 +293,56 @@ def _reference_names(reports: Sequence[CountReport]) -> list[str]:
     return names
 
 
-SHORT_CONVENTION = (
-    "MACs: multiply-accumulates (the papers' FLOPs); elem. ops: pooling, activations, gating, adds, BN; "
-    "MB moved: unfused eager memory traffic, 10^6 bytes; whole batch"
-)
-"""The one line under every count table; with `explain` the notes hold CONVENTION and
-BYTES_CONVENTION in full instead (the JSON's `convention` and `bytes_convention` always hold them)."""
+ELEMENTWISE_KEYS = frozenset({"elementwise_ops", "attention_elementwise_ops", "overhead_elementwise_ops",
+                              "overhead_elementwise_ops_pct"})
+"""The columns of elementwise ops: the convention line explains them only when one is shown."""
+BYTES_KEYS = frozenset({"bytes", "attention_bytes", "overhead_bytes", "overhead_bytes_pct"})
+"""... and those of bytes moved."""
+BOUND_KEYS = frozenset({"roofline_ms", "memory_bound", "baseline_roofline_ms", "roofline_overhead_pct"})
+"""... and those of the roofline bound: its note is shown with one of them."""
+PREDICTED_KEYS = frozenset({"predicted_ms", "attention_predicted_ms", "baseline_predicted_ms",
+                            "predicted_overhead_pct"})
+"""... and those of the predicted time."""
 
 
-def notes(report: CountReport, explain: bool = False, hint: str = "") -> tuple[str, ...]:
-    """What a reader needs to trust the numbers: the convention (in full with `explain`, else one
-    line ending in `hint`, where the caller says how to see it in full), other counters, gaps."""
-    convention = [f"convention: {CONVENTION}", BYTES_CONVENTION] if explain else [SHORT_CONVENTION + hint]
+def short_convention(keys: frozenset[str]) -> str:
+    """The one line under a count table, for the columns `keys` shown: MACs always; elementwise ops
+    and bytes moved when shown. With `explain` the notes hold CONVENTION and BYTES_CONVENTION in full
+    instead (the JSON's `convention` and `bytes_convention` always hold them)."""
+    parts = ["MACs: multiply-accumulates (the papers' FLOPs)"]
+    if keys & ELEMENTWISE_KEYS:
+        parts.append("elem. ops: pooling, activations, gating, adds, BN")
+    if keys & BYTES_KEYS:
+        parts.append("MB moved: unfused eager memory traffic, 10^6 bytes")
+    return "; ".join([*parts, "whole batch"])
+
+
+def notes(report: CountReport, explain: bool = False, hint: str = "", keys: frozenset[str] | None = None,
+          per_block: bool = True) -> tuple[str, ...]:
+    """What a reader needs to trust the numbers shown (the columns `keys`; None: every column): the
+    convention (in full with `explain`, else one line ending in `hint`, where the caller says how to
+    see it in full), the roofline and the prediction, other counters, gaps. `per_block`: the rows are
+    the model's blocks (a summary's rows are models: `_memory_bound_shares` says the bound's memory
+    share there, once for all)."""
+    shown = frozenset(column_keys()) if keys is None else keys
+    convention = [f"convention: {CONVENTION}", BYTES_CONVENTION] if explain else [short_convention(shown) + hint]
     lines = [*convention, *report.notes]
     if report.amp:
         lines.append("AMP (simulated autocast): conv/linear/matmul run in float16, their float32 inputs and "
                      "weights cast first, once per forward, the casts charged as copies")
     roof = report.roofline
-    if roof is not None:
-        memory_bound = [row.name for row in report.rows if row.memory_bound]
+    if roof is not None and (explain or shown & BOUND_KEYS):
+        memory = ""
+        if per_block:
+            memory_bound = [row.name for row in report.rows if row.memory_bound]
+            memory = (f"; rows bound mostly by memory: {len(memory_bound)} of {len(report.rows)}; memory-bound ops "
+                      f"make {_memory_share(report):.0f}% of the bound")
         lines.append(
-            f"roofline: per op max(2 x MACs / {roof.peak_tflops:g} TFLOPS, bytes / {roof.bandwidth_gbs:g} GB/s), "
-            f"summed; elementwise ops are charged by their bytes only; {roof.device}: {roof.source}; "
-            f"rows bound mostly by memory: {len(memory_bound)} of {len(report.rows)}; memory-bound ops make "
-            f"{roof.memory_bound_ms / roof.ms * 100 if roof.ms else 0:.0f}% of the bound"
+            f"roofline: per op max(2 x MACs / {roof.peak_tflops:.4g} TFLOPS, bytes / {roof.bandwidth_gbs:.4g} "
+            f"GB/s), summed; elementwise ops are charged by their bytes only; {roof.device}: {roof.source}{memory}"
         )
-    if roof is not None and roof.predicted_ms is not None and roof.op_cost_us is not None:
+    if roof is not None and roof.predicted_ms is not None and roof.op_cost_us is not None and (
+            explain or shown & PREDICTED_KEYS):
         lines.append(
             "predicted: the latency model of the device file, per op max(2 x MACs at the rate calibrate measured "
             "for the nearest shape, bytes at the bandwidth it measured for that size and kind) + "
@@ -331,20 +361,35 @@ def notes(report: CountReport, explain: bool = False, hint: str = "") -> tuple[s
     return tuple(lines)
 
 
+def _memory_share(report: CountReport) -> float:
+    """The part of the model's roofline bound spent in memory-bound ops, in %."""
+    roof = report.roofline
+    return roof.memory_bound_ms / roof.ms * 100 if roof is not None and roof.ms else 0.0
+
+
+def _memory_bound_shares(reports: Sequence[CountReport], keys: frozenset[str]) -> tuple[str, ...]:
+    """A summary's one line of each model's memory-bound share of its bound, with a bound column shown."""
+    bounded = [report for report in reports if report.roofline is not None]
+    if not bounded or not keys & BOUND_KEYS:
+        return ()
+    shares = ", ".join(f"{report.model} {_memory_share(report):.0f}%" for report in bounded)
+    return (f"memory-bound ops' share of the roofline bound: {shares}",)
+
+
 def per_block_csv_rows(reports: Sequence[CountReport]) -> tuple[list[str], list[list[Any]]]:
     headers = [
         "model", "block", "stage", "params", "macs", "elementwise_ops",
         "attention_params", "attention_macs", "attention_elementwise_ops", "bytes", "attention_bytes",
         "dtype", "amp", "roofline_ms", "memory_bound", "kernels", "attention_kernels", "predicted_ms",
-        "attention_predicted_ms",
+        "attention_predicted_ms", "memory_bound_ms",
     ]
     rows = [
         [report.model, row.name, "" if row.stage is None else row.stage, row.params, row.macs,
          row.elementwise_ops, row.attention_params, row.attention_macs, row.attention_elementwise_ops,
          row.bytes, row.attention_bytes, report.dtype, report.amp,
          "" if row.roofline_ms is None else row.roofline_ms, "" if row.memory_bound is None else row.memory_bound,
-         row.kernels, row.attention_kernels, *("" if value is None else value
-                                               for value in (row.predicted_ms, row.attention_predicted_ms))]
+         row.kernels, row.attention_kernels, *("" if value is None else value for value in (
+             row.predicted_ms, row.attention_predicted_ms, row.memory_bound_ms))]
         for report in reports
         for row in report.rows
     ]

@@ -102,45 +102,59 @@ def column_keys() -> tuple[str, ...]:
 def profile_table(report: ProfileReport) -> TableData:
     bound = report.roofline is not None
     predicted = report.roofline is not None and report.roofline.calibration is not None
-    notes = [caution for r in report.results if (caution := _caution(r))]
-    notes += [
-        f"latency: wall time per run, median of {_iterations(report)} interleaved runs per model; "
-        f"overhead = (median - baseline median) / baseline median",
-        f"peak MiB (2^20 bytes; the JSON key is peak_memory_mb): {report.memory}",
-        *report.notes,
-    ]
-    for r in report.results:
-        if r.per_stage:
-            stages = ", ".join(f"stage {s.stage} {s.attention_ms:+.3f} ms ({s.attention_pct:+.1f}%)"
-                               for s in r.per_stage)
-            notes.append(f"batch {r.batch}, attention per stage (model minus the model without that stage's "
-                         f"attention): {stages}")
-    if report.roofline is not None:
-        peaks = report.roofline
-        bounds = ", ".join(
-            f"batch {r.batch}: baseline {_ms(r.baseline_roofline_ms)} ms, measured/bound "
-            f"{r.baseline.latency_ms.median / r.baseline_roofline_ms:,.1f}x"
-            for r in report.results if r.baseline is not None and r.baseline_roofline_ms
-        )
-        notes.append(
-            f"bound: count's roofline on {peaks.name} ({peaks.peak_tflops(report.timing.dtype, report.timing.amp):g} "
-            f"TFLOPS, {peaks.bandwidth_gbs:g} GB/s; {peaks.source}): per op max(2 x MACs / peak, bytes / "
-            f"bandwidth), unfused eager bytes; launch overhead, kernel efficiency and caches are not in it; per "
-            f"batch in the columns roofline_ms and measured_over_bound"
-            + (f"; {bounds}" if bounds else "")
-        )
-        if peaks.calibration is not None:
-            cost = peaks.calibration.op_cost_us
-            notes.append(f"predicted: count's latency model on the calibrated device (per op, max(compute at the "
-                         f"achieved rate of its shape, bytes at the achieved bandwidth) + {cost:.2f} us per op; "
-                         "README 'Why attention costs time')")
     baseline = next((r.baseline.model for r in report.results if r.baseline), None)
     described = any(note.startswith("baseline:") for note in report.notes)  # an outside model's says how it was made
     caption = (None if described else f"baseline: {baseline}" if baseline else
                "no baseline (see the notes)" if report.notes else "plain backbone: no baseline")
     columns = PROFILE_COLUMNS + (BOUND_COLUMNS if bound else ()) + (PREDICTED_COLUMNS if predicted else ())
     return table_from_columns(columns, report.results, title=_describe(report), left_columns=1, caption=caption,
-                              notes=tuple(notes), shown=SHOWN_WITH_PREDICTION if predicted else None)
+                              notes=lambda keys: _notes(report, keys),
+                              shown=SHOWN_WITH_PREDICTION if predicted else None)
+
+
+PREDICTED_KEYS = frozenset(column.key for column in PREDICTED_COLUMNS)
+"""The prediction's columns: its note is shown with one of them."""
+BOUND_KEYS = frozenset(column.key for column in BOUND_COLUMNS)
+"""... and the bound's: its note names them where they are shown, the JSON keys where they are not."""
+
+
+def _notes(report: ProfileReport, keys: frozenset[str]) -> tuple[str, ...]:
+    """The notes for the columns `keys` shown: cautions, how latency is taken, peak memory (when
+    its column is shown), per-stage attention, the bound (its figures per batch are not in the table
+    by default) and the prediction (when one of its columns is shown)."""
+    notes = [caution for r in report.results if (caution := _caution(r))]
+    notes.append(f"latency: wall time per run, median of {_iterations(report)} interleaved runs per model; "
+                 f"overhead = (median - baseline median) / baseline median")
+    if "peak_memory_mb" in keys:
+        notes.append(f"peak MiB (2^20 bytes; the JSON key is peak_memory_mb): {report.memory}")
+    notes += report.notes
+    for r in report.results:
+        if r.per_stage:
+            stages = ", ".join(f"stage {s.stage} {s.attention_ms:+.3f} ms ({s.attention_pct:+.1f}%)"
+                               for s in r.per_stage)
+            notes.append(f"batch {r.batch}, attention per stage (model minus the model without that stage's "
+                         f"attention): {stages}")
+    peaks = report.roofline
+    if peaks is not None:
+        bounds = ", ".join(
+            f"batch {r.batch}: baseline {_ms(r.baseline_roofline_ms)} ms, measured/bound "
+            f"{r.baseline.latency_ms.median / r.baseline_roofline_ms:,.1f}x"
+            for r in report.results if r.baseline is not None and r.baseline_roofline_ms
+        )
+        where = ("in the columns bound and median / bound" if keys & BOUND_KEYS else
+                 "in JSON and CSV (roofline_ms, measured_over_bound)")
+        notes.append(
+            f"bound: count's roofline on {peaks.name} ({peaks.peak_tflops(report.timing.dtype, report.timing.amp):.4g} "
+            f"TFLOPS, {peaks.bandwidth_gbs:.4g} GB/s; {peaks.source}): per op max(2 x MACs / peak, bytes / "
+            f"bandwidth), unfused eager bytes; launch overhead, kernel efficiency and caches are not in it; per "
+            f"batch {where}" + (f"; {bounds}" if bounds else "")
+        )
+        if peaks.calibration is not None and keys & PREDICTED_KEYS:
+            cost = peaks.calibration.op_cost_us
+            notes.append(f"predicted: count's latency model on the calibrated device (per op, max(compute at the "
+                         f"achieved rate of its shape, bytes at the achieved bandwidth) + {cost:.2f} us per op; "
+                         "README 'Why attention costs time')")
+    return tuple(notes)
 
 
 def _iterations(report: ProfileReport) -> str:
@@ -153,7 +167,7 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
                "mean_ms", "throughput", "peak_memory_mb", "baseline_model", "baseline_median_ms",
                "baseline_throughput", "overhead_pct", "error", "drift_pct", "noisy", "roofline_ms",
                "baseline_roofline_ms", "measured_over_bound", "predicted_ms", "baseline_predicted_ms",
-               "measured_over_predicted", "predicted_overhead_pct"]
+               "measured_over_predicted", "predicted_overhead_pct", "roofline_overhead_pct"]
     rows = []
     for report in reports:
         for r in report.results:
@@ -168,7 +182,8 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
                 stats.drift_pct if stats else "", r.noisy,
                 *("" if value is None else value for value in (r.roofline_ms, r.baseline_roofline_ms, r.over_bound)),
                 *("" if value is None else value for value in (r.predicted_ms, r.baseline_predicted_ms,
-                                                               r.over_predicted, r.predicted_overhead_pct)),
+                                                               r.over_predicted, r.predicted_overhead_pct,
+                                                               r.roofline_overhead_pct)),
             ])
     return headers, rows
 

@@ -52,6 +52,10 @@ class TableData:
     keys: tuple[str, ...] = ()  # one per header; empty: the columns cannot be selected
     shown: tuple[str, ...] | None = None  # the keys shown by default; None: all
     multiline: bool = False  # cells may hold line breaks ("\n"), kept as breaks, not escaped
+    notes_for: Callable[[frozenset[str]], tuple[str, ...]] | None = field(default=None, compare=False)
+    """The notes for a given set of shown column keys, where a note explains a column (`notes` then
+    holds those for `shown`; `select_columns` remakes them for its choice): a table never explains a
+    column it does not show, nor leaves out the note of one it does."""
 
 
 @dataclass(frozen=True)
@@ -67,18 +71,26 @@ class Column:
     default: bool = True
 
 
-def table_from_columns(columns: Sequence[Column], records: Sequence[Any], *, title: str, left_columns: int,
-                       total_of: Any = None, shown: Sequence[str] | None = None, **extra: Any) -> TableData:
+def table_from_columns(
+    columns: Sequence[Column], records: Sequence[Any], *, title: str, left_columns: int, total_of: Any = None,
+    shown: Sequence[str] | None = None,
+    notes: Sequence[str] | Callable[[frozenset[str]], tuple[str, ...]] = (), **extra: Any,
+) -> TableData:
     """A `TableData` with one row per record and one column per `Column`; a footer of the
     columns' `total` cells from `total_of` when it is given. `shown`: the keys a terminal shows by
-    default, where the table's context decides (more columns than 80 fit); else each `Column.default`."""
+    default, where the table's context decides (more columns than 80 fit); else each `Column.default`.
+    `notes`: the notes, or a function of the shown keys that makes them (`TableData.notes_for`)."""
     footer = None if total_of is None else tuple(
         column.total(total_of) if column.total is not None else "" for column in columns)
+    keys = tuple(column.key for column in columns)
+    shown_keys = tuple(column.key for column in columns if column.default) if shown is None else tuple(shown)
+    notes_for = notes if callable(notes) else None
     return TableData(
         title=title, headers=tuple(column.header for column in columns),
         rows=tuple(tuple(column.cell(record) for column in columns) for record in records),
-        footer=footer, left_columns=left_columns, keys=tuple(column.key for column in columns),
-        shown=tuple(column.key for column in columns if column.default) if shown is None else tuple(shown), **extra,
+        footer=footer, left_columns=left_columns, keys=keys, shown=shown_keys,
+        notes=notes_for(frozenset(shown_keys) & frozenset(keys)) if notes_for else tuple(notes),  # type: ignore[arg-type]
+        notes_for=notes_for, **extra,
     )
 
 
@@ -119,9 +131,11 @@ def select_columns(table: TableData, choice: str | None) -> TableData:
     def pick(cells: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(cells[index] for index in keep)
 
+    keys = pick(table.keys)
     return replace(
         table, headers=pick(table.headers), rows=tuple(pick(row) for row in table.rows),
-        footer=None if table.footer is None else pick(table.footer), keys=pick(table.keys),
+        footer=None if table.footer is None else pick(table.footer), keys=keys,
+        notes=table.notes if table.notes_for is None else table.notes_for(frozenset(keys)),
         left_columns=sum(1 for index in keep if index < table.left_columns),
         wrapped_from=None if table.wrapped_from is None else sum(1 for index in keep if index < table.wrapped_from),
         shown=None,
