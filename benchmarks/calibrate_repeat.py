@@ -65,6 +65,7 @@ def main() -> None:
     every = [value for values in spreads.values() for value in values]
     op_cost = spread([run.op_cost_us for run in runs])
     print(f"\nper-op cost {' / '.join(f'{run.op_cost_us:.2f}' for run in runs)} us: spread {op_cost * 100:.1f}%")
+    print(f"after-op fraction {' / '.join(f'{run.after_op_fraction:.2%}' for run in runs)}")
     for kind, values in spreads.items():
         print(f"{kind}: {len(values)} points, median spread {statistics.median(values) * 100:.1f}%, "
               f"worst {max(values) * 100:.1f}%")

@@ -3,7 +3,8 @@
 Takes the JSON that `latency_model.py --json` wrote (its calibration and its measured medians) and
 predicts every zoo row again with that calibration and with copies of it from which groups of points
 are left out: those ops then fall back to what the model did before those points existed (per-channel
-ops to the copies' bandwidth, a conv to the nearest other conv shape). Timing noise cannot favour one
+ops to the copies' bandwidth, a conv to the nearest other conv shape), and without the after-op
+fraction (no op then pays for the one before it). Timing noise cannot favour one
 variant: the measurements are the same for all. Printed per variant: the median and worst
 |predicted / measured - 1| and each SE/ECA/CBAM/GC/SK overhead's error in points.
 
@@ -44,6 +45,7 @@ def main() -> None:
                 if ":" not in row["model"]}  # the zoo's rows (a torchvision copy has no name to count)
     variants = {
         "all points": calibration,
+        "without the after-op fraction": replace(calibration, after_op_fraction=0.0),
         "without batch_norm/channelwise": without(calibration, PER_CHANNEL),
         "without those and the strided/expanding convs": without(calibration, PER_CHANNEL, NEW_CONVS),
     }

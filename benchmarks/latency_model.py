@@ -96,7 +96,8 @@ def main() -> None:
     calibration = device.calibration
     assert calibration is not None
     print(f"calibration: {calibration.name}, {calibration.device}, {calibration.threads} threads, per-op cost "
-          f"{calibration.op_cost_us:.2f} us, best {calibration.peak_tflops:.4g} TFLOPS, "
+          f"{calibration.op_cost_us:.2f} us, after-op fraction {calibration.after_op_fraction:.2%}, best "
+          f"{calibration.peak_tflops:.4g} TFLOPS, "
           f"{calibration.bandwidth_gbs:.4g} GB/s, {calibration.seconds:.1f} s; {uptime()}")
     probe_at_calibration = probe_ms(args.threads if args.device == "cpu" else None)
     rows = []

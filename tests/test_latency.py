@@ -289,7 +289,7 @@ def test_calibrate_measures_every_point_in_interleaved_rounds_within_its_budget(
 
     tiny = dict(threads=1, batches=(1,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
                 linear_shapes=(("linear 16->4", 16, 4),), memory_bytes=(2**12,), reduce_maps=(),
-                batch_norm_maps=(), channel_maps=(), bmm_shapes=())
+                batch_norm_maps=(), channel_maps=(), bmm_shapes=(), after_op_pairs=())
     steps: list[tuple[int, int]] = []
     calibration = calibrate("cpu", rounds=5, on_step=lambda done, total: steps.append((done, total)), **tiny)
     assert "in 5 interleaved rounds" in calibration.method
@@ -590,7 +590,7 @@ def test_hostile_device_files_get_one_line_that_names_what_is_wrong(tmp_path):
     refused(None, "nested too deeply", text="[" * 100_000 + "]" * 100_000)
     refused(None, f"at most {MAX_FILE_BYTES // 2**20} MiB are read", text=" " * (MAX_FILE_BYTES + 1))
     refused({**good, "points": [good["points"][0]] * (MAX_POINTS + 1)}, "points; senet calibrate writes about 100")
-    refused({**good, "schema": 3}, "has schema 3; this senet reads schema 1 and 2")
+    refused({**good, "schema": 4}, "has schema 4; this senet reads schema 1, 2 and 3")
     refused({**good, "schema": True}, "is not a `senet calibrate` device file")
     refused({**good, "points": 5}, "'points' must be a list")
     refused({**good, "threads": None}, "the device's fields .* wrong type")
@@ -650,3 +650,58 @@ def test_calibrate_records_the_load_and_the_cpus(monkeypatch):
                     bmm_shapes=())
     calibration = calibrate_module.calibrate("cpu", threads=1, **tiny)
     assert (calibration.load_before, calibration.load_after, calibration.cpu_count) == (1.5, 2.5, os.cpu_count())
+
+
+def test_each_op_pays_the_after_op_fraction_of_the_op_before_it():
+    """forward_predictor: op_seconds, plus after_op_fraction x the previous op's op_seconds (not its
+    own extra); a count's predicted time is then linear in the fraction, and grows by less than the
+    fraction of the whole (the last op has no follower)."""
+    calibration = replace(synthetic(), after_op_fraction=0.1)
+    predict = calibration.forward_predictor()
+    first, second = calibration.op_seconds("convolution", 10**8, 10**6, 576), calibration.op_seconds("add", 0, 10**6)
+    assert predict("convolution", 10**8, 10**6, 576) == first
+    assert predict("add", 0, 10**6) == pytest.approx(second + 0.1 * first)
+    assert predict("add", 0, 10**6) == pytest.approx(second + 0.1 * second)  # the previous op's own time
+    assert calibration.forward_predictor()("add", 0, 10**6) == second  # a new pass starts afresh
+    devices = {f: calibrated_device(replace(synthetic(), after_op_fraction=f)) for f in (0.0, 0.1, 0.2)}
+    totals = {f: senet_cli.count("resnet18_cifar", roofline=dev).roofline.predicted_ms for f, dev in devices.items()}
+    assert totals[0.2] - totals[0.0] == pytest.approx(2 * (totals[0.1] - totals[0.0]))
+    assert 0 < totals[0.1] - totals[0.0] < 0.1 * totals[0.0]
+
+
+def test_the_after_op_fraction_is_read_checked_and_absent_from_older_files():
+    data = replace(synthetic(), after_op_fraction=0.02).to_dict()
+    assert DeviceCalibration.from_dict(data).after_op_fraction == 0.02
+    older = {key: value for key, value in data.items() if key != "after_op_fraction"} | {"schema": 2}
+    assert DeviceCalibration.from_dict(older).after_op_fraction == 0.0  # schema 2: no op pays for the one before
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(SenetError, match="after_op_fraction must be a number from 0 to 1"):
+            DeviceCalibration.from_dict(data | {"after_op_fraction": bad})
+
+
+def test_calibrate_measures_the_after_op_fraction_on_conv_and_batch_norm_pairs():
+    from senet_cli.profile.calibrate import after_op_fraction, calibrate
+
+    tiny = dict(threads=1, batches=(1,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
+                linear_shapes=(), memory_bytes=(2**12,), reduce_maps=(), batch_norm_maps=(), channel_maps=(),
+                bmm_shapes=(), after_op_pairs=(("3x3 32->32 @28", 32, 32, 3, 28),))
+    steps: list[tuple[int, int]] = []
+    calibration = calibrate("cpu", rounds=1, on_step=lambda done, total: steps.append((done, total)), **tiny)
+    assert 0.0 <= calibration.after_op_fraction <= 1.0 and "after-op fraction: 1 convs" in calibration.method
+    assert steps[-1][0] == steps[-1][1] and len(steps) == steps[-1][1]  # the pair is one step of the progress
+    import torch
+    from torch import nn
+
+    class Sleeps(nn.Module):  # a "conv" of 2 ms, a "batch norm" that takes 1 ms longer right after it
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, x):
+            import time
+            self.calls += 1
+            time.sleep(0.002 if x.dim() == 1 else 0.0 if self.calls % 2 else 0.001)  # even: right after the conv
+            return x.view(1, 1)
+
+    norm = Sleeps()
+    assert after_op_fraction([(Sleeps(), torch.ones(1), norm)], 5) == pytest.approx(0.5, abs=0.2)

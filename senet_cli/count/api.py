@@ -64,14 +64,16 @@ def count(
 
     op_time = timer.seconds if timer is not None else None
     with paused_gc():
-        totals, rows, uncounted, found, cpu_note = measure(subject, shape, dtype, amp, op_time, predict)
+        totals, rows, uncounted, found, cpu_note = measure(subject, shape, dtype, amp, op_time,
+                                                           predict() if predict else None)
         without = subject.baseline(found)
         base: tuple[tuple[int, int, int, int], list[Any]] | None = None
         base_name = subject.name
         if not found:  # nothing to remove: the model is its own baseline (a plain backbone)
             base = totals, rows
         elif without is not None:
-            base_totals, base_rows, _, _, base_note = measure(without, shape, dtype, amp, op_time, predict)
+            base_totals, base_rows, _, _, base_note = measure(without, shape, dtype, amp, op_time,
+                                                              predict() if predict else None)
             base, base_name = (base_totals, base_rows), without.name
             cpu_note = cpu_note or base_note
     params, macs, elementwise, moved = totals
@@ -102,11 +104,12 @@ def count(
 
 
 def _predictor(device: DevicePeaks | None, dtype: str, amp: bool) -> Any:
-    """The per-op prediction of a calibrated device, refused for a precision it was not calibrated in."""
+    """What makes a calibrated device's per-op prediction for one forward pass (a new one for each:
+    an op's time depends on the op before it), refused for a precision it was not calibrated in."""
     if device is None or device.calibration is None:
         return None
     device.calibration.check_precision(dtype, amp)
-    return device.calibration.op_seconds
+    return device.calibration.forward_predictor
 
 
 def _kernels(rows: Sequence[Any]) -> int:
@@ -161,6 +164,7 @@ def _roofline(device: DevicePeaks, timer: OpTimer, rows: Sequence[Any], base_row
         memory_bound_ms=sum(row.memory_bound_ms for row in rows), source=device.source,
         predicted_ms=predicted, baseline_predicted_ms=baseline_predicted, predicted_overhead_pct=predicted_overhead,
         op_cost_us=device.calibration.op_cost_us if device.calibration is not None else None,
+        after_op_fraction=device.calibration.after_op_fraction if device.calibration is not None else None,
     )
 
 

@@ -206,3 +206,4 @@ class Roofline:
     baseline_predicted_ms: float | None = None
     predicted_overhead_pct: float | None = None
     op_cost_us: float | None = None
+    after_op_fraction: float | None = None  # what each op pays on top per second of the op before it

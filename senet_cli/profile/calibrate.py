@@ -130,6 +130,15 @@ BMM_SHAPES: tuple[tuple[str, int, int, int], ...] = (
 )
 """(label, M, K, N): batched products [batch, M, K] x [batch, K, N]: GC's context pooling (a
 matrix-vector product per image, over each ResNet-50 stage's map) and a non-local block's two."""
+AFTER_OP_PAIRS: tuple[tuple[str, int, int, int, int], ...] = (
+    ("3x3 64->64 @56", 64, 64, 3, 56), ("3x3 128->128 @28", 128, 128, 3, 28), ("3x3 256->256 @14", 256, 256, 3, 14),
+    ("3x3 512->512 @7", 512, 512, 3, 7), ("1x1 256->1024 @14", 256, 1024, 1, 14),
+)
+"""(label, in, out, kernel, side) of the convs whose batch norm is timed right after them, at batch 1,
+as in ResNet-50's blocks: what the batch norm then takes beyond its time looped alone, per second of
+the conv's, is the after-op fraction (DeviceCalibration.forward_predictor)."""
+AFTER_OP_REPEATS = 15
+"""Times each pair runs: the medians of the three times are kept."""
 DEFAULT_BATCHES = dict(zip(DEVICES, ((1, 8), (1, 64)), strict=True))  # per device: cpu, cuda
 
 
@@ -149,6 +158,7 @@ def calibrate(
     batch_norm_maps: Sequence[tuple[int, int]] = BATCH_NORM_MAPS,
     channel_maps: Sequence[tuple[int, int]] = CHANNEL_MAPS,
     bmm_shapes: Sequence[tuple[str, int, int, int]] = BMM_SHAPES,
+    after_op_pairs: Sequence[tuple[str, int, int, int, int]] = AFTER_OP_PAIRS,
     on_step: Callable[[int, int], None] | None = None,
 ) -> DeviceCalibration:
     """Measure this machine's per-op cost, bandwidth by size and compute rate by shape (module doc).
@@ -162,8 +172,9 @@ def calibrate(
     then stop early, never below MIN_ROUNDS or `rounds`, whichever is smaller);
     reduce_maps: the (channels, side) feature maps the reductions run on (empty: none, the memory
     points stand in); batch_norm_maps and channel_maps: those batch norm and the per-channel product
-    run on (empty: none); bmm_shapes: the batched products (empty: none). on_step(done, total) reports
-    progress.
+    run on (empty: none); bmm_shapes: the batched products (empty: none); after_op_pairs: the convs
+    each followed by its batch norm, for the after-op fraction (empty: none, 0). on_step(done, total)
+    reports progress.
     """
     if dtype not in DTYPES:
         raise UnknownChoiceError("dtype", dtype, DTYPES)
@@ -225,7 +236,9 @@ def calibrate(
     tiny = ones(1)
     chain = nn.Sequential(*(_Scale() for _ in range(CHAIN)))
     timed = [_Job("per-op cost", "chain", chain, tiny), *jobs]
-    total = len(timed) * (1 + rounds)
+    pairs = [(ready(nn.Conv2d(cin, cout, kernel, 1, kernel // 2, bias=False)), randn(1, cin, side, side),
+              ready(nn.BatchNorm2d(cout))) for _, cin, cout, kernel, side in after_op_pairs]
+    total = len(timed) * (1 + rounds) + len(pairs)
     done = 0
 
     def advance() -> None:
@@ -239,6 +252,7 @@ def calibrate(
         more=lambda done_rounds, round_s: (done_rounds < min(MIN_ROUNDS, rounds)
                                            or time.perf_counter() - started + round_s <= budget_s))
     done_rounds = len(times[0])
+    fraction = after_op_fraction(pairs, AFTER_OP_REPEATS, on_pair=advance) if pairs else 0.0
     if on_step is not None and done < total:  # rounds stopped early: the work is done all the same
         on_step(total, total)
     op_costs = [time_us / CHAIN for time_us in times[0]]
@@ -251,7 +265,7 @@ def calibrate(
         points=tuple(points), torch_version=torch.__version__,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds=time.perf_counter() - started, load_before=load_before, load_after=_load_average(),
-        cpu_count=os.cpu_count() or 0, rounds=done_rounds,
+        cpu_count=os.cpu_count() or 0, rounds=done_rounds, after_op_fraction=fraction,
         method=(f"torch.utils.benchmark Timer.timeit, about {min_run_time} s of calls per measurement, every point "
                 f"measured in {done_rounds} interleaved rounds (at most {rounds}, budget {budget_s:g} s), each on a "
                 "fresh copy of its module and input, the median over the rounds (spread: (max - min) / median of the "
@@ -262,7 +276,10 @@ def calibrate(
                 f"the channels of {len(reduce_maps)} feature maps, batch norm on {len(batch_norm_maps)} and x * s "
                 f"(s: N x C x 1 x 1) on {len(channel_maps)}, {len(bmm_shapes)} batched products, at batch "
                 f"{', '.join(map(str, batches))}; "
-                "rates after the per-op cost is taken off; macs and bytes as senet count counts them"),
+                "rates after the per-op cost is taken off; macs and bytes as senet count counts them; after-op "
+                f"fraction: {len(pairs)} convs of ResNet-50 at batch 1, each followed by its batch norm, "
+                f"{AFTER_OP_REPEATS} times: (median batch norm right after the conv - median batch norm right after "
+                "itself) / median conv, the median over the convs"),
     )
 
 
@@ -314,6 +331,40 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
             if more is not None and not more(done_rounds, time.perf_counter() - round_started):
                 break
     return times
+
+
+def after_op_fraction(pairs: Sequence[tuple[Any, Any, Any]], repeats: int,
+                      on_pair: Callable[[], None] | None = None) -> float:
+    """What an op takes beyond its time looped alone when it runs right after a long op, per second of
+    the long op's time: each (conv, its input, batch norm) of `pairs` runs `repeats` times as conv,
+    batch norm of its output, the same batch norm again (each timed, a CUDA device synchronised around
+    each); per pair, (the median batch norm after the conv - the median batch norm after itself) / the
+    median conv; the median over the pairs, never below 0. `on_pair()` follows each pair."""
+    import torch
+
+    def timed(module: Any, x: Any) -> tuple[float, Any]:
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        started = time.perf_counter()
+        out = module(x)
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        return time.perf_counter() - started, out
+
+    fractions = []
+    with torch.inference_mode():
+        for conv, x, norm in pairs:
+            norm(conv(x))  # allocator, kernel choice
+            long, after, alone = [], [], []
+            for _ in range(repeats):
+                seconds, out = timed(conv, x)
+                long.append(seconds)
+                after.append(timed(norm, out)[0])
+                alone.append(timed(norm, out)[0])
+            fractions.append((statistics.median(after) - statistics.median(alone)) / statistics.median(long))
+            if on_pair is not None:
+                on_pair()
+    return max(0.0, statistics.median(fractions))
 
 
 def _benchmark_timer() -> Any:

@@ -191,5 +191,7 @@ class ProfileReport:
                 "bandwidth_gbs": self.roofline.bandwidth_gbs, "source": self.roofline.source,
                 "calibrated": self.roofline.calibration is not None,
                 "op_cost_us": None if self.roofline.calibration is None else self.roofline.calibration.op_cost_us,
+                "after_op_fraction": None if self.roofline.calibration is None
+                else self.roofline.calibration.after_op_fraction,
             },
         }

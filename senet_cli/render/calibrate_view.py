@@ -60,7 +60,8 @@ def calibration_table(calibration: DeviceCalibration) -> TableData:
                         for column in COLUMNS)
         notes.append("spread: n/a with 1 round; calibrate with 3 rounds or more to see how steady each point is")
     rounds = calibration.rounds
-    caption = (f"per-op cost {calibration.op_cost_us:.2f} us; best rates: {calibration.peak_tflops:.4g} TFLOPS, "
+    caption = (f"per-op cost {calibration.op_cost_us:.2f} us; after a long op, {calibration.after_op_fraction:.1%} of "
+               f"its time; best rates: {calibration.peak_tflops:.4g} TFLOPS, "
                f"{calibration.bandwidth_gbs:.4g} GB/s; {calibration.seconds:.1f} s in all, setup included"
                + (f", {rounds} round{'' if rounds == 1 else 's'}" if rounds else ""))
     return table_from_columns(

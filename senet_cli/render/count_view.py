@@ -346,8 +346,8 @@ def notes(report: CountReport, explain: bool = False, hint: str = "", keys: froz
         lines.append(
             "predicted: the latency model of the device file, per op max(2 x MACs at the rate calibrate measured "
             "for the nearest shape, bytes at the bandwidth it measured for that size and kind) + "
-            f"{roof.op_cost_us:.2f} us per op, summed; eager, unfused, channels-first; README 'Why attention costs "
-            "time'"
+            f"{roof.op_cost_us:.2f} us per op{_after_op(roof.after_op_fraction)}, summed; eager, unfused, "
+            "channels-first; README 'Why attention costs time'"
         )
     for ref in report.references:
         conv = (
@@ -359,6 +359,10 @@ def notes(report: CountReport, explain: bool = False, hint: str = "", keys: froz
         uncounted = ", ".join(f"{name} x{calls}" for name, calls in report.uncounted_ops)
         lines.append(f"ops with no cost formula, not counted: {uncounted}")
     return tuple(lines)
+
+
+def _after_op(fraction: float | None) -> str:
+    return f" + {fraction:.1%} of the op before it" if fraction else ""
 
 
 def _memory_share(report: CountReport) -> float:

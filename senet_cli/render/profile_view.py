@@ -152,7 +152,9 @@ def _notes(report: ProfileReport, keys: frozenset[str]) -> tuple[str, ...]:
         if peaks.calibration is not None and keys & PREDICTED_KEYS:
             cost = peaks.calibration.op_cost_us
             notes.append(f"predicted: count's latency model on the calibrated device (per op, max(compute at the "
-                         f"achieved rate of its shape, bytes at the achieved bandwidth) + {cost:.2f} us per op; "
+                         f"achieved rate of its shape, bytes at the achieved bandwidth) + {cost:.2f} us per op"
+                         + (f" + {after:.1%} of the op before it" if (after := peaks.calibration.after_op_fraction)
+                            else "") + "; "
                          "README 'Why attention costs time')")
     return tuple(notes)
 
