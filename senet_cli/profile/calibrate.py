@@ -31,6 +31,10 @@ windows, and the median drops them. What is measured:
   (median - per-op cost), the work's share never below half the median. MACs and bytes are
   count's own (the same module traced on the meta device), so the model charges an op by the
   figures it was calibrated with.
+- the after-op fraction: after the rounds, five of ResNet-50's convs at batch 1, each followed by
+  its batch norm (`after_op_fraction`): an op right after a long one runs slower than looped alone
+  (what the long op left in the caches and the core is not what the next needs), by a part of the
+  long op's time that the model charges to each op for the op before it.
 
 The whole run takes 20-45 s on a CPU (the largest shapes dominate) and a few seconds on a GPU.
 """
