@@ -400,6 +400,7 @@ def test_the_calibration_table_fits_80_columns_with_the_batch_in_a_column_of_its
     headers, rows = csv_rows([calibration])
     assert [row[headers.index("batch")] for row in rows] == ["1", "8", ""]
     assert rows[0][headers.index("label")] == labels[0]  # the CSV keeps the label whole
+    assert {"after_op_fraction", "depth", "stride", "rounds", "busy"} <= set(headers)
 
 
 @pytest.mark.slow
@@ -494,7 +495,8 @@ def test_a_device_file_is_any_file_and_a_removed_preset_says_why(tmp_path, monke
 
 def test_a_device_file_made_on_a_busy_machine_says_so_wherever_it_is_used():
     busy = replace(synthetic(), load_before=2.0, cpu_count=2)
-    assert busy.busy and "CAUTION: calibrated on a busy machine (load 2.0 on 2 CPUs)" in calibrated_device(busy).source
+    assert busy.busy and "CAUTION: calibrated on a busy machine (load 2.0 before, on 2 CPUs)" in \
+        calibrated_device(busy).source
     assert "CAUTION" not in calibrated_device(synthetic()).source
     roof = senet_cli.count("se_resnet18_cifar", roofline=calibrated_device(busy)).roofline
     assert "busy machine" in roof.source  # count's roofline note and JSON, profile's bound note
@@ -593,7 +595,7 @@ def test_hostile_device_files_get_one_line_that_names_what_is_wrong(tmp_path):
     refused({**good, "schema": 4}, "has schema 4; this senet reads schema 1, 2 and 3")
     refused({**good, "schema": True}, "is not a `senet calibrate` device file")
     refused({**good, "points": 5}, "'points' must be a list")
-    refused({**good, "threads": None}, "the device's fields .* wrong type")
+    refused({**good, "threads": None}, "threads must be a whole number, got None")
     refused({**good, "points": [{**good["points"][0], "kind": "warp"}, *good["points"][1:]]},
             "point 1 .*: its kind is not one of conv")
     for name, value in (("bytes", -5), ("depth", -5), ("stride", -1), ("stride", "2"), ("depth", True),
@@ -620,6 +622,8 @@ def test_a_calibration_made_on_a_busy_machine_says_so(monkeypatch, tmp_path, cli
     quiet = replace(synthetic(), threads=1, load_before=0.4, load_after=1.1, cpu_count=2)
     busy = replace(quiet, threads=2, load_before=2.0, load_after=3.9)
     assert not quiet.busy and busy.busy  # 0.4 + 1 <= 2.5 < 2.0 + 2
+    joined = replace(quiet, load_after=2.4)  # others began while it ran: 2.4 - 0.57 of its own + 1 > 2.5
+    assert joined.busy and not replace(quiet, load_after=-1.0).busy
     assert not replace(busy, cpu_count=0).busy and not replace(busy, device="cuda").busy  # unknown; a GPU
     data = json.loads(json.dumps(busy.to_dict()))
     assert data["busy"] is True and data["load_before"] == 2.0 and data["cpu_count"] == 2
@@ -636,6 +640,7 @@ def test_a_calibration_made_on_a_busy_machine_says_so(monkeypatch, tmp_path, cli
     monkeypatch.setattr(calibrate_module, "calibrate", lambda *args, **kwargs: quiet)
     code, _, err = cli(["calibrate", "--output", str(tmp_path / "quiet.json")])
     assert code == 0 and "caution" not in err
+    assert "per-op cost 5.00 us; after a long op, 0.0% of its time" in err  # what was found, though written away
     assert json.loads((tmp_path / "quiet.json").read_text())["busy"] is False
 
 
@@ -677,6 +682,22 @@ def test_the_after_op_fraction_is_read_checked_and_absent_from_older_files():
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(SenetError, match="after_op_fraction must be a number from 0 to 1"):
             DeviceCalibration.from_dict(data | {"after_op_fraction": bad})
+    for bad in (True, "0.1", None, [0.1]):  # never read as 1.0 or 10%
+        with pytest.raises(SenetError, match=r"after_op_fraction must be a number, got "):
+            DeviceCalibration.from_dict(data | {"after_op_fraction": bad})
+    with pytest.raises(SenetError, match="after_op_fraction is out of range"):
+        DeviceCalibration.from_dict(data | {"after_op_fraction": 10**400})
+    with pytest.raises(SenetError, match="after_op_fraction came with schema 3; this file is schema 2"):
+        DeviceCalibration.from_dict(data | {"schema": 2})  # a hand-edited older file is not half read
+    for name, bad, said in (("threads", 1.9, "threads must be a whole number, got 1.9"),
+                            ("threads", "1", "threads must be a whole number, got '1'"),
+                            ("op_cost_us", "5.3", "op_cost_us must be a number, got '5.3'"),
+                            ("rounds", True, "rounds must be a whole number, got True"),
+                            ("schema", 3.0, "has schema 3.0; this senet reads schema 1, 2 and 3")):
+        with pytest.raises(SenetError, match=re.escape(said)):
+            DeviceCalibration.from_dict(data | {name: bad})
+    with pytest.raises(SenetError, match="^the device file lacks 'threads'$"):
+        DeviceCalibration.from_dict({key: value for key, value in data.items() if key != "threads"})
 
 
 def test_calibrate_measures_the_after_op_fraction_on_conv_and_batch_norm_pairs():

@@ -57,3 +57,6 @@ def calibrate_command(
         sys.stderr.write("senet: note: nothing was written; add --output DEVICE.json to keep this calibration\n")
     emit([calibration], fmt, output, csv_view=calibrate_view.csv_rows,
          tables=with_columns(lambda cs: [calibrate_view.calibration_table(c) for c in cs], columns, fmt))
+    if output is not None:  # the table went to the file: say what was found here
+        sys.stderr.write(f"senet: {calibration.name} ({calibration.setting}, {calibration.dtype}): "
+                         f"{calibrate_view.summary(calibration)}\n")

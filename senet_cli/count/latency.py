@@ -167,8 +167,12 @@ class DeviceCalibration:
     def busy(self) -> bool:
         """True when other work shared the CPU: the load before calibrating, plus the threads it used,
         exceeded the machine's CPUs by more than half of one (a single-threaded job then gets a varying
-        share of a core, and the rates measure that share)."""
-        return self.device == "cpu" and self.cpu_count > 0 and self.load_before + self.threads > self.cpu_count + 0.5
+        share of a core, and the rates measure that share); or the load after it did, once calibrate's
+        own share of that one-minute average is taken off (work that began while it ran)."""
+        if self.device != "cpu" or self.cpu_count <= 0:
+            return False
+        others_after = self.load_after - OWN_LOAD_SHARE * self.threads if self.load_after >= 0 else -1.0
+        return max(self.load_before, others_after) + self.threads > self.cpu_count + 0.5
 
     @property
     def peak_tflops(self) -> float:
@@ -303,7 +307,7 @@ class DeviceCalibration:
         if not isinstance(data, dict) or isinstance(data.get("schema"), bool) or data.get("schema") is None:
             raise SenetError(f"{where} is not a `senet calibrate` device file (schema {SCHEMA}); "
                              "write one with `senet calibrate`")
-        if data.get("schema") not in READ_SCHEMAS:
+        if type(data.get("schema")) is not int or data.get("schema") not in READ_SCHEMAS:
             readable = f"{', '.join(map(str, READ_SCHEMAS[:-1]))} and {READ_SCHEMAS[-1]}"
             raise SenetError(f"{where} has schema {_shown(data.get('schema'))}; this senet reads schema {readable}: "
                              "calibrate again with this senet (or use the senet that wrote it)")
@@ -328,19 +332,32 @@ class DeviceCalibration:
                 points.append(RatePoint(str(p["kind"]), str(p["label"]), counts["macs"], counts["bytes"],
                                         float(p["median_us"]), float(p["rate"]), depth=counts["depth"],
                                         stride=counts["stride"], spread=float(p.get("spread", 0.0))))
-            field = "the device's fields (device, name, dtype, threads, op_cost_us)"
-            calibration = cls(str(data["device"]), str(data["name"]), str(data["dtype"]), int(data["threads"]),
-                              float(data["op_cost_us"]), tuple(points), str(data.get("torch_version", "")),
-                              str(data.get("created", "")), float(data.get("seconds", 0.0)),
-                              str(data.get("method", "")), float(data.get("load_before", -1.0)),
-                              float(data.get("load_after", -1.0)), int(data.get("cpu_count", 0)),
-                              int(data.get("rounds", 0)), float(data.get("after_op_fraction", 0.0)))
+            field = ""  # the device's own fields
+
+            def number(name: str, default: float | None = None, whole: bool = False) -> Any:
+                value = data[name] if default is None else data.get(name, default)
+                if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+                    kind = "a whole number" if whole else "a number"
+                    raise _BadCount(f"{where}: {name} must be {kind}, got {_shown(value)}")
+                if whole:
+                    return value
+                try:
+                    return float(value)
+                except OverflowError:
+                    raise _BadCount(f"{where}: {name} is out of range, got {_shown(value)}") from None
+
+            calibration = cls(str(data["device"]), str(data["name"]), str(data["dtype"]), number("threads", whole=True),
+                              number("op_cost_us"), tuple(points), str(data.get("torch_version", "")),
+                              str(data.get("created", "")), number("seconds", 0.0), str(data.get("method", "")),
+                              number("load_before", -1.0), number("load_after", -1.0),
+                              number("cpu_count", 0, whole=True), number("rounds", 0, whole=True),
+                              number("after_op_fraction", 0.0))
         except _BadCount as error:
             raise SenetError(str(error)) from None
         except KeyError as error:
-            raise SenetError(f"{where}: {field} lacks {_shown(error.args[0])}") from None
+            raise SenetError(f"{where}{': ' + field if field else ''} lacks {_shown(error.args[0])}") from None
         except (TypeError, ValueError, OverflowError):
-            raise SenetError(f"{where}: {field} has a value of the wrong type") from None
+            raise SenetError(f"{where}{': ' + field if field else ''} has a value of the wrong type") from None
         for index, point in enumerate(points, 1):
             problem = ("its kind is not one of " + ", ".join(KINDS) if point.kind not in KINDS
                        else "its rate is not a finite positive number" if not (math.isfinite(point.rate)
@@ -351,6 +368,9 @@ class DeviceCalibration:
             raise SenetError(f"{where}: op_cost_us must be a number of microseconds from 0 to 1e6")
         if not (math.isfinite(calibration.after_op_fraction) and 0 <= calibration.after_op_fraction <= 1):
             raise SenetError(f"{where}: after_op_fraction must be a number from 0 to 1")
+        if calibration.after_op_fraction and data["schema"] < 3:  # a hand-edited older file is not half read
+            raise SenetError(f"{where}: after_op_fraction came with schema 3; this file is schema {data['schema']} "
+                             "(calibrate again, or set its schema to 3)")
         if calibration.threads < 1 or calibration.device not in DEVICES:
             raise SenetError(f"{where}: threads must be at least 1 and device one of {', '.join(DEVICES)}")
         if not any(p.kind == "memory" for p in points) or not any(p.kind not in BYTES_KINDS for p in points):
@@ -382,6 +402,11 @@ class DeviceCalibration:
 
 class _BadCount(Exception):
     """A point's count that is not a whole number in range (its message is the one line shown)."""
+
+
+OWN_LOAD_SHARE = 1 - math.exp(-50 / 60)
+"""How much of its own threads a calibration leaves in the one-minute load average by its end: the
+average moves toward the load as 1 - exp(-t / 60 s), t about 50 s."""
 
 
 def _shown(value: object) -> str:

@@ -169,8 +169,10 @@ def calibrated_device(calibration: DeviceCalibration, where: str = "a calibratio
         calibration.bandwidth_gbs,
         f"measured by senet calibrate ({where}, {calibration.created or 'undated'}): best rates over "
         f"{len(calibration.points)} shapes, {calibration.dtype}"
-        + (f"; CAUTION: calibrated on a busy machine (load {calibration.load_before:.1f} on {calibration.cpu_count} "
-           "CPUs), so its rates measure that load: calibrate again on a quiet machine" if calibration.busy else ""),
+        + (f"; CAUTION: calibrated on a busy machine (load {calibration.load_before:.1f} before"
+           + (f", {calibration.load_after:.1f} after" if calibration.load_after >= 0 else "")
+           + f", on {calibration.cpu_count} CPUs), so its rates measure that load: "
+           "calibrate again on a quiet machine" if calibration.busy else ""),
         calibration)
 
 

@@ -59,22 +59,29 @@ def calibration_table(calibration: DeviceCalibration) -> TableData:
         columns = tuple(replace(column, cell=lambda p: "n/a") if column.key == "spread" else column
                         for column in COLUMNS)
         notes.append("spread: n/a with 1 round; calibrate with 3 rounds or more to see how steady each point is")
-    rounds = calibration.rounds
-    caption = (f"per-op cost {calibration.op_cost_us:.2f} us; after a long op, {calibration.after_op_fraction:.1%} of "
-               f"its time; best rates: {calibration.peak_tflops:.4g} TFLOPS, "
-               f"{calibration.bandwidth_gbs:.4g} GB/s; {calibration.seconds:.1f} s in all, setup included"
-               + (f", {rounds} round{'' if rounds == 1 else 's'}" if rounds else ""))
     return table_from_columns(
         columns, calibration.points,
         title=f"{calibration.name} ({calibration.setting}, {calibration.dtype})",
-        left_columns=2, wrapped_from=1, caption=caption, notes=tuple(notes),
+        left_columns=2, wrapped_from=1, caption=summary(calibration), notes=tuple(notes),
     )
+
+
+def summary(calibration: DeviceCalibration) -> str:
+    """One line of what calibrate found: the per-op cost, the after-op fraction, the best rates, how
+    long it took (the table's caption, and what calibrate prints when it writes the table to a file)."""
+    rounds = calibration.rounds
+    return (f"per-op cost {calibration.op_cost_us:.2f} us; after a long op, {calibration.after_op_fraction:.1%} of "
+            f"its time; best rates: {calibration.peak_tflops:.4g} TFLOPS, {calibration.bandwidth_gbs:.4g} GB/s; "
+            f"{calibration.seconds:.1f} s in all, setup included"
+            + (f", {rounds} round{'' if rounds == 1 else 's'}" if rounds else ""))
 
 
 def csv_rows(calibrations: Sequence[DeviceCalibration]) -> tuple[list[str], list[list[Any]]]:
     """One CSV row per measured point, the device's figures repeated on each."""
-    headers = ["device", "name", "dtype", "threads", "op_cost_us", "kind", "label", "batch", "macs", "bytes",
-               "median_us", "spread", "rate", "rate_unit"]
-    rows = [[c.device, c.name, c.dtype, c.threads, c.op_cost_us, p.kind, p.label, _batch(p.label), p.macs, p.bytes,
+    headers = ["device", "name", "dtype", "threads", "op_cost_us", "after_op_fraction", "peak_tflops", "bandwidth_gbs",
+               "rounds", "busy", "created", "kind", "label", "batch", "macs", "bytes", "depth", "stride", "median_us",
+               "spread", "rate", "rate_unit"]
+    rows = [[c.device, c.name, c.dtype, c.threads, c.op_cost_us, c.after_op_fraction, c.peak_tflops, c.bandwidth_gbs,
+             c.rounds, c.busy, c.created, p.kind, p.label, _batch(p.label), p.macs, p.bytes, p.depth, p.stride,
              p.median_us, p.spread, p.rate, _unit(p.kind)] for c in calibrations for p in c.points]
     return headers, rows

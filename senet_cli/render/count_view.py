@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from senet_cli.count.results import BYTES_CONVENTION, CONVENTION, BlockCount, CountReport
+from senet_cli.count.results import BYTES_CONVENTION, CONVENTION, KERNELS_CONVENTION, BlockCount, CountReport
 from senet_cli.render.config_text import short_options
 from senet_cli.render.tables import Column, TableData, table_from_columns
 
@@ -153,7 +153,7 @@ def _overhead_line(report: CountReport) -> str:
         return f"{report.model} is a plain backbone: no attention overhead."
     return (
         f"vs {base.model}: params {_int(base.params)} -> {_int(report.params)} "
-        f"({_signed_pct(over.params_pct)}), MACs {base.macs / 1e9:.3f} G -> {report.macs / 1e9:.3f} G "
+        f"({_signed_pct(over.params_pct)}), MACs {_millions(base.macs, 2)} M -> {_millions(report.macs, 2)} M "
         f"({_signed_pct(over.macs_pct)}), elementwise ops {_millions(base.elementwise_ops, 3)} M -> "
         f"{_millions(report.elementwise_ops, 3)} M ({_signed_pct(over.elementwise_ops_pct)}), bytes "
         f"{_millions(base.bytes, 2)} MB -> {_millions(report.bytes, 2)} MB ({_signed_pct(over.bytes_pct)}), kernels "
@@ -271,7 +271,7 @@ def summary_table(reports: Sequence[CountReport], explain: bool = False, hint: s
     shown = (SUMMARY_SHOWN_WITH_PREDICTION + references if any(_predicts(report) for report in reports) else
              SUMMARY_SHOWN_WITH_BOUND + references if bound else None)
     return table_from_columns(
-        columns, reports, title="parameters, multiply-accumulates and bytes moved", left_columns=2,
+        columns, reports, title="cost against each model's plain backbone", left_columns=2,
         wrapped_from=1, caption=caption, notes=all_notes, shown=shown,
     )
 
@@ -300,6 +300,10 @@ BYTES_KEYS = frozenset({"bytes", "attention_bytes", "overhead_bytes", "overhead_
 """... and those of bytes moved."""
 BOUND_KEYS = frozenset({"roofline_ms", "memory_bound", "baseline_roofline_ms", "roofline_overhead_pct"})
 """... and those of the roofline bound: its note is shown with one of them."""
+KERNELS_KEYS = frozenset({"kernels", "attention_kernels", "overhead_kernels_pct"})
+"""... and those of kernels."""
+SHORT_KERNELS = "kernels: ops that launch work (views and allocations are not counted), each a fixed launch cost"
+"""The kernels' line under a table that shows them (KERNELS_CONVENTION in full with `explain` and in JSON)."""
 PREDICTED_KEYS = frozenset({"predicted_ms", "attention_predicted_ms", "baseline_predicted_ms",
                             "predicted_overhead_pct"})
 """... and those of the predicted time."""
@@ -326,6 +330,8 @@ def notes(report: CountReport, explain: bool = False, hint: str = "", keys: froz
     share there, once for all)."""
     shown = frozenset(column_keys()) if keys is None else keys
     convention = [f"convention: {CONVENTION}", BYTES_CONVENTION] if explain else [short_convention(shown) + hint]
+    if explain or shown & KERNELS_KEYS:
+        convention.append(KERNELS_CONVENTION if explain else SHORT_KERNELS)
     lines = [*convention, *report.notes]
     if report.amp:
         lines.append("AMP (simulated autocast): conv/linear/matmul run in float16, their float32 inputs and "

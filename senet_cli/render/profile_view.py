@@ -137,8 +137,8 @@ def _notes(report: ProfileReport, keys: frozenset[str]) -> tuple[str, ...]:
     peaks = report.roofline
     if peaks is not None:
         bounds = ", ".join(
-            f"batch {r.batch}: baseline {_ms(r.baseline_roofline_ms)} ms, measured/bound "
-            f"{r.baseline.latency_ms.median / r.baseline_roofline_ms:,.1f}x"
+            f"batch {r.batch}: baseline {r.baseline.model}'s bound {_ms(r.baseline_roofline_ms)} ms, its median / "
+            f"bound {r.baseline.latency_ms.median / r.baseline_roofline_ms:,.1f}x"
             for r in report.results if r.baseline is not None and r.baseline_roofline_ms
         )
         where = ("in the columns bound and median / bound" if keys & BOUND_KEYS else
@@ -164,12 +164,21 @@ def _iterations(report: ProfileReport) -> str:
     return "/".join(map(str, counts)) or "0"
 
 
+def _device_csv(report: ProfileReport) -> tuple[Any, ...]:
+    """The roofline device's name, per-op cost and after-op fraction ("" where they do not apply)."""
+    peaks = report.roofline
+    calibration = None if peaks is None else peaks.calibration
+    return ("" if peaks is None else peaks.name, "" if calibration is None else calibration.op_cost_us,
+            "" if calibration is None else calibration.after_op_fraction)
+
+
 def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any]]]:
     headers = ["model", "device", "dtype", "amp", "mode", "batch", "median_ms", "p10_ms", "p90_ms", "min_ms",
                "mean_ms", "throughput", "peak_memory_mb", "baseline_model", "baseline_median_ms",
                "baseline_throughput", "overhead_pct", "error", "drift_pct", "noisy", "roofline_ms",
                "baseline_roofline_ms", "measured_over_bound", "predicted_ms", "baseline_predicted_ms",
-               "measured_over_predicted", "predicted_overhead_pct", "roofline_overhead_pct"]
+               "measured_over_predicted", "predicted_overhead_pct", "roofline_overhead_pct", "threads",
+               "roofline_device", "op_cost_us", "after_op_fraction"]
     rows = []
     for report in reports:
         for r in report.results:
@@ -186,6 +195,7 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
                 *("" if value is None else value for value in (r.predicted_ms, r.baseline_predicted_ms,
                                                                r.over_predicted, r.predicted_overhead_pct,
                                                                r.roofline_overhead_pct)),
+                report.threads, *_device_csv(report),
             ])
     return headers, rows
 
