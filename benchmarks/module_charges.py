@@ -41,8 +41,9 @@ def main() -> None:
     charged: dict[str, float] = collections.defaultdict(float)
     ops: collections.Counter[str] = collections.Counter()
     trace = trace_costs(meta, torch.empty(x.shape, device="meta"))
+    predict = calibration.forward_predictor()  # in the order the ops ran: each pays for the one before it
     for op in trace.ops:
-        charged[op.module] += calibration.op_seconds(op.op, op.macs, op.bytes, op.depth, op.stride) * 1e6
+        charged[op.module] += predict(op.op, op.macs, op.bytes, op.depth, op.stride) * 1e6
         ops[op.module] += 1
 
     model = senet_cli.build_model(args.model).eval()

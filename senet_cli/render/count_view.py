@@ -9,6 +9,7 @@ from typing import Any
 from senet_cli.count.results import BYTES_CONVENTION, CONVENTION, KERNELS_CONVENTION, BlockCount, CountReport
 from senet_cli.render.config_text import short_options
 from senet_cli.render.tables import Column, TableData, table_from_columns
+from senet_cli.render.tables import milliseconds as _ms
 
 
 def _int(value: int) -> str:
@@ -17,15 +18,6 @@ def _int(value: int) -> str:
 
 def _scaled(value: int, scale: float, digits: int) -> str:
     return f"{value / scale:,.{digits}f}"
-
-
-def _ms(value: float | None) -> str:
-    """Milliseconds to five significant figures, at most four decimals (0.0067, 52.880, 5,123.4): an
-    H100's microseconds and a CPU's seconds at batch 64 both fit a table's column."""
-    if value is None:
-        return ""
-    decimals = 4 if abs(value) < 10 else 3 if abs(value) < 100 else 2 if abs(value) < 1000 else 1
-    return f"{value:,.{decimals}f}"
 
 
 def _signed_pct(value: float) -> str:

@@ -8,10 +8,7 @@ from typing import Any
 from senet_cli.count.latency import setting_text
 from senet_cli.profile.results import NOISY_DRIFT_PCT, NOISY_SPREAD_PCT, BatchResult, Measurement, ProfileReport
 from senet_cli.render.tables import Column, TableData, table_from_columns
-
-
-def _ms(value: float) -> str:
-    return f"{value:,.3f}"
+from senet_cli.render.tables import milliseconds as _ms
 
 
 def _describe(report: ProfileReport) -> str:

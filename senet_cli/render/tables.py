@@ -94,6 +94,16 @@ def table_from_columns(
     )
 
 
+def milliseconds(value: float | None) -> str:
+    """Milliseconds to five significant figures, at most four decimals (0.0067, 52.880, 5,123.4): an
+    H100's microseconds and a CPU's seconds at batch 64 both fit a table's column; count and profile
+    write every time the same way."""
+    if value is None:
+        return ""
+    decimals = 4 if abs(value) < 10 else 3 if abs(value) < 100 else 2 if abs(value) < 1000 else 1
+    return f"{value:,.{decimals}f}"
+
+
 ALL_COLUMNS = "all"
 DEFAULT_COLUMNS = "default"
 
