@@ -300,7 +300,9 @@ def test_calibrate_measures_every_point_in_interleaved_rounds_within_its_budget(
     steps.clear()
     hurried = calibrate("cpu", rounds=9, budget_s=0.0, on_step=lambda done, total: steps.append((done, total)), **tiny)
     assert f"in {MIN_ROUNDS} interleaved rounds (at most 9" in hurried.method
-    assert steps[-2][0] == jobs * (1 + MIN_ROUNDS) and steps[-1] == (jobs * 10, jobs * 10)  # stopped early: done
+    end = jobs * (1 + MIN_ROUNDS)  # stopped early: the total shrinks to the rounds the budget left, the end said once
+    assert steps[-1] == (end, end) and [done for done, _ in steps] == list(range(1, end + 1))
+    assert steps[0][1] == jobs * 10 and all(done <= total for done, total in steps)
     assert DeviceCalibration.from_dict(json.loads(json.dumps(hurried.to_dict()))) == hurried
 
 

@@ -245,20 +245,32 @@ def calibrate(
     total = len(timed) * (1 + rounds) + len(pairs)
     done = 0
 
-    def advance() -> None:
-        nonlocal done
-        done += 1
-        if on_step is not None:
-            on_step(done, total)
+    said = (0, 0)  # the last (done, total) reported
 
-    times = time_interleaved(
-        [(job.module, job.x) for job in timed], seconds=min_run_time, rounds=rounds, on_call=advance,
-        more=lambda done_rounds, round_s: (done_rounds < min(MIN_ROUNDS, rounds)
-                                           or time.perf_counter() - started + round_s <= budget_s))
+    def advance() -> None:
+        nonlocal done, said
+        done += 1
+        said = (done, total)
+        if on_step is not None:
+            on_step(*said)
+
+    def more(done_rounds: int, round_s: float) -> bool:
+        """Whether to run another round; the progress total then counts the rounds the budget leaves
+        (so a run the budget stops says "finished" at its true end, not at half of every round)."""
+        nonlocal total
+        left = budget_s - (time.perf_counter() - started)
+        affordable = done_rounds + (int(left // round_s) if round_s > 0 else rounds)
+        planned = min(rounds, max(min(MIN_ROUNDS, rounds), affordable))
+        total = len(timed) * (1 + planned) + len(pairs)
+        return done_rounds < planned
+
+    times = time_interleaved([(job.module, job.x) for job in timed], seconds=min_run_time, rounds=rounds,
+                             on_call=advance, more=more)
     done_rounds = len(times[0])
+    total = done + len(pairs)  # what is left: the pairs
     fraction = after_op_fraction(pairs, AFTER_OP_REPEATS, on_pair=advance) if pairs else 0.0
-    if on_step is not None and done < total:  # rounds stopped early: the work is done all the same
-        on_step(total, total)
+    if on_step is not None and said != (done, total):  # the budget stopped the rounds: their end, said once
+        on_step(done, total)
     op_costs = [time_us / CHAIN for time_us in times[0]]
     times = times[1:]
     op_cost = statistics.median(op_costs)
