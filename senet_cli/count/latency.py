@@ -326,7 +326,7 @@ class DeviceCalibration:
                 for name in ("macs", "bytes", "depth", "stride"):
                     value = p[name] if name in ("macs", "bytes") else p.get(name, 0)
                     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
-                        raise _BadCount(f"{where}: {field} ({_shown(p.get('kind'))}, {_shown(p.get('label'))}): "
+                        raise _BadField(f"{where}: {field} ({_shown(p.get('kind'))}, {_shown(p.get('label'))}): "
                                         f"{name} must be a whole number from 0 to 1e18, got {_shown(value)}")
                     counts[name] = value
                 points.append(RatePoint(str(p["kind"]), str(p["label"]), counts["macs"], counts["bytes"],
@@ -338,13 +338,13 @@ class DeviceCalibration:
                 value = data[name] if default is None else data.get(name, default)
                 if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
                     kind = "a whole number" if whole else "a number"
-                    raise _BadCount(f"{where}: {name} must be {kind}, got {_shown(value)}")
+                    raise _BadField(f"{where}: {name} must be {kind}, got {_shown(value)}")
                 if whole:
                     return value
                 try:
                     return float(value)
                 except OverflowError:
-                    raise _BadCount(f"{where}: {name} is out of range, got {_shown(value)}") from None
+                    raise _BadField(f"{where}: {name} is out of range, got {_shown(value)}") from None
 
             calibration = cls(str(data["device"]), str(data["name"]), str(data["dtype"]), number("threads", whole=True),
                               number("op_cost_us"), tuple(points), str(data.get("torch_version", "")),
@@ -352,7 +352,7 @@ class DeviceCalibration:
                               number("load_before", -1.0), number("load_after", -1.0),
                               number("cpu_count", 0, whole=True), number("rounds", 0, whole=True),
                               number("after_op_fraction", 0.0))
-        except _BadCount as error:
+        except _BadField as error:
             raise SenetError(str(error)) from None
         except KeyError as error:
             raise SenetError(f"{where}{': ' + field if field else ''} lacks {_shown(error.args[0])}") from None
@@ -400,8 +400,9 @@ class DeviceCalibration:
         return cls.from_dict(data, f"device file {path}")
 
 
-class _BadCount(Exception):
-    """A point's count that is not a whole number in range (its message is the one line shown)."""
+class _BadField(Exception):
+    """A device-file field of the wrong type or out of range: a point's count, a device's number (its
+    message is the one line shown)."""
 
 
 OWN_LOAD_SHARE = 1 - math.exp(-50 / 60)

@@ -131,7 +131,7 @@ def per_block_table(report: CountReport, explain: bool = False, hint: str = "") 
              BLOCK_SHOWN_WITH_BOUND if report.roofline is not None else None)
     return table_from_columns(
         columns, report.rows, title=_title(report), left_columns=1, total_of=report, shown=shown,
-        caption=_overhead_line(report), notes=lambda keys: notes(report, explain, hint, keys),
+        caption=_overhead_line(report), notes=lambda shown: notes(report, explain, hint, shown),
     )
 
 
@@ -285,19 +285,17 @@ def _reference_names(reports: Sequence[CountReport]) -> list[str]:
     return names
 
 
-ELEMENTWISE_KEYS = frozenset({"elementwise_ops", "attention_elementwise_ops", "overhead_elementwise_ops",
-                              "overhead_elementwise_ops_pct"})
+ELEMENTWISE_KEYS = frozenset(c.key for c in BLOCK_COLUMNS + SUMMARY_COLUMNS if "elementwise_ops" in c.key)
 """The columns of elementwise ops: the convention line explains them only when one is shown."""
-BYTES_KEYS = frozenset({"bytes", "attention_bytes", "overhead_bytes", "overhead_bytes_pct"})
+BYTES_KEYS = frozenset(c.key for c in BLOCK_COLUMNS + SUMMARY_COLUMNS if "bytes" in c.key)
 """... and those of bytes moved."""
-BOUND_KEYS = frozenset({"roofline_ms", "memory_bound", "baseline_roofline_ms", "roofline_overhead_pct"})
+BOUND_KEYS = frozenset(c.key for c in BOUND_COLUMNS + _summary_bound_columns())
 """... and those of the roofline bound: its note is shown with one of them."""
-KERNELS_KEYS = frozenset({"kernels", "attention_kernels", "overhead_kernels_pct"})
+KERNELS_KEYS = frozenset(c.key for c in LATENCY_COLUMNS + SUMMARY_COLUMNS if "kernels" in c.key)
 """... and those of kernels."""
 SHORT_KERNELS = "kernels: ops that launch work (views and allocations are not counted), each a fixed launch cost"
 """The kernels' line under a table that shows them (KERNELS_CONVENTION in full with `explain` and in JSON)."""
-PREDICTED_KEYS = frozenset({"predicted_ms", "attention_predicted_ms", "baseline_predicted_ms",
-                            "predicted_overhead_pct"})
+PREDICTED_KEYS = frozenset(c.key for c in PREDICTED_COLUMNS + _summary_predicted_columns())
 """... and those of the predicted time."""
 
 
@@ -313,14 +311,13 @@ def short_convention(keys: frozenset[str]) -> str:
     return "; ".join([*parts, "whole batch"])
 
 
-def notes(report: CountReport, explain: bool = False, hint: str = "", keys: frozenset[str] | None = None,
-          per_block: bool = True) -> tuple[str, ...]:
-    """What a reader needs to trust the numbers shown (the columns `keys`; None: every column): the
-    convention (in full with `explain`, else one line ending in `hint`, where the caller says how to
-    see it in full), the roofline and the prediction, other counters, gaps. `per_block`: the rows are
-    the model's blocks (a summary's rows are models: `_memory_bound_shares` says the bound's memory
-    share there, once for all)."""
-    shown = frozenset(column_keys()) if keys is None else keys
+def notes(report: CountReport, explain: bool, hint: str, shown: frozenset[str], per_block: bool = True
+          ) -> tuple[str, ...]:
+    """What a reader needs to trust the numbers shown (the columns `shown`): the convention (in full
+    with `explain`, else one line ending in `hint`, where the caller says how to see it in full), the
+    roofline and the prediction, other counters, gaps. `per_block`: the rows are the model's blocks
+    (a summary's rows are models: `_memory_bound_shares` says the bound's memory share there, once
+    for all)."""
     convention = [f"convention: {CONVENTION}", BYTES_CONVENTION] if explain else [short_convention(shown) + hint]
     if explain or shown & KERNELS_KEYS:
         convention.append(KERNELS_CONVENTION if explain else SHORT_KERNELS)
