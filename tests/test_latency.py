@@ -594,7 +594,7 @@ def test_hostile_device_files_get_one_line_that_names_what_is_wrong(tmp_path):
     refused(None, "nested too deeply", text="[" * 100_000 + "]" * 100_000)
     refused(None, f"at most {MAX_FILE_BYTES // 2**20} MiB are read", text=" " * (MAX_FILE_BYTES + 1))
     refused({**good, "points": [good["points"][0]] * (MAX_POINTS + 1)}, "points; senet calibrate writes about 100")
-    refused({**good, "schema": 4}, "has schema 4; this senet reads schema 1, 2 and 3")
+    refused({**good, "schema": 5}, "has schema 5; this senet reads schema 1, 2, 3 and 4")
     refused({**good, "schema": True}, "is not a `senet calibrate` device file")
     refused({**good, "points": 5}, "'points' must be a list")
     refused({**good, "threads": None}, "threads must be a whole number, got None")
@@ -695,7 +695,7 @@ def test_the_after_op_fraction_is_read_checked_and_absent_from_older_files():
                             ("threads", "1", "threads must be a whole number, got '1'"),
                             ("op_cost_us", "5.3", "op_cost_us must be a number, got '5.3'"),
                             ("rounds", True, "rounds must be a whole number, got True"),
-                            ("schema", 3.0, "has schema 3.0; this senet reads schema 1, 2 and 3")):
+                            ("schema", 3.0, "has schema 3.0; this senet reads schema 1, 2, 3 and 4")):
         with pytest.raises(SenetError, match=re.escape(said)):
             DeviceCalibration.from_dict(data | {name: bad})
     with pytest.raises(SenetError, match="^the device file lacks 'threads'$"):
@@ -728,3 +728,124 @@ def test_calibrate_measures_the_after_op_fraction_on_conv_and_batch_norm_pairs()
 
     norm = Sleeps()
     assert after_op_fraction([(Sleeps(), torch.ones(1), norm)], 5) == pytest.approx(0.5, abs=0.2)
+
+
+def test_the_speed_probe_times_one_fixed_product_per_measurement():
+    import torch
+
+    from senet_cli.profile.probe import PROBE_SIDE, SpeedProbe, probe_text
+
+    probe = SpeedProbe(torch.device("cpu"), torch.float32)
+    assert probe.median_us is None
+    times = [probe.measure() for _ in range(3)]
+    assert all(t > 0 for t in times) and probe.samples_us == times
+    assert probe.median_us == sorted(times)[1]
+    probe.reset()
+    assert probe.median_us is None and probe.samples_us == []
+    assert probe_text("cpu") == f"a {PROBE_SIDE['cpu']} x {PROBE_SIDE['cpu']} by {PROBE_SIDE['cpu']} x " \
+                                f"{PROBE_SIDE['cpu']} matrix product into an existing tensor"
+
+
+def test_calibrate_records_the_speed_probe_and_each_points_batch():
+    from senet_cli.profile.calibrate import calibrate
+
+    tiny = dict(threads=1, batches=(2,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
+                linear_shapes=(("linear 16->4", 16, 4),), memory_bytes=(2**12,), reduce_maps=(),
+                batch_norm_maps=(), channel_maps=(), bmm_shapes=(), after_op_pairs=())
+    calibration = calibrate("cpu", rounds=3, **tiny)
+    assert calibration.probe_us > 0 and "speed probe: a 512 x 512" in calibration.method
+    assert {p.label: p.batch for p in calibration.points if p.kind in ("memory", "conv", "matmul")} == {
+        "x * 2.0, 0.00390625 MiB": 0, "conv 3x3 8->8 @8, batch 2": 2, "linear 16->4, batch 2": 2}
+    data = calibration.to_dict()
+    assert data["schema"] == 4 and data["probe_us"] == calibration.probe_us and "probe_us" in data["units"]
+    assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration
+    unprobed = calibrate("cpu", rounds=1, speed_probe=False, **tiny)
+    assert unprobed.probe_us == 0.0 and "speed probe" not in unprobed.method
+
+
+def test_the_probe_and_a_points_batch_are_read_checked_and_absent_from_older_files():
+    points = (*synthetic().points, RatePoint("conv", "conv 3x3, batch 8", 10**9, 10**7, 0.0, 1.0, batch=8))
+    data = replace(synthetic(), points=points, probe_us=1890.5).to_dict()
+    read = DeviceCalibration.from_dict(data)
+    assert read.probe_us == 1890.5 and read.points[-1].batch == 8
+    older = {key: value for key, value in data.items() if key != "probe_us"} | {"schema": 3}
+    older["points"] = [{k: v for k, v in p.items() if k != "batch"} for p in data["points"]]
+    assert DeviceCalibration.from_dict(older).probe_us == 0.0  # schema 3: no speed to compare
+    assert {p.batch for p in DeviceCalibration.from_dict(older).points} == {0}
+    for bad, said in ((-1.0, "probe_us must be a number of microseconds from 0 to 1e6"),
+                      (float("inf"), "probe_us must be a number of microseconds from 0 to 1e6"),
+                      ("1890", "probe_us must be a number, got '1890'"), (True, "probe_us must be a number, got True")):
+        with pytest.raises(SenetError, match=re.escape(said)):
+            DeviceCalibration.from_dict(data | {"probe_us": bad})
+    with pytest.raises(SenetError, match="probe_us came with schema 4; this file is schema 3"):
+        DeviceCalibration.from_dict(data | {"schema": 3})  # a hand-edited older file is not half read
+    with pytest.raises(SenetError, match="a point's batch came with schema 4; this file is schema 3"):
+        DeviceCalibration.from_dict(data | {"schema": 3, "probe_us": 0.0})
+    hostile = json.loads(json.dumps(data))
+    hostile["points"][-1]["batch"] = 8.5
+    with pytest.raises(SenetError, match=r"point 7 of 7 \('conv', 'conv 3x3, batch 8'\): batch must be a whole number"):
+        DeviceCalibration.from_dict(hostile)
+
+
+def test_the_calibration_table_takes_a_points_batch_from_its_field():
+    from senet_cli.render.calibrate_view import calibration_table, csv_rows
+
+    points = (RatePoint("conv", "conv 3x3 64->64 @56", 10**9, 10**6, 100.0, 0.1, 576, batch=8),
+              RatePoint("memory", "x * 2.0, 1 MiB", 0, 2**21, 50.0, 40.0))
+    calibration = replace(synthetic(), points=points, probe_us=1890.5)
+    table = calibration_table(calibration)
+    assert [row[:3] for row in table.rows] == [("conv", "conv 3x3 64->64 @56", "8"), ("memory", "x * 2.0, 1 MiB", "")]
+    assert "speed probe 1,890.5 us" in (table.caption or "")
+    headers, rows = csv_rows([calibration])
+    assert [row[headers.index("batch")] for row in rows] == ["8", ""]
+    assert rows[0][headers.index("probe_us")] == 1890.5
+
+
+def test_profile_times_the_speed_probe_beside_the_models_and_says_when_the_machine_moved(tmp_path):
+    """The probe runs once a round; its median / the calibration's scales the prediction; a shift past
+    PROBE_TOLERANCE is one note. A calibration without a probe, or of another setting, times none."""
+    from senet_cli.profile.api import PROBE_TOLERANCE, _probe_notes
+    from senet_cli.render.profile_view import csv_rows, profile_table
+    from senet_cli.render.tables import select_columns
+
+    path = tmp_path / "device.json"
+    path.write_text(json.dumps(replace(synthetic(), probe_us=1.0).to_dict()))  # a probe 1 us "while calibrating"
+    report = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=3, warmup=0, threads=1, roofline=str(path))
+    (result,) = report.results
+    assert result.probe_ratio is not None and result.probe_ratio > 10  # a 512^3 product takes far more than 1 us
+    assert result.predicted_at_probe_speed_ms == pytest.approx(result.predicted_ms * result.probe_ratio)
+    assert result.over_predicted_at_probe_speed == pytest.approx(result.over_predicted / result.probe_ratio)
+    (note,) = [n for n in report.notes if n.startswith("speed probe")]
+    assert f"batch 1 {result.probe_ratio:.2f}x (predicted at that speed" in note and "calibrate again" in note
+    entry = report.to_dict()["results"][0]
+    assert entry["probe_ratio"] == result.probe_ratio and report.to_dict()["roofline"]["probe_us"] == 1.0
+    assert entry["measured_over_predicted_at_probe_speed"] == pytest.approx(result.over_predicted_at_probe_speed)
+    headers, (row,) = csv_rows([report])
+    assert row[headers.index("probe_ratio")] == result.probe_ratio
+    table = select_columns(profile_table(report), "batch,probe_ratio")
+    assert table.rows[0][1] == f"{result.probe_ratio:,.2f}x"
+    assert any(n.startswith("probe / calibr.") for n in table.notes)
+    assert not any(n.startswith("probe / calibr.") for n in select_columns(profile_table(report), None).notes)
+
+    for calibration in (synthetic(), replace(synthetic(), probe_us=1.0, threads=2)):  # no probe; another setting
+        path.write_text(json.dumps(calibration.to_dict()))
+        quiet = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=2, warmup=0, threads=1, roofline=str(path))
+        assert quiet.results[0].probe_ratio is None and quiet.to_dict()["results"][0]["probe_ratio"] is None
+    within = BatchResult(1, _measurement(10.0), None, None, predicted_ms=10.0, probe_ratio=1 + PROBE_TOLERANCE / 2)
+    assert _probe_notes([within], replace(synthetic(), probe_us=1.0)) == ()
+    beyond = replace(within, probe_ratio=1 - 2 * PROBE_TOLERANCE)
+    (said,) = _probe_notes([within, beyond], replace(synthetic(), probe_us=1.0))
+    assert "batch 1 0.80x (predicted at that speed 8 ms, median / that 1.25x)" in said
+
+
+def test_time_modules_measures_a_probe_once_a_round():
+    import torch
+    from torch import nn
+
+    from senet_cli.profile import time_modules
+    from senet_cli.profile.probe import SpeedProbe
+
+    probe = SpeedProbe(torch.device("cpu"), torch.float32)
+    measured = time_modules({"a": nn.Conv2d(3, 4, 3), "b": nn.Identity()}, input_size=(8, 8), iters=4, warmup=0,
+                            threads=1, probe=probe)
+    assert set(measured) == {"a", "b"} and len(probe.samples_us) == 4

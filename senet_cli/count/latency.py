@@ -37,12 +37,13 @@ from typing import Any
 from senet_cli.errors import ArgumentError, SenetError
 from senet_cli.vocabulary import DEVICES
 
-SCHEMA = 3
+SCHEMA = 4
 """The device file's format version: 2 added the bmm, batch_norm and channelwise kinds, 3 the
-after-op fraction. A file of an older schema is read as it is (its per-channel ops then take the
-memory points' bandwidth, no op pays for the one before it, as before); a file of a newer schema is
-refused with one line."""
-READ_SCHEMAS = (1, 2, 3)
+after-op fraction, 4 the speed probe's time and each point's batch. A file of an older schema is
+read as it is (its per-channel ops then take the memory points' bandwidth, no op pays for the one
+before it, no speed is compared, a point's batch is read from its label, as before); a file of a
+newer schema is refused with one line."""
+READ_SCHEMAS = (1, 2, 3, 4)
 MAX_FILE_BYTES = 8 * 2**20
 """Largest device file read (senet calibrate writes about 30 KiB): bounded before it is read."""
 MAX_COUNT = 10**18
@@ -105,8 +106,9 @@ UNITS = ("op_cost_us, median_us: microseconds (median); rate: TFLOPS (2 x MACs p
          + ", ".join(kind for kind in KINDS if kind not in BYTES_KINDS) + "; GB/s (1e9 bytes per second) for "
          + ", ".join(kind for kind in KINDS if kind in BYTES_KINDS) + "; macs and bytes as `senet count` counts them; "
          "depth: elements reduced into each output (conv, matmul, bmm, reductions) or covered by each channel's "
-         "value (batch_norm, channelwise); stride: a conv's; after_op_fraction: seconds an op pays on top per "
-         "second of the op before it")
+         "value (batch_norm, channelwise); stride: a conv's; batch: the batch size a point ran at; after_op_fraction: "
+         "seconds an op pays on top per second of the op before it; probe_us: microseconds (median) of the speed "
+         "probe")
 """The device file's `units`: every kind named with its rate's unit (made from KINDS and BYTES_KINDS)."""
 NEAREST_KINDS = frozenset({"max_reduce", "sum_reduce", "batch_norm", "channelwise"})
 """Bytes kinds whose rate is the nearest calibrated point's in (log bytes, log depth[, log stride]):
@@ -132,6 +134,7 @@ class RatePoint:
     stride: int = 0  # reductions: element stride along the innermost reduced dimension (1: contiguous); convs: the
     # largest spatial stride; else 0 (also: not known, a file from before it was recorded)
     spread: float = 0.0  # (max - min) / median of the medians of calibrate's interleaved rounds
+    batch: int = 0  # the batch size the shape ran at (0: none, as the memory points, or not recorded: schema < 4)
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,7 @@ class DeviceCalibration:
     cpu_count: int = 0  # logical CPUs of the machine (0: not known)
     rounds: int = 0  # interleaved rounds each point's median is over (0: not known, a file from before)
     after_op_fraction: float = 0.0  # what an op pays on top for the op before it, per second of that op's time
+    probe_us: float = 0.0  # median microseconds of profile/probe.py's fixed op while calibrating (0: not measured)
 
     @property
     def setting(self) -> str:
@@ -297,7 +301,7 @@ class DeviceCalibration:
             "torch_version": self.torch_version, "created": self.created, "seconds": self.seconds,
             "method": self.method, "load_before": self.load_before, "load_after": self.load_after,
             "cpu_count": self.cpu_count, "busy": self.busy, "rounds": self.rounds,
-            "after_op_fraction": self.after_op_fraction,
+            "after_op_fraction": self.after_op_fraction, "probe_us": self.probe_us,
             "units": UNITS,
         }
 
@@ -323,7 +327,7 @@ class DeviceCalibration:
             for index, p in enumerate(raw_points, 1):
                 field = f"point {index} of {len(raw_points)}"
                 counts = {}
-                for name in ("macs", "bytes", "depth", "stride"):
+                for name in ("macs", "bytes", "depth", "stride", "batch"):
                     value = p[name] if name in ("macs", "bytes") else p.get(name, 0)
                     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
                         raise _BadField(f"{where}: {field} ({_shown(p.get('kind'))}, {_shown(p.get('label'))}): "
@@ -331,7 +335,8 @@ class DeviceCalibration:
                     counts[name] = value
                 points.append(RatePoint(str(p["kind"]), str(p["label"]), counts["macs"], counts["bytes"],
                                         float(p["median_us"]), float(p["rate"]), depth=counts["depth"],
-                                        stride=counts["stride"], spread=float(p.get("spread", 0.0))))
+                                        stride=counts["stride"], spread=float(p.get("spread", 0.0)),
+                                        batch=counts["batch"]))
             field = ""  # the device's own fields
 
             def number(name: str, default: float | None = None, whole: bool = False) -> Any:
@@ -351,7 +356,7 @@ class DeviceCalibration:
                               str(data.get("created", "")), number("seconds", 0.0), str(data.get("method", "")),
                               number("load_before", -1.0), number("load_after", -1.0),
                               number("cpu_count", 0, whole=True), number("rounds", 0, whole=True),
-                              number("after_op_fraction", 0.0))
+                              number("after_op_fraction", 0.0), number("probe_us", 0.0))
         except _BadField as error:
             raise SenetError(str(error)) from None
         except KeyError as error:
@@ -368,9 +373,14 @@ class DeviceCalibration:
             raise SenetError(f"{where}: op_cost_us must be a number of microseconds from 0 to 1e6")
         if not (math.isfinite(calibration.after_op_fraction) and 0 <= calibration.after_op_fraction <= 1):
             raise SenetError(f"{where}: after_op_fraction must be a number from 0 to 1")
-        if calibration.after_op_fraction and data["schema"] < 3:  # a hand-edited older file is not half read
-            raise SenetError(f"{where}: after_op_fraction came with schema 3; this file is schema {data['schema']} "
-                             "(calibrate again, or set its schema to 3)")
+        if not (math.isfinite(calibration.probe_us) and 0 <= calibration.probe_us < 1e6):
+            raise SenetError(f"{where}: probe_us must be a number of microseconds from 0 to 1e6")
+        for name, since, present in (("after_op_fraction", 3, bool(calibration.after_op_fraction)),
+                                     ("probe_us", 4, bool(calibration.probe_us)),
+                                     ("a point's batch", 4, any(p.batch for p in points))):
+            if present and data["schema"] < since:  # a hand-edited older file is not half read
+                raise SenetError(f"{where}: {name} came with schema {since}; this file is schema {data['schema']} "
+                                 f"(calibrate again, or set its schema to {since})")
         if calibration.threads < 1 or calibration.device not in DEVICES:
             raise SenetError(f"{where}: threads must be at least 1 and device one of {', '.join(DEVICES)}")
         if not any(p.kind == "memory" for p in points) or not any(p.kind not in BYTES_KINDS for p in points):

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from senet_cli.count.latency import setting_text
+from senet_cli.count.latency import DeviceCalibration, setting_text
 from senet_cli.count.roofline import DevicePeaks, parse_device, preset_for_gpu
 from senet_cli.errors import ArgumentError, SenetError, first_line, is_out_of_memory, running_model
 from senet_cli.options import ExternalConfig, ModelConfig
@@ -47,6 +47,8 @@ from senet_cli.subject import Subject, input_shape
 
 if TYPE_CHECKING:  # torch is imported when timing starts
     from torch import nn
+
+    from senet_cli.profile.probe import SpeedProbe
 
 
 def check_batches(batches: Sequence[int]) -> tuple[int, ...]:
@@ -111,6 +113,7 @@ def profile(
             made = harness.denormal_modules(built["model"][1], (height, width), timing, device, first)
         notes += _denormal_note(made, first)
     runners = {key: harness.Runner.prepare(name, module, timing, device) for key, (name, module) in built.items()}
+    probe = _speed_probe(peaks, timing, device, torch.get_num_threads())
     results = []
     with harness.cudnn_autotuning(device):
         for batch in batches:
@@ -119,8 +122,10 @@ def profile(
                 # a model outside the zoo raising anything: one line; running out of memory is the batch's result
                 with running_model(subject.name, f"run {_step(timing.mode)} on {height}x{width} input at batch "
                                                  f"{batch}"):
+                    if probe is not None:
+                        probe.reset()
                     measured = harness.time_runners(runners, batch, (height, width), timing, device, num_classes,
-                                                    on_round)
+                                                    on_round, probe)
             except (RuntimeError, MemoryError) as error:
                 if not is_out_of_memory(error):
                     raise
@@ -130,6 +135,8 @@ def profile(
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
             result = _batch_result(stages, batch, measured, per_stage)
+            if probe is not None and probe.median_us is not None and peaks is not None and peaks.calibration:
+                result = replace(result, probe_ratio=probe.median_us / peaks.calibration.probe_us)
             try:  # the bound is count's, outside the timing: its failure is not the run's
                 results.append(_with_bound(result, subject, batch, (height, width), timing, peaks))
             except SenetError as error:
@@ -138,6 +145,44 @@ def profile(
     notes += _bound_notes(tuple(results), peaks, timing, torch.get_num_threads())
     return ProfileReport(subject.config, timing, (height, width), torch.get_num_threads(), harness.memory_note(device),
                          tuple(results), notes, peaks)
+
+
+def _speed_probe(peaks: DevicePeaks | None, timing: Timing, device: Any, threads: int) -> SpeedProbe | None:
+    """The speed probe to time beside the models (profile/probe.py), when the roofline is a calibration
+    that timed it in this run's setting (device and threads) and the run predicts (inference); else None."""
+    calibration = None if peaks is None else peaks.calibration
+    if (calibration is None or not calibration.probe_us or timing.mode != "inference"
+            or calibration.setting != setting_text(device.type, threads)):
+        return None
+    from senet_cli.profile.probe import SpeedProbe
+    from senet_cli.vocabulary import torch_dtype
+
+    return SpeedProbe(device, torch_dtype(timing.dtype))
+
+
+PROBE_TOLERANCE = 0.10
+"""How far the speed probe may run from its calibration-time value (as a fraction) before profile says
+the machine's speed has moved: calibrate's own repeat runs agree within about this much."""
+
+
+def _probe_notes(results: Sequence[BatchResult], calibration: DeviceCalibration | None) -> tuple[str, ...]:
+    """One line where the speed probe ran more than PROBE_TOLERANCE slower or faster than while
+    calibrating, at some batch: by how much, and the prediction at that speed against the median."""
+    timed = [r for r in results if r.probe_ratio is not None]
+    if calibration is None or not any(abs(r.probe_ratio - 1) > PROBE_TOLERANCE for r in timed if r.probe_ratio):
+        return ()
+    from senet_cli.profile.probe import probe_text
+
+    def said(r: BatchResult) -> str:
+        adjusted, ratio = r.predicted_at_probe_speed_ms, r.over_predicted_at_probe_speed
+        return f"batch {r.batch} {r.probe_ratio:.2f}x" + (
+            f" (predicted at that speed {adjusted:.4g} ms, median / that {ratio:.2f}x)"
+            if adjusted is not None and ratio is not None else "")
+
+    return (f"speed probe ({probe_text(calibration.device)}, timed after each round) against its "
+            f"{calibration.probe_us:,.1f} us while calibrating: {'; '.join(map(said, timed))}. The machine's speed "
+            "has moved since calibrating, and the predictions are at the calibration's speed: calibrate again on the "
+            "machine as it will be used",)
 
 
 def _denormal_note(modules: Sequence[str], batch: int = 1) -> tuple[str, ...]:
@@ -227,6 +272,7 @@ def _bound_notes(results: Sequence[BatchResult], peaks: DevicePeaks | None, timi
         assert calibration is not None
         notes.append(f"the device file was calibrated on {calibration.setting}, this run is on {here}: its "
                      "predictions are for that setting")
+    notes += _probe_notes(results, calibration)
     if calibration is not None and (timing.channels_last or timing.compile):
         run = " and ".join(what for what, on in (("channels-last", timing.channels_last),
                                                  ("compiled", timing.compile)) if on)
@@ -244,6 +290,7 @@ def time_modules(
     num_classes: int = 1000,
     timing: Timing | None = None,
     on_round: Callable[[int, int], None] | None = None,
+    probe: SpeedProbe | None = None,
     **timing_fields: Any,
 ) -> dict[str, Measurement]:
     """Time any modules (yours, timm's, torchvision's) with `profile()`'s harness, interleaved.
@@ -251,7 +298,8 @@ def time_modules(
     The harness `senet profile` uses, for models that are not in the zoo: each module is moved to
     the device and dtype in place, warmed up, then timed round-robin with the others on one input
     of `batch` x 3 x input_size. `timing` and keywords as in `profile()`. Returns one Measurement
-    per key, in the order given. Out-of-memory errors propagate.
+    per key, in the order given. Out-of-memory errors propagate. A `probe` (profile/probe.py's
+    SpeedProbe, on the same device) is measured once after each round, its times kept in it.
     """
     timing, unknown = Timing.take(timing, timing_fields)
     if unknown:
@@ -260,7 +308,7 @@ def time_modules(
     (batch,) = check_batches((batch,))
     from senet_cli.profile import harness
 
-    return harness.time_modules(modules, batch, tuple(input_size), timing, num_classes, on_round)
+    return harness.time_modules(modules, batch, tuple(input_size), timing, num_classes, on_round, probe)
 
 
 def _batch_result(stages: Sequence[int], batch: int, measured: Mapping[str, Measurement],

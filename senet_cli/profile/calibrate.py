@@ -35,6 +35,9 @@ windows, and the median drops them. What is measured:
   its batch norm (`after_op_fraction`): an op right after a long one runs slower than looped alone
   (what the long op left in the caches and the core is not what the next needs), by a part of the
   long op's time that the model charges to each op for the op before it.
+- the speed probe (profile/probe.py): a fixed matrix product after each round, its median kept as
+  `probe_us`; `senet profile` times it again beside the models, and the ratio says how fast the
+  machine ran then against now (a VM's speed moves by 10-25% between minutes).
 
 The whole run takes 20-45 s on a CPU (the largest shapes dominate) and a few seconds on a GPU.
 """
@@ -52,6 +55,7 @@ from typing import Any
 
 from senet_cli.count.latency import BYTES_KINDS, DeviceCalibration, RatePoint
 from senet_cli.errors import ArgumentError, UnknownChoiceError
+from senet_cli.profile.probe import PROBE_SECONDS, SpeedProbe, probe_text
 from senet_cli.vocabulary import DEVICES, DTYPES
 
 ROUNDS = 21
@@ -163,6 +167,7 @@ def calibrate(
     channel_maps: Sequence[tuple[int, int]] = CHANNEL_MAPS,
     bmm_shapes: Sequence[tuple[str, int, int, int]] = BMM_SHAPES,
     after_op_pairs: Sequence[tuple[str, int, int, int, int]] = AFTER_OP_PAIRS,
+    speed_probe: bool = True,
     on_step: Callable[[int, int], None] | None = None,
 ) -> DeviceCalibration:
     """Measure this machine's per-op cost, bandwidth by size and compute rate by shape (module doc).
@@ -177,7 +182,8 @@ def calibrate(
     reduce_maps: the (channels, side) feature maps the reductions run on (empty: none, the memory
     points stand in); batch_norm_maps and channel_maps: those batch norm and the per-channel product
     run on (empty: none); bmm_shapes: the batched products (empty: none); after_op_pairs: the convs
-    each followed by its batch norm, for the after-op fraction (empty: none, 0). on_step(done, total)
+    each followed by its batch norm, for the after-op fraction (empty: none, 0); speed_probe: time
+    profile/probe.py's fixed op after each round (False: none, `probe_us` 0). on_step(done, total)
     reports progress.
     """
     if dtype not in DTYPES:
@@ -213,6 +219,7 @@ def calibrate(
     jobs: list[_Job] = [_Job("memory", f"x * 2.0, {nbytes / 2**20:g} MiB", _Scale(), ones(max(nbytes // size, 1)))
                         for nbytes in memory_bytes]
     for batch in batches:
+        first = len(jobs)
         for label, cin, cout, kernel, stride, groups, side in conv_shapes:
             conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=side == 1)
             jobs.append(_Job("conv", f"conv {label}, batch {batch}", ready(conv), randn(batch, cin, side, side)))
@@ -236,6 +243,7 @@ def calibrate(
         for channels, side in channel_maps:
             jobs.append(_Job("channelwise", f"x * s (s: N x {channels} x 1 x 1) @{side}, batch {batch}",
                              ready(_FixedOperand("mul", batch, channels, 1, 1)), randn(batch, channels, side, side)))
+        jobs[first:] = [replace(job, batch=batch) for job in jobs[first:]]
 
     tiny = ones(1)
     chain = nn.Sequential(*(_Scale() for _ in range(CHAIN)))
@@ -264,8 +272,9 @@ def calibrate(
         total = len(timed) * (1 + planned) + len(pairs)
         return done_rounds < planned
 
+    probe = SpeedProbe(torch_device, torch_dtype) if speed_probe else None
     times = time_interleaved([(job.module, job.x) for job in timed], seconds=min_run_time, rounds=rounds,
-                             on_call=advance, more=more)
+                             on_call=advance, more=more, after_round=None if probe is None else probe.measure)
     done_rounds = len(times[0])
     total = done + len(pairs)  # what is left: the pairs
     fraction = after_op_fraction(pairs, AFTER_OP_REPEATS, on_pair=advance) if pairs else 0.0
@@ -282,6 +291,7 @@ def calibrate(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds=time.perf_counter() - started, load_before=load_before, load_after=_load_average(),
         cpu_count=os.cpu_count() or 0, rounds=done_rounds, after_op_fraction=fraction,
+        probe_us=0.0 if probe is None else probe.median_us or 0.0,
         method=(f"torch.utils.benchmark Timer.timeit, about {min_run_time} s of calls per measurement, every point "
                 f"measured in {done_rounds} interleaved rounds (at most {rounds}, budget {budget_s:g} s), each on a "
                 "fresh copy of its module and input, the median over the rounds (spread: (max - min) / median of the "
@@ -295,13 +305,18 @@ def calibrate(
                 "rates after the per-op cost is taken off; macs and bytes as senet count counts them; after-op "
                 f"fraction: {len(pairs)} convs of ResNet-50 at batch 1, each followed by its batch norm, "
                 f"{AFTER_OP_REPEATS} times: (median batch norm right after the conv - median batch norm right after "
-                "itself) / median conv, the median over the convs"),
+                "itself) / median conv, the median over the convs"
+                + ("" if probe is None else f"; speed probe: {probe_text(torch_device.type)}, about "
+                   f"{PROBE_SECONDS} s of calls after each round, the median over the rounds (senet profile times it "
+                   "again beside the models: its time then / this one is the machine's speed against the "
+                   "calibration's)")),
     )
 
 
 def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds: int,
                      more: Callable[[int, float], bool] | None = None,
-                     on_call: Callable[[], None] | None = None) -> list[list[float]]:
+                     on_call: Callable[[], None] | None = None,
+                     after_round: Callable[[], object] | None = None) -> list[list[float]]:
     """Microseconds per call of each `module(x)` in `calls`, one list per call with one time per round.
 
     Each call is warmed up once (allocator, kernel choice) and timed once, which fixes how many calls
@@ -315,12 +330,15 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
     round puts that variation inside the rounds, where the median takes it. Every measurement runs on
     torch's current thread count (Timer's own default is one thread, whatever the caller set).
     `more(rounds done, last round's seconds)` returning False stops before `rounds`; `on_call()`
-    follows each warm-up and each measurement. Runs under inference_mode."""
+    follows each warm-up and each measurement; `after_round()` runs after each round, outside the
+    round's seconds (calibrate's speed probe). Runs under inference_mode."""
     import copy
 
     import torch
 
-    Timer = _benchmark_timer()
+    from senet_cli.profile.probe import benchmark_timer
+
+    Timer = benchmark_timer()
     threads = torch.get_num_threads()
 
     def timer(module: Any, x: Any) -> Any:
@@ -344,7 +362,10 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
                 measured.append(timer(module, x).timeit(number).median * 1e6)
                 if on_call is not None:
                     on_call()
-            if more is not None and not more(done_rounds, time.perf_counter() - round_started):
+            round_s = time.perf_counter() - round_started
+            if after_round is not None:
+                after_round()
+            if more is not None and not more(done_rounds, round_s):
                 break
     return times
 
@@ -383,22 +404,6 @@ def after_op_fraction(pairs: Sequence[tuple[Any, Any, Any]], repeats: int,
     return max(0.0, statistics.median(fractions))
 
 
-def _benchmark_timer() -> Any:
-    """torch.utils.benchmark's Timer, imported without the line a CUDA build of torch logs on a machine
-    without the CUDA runtime ("No CUDA runtime is found, using CUDA_HOME=..."): torch.utils.benchmark
-    imports torch.utils.cpp_extension, which logs it at import, and calibrate compiles nothing."""
-    import logging
-
-    logger = logging.getLogger("torch.utils.cpp_extension")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        from torch.utils.benchmark import Timer
-    finally:
-        logger.setLevel(level)
-    return Timer
-
-
 @dataclass(frozen=True)
 class _Job:
     """One point to measure: its kind and label, the module and its input (on the device)."""
@@ -407,6 +412,7 @@ class _Job:
     label: str
     module: Any
     x: Any
+    batch: int = 0  # the batch the shape runs at (0: none, the memory points)
 
 
 class _Scale:
@@ -474,7 +480,7 @@ def _point(job: _Job, medians: Sequence[float], op_cost: float) -> RatePoint:
     median = statistics.median(medians)
     spread = (max(medians) - min(medians)) / median if median > 0 else 0.0
     return _with_op_cost(RatePoint(job.kind, job.label, macs, moved, median, 0.0, depth=depth, stride=stride,
-                                     spread=spread), op_cost)
+                                     spread=spread, batch=job.batch), op_cost)
 
 
 def _with_op_cost(point: RatePoint, op_cost: float) -> RatePoint:

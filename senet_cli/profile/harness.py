@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from senet_cli.profile.probe import SpeedProbe
 from senet_cli.profile.results import LatencyStats, Measurement
 from senet_cli.profile.timing import Timing
 from senet_cli.vocabulary import torch_dtype
@@ -31,12 +32,13 @@ def prepare(timing: Timing) -> torch.device:
 
 
 def time_modules(modules: Mapping[str, nn.Module], batch: int, size: tuple[int, ...], timing: Timing,
-                 num_classes: int, on_round: Callable[[int, int], None] | None) -> dict[str, Measurement]:
+                 num_classes: int, on_round: Callable[[int, int], None] | None,
+                 probe: SpeedProbe | None = None) -> dict[str, Measurement]:
     """Prepare `modules` (moved to the device in place) and time them interleaved at one batch size."""
     device = prepare(timing)
     runners = {key: Runner.prepare(key, module, timing, device) for key, module in modules.items()}
     with cudnn_autotuning(device):
-        return time_runners(runners, batch, size, timing, device, num_classes, on_round)
+        return time_runners(runners, batch, size, timing, device, num_classes, on_round, probe)
 
 
 def memory_note(device: torch.device) -> str:
@@ -133,16 +135,18 @@ def denormal_modules(model: nn.Module, size: tuple[int, ...], timing: Timing, de
 
 def time_runners(runners: Mapping[str, Runner], batch: int, size: tuple[int, ...], timing: Timing,
                  device: torch.device, num_classes: int,
-                 on_round: Callable[[int, int], None] | None) -> dict[str, Measurement]:
+                 on_round: Callable[[int, int], None] | None,
+                 probe: SpeedProbe | None = None) -> dict[str, Measurement]:
     """Warm each runner up, then time all of them round-robin until `timing` says stop (denormals
-    flushed to zero throughout when `timing.flush_denormal`)."""
+    flushed to zero throughout when `timing.flush_denormal`); with a `probe`, it is measured once
+    after each round (profile/probe.py: the machine's speed over the same minutes)."""
     with denormals_flushed(timing.flush_denormal and device.type == "cpu"):
-        return _time_runners(runners, batch, size, timing, device, num_classes, on_round)
+        return _time_runners(runners, batch, size, timing, device, num_classes, on_round, probe)
 
 
 def _time_runners(runners: Mapping[str, Runner], batch: int, size: tuple[int, ...], timing: Timing,
                   device: torch.device, num_classes: int,
-                  on_round: Callable[[int, int], None] | None) -> dict[str, Measurement]:
+                  on_round: Callable[[int, int], None] | None, probe: SpeedProbe | None) -> dict[str, Measurement]:
     x = torch.randn(batch, 3, *size, device=device, dtype=torch_dtype(timing.dtype))
     if timing.channels_last:
         x = x.to(memory_format=torch.channels_last)
@@ -161,6 +165,8 @@ def _time_runners(runners: Mapping[str, Runner], batch: int, size: tuple[int, ..
         for key in order:
             samples[key].append(_timed(steps[key], device))
         order.reverse()  # alternate who goes first, so neither always follows the other
+        if probe is not None:
+            probe.measure()
         done += 1
         if on_round:
             on_round(done, runs or 0)

@@ -93,6 +93,7 @@ class BatchResult:
     baseline_roofline_ms: float | None = None
     predicted_ms: float | None = None  # count's prediction on a calibrated device (count/latency.py)
     baseline_predicted_ms: float | None = None
+    probe_ratio: float | None = None  # the speed probe's median over these rounds / at calibration (>1: slower now)
 
     @property
     def noisy(self) -> bool:
@@ -112,6 +113,22 @@ class BatchResult:
         if self.model is None or not self.predicted_ms:
             return None
         return self.model.latency_ms.median / self.predicted_ms
+
+    @property
+    def predicted_at_probe_speed_ms(self) -> float | None:
+        """The prediction at the speed the machine ran the probe at during these rounds: predicted x
+        probe_ratio (the model's rates, all scaled alike by the machine's shift since calibrating)."""
+        if self.predicted_ms is None or self.probe_ratio is None:
+            return None
+        return self.predicted_ms * self.probe_ratio
+
+    @property
+    def over_predicted_at_probe_speed(self) -> float | None:
+        """Measured median / the prediction at the probe's speed."""
+        adjusted = self.predicted_at_probe_speed_ms
+        if self.model is None or not adjusted:
+            return None
+        return self.model.latency_ms.median / adjusted
 
     @property
     def roofline_overhead_pct(self) -> float | None:
@@ -173,6 +190,9 @@ class ProfileReport:
                     entry["baseline_predicted_ms"] = r.baseline_predicted_ms
                     entry["predicted_overhead_pct"] = r.predicted_overhead_pct
                     entry["measured_over_predicted"] = r.over_predicted
+                    entry["probe_ratio"] = r.probe_ratio
+                    entry["predicted_at_probe_speed_ms"] = r.predicted_at_probe_speed_ms
+                    entry["measured_over_predicted_at_probe_speed"] = r.over_predicted_at_probe_speed
             if r.per_stage:
                 entry["per_stage"] = [vars(s).copy() for s in r.per_stage]
             if r.error:
@@ -193,5 +213,6 @@ class ProfileReport:
                 "op_cost_us": None if self.roofline.calibration is None else self.roofline.calibration.op_cost_us,
                 "after_op_fraction": None if self.roofline.calibration is None
                 else self.roofline.calibration.after_op_fraction,
+                "probe_us": None if self.roofline.calibration is None else self.roofline.calibration.probe_us or None,
             },
         }

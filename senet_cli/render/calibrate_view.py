@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from senet_cli.count.latency import BYTES_KINDS, DeviceCalibration
+from senet_cli.count.latency import BYTES_KINDS, DeviceCalibration, RatePoint
 from senet_cli.render.tables import Column, TableData, table_from_columns
 
 
@@ -17,7 +17,8 @@ def _unit(kind: str) -> str:
 
 
 BATCH_SUFFIX = re.compile(r", batch (\d+)$")
-"""How calibrate's labels end: the batch the shape ran at (none for the memory and per-op points)."""
+"""How calibrate's labels end: the batch the shape ran at (none for the memory and per-op points). A
+point records its batch since schema 4; an older file's is read from here."""
 
 
 def _shape(label: str) -> str:
@@ -25,15 +26,18 @@ def _shape(label: str) -> str:
     return BATCH_SUFFIX.sub("", label)
 
 
-def _batch(label: str) -> str:
-    found = BATCH_SUFFIX.search(label)
+def _batch(point: RatePoint) -> str:
+    """The batch a point ran at: its own field (schema 4), else its label's end; "" for none."""
+    if point.batch:
+        return str(point.batch)
+    found = BATCH_SUFFIX.search(point.label)
     return found.group(1) if found else ""
 
 
 COLUMNS = (
     Column("kind", "kind", lambda p: p.kind),
     Column("label", "shape", lambda p: _shape(p.label)),
-    Column("batch", "batch", lambda p: _batch(p.label)),
+    Column("batch", "batch", _batch),
     Column("macs", "MACs\n(M)", lambda p: f"{p.macs / 1e6:,.2f}", default=False),
     Column("bytes", "MB\nmoved", lambda p: f"{p.bytes / 1e6:,.3f}", default=False),
     Column("median_us", "median\n(us)", lambda p: f"{p.median_us:,.1f}"),
@@ -72,16 +76,17 @@ def summary(calibration: DeviceCalibration) -> str:
     rounds = calibration.rounds
     return (f"per-op cost {calibration.op_cost_us:.2f} us; after a long op, {calibration.after_op_fraction:.1%} of "
             f"its time; best rates: {calibration.peak_tflops:.4g} TFLOPS, {calibration.bandwidth_gbs:.4g} GB/s; "
-            f"{calibration.seconds:.1f} s in all, setup included"
+            + (f"speed probe {calibration.probe_us:,.1f} us; " if calibration.probe_us else "")
+            + f"{calibration.seconds:.1f} s in all, setup included"
             + (f", {rounds} round{'' if rounds == 1 else 's'}" if rounds else ""))
 
 
 def csv_rows(calibrations: Sequence[DeviceCalibration]) -> tuple[list[str], list[list[Any]]]:
     """One CSV row per measured point, the device's figures repeated on each."""
-    headers = ["device", "name", "dtype", "threads", "op_cost_us", "after_op_fraction", "peak_tflops", "bandwidth_gbs",
-               "rounds", "busy", "created", "kind", "label", "batch", "macs", "bytes", "depth", "stride", "median_us",
-               "spread", "rate", "rate_unit"]
-    rows = [[c.device, c.name, c.dtype, c.threads, c.op_cost_us, c.after_op_fraction, c.peak_tflops, c.bandwidth_gbs,
-             c.rounds, c.busy, c.created, p.kind, p.label, _batch(p.label), p.macs, p.bytes, p.depth, p.stride,
-             p.median_us, p.spread, p.rate, _unit(p.kind)] for c in calibrations for p in c.points]
+    headers = ["device", "name", "dtype", "threads", "op_cost_us", "after_op_fraction", "probe_us", "peak_tflops",
+               "bandwidth_gbs", "rounds", "busy", "created", "kind", "label", "batch", "macs", "bytes", "depth",
+               "stride", "median_us", "spread", "rate", "rate_unit"]
+    rows = [[c.device, c.name, c.dtype, c.threads, c.op_cost_us, c.after_op_fraction, c.probe_us, c.peak_tflops,
+             c.bandwidth_gbs, c.rounds, c.busy, c.created, p.kind, p.label, _batch(p), p.macs, p.bytes, p.depth,
+             p.stride, p.median_us, p.spread, p.rate, _unit(p.kind)] for c in calibrations for p in c.points]
     return headers, rows

@@ -82,6 +82,11 @@ PREDICTED_COLUMNS: tuple[Column, ...] = (
            _ok(lambda r, m: f"{r.predicted_overhead_pct:+.1f}%" if r.predicted_overhead_pct is not None else "")),
     Column("measured_over_predicted", "median /\npredicted",
            _ok(lambda r, m: f"{r.over_predicted:,.2f}x" if r.over_predicted is not None else "")),
+    Column("probe_ratio", "probe /\ncalibr.",
+           _ok(lambda r, m: f"{r.probe_ratio:,.2f}x" if r.probe_ratio is not None else ""), default=False),
+    Column("measured_over_predicted_at_probe_speed", "median /\npredicted\nat probe",
+           _ok(lambda r, m: f"{r.over_predicted_at_probe_speed:,.2f}x"
+               if r.over_predicted_at_probe_speed is not None else ""), default=False),
 )
 """... and those shown with a calibrated device (a `senet calibrate` device file, issue #22)."""
 
@@ -110,6 +115,8 @@ def profile_table(report: ProfileReport) -> TableData:
 
 
 PREDICTED_KEYS = frozenset(column.key for column in PREDICTED_COLUMNS)
+PROBE_KEYS = frozenset({"probe_ratio", "measured_over_predicted_at_probe_speed"})
+"""The speed probe's columns: their note is shown with one of them."""
 """The prediction's columns: its note is shown with one of them."""
 BOUND_KEYS = frozenset(column.key for column in BOUND_COLUMNS)
 """... and the bound's: its note names them where they are shown, the JSON keys where they are not."""
@@ -153,6 +160,11 @@ def _notes(report: ProfileReport, keys: frozenset[str]) -> tuple[str, ...]:
                          + (f" + {after:.1%} of the op before it" if (after := peaks.calibration.after_op_fraction)
                             else "") + "; "
                          "README 'Why attention costs time')")
+        if peaks.calibration is not None and keys & PROBE_KEYS:
+            notes.append(f"probe / calibr.: the speed probe's median over each batch's rounds / its "
+                         f"{peaks.calibration.probe_us:,.1f} us while calibrating (above 1: the machine ran slower "
+                         "than then; empty: not timed, an older device file or another setting); median / predicted "
+                         "at probe: the prediction scaled by that ratio")
     return tuple(notes)
 
 
@@ -175,7 +187,8 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
                "baseline_throughput", "overhead_pct", "error", "drift_pct", "noisy", "roofline_ms",
                "baseline_roofline_ms", "measured_over_bound", "predicted_ms", "baseline_predicted_ms",
                "measured_over_predicted", "predicted_overhead_pct", "roofline_overhead_pct", "threads",
-               "roofline_device", "op_cost_us", "after_op_fraction"]
+               "roofline_device", "op_cost_us", "after_op_fraction", "probe_ratio", "predicted_at_probe_speed_ms",
+               "measured_over_predicted_at_probe_speed"]
     rows = []
     for report in reports:
         for r in report.results:
@@ -193,6 +206,8 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
                                                                r.over_predicted, r.predicted_overhead_pct,
                                                                r.roofline_overhead_pct)),
                 report.threads, *_device_csv(report),
+                *("" if value is None else value for value in (r.probe_ratio, r.predicted_at_probe_speed_ms,
+                                                               r.over_predicted_at_probe_speed)),
             ])
     return headers, rows
 
