@@ -6,7 +6,8 @@ are left out: those ops then fall back to what the model did before those points
 ops to the copies' bandwidth, a conv to the nearest other conv shape), and without the after-op
 fraction (no op then pays for the one before it). Timing noise cannot favour one
 variant: the measurements are the same for all. Printed per variant: the median and worst
-|predicted / measured - 1| and each SE/ECA/CBAM/GC/SK overhead's error in points.
+|predicted / measured - 1| (and, where the JSON has each family's speed-probe ratio, the same with
+each prediction scaled by it) and each SE/ECA/CBAM/GC/SK overhead's error in points.
 
 Run: python benchmarks/latency_ablation.py results.json
 """
@@ -43,6 +44,8 @@ def main() -> None:
     calibration = DeviceCalibration.from_dict(data["calibration"])
     measured = {(row["model"], row["batch"]): row["measured_ms"] for row in data["rows"]
                 if ":" not in row["model"]}  # the zoo's rows (a torchvision copy has no name to count)
+    shifts = {(row["model"], row["batch"]): row["machine_shift"] for row in data["rows"]
+              if ":" not in row["model"] and "ratio_at_probe_speed" in row}  # the in-round probe (since 2026-12-06)
     variants = {
         "all points": calibration,
         "without the after-op fraction": replace(calibration, after_op_fraction=0.0),
@@ -55,6 +58,9 @@ def main() -> None:
         device = calibrated_device(variant)
         predicted = {key: count(key[0], batch=key[1], roofline=device).roofline.predicted_ms for key in measured}
         errors = [abs(predicted[key] / measured[key] - 1) for key in measured]
+        adjusted = [abs(predicted[key] * shifts[key] / measured[key] - 1) for key in measured if key in shifts]
+        at_probe = (f"; at the probe's speed {statistics.median(adjusted) * 100:.1f}% / {max(adjusted) * 100:.1f}%"
+                    if adjusted else "")
         overheads = []
         for (model, batch), value in predicted.items():
             attention, _, backbone = model.partition("_")
@@ -63,7 +69,8 @@ def main() -> None:
                 guess = (value / predicted[(backbone, batch)] - 1) * 100
                 overheads.append(f"{attention}-{backbone.removeprefix('resnet')} b{batch} {guess - real:+.1f}")
         print(f"- {name} ({len(variant.points)} points): median {statistics.median(errors) * 100:.1f}%, worst "
-              f"{max(errors) * 100:.1f}%; overhead predicted - measured (points): {', '.join(sorted(overheads))}")
+              f"{max(errors) * 100:.1f}%{at_probe}; overhead predicted - measured (points): "
+              f"{', '.join(sorted(overheads))}")
 
 
 if __name__ == "__main__":
