@@ -6,7 +6,8 @@ by kind, and the per-op cost's. `uptime` before and after: on a shared machine t
 
 It also tells a machine that changed speed from a calibration that scatters: each run's shift (the
 median over all points of its time / the first run's), the spread once each run's shift is divided
-out, and a probe independent of calibrate (machine_probe.py: one fixed matmul, timed before and after every run).
+out, each run's own speed probe (the device file's probe_us, timed after each of its rounds), and the
+probe again outside calibrate (machine_probe.py, before and after every run).
 On this project's VM the whole machine runs 5-15% faster or slower for tens of seconds at a time with
 nothing else running; a uniform shift of all points is that, not calibrate's scatter.
 
@@ -81,7 +82,8 @@ def main() -> None:
     print(f"each run's shift (median over points of its time / run 1's): "
           f"{' / '.join(f'{shift:.3f}' for shift in shifts)}; probe (a fixed "
           f"matmul, before, between and after the runs): "
-          f"{' / '.join(f'{probe:.3f}' for probe in probes)} ms")
+          f"{' / '.join(f'{probe:.3f}' for probe in probes)} ms; in-run probe (probe_us / run 1's): "
+          f"{' / '.join(f'{run.probe_us / runs[0].probe_us:.3f}' if runs[0].probe_us else 'n/a' for run in runs)}")
     print(f"with each run's shift divided out: median spread {statistics.median(shift_free) * 100:.1f}%, worst "
           f"{max(shift_free) * 100:.1f}%; within 10%: {sum(v <= 0.10 for v in shift_free)} of {len(shift_free)}")
     if args.json:

@@ -626,6 +626,10 @@ def test_a_calibration_made_on_a_busy_machine_says_so(monkeypatch, tmp_path, cli
     assert not quiet.busy and busy.busy  # 0.4 + 1 <= 2.5 < 2.0 + 2
     joined = replace(quiet, load_after=2.4)  # others began while it ran: 2.4 - 0.57 of its own + 1 > 2.5
     assert joined.busy and not replace(quiet, load_after=-1.0).busy
+    assert quiet.own_load_share == pytest.approx(1 - math.exp(-50 / 60))  # no recorded length: the 50 s budget
+    short, long = replace(quiet, seconds=10.0, load_after=1.9), replace(quiet, seconds=120.0, load_after=1.9)
+    assert short.own_load_share == pytest.approx(1 - math.exp(-10 / 60)) and short.busy  # 1.9 - 0.15 + 1 > 2.5
+    assert long.own_load_share == pytest.approx(1 - math.exp(-2)) and not long.busy  # 1.9 - 0.86 + 1 <= 2.5
     assert not replace(busy, cpu_count=0).busy and not replace(busy, device="cuda").busy  # unknown; a GPU
     data = json.loads(json.dumps(busy.to_dict()))
     assert data["busy"] is True and data["load_before"] == 2.0 and data["cpu_count"] == 2

@@ -175,8 +175,15 @@ class DeviceCalibration:
         own share of that one-minute average is taken off (work that began while it ran)."""
         if self.device != "cpu" or self.cpu_count <= 0:
             return False
-        others_after = self.load_after - OWN_LOAD_SHARE * self.threads if self.load_after >= 0 else -1.0
+        others_after = self.load_after - self.own_load_share * self.threads if self.load_after >= 0 else -1.0
         return max(self.load_before, others_after) + self.threads > self.cpu_count + 0.5
+
+    @property
+    def own_load_share(self) -> float:
+        """How much of each of its threads the calibration itself left in the one-minute load average by
+        its end: the average moves toward the load as 1 - exp(-t / 60 s), t the recorded `seconds`
+        (CALIBRATE_SECONDS where a file does not say: calibrate's 50 s budget)."""
+        return 1 - math.exp(-(self.seconds if self.seconds > 0 else CALIBRATE_SECONDS) / 60)
 
     @property
     def peak_tflops(self) -> float:
@@ -415,9 +422,8 @@ class _BadField(Exception):
     message is the one line shown)."""
 
 
-OWN_LOAD_SHARE = 1 - math.exp(-50 / 60)
-"""How much of its own threads a calibration leaves in the one-minute load average by its end: the
-average moves toward the load as 1 - exp(-t / 60 s), t about 50 s."""
+CALIBRATE_SECONDS = 50.0
+"""A calibration's length where its file does not record one (calibrate's default budget)."""
 
 
 def _shown(value: object) -> str:
