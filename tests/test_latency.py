@@ -776,8 +776,10 @@ def test_the_probe_and_a_points_batch_are_read_checked_and_absent_from_older_fil
     older["points"] = [{k: v for k, v in p.items() if k != "batch"} for p in data["points"]]
     assert DeviceCalibration.from_dict(older).probe_us == 0.0  # schema 3: no speed to compare
     assert {p.batch for p in DeviceCalibration.from_dict(older).points} == {0}
-    for bad, said in ((-1.0, "probe_us must be a number of microseconds from 0 to 1e6"),
-                      (float("inf"), "probe_us must be a number of microseconds from 0 to 1e6"),
+    for bad, said in ((-1.0, "probe_us must be 0 (no probe) or a number of microseconds from 1 to 1e6, got -1.0"),
+                      (float("inf"), "probe_us must be 0 (no probe) or a number of microseconds from 1 to 1e6"),
+                      (float("nan"), "probe_us must be 0 (no probe) or a number of microseconds from 1 to 1e6"),
+                      (1e-320, "from 1 to 1e6, got 1e-320"), (0.5, "from 1 to 1e6, got 0.5"),
                       ("1890", "probe_us must be a number, got '1890'"), (True, "probe_us must be a number, got True")):
         with pytest.raises(SenetError, match=re.escape(said)):
             DeviceCalibration.from_dict(data | {"probe_us": bad})
@@ -819,27 +821,38 @@ def test_profile_times_the_speed_probe_beside_the_models_and_says_when_the_machi
     assert result.probe_ratio is not None and result.probe_ratio > 10  # a 512^3 product takes far more than 1 us
     assert result.predicted_at_probe_speed_ms == pytest.approx(result.predicted_ms * result.probe_ratio)
     assert result.over_predicted_at_probe_speed == pytest.approx(result.over_predicted / result.probe_ratio)
-    (note,) = [n for n in report.notes if n.startswith("speed probe")]
-    assert f"batch 1 {result.probe_ratio:.2f}x (predicted at that speed" in note and "calibrate again" in note
+    (note,) = [n for n in report.notes if n.startswith("the machine's speed moved")]
+    assert f"ran at batch 1 {result.probe_ratio:.2f}x its time (slower), predicted at that speed" in note
+    assert "rerun on a quiet machine, and if the probe_ratio stays away from 1, calibrate again" in note
     entry = report.to_dict()["results"][0]
     assert entry["probe_ratio"] == result.probe_ratio and report.to_dict()["roofline"]["probe_us"] == 1.0
     assert entry["measured_over_predicted_at_probe_speed"] == pytest.approx(result.over_predicted_at_probe_speed)
     headers, (row,) = csv_rows([report])
-    assert row[headers.index("probe_ratio")] == result.probe_ratio
+    assert row[headers.index("probe_ratio")] == result.probe_ratio and row[headers.index("probe_us")] == 1.0
     table = select_columns(profile_table(report), "batch,probe_ratio")
     assert table.rows[0][1] == f"{result.probe_ratio:,.2f}x"
-    assert any(n.startswith("probe / calibr.") for n in table.notes)
-    assert not any(n.startswith("probe / calibr.") for n in select_columns(profile_table(report), None).notes)
+    assert any(n.startswith("probe / calibr. (probe_ratio)") for n in table.notes)
+    default = select_columns(profile_table(report), None)
+    assert not any(n.startswith("probe / calibr.") for n in default.notes)
+    more = select_columns(profile_table(report), "default,probe_ratio,predicted_at_probe_speed_ms")
+    assert more.keys == (*default.keys[:-1], "measured_over_predicted", "probe_ratio", "predicted_at_probe_speed_ms")
 
     for calibration in (synthetic(), replace(synthetic(), probe_us=1.0, threads=2)):  # no probe; another setting
         path.write_text(json.dumps(calibration.to_dict()))
         quiet = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=2, warmup=0, threads=1, roofline=str(path))
         assert quiet.results[0].probe_ratio is None and quiet.to_dict()["results"][0]["probe_ratio"] is None
+    unprobed = select_columns(profile_table(quiet), "batch,probe_ratio")  # the last: another setting
+    path.write_text(json.dumps(synthetic().to_dict()))
+    older = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=2, warmup=0, threads=1, roofline=str(path))
+    (said,) = [n for n in select_columns(profile_table(older), "batch,probe_ratio").notes if n.startswith("probe /")]
+    assert "empty here: this device file has no speed probe (schema 3 or older" in said
+    assert unprobed.rows[0][1] == ""
     within = BatchResult(1, _measurement(10.0), None, None, predicted_ms=10.0, probe_ratio=1 + PROBE_TOLERANCE / 2)
     assert _probe_notes([within], replace(synthetic(), probe_us=1.0)) == ()
     beyond = replace(within, probe_ratio=1 - 2 * PROBE_TOLERANCE)
     (said,) = _probe_notes([within, beyond], replace(synthetic(), probe_us=1.0))
-    assert "batch 1 0.80x (predicted at that speed 8 ms, median / that 1.25x)" in said
+    assert "ran at batch 1 1.05x its time, predicted at that speed 10.5 ms, median / that 0.95x; batch 1 0.80x its " \
+           "time (faster), predicted at that speed 8 ms, median / that 1.25x." in said
 
 
 def test_time_modules_measures_a_probe_once_a_round():

@@ -106,6 +106,9 @@ def test_columns_flag_picks_by_csv_name_and_refuses_a_typo_before_any_work(cli, 
     code, out, _ = cli(["count", "se_resnet18_cifar", "--columns", "params,attention_macs"])
     header = out.splitlines()[1] + out.splitlines()[2]
     assert code == 0 and "attn MACs" in header and "moved" not in header
+    code, out, _ = cli(["count", "se_resnet18_cifar", "--columns", "default,kernels"])  # the default set and more
+    header = out.splitlines()[1] + out.splitlines()[2]
+    assert code == 0 and "kernels" in header and "moved" in header and "attn MACs" not in header
     import sys
 
     monkeypatch.setattr(sys.modules["senet_cli.count"], "count",

@@ -19,10 +19,10 @@ COLUMNS_PANEL = "Output"
 ColumnsOpt = Annotated[
     Optional[str],
     typer.Option(
-        "--columns", metavar="all|KEY,...", show_default="a set that fits 80 columns",
+        "--columns", metavar="all|[default,]KEY,...", show_default="a set that fits 80 columns",
         rich_help_panel=COLUMNS_PANEL,
-        help="Table columns: all, or field names as in the CSV (params,macs,...); a wrong name lists them. "
-        "JSON and CSV always hold every field.",
+        help="Table columns: all, or field names as in the CSV (params,macs,...), default,KEY,... for the "
+        "default set and more; a wrong name lists them. JSON and CSV always hold every field.",
     ),
 ]
 

@@ -48,6 +48,9 @@ MAX_FILE_BYTES = 8 * 2**20
 """Largest device file read (senet calibrate writes about 30 KiB): bounded before it is read."""
 MAX_COUNT = 10**18
 """Largest MACs, bytes, depth or stride a device file's point may hold (whole numbers, checked when read)."""
+MIN_PROBE_US = 1.0
+"""Smallest speed-probe time read (a 512^3 or 2048^3 matrix product takes far longer on any machine):
+below it a ratio against it would be meaningless or infinite."""
 MAX_POINTS = 10_000
 """Most points read from a device file (senet calibrate writes about 100)."""
 
@@ -380,8 +383,9 @@ class DeviceCalibration:
             raise SenetError(f"{where}: op_cost_us must be a number of microseconds from 0 to 1e6")
         if not (math.isfinite(calibration.after_op_fraction) and 0 <= calibration.after_op_fraction <= 1):
             raise SenetError(f"{where}: after_op_fraction must be a number from 0 to 1")
-        if not (math.isfinite(calibration.probe_us) and 0 <= calibration.probe_us < 1e6):
-            raise SenetError(f"{where}: probe_us must be a number of microseconds from 0 to 1e6")
+        if not (calibration.probe_us == 0 or MIN_PROBE_US <= calibration.probe_us < 1e6):  # NaN fails both
+            raise SenetError(f"{where}: probe_us must be 0 (no probe) or a number of microseconds from "
+                             f"{MIN_PROBE_US:g} to 1e6, got {_shown(calibration.probe_us)}")
         for name, since, present in (("after_op_fraction", 3, bool(calibration.after_op_fraction)),
                                      ("probe_us", 4, bool(calibration.probe_us)),
                                      ("a point's batch", 4, any(p.batch for p in points))):

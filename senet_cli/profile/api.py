@@ -174,15 +174,19 @@ def _probe_notes(results: Sequence[BatchResult], calibration: DeviceCalibration 
     from senet_cli.profile.probe import probe_text
 
     def said(r: BatchResult) -> str:
-        adjusted, ratio = r.predicted_at_probe_speed_ms, r.over_predicted_at_probe_speed
-        return f"batch {r.batch} {r.probe_ratio:.2f}x" + (
-            f" (predicted at that speed {adjusted:.4g} ms, median / that {ratio:.2f}x)"
-            if adjusted is not None and ratio is not None else "")
+        ratio = r.probe_ratio
+        assert ratio is not None
+        adjusted, against = r.predicted_at_probe_speed_ms, r.over_predicted_at_probe_speed
+        pace = f"{ratio:.2f}x its time ({'slower' if ratio > 1 else 'faster'})" if abs(ratio - 1) > PROBE_TOLERANCE \
+            else f"{ratio:.2f}x its time"
+        return f"batch {r.batch} {pace}" + (
+            f", predicted at that speed {adjusted:.4g} ms, median / that {against:.2f}x"
+            if adjusted is not None and against is not None else "")
 
-    return (f"speed probe ({probe_text(calibration.device)}, timed after each round) against its "
-            f"{calibration.probe_us:,.1f} us while calibrating: {'; '.join(map(said, timed))}. The machine's speed "
-            "has moved since calibrating, and the predictions are at the calibration's speed: calibrate again on the "
-            "machine as it will be used",)
+    return (f"the machine's speed moved: the speed probe ({probe_text(calibration.device)}, timed after each round; "
+            f"{calibration.probe_us:,.1f} us while calibrating) ran at {'; '.join(map(said, timed))}. The "
+            "predictions are at the calibration's speed; rerun on a quiet machine, and if the probe_ratio stays "
+            "away from 1, calibrate again on the machine as it will be used",)
 
 
 def _denormal_note(modules: Sequence[str], batch: int = 1) -> tuple[str, ...]:

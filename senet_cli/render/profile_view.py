@@ -84,7 +84,9 @@ PREDICTED_COLUMNS: tuple[Column, ...] = (
            _ok(lambda r, m: f"{r.over_predicted:,.2f}x" if r.over_predicted is not None else "")),
     Column("probe_ratio", "probe /\ncalibr.",
            _ok(lambda r, m: f"{r.probe_ratio:,.2f}x" if r.probe_ratio is not None else ""), default=False),
-    Column("measured_over_predicted_at_probe_speed", "median /\npredicted\nat probe",
+    Column("predicted_at_probe_speed_ms", "at probe\nspeed (ms)",
+           _ok(lambda r, m: _ms(r.predicted_at_probe_speed_ms)), default=False),
+    Column("measured_over_predicted_at_probe_speed", "median /\nat probe",
            _ok(lambda r, m: f"{r.over_predicted_at_probe_speed:,.2f}x"
                if r.over_predicted_at_probe_speed is not None else ""), default=False),
 )
@@ -115,7 +117,7 @@ def profile_table(report: ProfileReport) -> TableData:
 
 
 PREDICTED_KEYS = frozenset(column.key for column in PREDICTED_COLUMNS)
-PROBE_KEYS = frozenset({"probe_ratio", "measured_over_predicted_at_probe_speed"})
+PROBE_KEYS = frozenset({"probe_ratio", "predicted_at_probe_speed_ms", "measured_over_predicted_at_probe_speed"})
 """The speed probe's columns: their note is shown with one of them."""
 """The prediction's columns: its note is shown with one of them."""
 BOUND_KEYS = frozenset(column.key for column in BOUND_COLUMNS)
@@ -161,10 +163,12 @@ def _notes(report: ProfileReport, keys: frozenset[str]) -> tuple[str, ...]:
                             else "") + "; "
                          "README 'Why attention costs time')")
         if peaks.calibration is not None and keys & PROBE_KEYS:
-            notes.append(f"probe / calibr.: the speed probe's median over each batch's rounds / its "
-                         f"{peaks.calibration.probe_us:,.1f} us while calibrating (above 1: the machine ran slower "
-                         "than then; empty: not timed, an older device file or another setting); median / predicted "
-                         "at probe: the prediction scaled by that ratio")
+            probe_us = peaks.calibration.probe_us
+            notes.append("probe / calibr. (probe_ratio): the speed probe's median over each batch's rounds / its "
+                         f"{probe_us:,.1f} us while calibrating (above 1: the machine ran slower than then); at "
+                         "probe speed: the prediction x that ratio; median / at probe: the median over it"
+                         + ("" if probe_us else "; empty here: this device file has no speed probe (schema 3 or "
+                            "older: calibrate again to get one)"))
     return tuple(notes)
 
 
@@ -174,11 +178,13 @@ def _iterations(report: ProfileReport) -> str:
 
 
 def _device_csv(report: ProfileReport) -> tuple[Any, ...]:
-    """The roofline device's name, per-op cost and after-op fraction ("" where they do not apply)."""
+    """The roofline device's name, per-op cost, after-op fraction and speed probe ("" where they do not
+    apply, the probe also where the device file has none)."""
     peaks = report.roofline
     calibration = None if peaks is None else peaks.calibration
     return ("" if peaks is None else peaks.name, "" if calibration is None else calibration.op_cost_us,
-            "" if calibration is None else calibration.after_op_fraction)
+            "" if calibration is None else calibration.after_op_fraction,
+            "" if calibration is None or not calibration.probe_us else calibration.probe_us)
 
 
 def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any]]]:
@@ -187,7 +193,8 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
                "baseline_throughput", "overhead_pct", "error", "drift_pct", "noisy", "roofline_ms",
                "baseline_roofline_ms", "measured_over_bound", "predicted_ms", "baseline_predicted_ms",
                "measured_over_predicted", "predicted_overhead_pct", "roofline_overhead_pct", "threads",
-               "roofline_device", "op_cost_us", "after_op_fraction", "probe_ratio", "predicted_at_probe_speed_ms",
+               "roofline_device", "op_cost_us", "after_op_fraction", "probe_us", "probe_ratio",
+               "predicted_at_probe_speed_ms",
                "measured_over_predicted_at_probe_speed"]
     rows = []
     for report in reports:

@@ -118,24 +118,27 @@ def check_columns(choice: str | None, known: Sequence[str]) -> None:
         return
     keys = [key.strip() for key in choice.split(",")]
     for key in keys:
-        if key not in known:
+        if key not in known and key != DEFAULT_COLUMNS:  # "default,EXTRA": the default set and more
             raise SenetError(f"unknown column '{key}'{close_match_hint(key, known)}; the columns are "
-                             f"{', '.join(known)}, or {ALL_COLUMNS} or {DEFAULT_COLUMNS}")
+                             f"{', '.join(known)}, or {ALL_COLUMNS}, or {DEFAULT_COLUMNS} (alone, or with more "
+                             f"columns: {DEFAULT_COLUMNS},KEY)")
 
 
 def select_columns(table: TableData, choice: str | None) -> TableData:
     """`table` with the columns `choice` names: None or 'default' the table's default set, 'all'
     every column, else comma-separated keys (`table.keys`: the JSON/CSV field names; those this
-    table has not, as roofline_ms without a roofline, are left out), in the table's own order. The
-    leading text columns (block, model) always stay."""
+    table has not, as roofline_ms without a roofline, are left out; 'default' among them: the default
+    set as well), in the table's own order. The leading text columns (block, model) always stay."""
     if not table.keys:
         return table
+    defaults = set(table.shown if table.shown is not None else table.keys)
     if choice is None or choice.strip() == DEFAULT_COLUMNS:
-        wanted = set(table.shown if table.shown is not None else table.keys)
+        wanted = defaults
     elif choice.strip() == ALL_COLUMNS:
         wanted = set(table.keys)
     else:
         wanted = {key.strip() for key in choice.split(",")}
+        wanted |= defaults if DEFAULT_COLUMNS in wanted else set()
     keep = [index for index, key in enumerate(table.keys) if key in wanted or index < table.left_columns]
 
     def pick(cells: Sequence[Any]) -> tuple[Any, ...]:
