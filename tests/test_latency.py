@@ -785,7 +785,8 @@ def test_the_probe_and_a_points_batch_are_read_checked_and_absent_from_older_fil
             DeviceCalibration.from_dict(data | {"probe_us": bad})
     with pytest.raises(SenetError, match="probe_us came with schema 4; this file is schema 3"):
         DeviceCalibration.from_dict(data | {"schema": 3})  # a hand-edited older file is not half read
-    with pytest.raises(SenetError, match="a point's batch came with schema 4; this file is schema 3"):
+    with pytest.raises(SenetError, match=re.escape("a point's batch (point 7 of 7, 'conv 3x3, batch 8') came with "
+                                                   "schema 4; this file is schema 3")):
         DeviceCalibration.from_dict(data | {"schema": 3, "probe_us": 0.0})
     hostile = json.loads(json.dumps(data))
     hostile["points"][-1]["batch"] = 8.5

@@ -386,9 +386,11 @@ class DeviceCalibration:
         if not (calibration.probe_us == 0 or MIN_PROBE_US <= calibration.probe_us < 1e6):  # NaN fails both
             raise SenetError(f"{where}: probe_us must be 0 (no probe) or a number of microseconds from "
                              f"{MIN_PROBE_US:g} to 1e6, got {_shown(calibration.probe_us)}")
+        batched = next((index for index, p in enumerate(points, 1) if p.batch), 0)
         for name, since, present in (("after_op_fraction", 3, bool(calibration.after_op_fraction)),
                                      ("probe_us", 4, bool(calibration.probe_us)),
-                                     ("a point's batch", 4, any(p.batch for p in points))):
+                                     (f"a point's batch (point {batched} of {len(points)}, "
+                                      f"{_shown(points[batched - 1].label)})" if batched else "", 4, bool(batched))):
             if present and data["schema"] < since:  # a hand-edited older file is not half read
                 raise SenetError(f"{where}: {name} came with schema {since}; this file is schema {data['schema']} "
                                  f"(calibrate again, or set its schema to {since})")
