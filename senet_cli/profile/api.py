@@ -19,6 +19,10 @@ Method (also in README):
   models on the GPU at the same time are not charged to it. On CPU, the process's peak resident
   set size (ru_maxrss) at the end of the batch: shared by model and baseline, and monotonic over
   the process.
+- With a `senet calibrate` device file as the roofline (inference, the file's device and thread
+  count), the speed probe (probe.py) is timed after each round too: its median / the file's
+  `probe_us` is the machine's speed against the calibration's over the same minutes (`probe_ratio`),
+  and one note says when it is more than PROBE_TOLERANCE away from 1.
 - Per-stage attribution (`per_stage=True`): for each stage with attention, the same model with that
   stage's attention removed is timed in the same rounds; the stage's cost is the difference of
   medians. Limits: differences of two noisy medians, and the stage costs need not add up to the
