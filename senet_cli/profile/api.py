@@ -181,8 +181,8 @@ def _probe_notes(results: Sequence[BatchResult], calibration: DeviceCalibration 
         ratio = r.probe_ratio
         assert ratio is not None
         adjusted, against = r.predicted_at_probe_speed_ms, r.over_predicted_at_probe_speed
-        pace = f"{ratio:.2f}x its time ({'slower' if ratio > 1 else 'faster'})" if abs(ratio - 1) > PROBE_TOLERANCE \
-            else f"{ratio:.2f}x its time"
+        pace = f"{ratio:.2f}x its time" + (f" ({'slower' if ratio > 1 else 'faster'})"
+                                             if abs(ratio - 1) > PROBE_TOLERANCE else "")
         return f"batch {r.batch} {pace}" + (
             f", predicted at that speed {adjusted:.4g} ms, median / that {against:.2f}x"
             if adjusted is not None and against is not None else "")

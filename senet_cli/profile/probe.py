@@ -28,9 +28,14 @@ PROBE_SECONDS = 0.005
 """Seconds of calls per measurement (at least one call)."""
 
 
+def _side(device: str) -> int:
+    """The matrices' side on `device` (a device type; the CPU's for one not listed)."""
+    return PROBE_SIDE.get(device, PROBE_SIDE[DEVICES[0]])
+
+
 def probe_text(device: str) -> str:
     """What the probe runs on `device` (a device type), for a method line or a note."""
-    side = PROBE_SIDE.get(device, PROBE_SIDE[DEVICES[0]])
+    side = _side(device)
     return f"a {side} x {side} by {side} x {side} matrix product into an existing tensor"
 
 
@@ -59,7 +64,7 @@ class SpeedProbe:
     def __init__(self, device: Any, dtype: Any) -> None:
         import torch
 
-        side = PROBE_SIDE.get(device.type, PROBE_SIDE[DEVICES[0]])
+        side = _side(device.type)
         generator = torch.Generator().manual_seed(0)
         self._a, self._b = (torch.randn(side, side, generator=generator).to(device=device, dtype=dtype)
                             for _ in range(2))
@@ -68,6 +73,8 @@ class SpeedProbe:
         self.samples_us: list[float] = []
 
     def _timer(self) -> Any:
+        """A Timer on torch's thread count now (made per measurement, outside the timed calls: a caller
+        such as time_modules may set the threads after the probe was made)."""
         import torch
 
         return benchmark_timer()("torch.mm(a, b, out=out)",

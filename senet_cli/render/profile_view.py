@@ -82,6 +82,10 @@ PREDICTED_COLUMNS: tuple[Column, ...] = (
            _ok(lambda r, m: f"{r.predicted_overhead_pct:+.1f}%" if r.predicted_overhead_pct is not None else "")),
     Column("measured_over_predicted", "median /\npredicted",
            _ok(lambda r, m: f"{r.over_predicted:,.2f}x" if r.over_predicted is not None else "")),
+)
+"""... and those shown with a calibrated device (a `senet calibrate` device file, issue #22)..."""
+
+PROBE_COLUMNS: tuple[Column, ...] = (
     Column("probe_ratio", "probe /\ncalibr.",
            _ok(lambda r, m: f"{r.probe_ratio:,.2f}x" if r.probe_ratio is not None else ""), default=False),
     Column("predicted_at_probe_speed_ms", "at probe\nspeed (ms)",
@@ -90,7 +94,7 @@ PREDICTED_COLUMNS: tuple[Column, ...] = (
            _ok(lambda r, m: f"{r.over_predicted_at_probe_speed:,.2f}x"
                if r.over_predicted_at_probe_speed is not None else ""), default=False),
 )
-"""... and those shown with a calibrated device (a `senet calibrate` device file, issue #22)."""
+"""... and the speed probe's, with them (on request: the note on the machine's speed says when it matters)."""
 
 SHOWN_WITH_PREDICTION = ("batch", "median_ms", "baseline_median_ms", "overhead_pct", "predicted_ms",
                          "predicted_overhead_pct", "measured_over_predicted")
@@ -100,7 +104,7 @@ in 80 columns (spread, throughput and memory stay in JSON, CSV and the selection
 
 def column_keys() -> tuple[str, ...]:
     """Every column key a selection may name in a profile table."""
-    return tuple(column.key for column in PROFILE_COLUMNS + BOUND_COLUMNS + PREDICTED_COLUMNS)
+    return tuple(column.key for column in PROFILE_COLUMNS + BOUND_COLUMNS + PREDICTED_COLUMNS + PROBE_COLUMNS)
 
 
 def profile_table(report: ProfileReport) -> TableData:
@@ -110,14 +114,15 @@ def profile_table(report: ProfileReport) -> TableData:
     described = any(note.startswith("baseline:") for note in report.notes)  # an outside model's says how it was made
     caption = (None if described else f"baseline: {baseline}" if baseline else
                "no baseline (see the notes)" if report.notes else "plain backbone: no baseline")
-    columns = PROFILE_COLUMNS + (BOUND_COLUMNS if bound else ()) + (PREDICTED_COLUMNS if predicted else ())
+    columns = (PROFILE_COLUMNS + (BOUND_COLUMNS if bound else ())
+               + (PREDICTED_COLUMNS + PROBE_COLUMNS if predicted else ()))
     return table_from_columns(columns, report.results, title=_describe(report), left_columns=1, caption=caption,
                               notes=lambda keys: _notes(report, keys),
                               shown=SHOWN_WITH_PREDICTION if predicted else None)
 
 
-PREDICTED_KEYS = frozenset(column.key for column in PREDICTED_COLUMNS)
-PROBE_KEYS = frozenset({"probe_ratio", "predicted_at_probe_speed_ms", "measured_over_predicted_at_probe_speed"})
+PREDICTED_KEYS = frozenset(column.key for column in PREDICTED_COLUMNS + PROBE_COLUMNS)
+PROBE_KEYS = frozenset(column.key for column in PROBE_COLUMNS)
 """The speed probe's columns: their note is shown with one of them."""
 """The prediction's columns: its note is shown with one of them."""
 BOUND_KEYS = frozenset(column.key for column in BOUND_COLUMNS)
