@@ -54,7 +54,8 @@ def predicted_us(module: nn.Module, x: torch.Tensor, calibration: DeviceCalibrat
     """The model's charge for `module(x)` in microseconds, and its traced ops."""
     trace = trace_costs(copy.deepcopy(module).to("meta"), torch.empty(x.shape, device="meta", dtype=x.dtype))
     ops = trace.ops
-    return sum(calibration.op_seconds(op.op, op.macs, op.bytes, op.depth, op.stride) for op in ops) * 1e6, ops
+    charged = sum(calibration.op_seconds(op.op, op.macs, op.bytes, op.depth, op.stride, op.written) for op in ops)
+    return charged * 1e6, ops
 
 
 def measured_us(jobs: list[tuple[nn.Module, torch.Tensor]], rounds: int, seconds: float = 0.01) -> list[float]:
@@ -117,7 +118,7 @@ def main() -> None:
                     profiled = profiled_ops(module, x)
                     by_op: dict[str, float] = {}
                     for op in ops:
-                        charge_op = calibration.op_seconds(op.op, op.macs, op.bytes, op.depth, op.stride)
+                        charge_op = calibration.op_seconds(op.op, op.macs, op.bytes, op.depth, op.stride, op.written)
                         by_op[op.op] = by_op.get(op.op, 0.0) + charge_op * 1e6
                     for op_name, charge in sorted(by_op.items(), key=lambda item: -item[1]):
                         key = f"aten::{op_name.split('.')[0]}"

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from senet_cli.count import count
 from senet_cli.count.latency import DeviceCalibration
-from senet_cli.count.roofline import calibrated_device
+from senet_cli.count.roofline import DevicePeaks, calibrated_device
 
 PER_CHANNEL = ("batch_norm", "channelwise")
 NEW_CONVS = ("conv 1x1 128->512 @28", "conv 1x1 256->1024 @14", "conv 1x1 512->2048 @7", "conv 1x1/2", "conv 3x3/2")
@@ -35,6 +35,21 @@ def without(calibration: DeviceCalibration, kinds: tuple[str, ...] = (), labels:
                                              if p.kind not in kinds and not p.label.startswith(labels)))
 
 
+WITHOUT = " without attention"
+"""What latency_model.py appends to a model outside the zoo for its copy without attention."""
+
+
+def predicted_ms(model: str, batch: int, device: DevicePeaks) -> float:
+    """The prediction for one row of latency_model.py: a model by name, or the copy without attention
+    of one outside the zoo (its count's baseline)."""
+    roofline = count(model.removesuffix(WITHOUT), batch=batch, roofline=device).roofline
+    value = None if roofline is None else roofline.baseline_predicted_ms if model.endswith(WITHOUT) \
+        else roofline.predicted_ms
+    if value is None:
+        raise SystemExit(f"{model}: no prediction (not a calibrated device?)")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", help="the JSON latency_model.py --json wrote")
@@ -42,12 +57,12 @@ def main() -> None:
     with open(args.results, encoding="utf-8") as stream:
         data = json.load(stream)
     calibration = DeviceCalibration.from_dict(data["calibration"])
-    measured = {(row["model"], row["batch"]): row["measured_ms"] for row in data["rows"]
-                if ":" not in row["model"]}  # the zoo's rows (a torchvision copy has no name to count)
+    measured = {(row["model"], row["batch"]): row["measured_ms"] for row in data["rows"]}
     shifts = {(row["model"], row["batch"]): row["machine_shift"] for row in data["rows"]
-              if ":" not in row["model"] and "ratio_at_probe_speed" in row}  # the in-round probe (since 2026-12-06)
+              if "ratio_at_probe_speed" in row}  # the in-round probe (since 2026-12-06)
     variants = {
         "all points": calibration,
+        "without the cold-write points": without(calibration, ("cold_write",)),
         "without the after-op fraction": replace(calibration, after_op_fraction=0.0),
         "without batch_norm/channelwise": without(calibration, PER_CHANNEL),
         "without those and the strided/expanding convs": without(calibration, PER_CHANNEL, NEW_CONVS),
@@ -56,7 +71,7 @@ def main() -> None:
           f"{len(calibration.points)} points")
     for name, variant in variants.items():
         device = calibrated_device(variant)
-        predicted = {key: count(key[0], batch=key[1], roofline=device).roofline.predicted_ms for key in measured}
+        predicted = {key: predicted_ms(key[0], key[1], device) for key in measured}
         errors = [abs(predicted[key] / measured[key] - 1) for key in measured]
         adjusted = [abs(predicted[key] * shifts[key] / measured[key] - 1) for key in measured if key in shifts]
         at_probe = (f"; at the probe's speed {statistics.median(adjusted) * 100:.1f}% / {max(adjusted) * 100:.1f}%"
@@ -64,10 +79,13 @@ def main() -> None:
         overheads = []
         for (model, batch), value in predicted.items():
             attention, _, backbone = model.partition("_")
+            shown = f"{attention}-{backbone.removeprefix('resnet')}"
+            if (f"{model}{WITHOUT}", batch) in measured:  # a torchvision model and its copy without attention
+                backbone, shown = f"{model}{WITHOUT}", model
             if backbone and (backbone, batch) in measured:
                 real = (measured[(model, batch)] / measured[(backbone, batch)] - 1) * 100
                 guess = (value / predicted[(backbone, batch)] - 1) * 100
-                overheads.append(f"{attention}-{backbone.removeprefix('resnet')} b{batch} {guess - real:+.1f}")
+                overheads.append(f"{shown} b{batch} {guess - real:+.1f}")
         print(f"- {name} ({len(variant.points)} points): median {statistics.median(errors) * 100:.1f}%, worst "
               f"{max(errors) * 100:.1f}%{at_probe}; overhead predicted - measured (points): "
               f"{', '.join(sorted(overheads))}")

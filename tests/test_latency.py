@@ -34,6 +34,14 @@ def synthetic(op_cost_us: float = OP_COST_US, **rates: float) -> DeviceCalibrati
     return DeviceCalibration("cpu", "synthetic", "float32", 1, op_cost_us, points)
 
 
+def cold(op_cost_us: float = OP_COST_US) -> DeviceCalibration:
+    """`synthetic()` with cold-write points: a copy moving 10 kB at 20 GB/s (100 warm) and 1 MB at 5
+    GB/s (10 warm), schema 5."""
+    device = synthetic(op_cost_us)
+    return replace(device, points=(*device.points, RatePoint("cold_write", "small cold copy", 0, 10**4, 0.0, 20.0),
+                                   RatePoint("cold_write", "large cold copy", 0, 10**6, 0.0, 5.0)))
+
+
 def test_a_compute_bound_op_takes_its_macs_at_its_shape_class_rate_plus_the_op_cost():
     device = synthetic()
     # 1e9 MACs = 2e9 FLOP at 1e12 FLOP/s: 2 ms; its 1e7 bytes at 10 GB/s (past the largest copy): 1 ms
@@ -255,6 +263,7 @@ def test_calibrate_measures_and_writes_its_schema(tmp_path):
     calibration = calibrate("cpu", threads=1, batches=(1,), min_run_time=0.01,
                             conv_shapes=(("3x3 16->16 @16", 16, 16, 3, 1, 1, 16),),
                             linear_shapes=(("linear 64->10", 64, 10),), memory_bytes=(2**12, 2**16),
+                            cold_bytes=(2**12,), cold_pool_bytes=2**16,
                             reduce_maps=((8, 8),), batch_norm_maps=((4, 8),), channel_maps=((4, 8),),
                             bmm_shapes=(("context", 4, 64, 1),))
     data = calibration.to_dict()
@@ -263,7 +272,8 @@ def test_calibrate_measures_and_writes_its_schema(tmp_path):
     assert data["device"] == "cpu" and data["threads"] == 1 and data["dtype"] == "float32"
     assert data["op_cost_us"] > 0 and all(p["rate"] > 0 and p["median_us"] > 0 for p in data["points"])
     kinds = [p["kind"] for p in data["points"]]
-    assert kinds.count("memory") == 2 and {"conv", "matmul", "max_pool", "avg_pool"} <= set(kinds)
+    assert kinds.count("memory") == 2 and kinds.count("cold_write") == 1
+    assert {"conv", "matmul", "max_pool", "avg_pool"} <= set(kinds)
     assert all(kind in data["units"] for kind in kinds)  # every kind's rate has its unit named
     assert kinds.count("max_reduce") == 2 and kinds.count("sum_reduce") == 2
     over_channels = next(p for p in data["points"] if p["label"].startswith("amax over the channels"))
@@ -288,7 +298,7 @@ def test_calibrate_measures_every_point_in_interleaved_rounds_within_its_budget(
     from senet_cli.profile.calibrate import MIN_ROUNDS, calibrate
 
     tiny = dict(threads=1, batches=(1,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
-                linear_shapes=(("linear 16->4", 16, 4),), memory_bytes=(2**12,), reduce_maps=(),
+                linear_shapes=(("linear 16->4", 16, 4),), memory_bytes=(2**12,), cold_bytes=(), reduce_maps=(),
                 batch_norm_maps=(), channel_maps=(), bmm_shapes=(), after_op_pairs=())
     steps: list[tuple[int, int]] = []
     calibration = calibrate("cpu", rounds=5, on_step=lambda done, total: steps.append((done, total)), **tiny)
@@ -359,7 +369,7 @@ def test_every_measurement_runs_on_the_thread_count_calibrate_was_given():
         time_interleaved([(Threads(), torch.zeros(2))], seconds=1e-6, rounds=2)
         assert counts and set(counts) == {2}
         tiny = dict(batches=(1,), min_run_time=0.001, rounds=1, conv_shapes=(), linear_shapes=(("linear 4->4", 4, 4),),
-                    memory_bytes=(2**12,), reduce_maps=(), batch_norm_maps=(), channel_maps=(),
+                    memory_bytes=(2**12,), cold_bytes=(), reduce_maps=(), batch_norm_maps=(), channel_maps=(),
                     bmm_shapes=())
         assert calibrate("cpu", threads=3, **tiny).threads == 3
         assert torch.get_num_threads() == 3  # what calibrate set is what it measured with and recorded
@@ -521,13 +531,16 @@ def test_calibrate_records_its_rounds_and_one_round_shows_no_spread():
 
 def test_count_and_profile_share_the_roofline_keys(tmp_path):
     path = tmp_path / "device.json"
-    path.write_text(json.dumps(synthetic().to_dict()))
+    path.write_text(json.dumps(cold().to_dict()))
     counted = senet_cli.count("se_resnet18_cifar", roofline=str(path)).to_dict()["roofline"]
     assert counted["calibrated"] is True and counted["op_cost_us"] == OP_COST_US
     assert senet_cli.count("se_resnet18_cifar", roofline="h100").to_dict()["roofline"]["calibrated"] is False
     profiled = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=1, warmup=0, threads=1,
                                  roofline=str(path)).to_dict()["roofline"]
-    shared = {"device", "peak_tflops", "bandwidth_gbs", "source", "calibrated", "op_cost_us"}
+    shared = {"device", "peak_tflops", "bandwidth_gbs", "source", "calibrated", "op_cost_us", "after_op_fraction",
+              "cold_write_us_per_mib"}
+    per_mib = cold().cold_write_us_per_mib
+    assert per_mib > 0 and counted["cold_write_us_per_mib"] == pytest.approx(per_mib)
     assert shared <= set(counted) and shared <= set(profiled)
     assert {key: counted[key] for key in shared} == {key: profiled[key] for key in shared}
 
@@ -594,7 +607,7 @@ def test_hostile_device_files_get_one_line_that_names_what_is_wrong(tmp_path):
     refused(None, "nested too deeply", text="[" * 100_000 + "]" * 100_000)
     refused(None, f"at most {MAX_FILE_BYTES // 2**20} MiB are read", text=" " * (MAX_FILE_BYTES + 1))
     refused({**good, "points": [good["points"][0]] * (MAX_POINTS + 1)}, "points; senet calibrate writes about 100")
-    refused({**good, "schema": 5}, "has schema 5; this senet reads schema 1, 2, 3 and 4")
+    refused({**good, "schema": 6}, "has schema 6; this senet reads schema 1, 2, 3, 4 and 5")
     refused({**good, "schema": True}, "is not a `senet calibrate` device file")
     refused({**good, "points": 5}, "'points' must be a list")
     refused({**good, "threads": None}, "threads must be a whole number, got None")
@@ -657,7 +670,7 @@ def test_calibrate_records_the_load_and_the_cpus(monkeypatch):
     loads = iter([1.5, 2.5])
     monkeypatch.setattr(calibrate_module, "_load_average", lambda: next(loads))
     tiny = dict(batches=(1,), min_run_time=0.001, rounds=1, conv_shapes=(), linear_shapes=(("linear 4->4", 4, 4),),
-                memory_bytes=(2**12,), reduce_maps=(), batch_norm_maps=(), channel_maps=(),
+                memory_bytes=(2**12,), cold_bytes=(), reduce_maps=(), batch_norm_maps=(), channel_maps=(),
                     bmm_shapes=())
     calibration = calibrate_module.calibrate("cpu", threads=1, **tiny)
     assert (calibration.load_before, calibration.load_after, calibration.cpu_count) == (1.5, 2.5, os.cpu_count())
@@ -699,7 +712,7 @@ def test_the_after_op_fraction_is_read_checked_and_absent_from_older_files():
                             ("threads", "1", "threads must be a whole number, got '1'"),
                             ("op_cost_us", "5.3", "op_cost_us must be a number, got '5.3'"),
                             ("rounds", True, "rounds must be a whole number, got True"),
-                            ("schema", 3.0, "has schema 3.0; this senet reads schema 1, 2, 3 and 4")):
+                            ("schema", 3.0, "has schema 3.0; this senet reads schema 1, 2, 3, 4 and 5")):
         with pytest.raises(SenetError, match=re.escape(said)):
             DeviceCalibration.from_dict(data | {name: bad})
     with pytest.raises(SenetError, match="^the device file lacks 'threads'$"):
@@ -710,8 +723,8 @@ def test_calibrate_measures_the_after_op_fraction_on_conv_and_batch_norm_pairs()
     from senet_cli.profile.calibrate import after_op_fraction, calibrate
 
     tiny = dict(threads=1, batches=(1,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
-                linear_shapes=(), memory_bytes=(2**12,), reduce_maps=(), batch_norm_maps=(), channel_maps=(),
-                bmm_shapes=(), after_op_pairs=(("3x3 32->32 @28", 32, 32, 3, 28),))
+                linear_shapes=(), memory_bytes=(2**12,), cold_bytes=(), reduce_maps=(), batch_norm_maps=(),
+                channel_maps=(), bmm_shapes=(), after_op_pairs=(("3x3 32->32 @28", 32, 32, 3, 28),))
     steps: list[tuple[int, int]] = []
     calibration = calibrate("cpu", rounds=1, on_step=lambda done, total: steps.append((done, total)), **tiny)
     assert 0.0 <= calibration.after_op_fraction <= 1.0 and "after-op fraction: 1 convs" in calibration.method
@@ -754,14 +767,14 @@ def test_calibrate_records_the_speed_probe_and_each_points_batch():
     from senet_cli.profile.calibrate import calibrate
 
     tiny = dict(threads=1, batches=(2,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
-                linear_shapes=(("linear 16->4", 16, 4),), memory_bytes=(2**12,), reduce_maps=(),
+                linear_shapes=(("linear 16->4", 16, 4),), memory_bytes=(2**12,), cold_bytes=(), reduce_maps=(),
                 batch_norm_maps=(), channel_maps=(), bmm_shapes=(), after_op_pairs=())
     calibration = calibrate("cpu", rounds=3, **tiny)
     assert calibration.probe_us > 0 and "speed probe: a 512 x 512" in calibration.method
     assert {p.label: p.batch for p in calibration.points if p.kind in ("memory", "conv", "matmul")} == {
         "x * 2.0, 0.00390625 MiB": 0, "conv 3x3 8->8 @8, batch 2": 2, "linear 16->4, batch 2": 2}
     data = calibration.to_dict()
-    assert data["schema"] == 4 and data["probe_us"] == calibration.probe_us and "probe_us" in data["units"]
+    assert data["schema"] == 5 and data["probe_us"] == calibration.probe_us and "probe_us" in data["units"]
     assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration
     unprobed = calibrate("cpu", rounds=1, speed_probe=False, **tiny)
     assert unprobed.probe_us == 0.0 and "speed probe" not in unprobed.method
@@ -867,3 +880,92 @@ def test_time_modules_measures_a_probe_once_a_round():
     measured = time_modules({"a": nn.Conv2d(3, 4, 3), "b": nn.Identity()}, input_size=(8, 8), iters=4, warmup=0,
                             threads=1, probe=probe)
     assert set(measured) == {"a", "b"} and len(probe.samples_us) == 4
+
+
+def test_a_new_output_pays_the_cold_write_per_byte_and_an_in_place_one_does_not():
+    """A copy writing 5e5 bytes moves 1e6: cold 1e6 / 5e9 = 200 us, warm 1e6 / 10e9 = 100 us, so the
+    write pays 100 us on top of the op's 1e6 bytes at 10 GB/s and its op cost; written 0 (in place) pays nothing."""
+    device = cold()
+    assert device.cold_write_seconds(5 * 10**5) == pytest.approx(1e-4)
+    assert device.cold_write_us_per_mib == pytest.approx(device.cold_write_seconds(2**20) * 1e6)
+    assert synthetic().cold_write_us_per_mib == 0.0
+    assert device.op_seconds("mul", 0, 10**6, written=5 * 10**5) == pytest.approx(1e-4 + 1e-4 + 5e-6)
+    assert device.op_seconds("relu_", 0, 10**6, written=0) == pytest.approx(1e-4 + 5e-6)
+    # between the calibrated sizes: log-interpolated bandwidths (written 5e4 moves 1e5: 12.5 and 55 GB/s)
+    assert device.cold_write_seconds(5 * 10**4) == pytest.approx(1e5 / 12.5e9 - 1e5 / 55e9)
+    # a compute-bound op hides its output's write: 2 ms of MACs against 1 ms of bytes + 0.2 ms of cold write
+    assert device.op_seconds("convolution", 10**9, 10**7, written=10**6) == pytest.approx(2e-3 + 5e-6)
+    # a cold write measured faster than the warm one (a warm point paying page faults) costs nothing
+    faster = replace(device, points=tuple(replace(p, rate=200.0) if p.kind == "cold_write" else p
+                                          for p in device.points))
+    assert faster.cold_write_seconds(10**6) == 0.0
+    # a device file without cold_write points (schema < 5) predicts as before
+    assert synthetic().cold_write_seconds(10**6) == 0.0
+    assert synthetic().op_seconds("mul", 0, 10**6, written=5 * 10**5) == pytest.approx(1e-4 + 5e-6)
+
+
+def test_the_cold_write_keeps_the_bound_below_the_prediction_and_raises_it_by_the_new_outputs():
+    from senet_cli.count import count
+
+    plain, colder = (count("se_resnet18", roofline=calibrated_device(device), input_size=64)
+                     for device in (synthetic(), cold()))
+    assert colder.roofline.ms <= colder.roofline.predicted_ms and plain.roofline.ms == colder.roofline.ms
+    assert colder.roofline.predicted_ms > plain.roofline.predicted_ms
+    assert all(row.roofline_ms <= row.predicted_ms for row in colder.rows)
+    from senet_cli.render import count_view
+
+    said = [" ".join(count_view.per_block_table(report).notes) for report in (plain, colder)]
+    figure = f"({cold().cold_write_us_per_mib:.0f} us per MiB at 1 MiB)"
+    assert figure not in said[0] and f"new output's write into memory not touched lately {figure}" in said[1]
+
+
+def test_fresh_bytes_are_an_ops_new_outputs_not_views_in_place_writes_or_out_arguments():
+    import torch
+
+    from senet_cli.count.dispatch import trace_costs
+
+    class Ops(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mean", torch.zeros(8, device="meta"))
+            self.register_buffer("var", torch.ones(8, device="meta"))
+
+        def forward(self, x):
+            y = x * 2.0  # a new output: 4 x 8 x 8 floats
+            y.relu_()  # in place: nothing new
+            z = y.view(4, 64)  # a view: nothing
+            torch.mul(z, 3.0, out=torch.empty(4, 64, device=x.device))  # out=: into a tensor it was given
+            return torch.nn.functional.batch_norm(y, self.mean, self.var)  # its first output only
+
+    trace = trace_costs(Ops(), torch.ones(4, 8, 8, device="meta"))
+    assert [(op.op, op.written) for op in trace.ops] == [
+        ("mul", 4 * 64 * 4), ("relu", 0), ("mul", 0), ("native_batch_norm", 4 * 64 * 4)]  # relu_ as traced
+
+
+def test_calibrate_measures_cold_writes_round_a_pool_and_a_schema_4_file_with_one_is_refused():
+    import copy
+
+    import torch
+
+    from senet_cli.profile.calibrate import _ColdScale, calibrate
+
+    pool = torch.zeros(64)
+    scale = _ColdScale(pool)
+    outputs = [scale(torch.ones(24)) for _ in range(3)]  # slots 0-23, 24-47, then round to 0-23
+    assert [o.data_ptr() - pool.data_ptr() for o in outputs] == [0, 24 * 4, 0] and float(pool[30]) == 2.0
+    assert copy.deepcopy(scale).pool is pool  # calibrate's fresh copy each round writes into the same pool
+    tiny = dict(threads=1, batches=(1,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
+                linear_shapes=(), memory_bytes=(2**12, 2**16), cold_bytes=(2**12, 2**16), cold_pool_bytes=2**20,
+                reduce_maps=(), batch_norm_maps=(), channel_maps=(), bmm_shapes=(), after_op_pairs=())
+    calibration = calibrate("cpu", rounds=2, **tiny)
+    colds = [p for p in calibration.points if p.kind == "cold_write"]
+    assert [(p.bytes, p.batch) for p in colds] == [(2 * 2**12, 0), (2 * 2**16, 0)]  # x * 2.0: read, written
+    assert all(p.rate > 0 for p in colds) and "round a 1 MiB pool (cold_write)" in calibration.method
+    data = calibration.to_dict()
+    assert data["schema"] == 5 and "cold_write" in data["units"]
+    assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration
+    index = next(i for i, p in enumerate(data["points"], 1) if p["kind"] == "cold_write")
+    with pytest.raises(SenetError, match=re.escape(f"a cold_write point (point {index} of {len(data['points'])}) "
+                                                   "came with schema 5; this file is schema 4")):
+        DeviceCalibration.from_dict(data | {"schema": 4})
+    assert not any(p.kind == "cold_write" for p in calibrate("cpu", rounds=1, **(tiny | {"cold_bytes": ()})).points)

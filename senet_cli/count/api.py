@@ -165,6 +165,7 @@ def _roofline(device: DevicePeaks, timer: OpTimer, rows: Sequence[Any], base_row
         predicted_ms=predicted, baseline_predicted_ms=baseline_predicted, predicted_overhead_pct=predicted_overhead,
         op_cost_us=device.calibration.op_cost_us if device.calibration is not None else None,
         after_op_fraction=device.calibration.after_op_fraction if device.calibration is not None else None,
+        cold_write_us_per_mib=device.calibration.cold_write_us_per_mib if device.calibration is not None else None,
     )
 
 

@@ -29,7 +29,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from senet_cli.count.formulas import FORMULAS, FREE_OPS, moved_bytes, op_name
+from senet_cli.count.formulas import FORMULAS, FREE_OPS, fresh_bytes, moved_bytes, op_name
 from senet_cli.count.latency import BATCH_NORMS, BINARY_OPS, CONV_OPS, REDUCTIONS
 
 AUTOCAST_LOWER = frozenset({
@@ -61,6 +61,7 @@ class OpRecord:
     depth: int = 0
     stride: int = 0  # a reduction's element stride along its innermost reduced dimension (1: contiguous); a
     # convolution's largest spatial stride; else 0
+    written: int = 0  # bytes written into the op's own new output (formulas.fresh_bytes): 0 in place
 
 
 @dataclass
@@ -251,7 +252,8 @@ class _CostMode(TorchDispatchMode):
                 depth = args[0].numel() // max(args[0].shape[0] * args[0].shape[1], 1)  # the map of each channel
             elif name in BINARY_OPS:
                 depth = _per_channel_run(args, out)
-            self.trace.ops.append(OpRecord(self.stack[-1], name, macs, elementwise, moved, depth, stride))
+            self.trace.ops.append(OpRecord(self.stack[-1], name, macs, elementwise, moved, depth, stride,
+                                           fresh_bytes(func, out)))
         return out
 
 

@@ -3,7 +3,7 @@
 The roofline bound (roofline.py) charges each op at the datasheet's peak and bandwidth and leaves
 out the per-op cost, so it is a floor that a real run never reaches: on this project's CPU and at
 batch 1 on a GPU, measured times were 2x to 50x the bound. The prediction here is the same sum
-with three corrections, each measured by calibrate on the machine itself:
+with four corrections, each measured by calibrate on the machine itself:
 
 - compute time at the *achieved* rate of the op's shape class: a conv or matmul is charged at the
   rate calibrate measured for the calibrated shape nearest to it in (log MACs, log depth), depth
@@ -13,9 +13,14 @@ with three corrections, each measured by calibrate on the machine itself:
 - bytes time at the bandwidth achieved for tensors of that size (interpolated in log bytes between
   calibrated sizes: within the last-level cache a copy runs faster than from DRAM);
 - a fixed cost per op: dispatch, the module call and (on CUDA) the kernel launch, measured from a
-  chain of tiny ops.
+  chain of tiny ops;
+- a cold-write cost per byte of each new output: calibrate's copies run warm (the allocator hands
+  a looped op back the buffer it just wrote), but in a network an op's output lands in memory last
+  touched many megabytes of traffic before, and writing there is slower (on this project's CPU a
+  copy of 3 MiB took 2.4x as long): the difference, measured at each size, is charged per byte.
 
-    predicted(op) = max(2 x MACs / achieved_rate(shape), bytes / achieved_bandwidth(bytes)) + op_cost
+    predicted(op) = max(2 x MACs / achieved_rate(shape),
+                        bytes / achieved_bandwidth(bytes) + cold_write(new output bytes)) + op_cost
 
 An op that launches work is one of count's traced ops (views and allocations move nothing and are
 not traced); `kernels` counts them. The roofline bound of a calibrated device uses the best rate and
@@ -37,13 +42,14 @@ from typing import Any
 from senet_cli.errors import ArgumentError, SenetError
 from senet_cli.vocabulary import DEVICES
 
-SCHEMA = 4
+SCHEMA = 5
 """The device file's format version: 2 added the bmm, batch_norm and channelwise kinds, 3 the
-after-op fraction, 4 the speed probe's time and each point's batch. A file of an older schema is
-read as it is (its per-channel ops then take the memory points' bandwidth, no op pays for the one
-before it, no speed is compared, a point's batch is read from its label, as before); a file of a
-newer schema is refused with one line."""
-READ_SCHEMAS = (1, 2, 3, 4)
+after-op fraction, 4 the speed probe's time and each point's batch, 5 the cold_write points. A file
+of an older schema is read as it is (its per-channel ops then take the memory points' bandwidth, no
+op pays for the one before it, no speed is compared, a point's batch is read from its label, no
+output pays for landing in cold memory, as before); a file of a newer schema is refused with one
+line."""
+READ_SCHEMAS = (1, 2, 3, 4, 5)
 MAX_FILE_BYTES = 8 * 2**20
 """Largest device file read (senet calibrate writes about 30 KiB): bounded before it is read."""
 MAX_COUNT = 10**18
@@ -55,7 +61,7 @@ MAX_POINTS = 10_000
 """Most points read from a device file (senet calibrate writes about 100)."""
 
 KINDS = ("conv", "matmul", "bmm", "max_pool", "avg_pool", "max_reduce", "sum_reduce", "batch_norm", "channelwise",
-         "memory")
+         "memory", "cold_write")
 """Shape classes' kinds: convolutions, matrix products (mm, addmm: linear layers), batched ones (bmm,
 baddbmm: GC's context pooling, a matrix-vector product per image, ran at 0.6 GFLOPS on this
 project's CPU where a linear layer of similar MACs ran 20x faster; non-local and DANet affinities), max and
@@ -67,7 +73,9 @@ whether they are contiguous set the rate), batch norm and the other per-channel 
 op with one operand constant over the map, as SE's gating x * s with s of shape N x C x 1 x 1: on
 this project's CPU both ran 2.6-3.4x slower than a copy on a 2048-channel 7x7 map, where each
 channel's 49 elements are one short loop, and batch norm adds a fixed cost of its own), and other
-ops without MACs, whose time is their bytes."""
+ops without MACs, whose time is their bytes; and `cold_write`, the same copy as the memory points
+with its output written into memory not touched lately: no op is of that kind, each op's new output
+pays the difference (DeviceCalibration.cold_write_seconds)."""
 
 MAX_REDUCTIONS = frozenset({"amax", "amin", "max", "min"})
 """Reductions that keep an extreme (`max` and `min` with a dim return indices too)."""
@@ -103,7 +111,8 @@ def op_kind(op: str, macs: int, depth: int = 0) -> str:
     return "conv" if op in CONV_OPS else "bmm" if op in BMM_OPS else "matmul"
 
 
-BYTES_KINDS = frozenset({"max_pool", "avg_pool", "max_reduce", "sum_reduce", "batch_norm", "channelwise", "memory"})
+BYTES_KINDS = frozenset({"max_pool", "avg_pool", "max_reduce", "sum_reduce", "batch_norm", "channelwise", "memory",
+                         "cold_write"})
 """Kinds whose rate is a bandwidth (GB/s) looked up by bytes, not a compute rate."""
 UNITS = ("op_cost_us, median_us: microseconds (median); rate: TFLOPS (2 x MACs per second / 1e12) for "
          + ", ".join(kind for kind in KINDS if kind not in BYTES_KINDS) + "; GB/s (1e9 bytes per second) for "
@@ -258,9 +267,11 @@ class DeviceCalibration:
 
         return min(candidates, key=distance).rate
 
-    def op_seconds(self, op: str, macs: int, moved_bytes: int, depth: int = 0, stride: int = 0) -> float:
+    def op_seconds(self, op: str, macs: int, moved_bytes: int, depth: int = 0, stride: int = 0,
+                   written: int = 0) -> float:
         """Predicted seconds of one traced op: max(compute at its class's rate, bytes at the achieved
-        bandwidth for its size, or for its size, reach and stride if a reduction) + the per-op cost."""
+        bandwidth for its size, or for its size, reach and stride if a reduction, plus the cold-write
+        cost of the `written` bytes of its new output) + the per-op cost."""
         kind = op_kind(op, macs, depth)
         compute = 2.0 * macs / (self.compute_tflops(kind, macs, moved_bytes, depth, stride) * 1e12) if macs else 0.0
         if kind in NEAREST_KINDS:
@@ -268,10 +279,31 @@ class DeviceCalibration:
         else:
             bandwidth = self.bandwidth_for(moved_bytes, kind if kind in BYTES_KINDS else "memory")
         memory = moved_bytes / (bandwidth * 1e9)
-        memory = memory if moved_bytes else 0.0
+        memory = (memory if moved_bytes else 0.0) + self.cold_write_seconds(written)
         return max(compute, memory) + self.op_cost_us * 1e-6
 
-    def forward_predictor(self) -> Callable[[str, int, int, int, int], float]:
+    def cold_write_seconds(self, written: int) -> float:
+        """Seconds an op pays on top of its bytes time for writing `written` bytes into a new output:
+        what calibrate's `x * 2.0` of that size took with its output written into memory not touched
+        lately (`cold_write` points) less what it took writing where it had just written (the memory
+        points), both at their bandwidth for the bytes that copy moves; never below 0, and 0 for a
+        device file without cold_write points (schema < 5). In a network an op's new output seldom
+        lands where the op before it wrote: on this project's CPU, in CBAM-ResNet-50 at batch 1, half
+        of the gating products' outputs landed in memory last touched more than 20 MiB of traffic
+        before, and a write there ran 2-6x slower than calibrate's warm copy of the same size."""
+        if not written or not any(p.kind == "cold_write" for p in self.points):
+            return 0.0
+        moved = 2 * written  # the calibrated copy reads as many bytes as it writes
+        cold = moved / (self.bandwidth_for(moved, "cold_write") * 1e9)
+        return max(cold - moved / (self.bandwidth_for(moved, "memory") * 1e9), 0.0)
+
+    @property
+    def cold_write_us_per_mib(self) -> float:
+        """What each MiB of a 1 MiB new output pays for landing in cold memory (microseconds per MiB,
+        `cold_write_seconds` at 1 MiB; 0 without cold_write points): the cold-write term in one figure."""
+        return self.cold_write_seconds(2**20) * 1e6
+
+    def forward_predictor(self) -> Callable[[str, int, int, int, int, int], float]:
         """The predicted seconds of each op of one forward pass, called in the order they ran: its
         `op_seconds`, plus `after_op_fraction` x the op before it's. An op right after a long one runs
         slower than looped alone (a batch norm 2.9x after a 3x3 conv of 256 channels at 28x28 on this
@@ -279,9 +311,9 @@ class DeviceCalibration:
         what the next op needs); calibrate measures this as a part of the long op's time."""
         previous = 0.0
 
-        def predict(op: str, macs: int, moved_bytes: int, depth: int = 0, stride: int = 0) -> float:
+        def predict(op: str, macs: int, moved_bytes: int, depth: int = 0, stride: int = 0, written: int = 0) -> float:
             nonlocal previous
-            seconds = self.op_seconds(op, macs, moved_bytes, depth, stride)
+            seconds = self.op_seconds(op, macs, moved_bytes, depth, stride, written)
             extra, previous = self.after_op_fraction * previous, seconds
             return seconds + extra
 
@@ -387,7 +419,10 @@ class DeviceCalibration:
             raise SenetError(f"{where}: probe_us must be 0 (no probe) or a number of microseconds from "
                              f"{MIN_PROBE_US:g} to 1e6, got {_shown(calibration.probe_us)}")
         batched = next((index for index, p in enumerate(points, 1) if p.batch), 0)
+        cold = next((index for index, p in enumerate(points, 1) if p.kind == "cold_write"), 0)
         for name, since, present in (("after_op_fraction", 3, bool(calibration.after_op_fraction)),
+                                     (f"a cold_write point (point {cold} of {len(points)})" if cold else "", 5,
+                                      bool(cold)),
                                      ("probe_us", 4, bool(calibration.probe_us)),
                                      (f"a point's batch (point {batched} of {len(points)}, "
                                       f"{_shown(points[batched - 1].label)})" if batched else "", 4, bool(batched))):
@@ -446,6 +481,12 @@ def threads_text(threads: int) -> str:
 def setting_text(device: str, threads: int) -> str:
     """A device and thread count, for a message: "cpu, 1 thread", "cpu, 4 threads"; a GPU by its name alone."""
     return f"{device}, {threads_text(threads)}" if device == "cpu" else device
+
+
+def cold_write_text(us_per_mib: float | None) -> str:
+    """The cold-write term, for the notes of count and profile ("" when the device file measured none)."""
+    return (f", plus its new output's write into memory not touched lately ({us_per_mib:.0f} us per MiB at 1 MiB)"
+            if us_per_mib else "")
 
 
 def is_device_file(spec: str) -> bool:

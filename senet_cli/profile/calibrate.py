@@ -15,6 +15,10 @@ windows, and the median drops them. What is measured:
 - achieved bandwidth: a module computing `x * 2.0` (read once, write once, out of place as eager
   models do) on float tensors from 64 KiB (within any last-level cache) to 256 MiB (well past it);
   bandwidth = bytes / (median - per-op cost).
+- cold writes: the same `x * 2.0` on 64 KiB to 64 MiB, its output written slot after slot round a
+  256 MiB pool (each output lands in memory not touched lately, as a network's new outputs do:
+  looped alone, an op gets back the buffer it has just written, which is still in the caches), as
+  bandwidth; the model charges each op's new output the difference per byte.
 - pooling (a max pool and adaptive average pools), as bandwidth: these windowed kernels run far
   below a copy's bandwidth on a CPU;
 - reductions (max and mean, over the map and over the channels, on each ResNet stage's feature
@@ -70,6 +74,12 @@ CHAIN = 64
 
 MEMORY_BYTES = tuple(2**k for k in (16, 18, 20, 22, 24, 26, 28))
 """Tensor sizes (bytes of the input) of the bandwidth points: 64 KiB to 256 MiB."""
+COLD_BYTES = tuple(2**k for k in (16, 18, 20, 22, 24, 26))
+"""Tensor sizes (bytes of the input) of the cold-write points: 64 KiB to 64 MiB (a network's outputs)."""
+COLD_POOL_BYTES = 2**28
+"""Memory the cold-write points write into, slot after slot: 256 MiB, past the caches a write could
+land in warm (on this project's CPU a copy's output rotated over 8 MiB ran 1.1-5x slower than warm,
+over 64, 128 and 256 MiB alike 2.4-6x: then it comes from memory)."""
 
 ConvShape = tuple[str, int, int, int, int, int, int]
 """(label, in channels, out channels, kernel, stride, groups, input side)."""
@@ -162,6 +172,8 @@ def calibrate(
     conv_shapes: Sequence[ConvShape] = CONV_SHAPES,
     linear_shapes: Sequence[tuple[str, int, int]] = LINEAR_SHAPES,
     memory_bytes: Sequence[int] = MEMORY_BYTES,
+    cold_bytes: Sequence[int] = COLD_BYTES,
+    cold_pool_bytes: int = COLD_POOL_BYTES,
     reduce_maps: Sequence[tuple[int, int]] = REDUCE_MAPS,
     batch_norm_maps: Sequence[tuple[int, int]] = BATCH_NORM_MAPS,
     channel_maps: Sequence[tuple[int, int]] = CHANNEL_MAPS,
@@ -174,7 +186,10 @@ def calibrate(
 
     device: "cpu" or "cuda"; threads: torch's CPU threads (default: torch's); dtype: a DTYPES name
     (the latency model predicts only in the dtype it was calibrated in); batches: the batch sizes
-    each compute shape runs at (default 1 and 8 on CPU, 1 and 64 on CUDA); min_run_time: seconds
+    each compute shape runs at (default 1 and 8 on CPU, 1 and 64 on CUDA); memory_bytes and cold_bytes:
+    the input sizes of the warm and the cold-write copies (empty cold_bytes: no cold_write point, no
+    output pays for cold memory); cold_pool_bytes: the memory the cold writes go round (at least
+    twice the largest); min_run_time: seconds
     per measurement (at least one call); rounds: the most times every point is measured,
     interleaved (round 1 measures every point, then round 2 ...), its median over the rounds kept;
     budget_s: no round is started that would end past this many seconds from the start (rounds
@@ -218,6 +233,11 @@ def calibrate(
 
     jobs: list[_Job] = [_Job("memory", f"x * 2.0, {nbytes / 2**20:g} MiB", _Scale(), ones(max(nbytes // size, 1)))
                         for nbytes in memory_bytes]
+    if cold_bytes:
+        cold_pool = torch.zeros(max(cold_pool_bytes // size, 2 * max(cold_bytes) // size), device=torch_device,
+                           dtype=torch_dtype)  # touched once now, so no write below is a page's first
+        jobs += [_Job("cold_write", f"x * 2.0 into memory not touched lately, {nbytes / 2**20:g} MiB",
+                      _ColdScale(cold_pool), ones(max(nbytes // size, 1)), counted=_Scale()) for nbytes in cold_bytes]
     for batch in batches:
         first = len(jobs)
         for label, cin, cout, kernel, stride, groups, side in conv_shapes:
@@ -297,7 +317,10 @@ def calibrate(
                 "fresh copy of its module and input, the median over the rounds (spread: (max - min) / median of the "
                 "rounds); "
                 f"per-op cost: a chain of {CHAIN} module calls x * 2.0 on a 1-element tensor / {CHAIN}, once per "
-                f"round; bandwidth: x * 2.0 (read + write) on {len(memory_bytes)} sizes; compute: {len(conv_shapes)} "
+                f"round; bandwidth: x * 2.0 (read + write) on {len(memory_bytes)} sizes"
+                + (f", and on {len(cold_bytes)} with its output written slot after slot round a "
+                   f"{max(cold_pool_bytes, 2 * max(cold_bytes)) / 2**20:g} MiB pool (cold_write)" if cold_bytes else "")
+                + f"; compute: {len(conv_shapes)} "
                 f"conv and {len(linear_shapes)} linear shapes of the zoo's models, max and mean over the map and over "
                 f"the channels of {len(reduce_maps)} feature maps, batch norm on {len(batch_norm_maps)} and x * s "
                 f"(s: N x C x 1 x 1) on {len(channel_maps)}, {len(bmm_shapes)} batched products, at batch "
@@ -413,6 +436,7 @@ class _Job:
     module: Any
     x: Any
     batch: int = 0  # the batch the shape runs at (0: none, the memory points)
+    counted: Any = None  # the module count traces for the point's MACs and bytes, when not `module` itself
 
 
 class _Scale:
@@ -426,6 +450,35 @@ class _Scale:
                 return x * 2.0
 
         return Scale()
+
+
+class _ColdScale:
+    """A module computing x * 2.0 into the next slot of `pool`, an input-sized piece of it after
+    another, round the pool: each call's output lands in memory last written a pool's worth of writes
+    before (COLD_POOL_BYTES), as a network's new outputs land in memory other ops touched since.
+    A deep copy (calibrate's fresh copy each round) shares the pool. Built lazily, as _Scale."""
+
+    def __new__(cls, pool: Any) -> Any:
+        import torch
+        from torch import nn
+
+        class ColdScale(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.pool, self.next = pool, 0
+
+            def forward(self, x: Any) -> Any:
+                size = x.numel()
+                if self.next + size > self.pool.numel():
+                    self.next = 0
+                out = self.pool[self.next:self.next + size].view(x.shape)
+                self.next += size
+                return torch.mul(x, 2.0, out=out)
+
+            def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+                return type(self)()
+
+        return ColdScale()
 
 
 class _FixedOperand:
@@ -471,7 +524,7 @@ def _point(job: _Job, medians: Sequence[float], op_cost: float) -> RatePoint:
 
     from senet_cli.count.dispatch import trace_costs
 
-    meta = copy.deepcopy(job.module).to("meta")
+    meta = copy.deepcopy(job.module if job.counted is None else job.counted).to("meta")
     trace = trace_costs(meta, torch.empty(job.x.shape, device="meta", dtype=job.x.dtype))
     macs = sum(op.macs for op in trace.ops)
     moved = sum(op.bytes for op in trace.ops)

@@ -214,5 +214,7 @@ class ProfileReport:
                 "after_op_fraction": None if self.roofline.calibration is None
                 else self.roofline.calibration.after_op_fraction,
                 "probe_us": None if self.roofline.calibration is None else self.roofline.calibration.probe_us or None,
+                "cold_write_us_per_mib": None if self.roofline.calibration is None
+                else self.roofline.calibration.cold_write_us_per_mib,
             },
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from senet_cli.count.latency import setting_text
+from senet_cli.count.latency import cold_write_text, setting_text
 from senet_cli.profile.results import NOISY_DRIFT_PCT, NOISY_SPREAD_PCT, BatchResult, Measurement, ProfileReport
 from senet_cli.render.tables import Column, TableData, table_from_columns
 from senet_cli.render.tables import milliseconds as _ms
@@ -163,7 +163,8 @@ def _notes(report: ProfileReport, keys: frozenset[str]) -> tuple[str, ...]:
         if peaks.calibration is not None and keys & PREDICTED_KEYS:
             cost = peaks.calibration.op_cost_us
             notes.append(f"predicted: count's latency model on the calibrated device (per op, max(compute at the "
-                         f"achieved rate of its shape, bytes at the achieved bandwidth) + {cost:.2f} us per op"
+                         f"achieved rate of its shape, bytes at the achieved bandwidth"
+                         f"{cold_write_text(peaks.calibration.cold_write_us_per_mib)}) + {cost:.2f} us per op"
                          + (f" + {after:.1%} of the op before it" if (after := peaks.calibration.after_op_fraction)
                             else "") + "; "
                          "README 'Why attention costs time')")
