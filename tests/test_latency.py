@@ -620,6 +620,12 @@ def test_hostile_device_files_get_one_line_that_names_what_is_wrong(tmp_path):
                 f"1e18, got {re.escape(repr(value)[:20])}")
     refused({**good, "points": [{**good["points"][0], "rate": float("inf")}, *good["points"][1:]]},
             "not a finite positive number")
+    # a point's rate is per byte or per MAC: none of them may be 0 (a bandwidth interpolated in log bytes, issue 22)
+    copy = next(i for i, p in enumerate(good["points"]) if p["kind"] == "memory")
+    zero_bytes = [*good["points"][:copy], {**good["points"][copy], "bytes": 0}, *good["points"][copy + 1:]]
+    refused({**good, "points": zero_bytes}, re.escape(f"point {copy + 1} ('small copy'): bytes must be at least 1"))
+    refused({**good, "points": [{**good["points"][0], "macs": 0}, *good["points"][1:]]},
+            re.escape("point 1 ('big'): macs must be at least 1"))
     refused({**good, "op_cost_us": 1e308}, "op_cost_us must be")
     refused({**good, "threads": 0}, "threads must be at least 1")
     refused({**good, "device": "tpu"}, "device one of cpu, cuda")

@@ -408,7 +408,11 @@ class DeviceCalibration:
         for index, point in enumerate(points, 1):
             problem = ("its kind is not one of " + ", ".join(KINDS) if point.kind not in KINDS
                        else "its rate is not a finite positive number" if not (math.isfinite(point.rate)
-                                                                                 and point.rate > 0) else "")
+                                                                                 and point.rate > 0)
+                       else "bytes must be at least 1 (its rate is bytes per second)"
+                       if point.kind in BYTES_KINDS and point.bytes < 1
+                       else "macs must be at least 1 (its rate is MACs per second)"
+                       if point.kind not in BYTES_KINDS and point.macs < 1 else "")
             if problem:
                 raise SenetError(f"{where}: point {index} ({_shown(point.label)}): {problem}")
         if not (math.isfinite(calibration.op_cost_us) and 0 <= calibration.op_cost_us < 1e6):
