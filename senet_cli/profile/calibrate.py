@@ -234,8 +234,8 @@ def calibrate(
     jobs: list[_Job] = [_Job("memory", f"x * 2.0, {nbytes / 2**20:g} MiB", _Scale(), ones(max(nbytes // size, 1)))
                         for nbytes in memory_bytes]
     if cold_bytes:
-        cold_pool = torch.zeros(max(cold_pool_bytes // size, 2 * max(cold_bytes) // size), device=torch_device,
-                           dtype=torch_dtype)  # touched once now, so no write below is a page's first
+        elements = max(cold_pool_bytes, 2 * max(cold_bytes)) // size
+        cold_pool = torch.zeros(elements, device=torch_device, dtype=torch_dtype)  # touched: no write is a page's first
         jobs += [_Job("cold_write", f"x * 2.0 into memory not touched lately, {nbytes / 2**20:g} MiB",
                       _ColdScale(cold_pool), ones(max(nbytes // size, 1)), counted=_Scale()) for nbytes in cold_bytes]
     for batch in batches:
