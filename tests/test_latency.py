@@ -535,14 +535,18 @@ def test_count_and_profile_share_the_roofline_keys(tmp_path):
     counted = senet_cli.count("se_resnet18_cifar", roofline=str(path)).to_dict()["roofline"]
     assert counted["calibrated"] is True and counted["op_cost_us"] == OP_COST_US
     assert senet_cli.count("se_resnet18_cifar", roofline="h100").to_dict()["roofline"]["calibrated"] is False
-    profiled = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=1, warmup=0, threads=1,
-                                 roofline=str(path)).to_dict()["roofline"]
+    report = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=1, warmup=0, threads=1, roofline=str(path))
+    profiled = report.to_dict()["roofline"]
     shared = {"device", "peak_tflops", "bandwidth_gbs", "source", "calibrated", "op_cost_us", "after_op_fraction",
               "cold_write_us_per_mib"}
     per_mib = cold().cold_write_us_per_mib
     assert per_mib > 0 and counted["cold_write_us_per_mib"] == pytest.approx(per_mib)
     assert shared <= set(counted) and shared <= set(profiled)
     assert {key: counted[key] for key in shared} == {key: profiled[key] for key in shared}
+    from senet_cli.render.profile_view import csv_rows
+
+    headers, (row,) = csv_rows([report])
+    assert row[headers.index("cold_write_us_per_mib")] == pytest.approx(per_mib)  # the CSV holds what the JSON does
 
 
 def test_profile_puts_the_median_next_to_the_prediction(tmp_path):
@@ -620,6 +624,10 @@ def test_hostile_device_files_get_one_line_that_names_what_is_wrong(tmp_path):
                 f"1e18, got {re.escape(repr(value)[:20])}")
     refused({**good, "points": [{**good["points"][0], "rate": float("inf")}, *good["points"][1:]]},
             "not a finite positive number")
+    for rate in (1e-300, 5e-324, 1e7):  # 1e-300 rounded an interpolated bandwidth to 0: a ZeroDivisionError
+        refused({**good, "points": [*good["points"][:3], {**good["points"][3], "rate": rate}, *good["points"][4:]]},
+                re.escape(f"point 4 ('small copy'): its rate must be from 1e-06 to 1e+06 (TFLOPS or GB/s), "
+                          f"got {rate:g}"))
     # a point's rate is per byte or per MAC: none of them may be 0 (a bandwidth interpolated in log bytes, issue 22)
     copy = next(i for i, p in enumerate(good["points"]) if p["kind"] == "memory")
     zero_bytes = [*good["points"][:copy], {**good["points"][copy], "bytes": 0}, *good["points"][copy + 1:]]
@@ -894,7 +902,7 @@ def test_a_new_output_pays_the_cold_write_per_byte_and_an_in_place_one_does_not(
     device = cold()
     assert device.cold_write_seconds(5 * 10**5) == pytest.approx(1e-4)
     assert device.cold_write_us_per_mib == pytest.approx(device.cold_write_seconds(2**20) * 1e6)
-    assert synthetic().cold_write_us_per_mib == 0.0
+    assert synthetic().cold_write_us_per_mib is None  # none measured; 0 would be "measured, no slower at 1 MiB"
     assert device.op_seconds("mul", 0, 10**6, written=5 * 10**5) == pytest.approx(1e-4 + 1e-4 + 5e-6)
     assert device.op_seconds("relu_", 0, 10**6, written=0) == pytest.approx(1e-4 + 5e-6)
     # between the calibrated sizes: log-interpolated bandwidths (written 5e4 moves 1e5: 12.5 and 55 GB/s)
@@ -904,7 +912,7 @@ def test_a_new_output_pays_the_cold_write_per_byte_and_an_in_place_one_does_not(
     # a cold write measured faster than the warm one (a warm point paying page faults) costs nothing
     faster = replace(device, points=tuple(replace(p, rate=200.0) if p.kind == "cold_write" else p
                                           for p in device.points))
-    assert faster.cold_write_seconds(10**6) == 0.0
+    assert faster.cold_write_seconds(10**6) == 0.0 and faster.cold_write_us_per_mib == 0.0
     # a device file without cold_write points (schema < 5) predicts as before
     assert synthetic().cold_write_seconds(10**6) == 0.0
     assert synthetic().op_seconds("mul", 0, 10**6, written=5 * 10**5) == pytest.approx(1e-4 + 5e-6)
@@ -921,7 +929,7 @@ def test_the_cold_write_keeps_the_bound_below_the_prediction_and_raises_it_by_th
     from senet_cli.render import count_view
 
     said = [" ".join(count_view.per_block_table(report).notes) for report in (plain, colder)]
-    figure = f"({cold().cold_write_us_per_mib:.0f} us per MiB at 1 MiB)"
+    figure = f"({cold().cold_write_us_per_mib:.3g} us per MiB at 1 MiB)"
     assert figure not in said[0] and f"new output's write into memory not touched lately {figure}" in said[1]
 
 
@@ -946,6 +954,8 @@ def test_fresh_bytes_are_an_ops_new_outputs_not_views_in_place_writes_or_out_arg
     trace = trace_costs(Ops(), torch.ones(4, 8, 8, device="meta"))
     assert [(op.op, op.written) for op in trace.ops] == [
         ("mul", 4 * 64 * 4), ("relu", 0), ("mul", 0), ("native_batch_norm", 4 * 64 * 4)]  # relu_ as traced
+    # the out= tensor is written, not read: counted once (it was counted as an input too)
+    assert trace.ops[2].bytes == 2 * 4 * 64 * 4 and trace.ops[1].bytes == 2 * 4 * 64 * 4  # relu_ reads and writes
 
 
 def test_calibrate_measures_cold_writes_round_a_pool_and_a_schema_4_file_with_one_is_refused():
@@ -967,6 +977,12 @@ def test_calibrate_measures_cold_writes_round_a_pool_and_a_schema_4_file_with_on
     colds = [p for p in calibration.points if p.kind == "cold_write"]
     assert [(p.bytes, p.batch) for p in colds] == [(2 * 2**12, 0), (2 * 2**16, 0)]  # x * 2.0: read, written
     assert all(p.rate > 0 for p in colds) and "round a 1 MiB pool (cold_write)" in calibration.method
+    from senet_cli.render.calibrate_view import calibration_table
+
+    table = calibration_table(calibration)  # the table says what the points are and the figure they make
+    assert f"cold writes {calibration.cold_write_us_per_mib:.3g} us per MiB" in (table.caption or "")
+    assert any(note.startswith("cold_write: the memory points' copy") for note in table.notes)
+    assert ("cold_write", "x * 2.0 into cold memory, 0.00390625 MiB") in [row[:2] for row in table.rows]
     data = calibration.to_dict()
     assert data["schema"] == 5 and "cold_write" in data["units"]
     assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration

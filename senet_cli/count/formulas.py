@@ -291,6 +291,16 @@ def _traffic_kind(func: Any) -> int:
     return kind
 
 
+_OUT_ARGUMENTS: dict[Any, frozenset[str]] = {}  # OpOverload -> names of its out= arguments, read once
+
+
+def _out_arguments(func: Any) -> frozenset[str]:
+    names = _OUT_ARGUMENTS.get(func)
+    if names is None:
+        names = _OUT_ARGUMENTS[func] = frozenset(a.name for a in func._schema.arguments if a.is_out)
+    return names
+
+
 def moved_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> int:
     """Bytes one call of `func` (an OpOverload) reads and writes: each tensor input once (parameters
     included), each tensor output once, 0 for views and allocations (see VIEW_OR_ALLOCATION_OPS).
@@ -299,8 +309,9 @@ def moved_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any
     if kind == _MOVES_NOTHING:
         return 0
     inputs = _tensors(args)
-    if kwargs:
-        inputs += _tensors(list(kwargs.values()))
+    if kwargs:  # an `out=` tensor is written, not read: it counts once, as the output
+        outs = _out_arguments(func)
+        inputs += _tensors([value for name, value in kwargs.items() if name not in outs])
     if kind == _OVERWRITES_FIRST and args and isinstance(args[0], torch.Tensor):
         inputs = inputs[1:]
     outputs = _first_tensor(out) if kind == _FIRST_OUTPUT_ONLY else out

@@ -57,6 +57,10 @@ MAX_COUNT = 10**18
 MIN_PROBE_US = 1.0
 """Smallest speed-probe time read (a 512^3 or 2048^3 matrix product takes far longer on any machine):
 below it a ratio against it would be meaningless or infinite."""
+RATE_RANGE = (1e-6, 1e6)
+"""Rates a device file's point may hold (TFLOPS or GB/s): calibrate measured 0.4 GB/s to 90 GB/s and
+0.006 to 0.2 TFLOPS on this project's CPU; a rate of 1e-300 would turn a microsecond into 1e290
+seconds, or round to zero inside an interpolation and divide by it."""
 MAX_POINTS = 10_000
 """Most points read from a device file (senet calibrate writes about 100)."""
 
@@ -245,7 +249,7 @@ class DeviceCalibration:
         for (low, low_rate), (high, high_rate) in zip(points, points[1:], strict=False):
             if low <= moved_bytes <= high:
                 share = (math.log(moved_bytes) - math.log(low)) / (math.log(high) - math.log(low)) if high > low else 0
-                return low_rate + share * (high_rate - low_rate)
+                return (1 - share) * low_rate + share * high_rate  # exactly a calibrated rate at either end
         return points[-1][1]  # unreachable: the sizes are sorted and bracket moved_bytes
 
     def reduction_gbs(self, kind: str, moved_bytes: int, depth: int, stride: int = 0) -> float:
@@ -287,10 +291,13 @@ class DeviceCalibration:
         what calibrate's `x * 2.0` of that size took with its output written into memory not touched
         lately (`cold_write` points) less what it took writing where it had just written (the memory
         points), both at their bandwidth for the bytes that copy moves; never below 0, and 0 for a
-        device file without cold_write points (schema < 5). In a network an op's new output seldom
-        lands where the op before it wrote: on this project's CPU, in CBAM-ResNet-50 at batch 1, half
-        of the gating products' outputs landed in memory last touched more than 20 MiB of traffic
-        before, and a write there ran 2-6x slower than calibrate's warm copy of the same size."""
+        device file without cold_write points (schema < 5). It fades for outputs past about 32 MiB
+        on a CPU with glibc: the allocator maps each such output fresh, so the warm copy already pays
+        its page faults (64 MiB: 11-31 ms warm, 11 ms cold on this project's CPU). In a network an
+        op's new output seldom lands where the op before it wrote: on this project's CPU, in
+        CBAM-ResNet-50 at batch 1, the gating products' outputs landed in memory last touched a median
+        of 6-21 MiB of traffic before (benchmarks/cold_writes.py), and a write past the caches ran
+        2.4-6x slower than calibrate's warm copy of the same size."""
         if not written or not any(p.kind == "cold_write" for p in self.points):
             return 0.0
         moved = 2 * written  # the calibrated copy reads as many bytes as it writes
@@ -298,9 +305,13 @@ class DeviceCalibration:
         return max(cold - moved / (self.bandwidth_for(moved, "memory") * 1e9), 0.0)
 
     @property
-    def cold_write_us_per_mib(self) -> float:
+    def cold_write_us_per_mib(self) -> float | None:
         """What each MiB of a 1 MiB new output pays for landing in cold memory (microseconds per MiB,
-        `cold_write_seconds` at 1 MiB; 0 without cold_write points): the cold-write term in one figure."""
+        `cold_write_seconds` at 1 MiB): the cold-write term in one figure; None without cold_write
+        points (no output pays), 0 when the cold copy of that size ran no slower than the warm one
+        (other sizes may still pay)."""
+        if not any(p.kind == "cold_write" for p in self.points):
+            return None
         return self.cold_write_seconds(2**20) * 1e6
 
     def forward_predictor(self) -> Callable[[str, int, int, int, int, int], float]:
@@ -409,6 +420,8 @@ class DeviceCalibration:
             problem = ("its kind is not one of " + ", ".join(KINDS) if point.kind not in KINDS
                        else "its rate is not a finite positive number" if not (math.isfinite(point.rate)
                                                                                  and point.rate > 0)
+                       else f"its rate must be from {RATE_RANGE[0]:g} to {RATE_RANGE[1]:g} (TFLOPS or GB/s), "
+                            f"got {point.rate:g}" if not RATE_RANGE[0] <= point.rate <= RATE_RANGE[1]
                        else "bytes must be at least 1 (its rate is bytes per second)"
                        if point.kind in BYTES_KINDS and point.bytes < 1
                        else "macs must be at least 1 (its rate is MACs per second)"
@@ -489,8 +502,8 @@ def setting_text(device: str, threads: int) -> str:
 
 def cold_write_text(us_per_mib: float | None) -> str:
     """The cold-write term, for the notes of count and profile ("" when the device file measured none)."""
-    return (f", plus its new output's write into memory not touched lately ({us_per_mib:.0f} us per MiB at 1 MiB)"
-            if us_per_mib else "")
+    return ("" if us_per_mib is None else
+            f", plus its new output's write into memory not touched lately ({us_per_mib:.3g} us per MiB at 1 MiB)")
 
 
 def is_device_file(spec: str) -> bool:

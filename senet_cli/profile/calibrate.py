@@ -236,7 +236,7 @@ def calibrate(
     if cold_bytes:
         elements = max(cold_pool_bytes, 2 * max(cold_bytes)) // size
         cold_pool = torch.zeros(elements, device=torch_device, dtype=torch_dtype)  # touched: no write is a page's first
-        jobs += [_Job("cold_write", f"x * 2.0 into memory not touched lately, {nbytes / 2**20:g} MiB",
+        jobs += [_Job("cold_write", f"x * 2.0 into cold memory, {nbytes / 2**20:g} MiB",
                       _ColdScale(cold_pool), ones(max(nbytes // size, 1)), counted=_Scale()) for nbytes in cold_bytes]
     for batch in batches:
         first = len(jobs)

@@ -63,6 +63,10 @@ def calibration_table(calibration: DeviceCalibration) -> TableData:
         columns = tuple(replace(column, cell=lambda p: "n/a") if column.key == "spread" else column
                         for column in COLUMNS)
         notes.append("spread: n/a with 1 round; calibrate with 3 rounds or more to see how steady each point is")
+    if (cold := calibration.cold_write_us_per_mib) is not None:
+        notes.append("cold_write: the memory points' copy with its output written into memory not touched lately; "
+                     "count and profile charge each op's new output the cold copy's time beyond the warm one's "
+                     f"for its size ({cold:.3g} us per MiB at 1 MiB: cold_write_us_per_mib)")
     return table_from_columns(
         columns, calibration.points,
         title=f"{calibration.name} ({calibration.setting}, {calibration.dtype})",
@@ -73,10 +77,11 @@ def calibration_table(calibration: DeviceCalibration) -> TableData:
 def summary(calibration: DeviceCalibration) -> str:
     """One line of what calibrate found: the per-op cost, the after-op fraction, the best rates, how
     long it took (the table's caption, and what calibrate prints when it writes the table to a file)."""
-    rounds = calibration.rounds
+    rounds, cold = calibration.rounds, calibration.cold_write_us_per_mib
     return (f"per-op cost {calibration.op_cost_us:.2f} us; after a long op, {calibration.after_op_fraction:.1%} of "
             f"its time; best rates: {calibration.peak_tflops:.4g} TFLOPS, {calibration.bandwidth_gbs:.4g} GB/s; "
             + (f"speed probe {calibration.probe_us:,.1f} us; " if calibration.probe_us else "")
+            + (f"cold writes {cold:.3g} us per MiB; " if cold is not None else "")
             + f"{calibration.seconds:.1f} s in all, setup included"
             + (f", {rounds} round{'' if rounds == 1 else 's'}" if rounds else ""))
 

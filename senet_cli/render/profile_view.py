@@ -193,6 +193,13 @@ def _device_csv(report: ProfileReport) -> tuple[Any, ...]:
             "" if calibration is None or not calibration.probe_us else calibration.probe_us)
 
 
+def _cold_write_csv(report: ProfileReport) -> float | str:
+    """The device file's cold-write figure ("" without a calibrated device or its cold_write points)."""
+    calibration = None if report.roofline is None else report.roofline.calibration
+    cold = None if calibration is None else calibration.cold_write_us_per_mib
+    return "" if cold is None else cold
+
+
 def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any]]]:
     headers = ["model", "device", "dtype", "amp", "mode", "batch", "median_ms", "p10_ms", "p90_ms", "min_ms",
                "mean_ms", "throughput", "peak_memory_mb", "baseline_model", "baseline_median_ms",
@@ -201,7 +208,7 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
                "measured_over_predicted", "predicted_overhead_pct", "roofline_overhead_pct", "threads",
                "roofline_device", "op_cost_us", "after_op_fraction", "probe_us", "probe_ratio",
                "predicted_at_probe_speed_ms",
-               "measured_over_predicted_at_probe_speed"]
+               "measured_over_predicted_at_probe_speed", "cold_write_us_per_mib"]
     rows = []
     for report in reports:
         for r in report.results:
@@ -221,6 +228,7 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
                 report.threads, *_device_csv(report),
                 *("" if value is None else value for value in (r.probe_ratio, r.predicted_at_probe_speed_ms,
                                                                r.over_predicted_at_probe_speed)),
+                _cold_write_csv(report),
             ])
     return headers, rows
 
