@@ -278,3 +278,18 @@ def test_a_raw_state_dict_nothing_fits_names_the_outside_form(few_models):
     torch.save(torchvision.models.squeezenet1_1(num_classes=3).state_dict(), file)
     with pytest.raises(ArchitectureError, match=r"nor do they fit any of the 4 timm and torchvision.*timm:NAME"):
         checkpoint_subject(load_checkpoint(file), None, {})
+
+
+def test_torchvisions_init_notice_is_not_printed_above_the_table():
+    """torchvision's GoogLeNet and Inception-v3 warn on each build that their default initialisation
+    will change (FutureWarning): nothing to do with counting; any other warning still shows."""
+    import warnings
+
+    from senet_cli.outside.build import _no_init_notice
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _blocks("torchvision:googlenet")
+        with _no_init_notice():
+            warnings.warn("another notice", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in caught if issubclass(w.category, FutureWarning)] == ["another notice"]

@@ -49,7 +49,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -108,12 +109,13 @@ def build_external(config: ExternalConfig, *, meta: bool = False, init: bool = T
     kwargs = dict(config.kwargs)
     model = None
     if meta:
-        with contextlib.suppress(Exception, SystemExit), torch.device("meta"), skip_weight_init(), paused_gc():
+        with contextlib.suppress(Exception, SystemExit), torch.device("meta"), skip_weight_init(), paused_gc(), \
+                _no_init_notice():
             model = builder(**kwargs)
     if model is None:
         quiet = skip_weight_init() if (meta or not init) else contextlib.nullcontext()
         try:
-            with quiet, paused_gc():
+            with quiet, paused_gc(), _no_init_notice():
                 model = builder(**kwargs)
         except TypeError as error:
             raise SenetError(f"{config.name} refused its keywords: {first_line(error)}") from None
@@ -126,6 +128,16 @@ def build_external(config: ExternalConfig, *, meta: bool = False, init: bool = T
     if meta:
         model = model.to("meta")
     return model
+
+
+@contextlib.contextmanager
+def _no_init_notice() -> Iterator[None]:
+    """torchvision's Inception-v3 and GoogLeNet warn, each time they are built without `init_weights`,
+    that their default initialisation will change: a notice about weights senet never trains, printed
+    above every table; silenced for the build alone (any other warning still shows)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The default weight initialization of", category=FutureWarning)
+        yield
 
 
 def find_attention(model: Any, attention_classes: Sequence[str] = (),
