@@ -859,6 +859,8 @@ def test_profile_times_the_speed_probe_beside_the_models_and_says_when_the_machi
     assert row[headers.index("probe_ratio")] == result.probe_ratio and row[headers.index("probe_us")] == 1.0
     table = select_columns(profile_table(report), "batch,probe_ratio")
     assert table.rows[0][1] == f"{result.probe_ratio:,.2f}x"
+    starts = [note.split(":")[0] for note in select_columns(profile_table(report), None).notes]
+    assert starts.index("predicted") < starts.index("the machine's speed moved")  # what "predicted" is, first
     assert any(n.startswith("probe / calibr. (probe_ratio)") for n in table.notes)
     default = select_columns(profile_table(report), None)
     assert not any(n.startswith("probe / calibr.") for n in default.notes)

@@ -44,7 +44,7 @@ from senet_cli.count.latency import DeviceCalibration, setting_text
 from senet_cli.count.roofline import DevicePeaks, parse_device, preset_for_gpu
 from senet_cli.errors import ArgumentError, SenetError, first_line, is_out_of_memory, running_model
 from senet_cli.options import ExternalConfig, ModelConfig
-from senet_cli.profile.results import BatchResult, Measurement, ProfileReport, StageCost
+from senet_cli.profile.results import SPEED_NOTE, BatchResult, Measurement, ProfileReport, StageCost
 from senet_cli.profile.timing import Timing
 from senet_cli.prune.source import subject_of
 from senet_cli.subject import Subject, input_shape
@@ -187,7 +187,7 @@ def _probe_notes(results: Sequence[BatchResult], calibration: DeviceCalibration 
             f", predicted at that speed {adjusted:.4g} ms, median / that {against:.2f}x"
             if adjusted is not None and against is not None else "")
 
-    return (f"the machine's speed moved: the speed probe ({probe_text(calibration.device)}, timed after each round; "
+    return (f"{SPEED_NOTE}: the speed probe ({probe_text(calibration.device)}, timed after each round; "
             f"{calibration.probe_us:,.1f} us while calibrating) ran at {'; '.join(map(said, timed))}. The "
             "predictions are at the calibration's speed; rerun on a quiet machine, and if the probe_ratio stays "
             "away from 1, calibrate again on the machine as it will be used",)

@@ -19,6 +19,9 @@ NOISY_DRIFT_PCT = 10.0
 percentage of the median (the machine changed speed during the run: load, clocks, thermals). Either
 makes an overhead of a few percent unresolvable; the thresholds sit well above what a quiet machine
 shows (a few percent on a GPU, under 15% on a CPU) and well below the spreads seen under load."""
+SPEED_NOTE = "the machine's speed moved"
+"""How profile's note on the speed probe begins (its table shows that note after the one that says
+what "predicted" is)."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from senet_cli.count.latency import cold_write_text, setting_text
-from senet_cli.profile.results import NOISY_DRIFT_PCT, NOISY_SPREAD_PCT, BatchResult, Measurement, ProfileReport
+from senet_cli.profile.results import (
+    NOISY_DRIFT_PCT,
+    NOISY_SPREAD_PCT,
+    SPEED_NOTE,
+    BatchResult,
+    Measurement,
+    ProfileReport,
+)
 from senet_cli.render.tables import Column, TableData, table_from_columns
 from senet_cli.render.tables import milliseconds as _ms
 
@@ -138,7 +145,8 @@ def _notes(report: ProfileReport, keys: frozenset[str]) -> tuple[str, ...]:
                  f"overhead = (median - baseline median) / baseline median")
     if "peak_memory_mb" in keys:
         notes.append(f"peak MiB (2^20 bytes; the JSON key is peak_memory_mb): {report.memory}")
-    notes += report.notes
+    speed = [note for note in report.notes if note.startswith(SPEED_NOTE)]  # it speaks of "the predictions":
+    notes += [note for note in report.notes if note not in speed]  # after the note that says what they are
     for r in report.results:
         if r.per_stage:
             stages = ", ".join(f"stage {s.stage} {s.attention_ms:+.3f} ms ({s.attention_pct:+.1f}%)"
@@ -175,7 +183,7 @@ def _notes(report: ProfileReport, keys: frozenset[str]) -> tuple[str, ...]:
                          "probe speed: the prediction x that ratio; median / at probe: the median over it"
                          + ("" if probe_us else "; empty here: this device file has no speed probe (schema 3 or "
                             "older: calibrate again to get one)"))
-    return tuple(notes)
+    return (*notes, *speed)
 
 
 def _iterations(report: ProfileReport) -> str:
