@@ -628,6 +628,13 @@ def test_hostile_device_files_get_one_line_that_names_what_is_wrong(tmp_path):
         refused({**good, "points": [*good["points"][:3], {**good["points"][3], "rate": rate}, *good["points"][4:]]},
                 re.escape(f"point 4 ('small copy'): its rate must be from 1e-06 to 1e+06 (TFLOPS or GB/s), "
                           f"got {rate:g}"))
+    for name, value, said in (("rate", "12", "rate must be a number, got '12'"),
+                              ("median_us", -1.0, "median_us must be a number from 0, got -1.0"),
+                              ("median_us", float("nan"), "median_us must be a number from 0, got nan"),
+                              ("spread", "0.1", "spread must be a number from 0, got '0.1'"),
+                              ("rate", True, "rate must be a number, got True")):  # not read as 12 or 1.0
+        refused({**good, "points": [{**good["points"][0], name: value}, *good["points"][1:]]},
+                re.escape(f"point 1 of {len(good['points'])} ('conv', 'big'): {said}"))
     # a point's rate is per byte or per MAC: none of them may be 0 (a bandwidth interpolated in log bytes, issue 22)
     copy = next(i for i, p in enumerate(good["points"]) if p["kind"] == "memory")
     zero_bytes = [*good["points"][:copy], {**good["points"][copy], "bytes": 0}, *good["points"][copy + 1:]]

@@ -386,10 +386,18 @@ class DeviceCalibration:
                         raise _BadField(f"{where}: {field} ({_shown(p.get('kind'))}, {_shown(p.get('label'))}): "
                                         f"{name} must be a whole number from 0 to 1e18, got {_shown(value)}")
                     counts[name] = value
+                measured = {}
+                for name in ("median_us", "rate", "spread"):  # numbers, not strings that float() would read
+                    value = p[name] if name != "spread" else p.get(name, 0.0)
+                    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                            0 <= value < math.inf if name != "rate" else True):
+                        raise _BadField(f"{where}: {field} ({_shown(p.get('kind'))}, {_shown(p.get('label'))}): "
+                                        f"{name} must be a number"
+                                        + (" from 0" if name != "rate" else "") + f", got {_shown(value)}")
+                    measured[name] = float(value)
                 points.append(RatePoint(str(p["kind"]), str(p["label"]), counts["macs"], counts["bytes"],
-                                        float(p["median_us"]), float(p["rate"]), depth=counts["depth"],
-                                        stride=counts["stride"], spread=float(p.get("spread", 0.0)),
-                                        batch=counts["batch"]))
+                                        measured["median_us"], measured["rate"], depth=counts["depth"],
+                                        stride=counts["stride"], spread=measured["spread"], batch=counts["batch"]))
             field = ""  # the device's own fields
 
             def number(name: str, default: float | None = None, whole: bool = False) -> Any:
