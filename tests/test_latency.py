@@ -626,8 +626,8 @@ def test_hostile_device_files_get_one_line_that_names_what_is_wrong(tmp_path):
             "not a finite positive number")
     for rate in (1e-300, 5e-324, 1e7):  # 1e-300 rounded an interpolated bandwidth to 0: a ZeroDivisionError
         refused({**good, "points": [*good["points"][:3], {**good["points"][3], "rate": rate}, *good["points"][4:]]},
-                re.escape(f"point 4 ('small copy'): its rate must be from 1e-06 to 1e+06 (TFLOPS or GB/s), "
-                          f"got {rate:g}"))
+                re.escape(f"point 4 of 6 ('memory', 'small copy'): its rate must be from 1e-06 to 1e+06 "
+                          f"(TFLOPS or GB/s), got {rate:g}"))
     for name, value, said in (("rate", "12", "rate must be a number, got '12'"),
                               ("median_us", -1.0, "median_us must be a number from 0, got -1.0"),
                               ("median_us", float("nan"), "median_us must be a number from 0, got nan"),
@@ -638,9 +638,10 @@ def test_hostile_device_files_get_one_line_that_names_what_is_wrong(tmp_path):
     # a point's rate is per byte or per MAC: none of them may be 0 (a bandwidth interpolated in log bytes, issue 22)
     copy = next(i for i, p in enumerate(good["points"]) if p["kind"] == "memory")
     zero_bytes = [*good["points"][:copy], {**good["points"][copy], "bytes": 0}, *good["points"][copy + 1:]]
-    refused({**good, "points": zero_bytes}, re.escape(f"point {copy + 1} ('small copy'): bytes must be at least 1"))
+    refused({**good, "points": zero_bytes},
+            re.escape(f"point {copy + 1} of 6 ('memory', 'small copy'): bytes must be at least 1"))
     refused({**good, "points": [{**good["points"][0], "macs": 0}, *good["points"][1:]]},
-            re.escape("point 1 ('big'): macs must be at least 1"))
+            re.escape("point 1 of 6 ('conv', 'big'): macs must be at least 1"))
     refused({**good, "op_cost_us": 1e308}, "op_cost_us must be")
     refused({**good, "threads": 0}, "threads must be at least 1")
     refused({**good, "device": "tpu"}, "device one of cpu, cuda")

@@ -435,7 +435,8 @@ class DeviceCalibration:
                        else "macs must be at least 1 (its rate is MACs per second)"
                        if point.kind not in BYTES_KINDS and point.macs < 1 else "")
             if problem:
-                raise SenetError(f"{where}: point {index} ({_shown(point.label)}): {problem}")
+                raise SenetError(f"{where}: point {index} of {len(points)} ({_shown(point.kind)}, "
+                                 f"{_shown(point.label)}): {problem}")  # as the fields' lines name a point
         if not (math.isfinite(calibration.op_cost_us) and 0 <= calibration.op_cost_us < 1e6):
             raise SenetError(f"{where}: op_cost_us must be a number of microseconds from 0 to 1e6")
         if not (math.isfinite(calibration.after_op_fraction) and 0 <= calibration.after_op_fraction <= 1):
