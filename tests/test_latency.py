@@ -964,6 +964,8 @@ def test_fresh_bytes_are_an_ops_new_outputs_not_views_in_place_writes_or_out_arg
     trace = trace_costs(Ops(), torch.ones(4, 8, 8, device="meta"))
     assert [(op.op, op.written) for op in trace.ops] == [
         ("mul", 4 * 64 * 4), ("relu", 0), ("mul", 0), ("native_batch_norm", 4 * 64 * 4)]  # relu_ as traced
+    pool = trace_costs(torch.nn.MaxPool2d(3, 2, 1), torch.ones(1, 4, 8, 8, device="meta")).ops
+    assert [(op.op, op.written) for op in pool] == [("max_pool2d_with_indices", 4 * 4 * 4 * 4)]  # not its indices
     # the out= tensor is written, not read: counted once (it was counted as an input too)
     assert trace.ops[2].bytes == 2 * 4 * 64 * 4 and trace.ops[1].bytes == 2 * 4 * 64 * 4  # relu_ reads and writes
 
@@ -976,10 +978,11 @@ def test_calibrate_measures_cold_writes_round_a_pool_and_a_schema_4_file_with_on
     from senet_cli.profile.calibrate import _ColdScale, calibrate
 
     pool = torch.zeros(64)
-    scale = _ColdScale(pool)
+    scale = _ColdScale(pool, 24)
     outputs = [scale(torch.ones(24)) for _ in range(3)]  # slots 0-23, 24-47, then round to 0-23
     assert [o.data_ptr() - pool.data_ptr() for o in outputs] == [0, 24 * 4, 0] and float(pool[30]) == 2.0
-    assert copy.deepcopy(scale).pool is pool  # calibrate's fresh copy each round writes into the same pool
+    # calibrate's fresh copy each round writes into the same pool, from the slot the last copy reached
+    assert copy.deepcopy(scale)(torch.ones(24)).data_ptr() - pool.data_ptr() == 24 * 4
     tiny = dict(threads=1, batches=(1,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
                 linear_shapes=(), memory_bytes=(2**12, 2**16), cold_bytes=(2**12, 2**16), cold_pool_bytes=2**20,
                 reduce_maps=(), batch_norm_maps=(), channel_maps=(), bmm_shapes=(), after_op_pairs=())

@@ -320,11 +320,13 @@ def moved_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any
 
 def fresh_bytes(func: Any, out: Any) -> int:
     """Bytes one call of `func` (an OpOverload) writes into memory it allocated for its output: its
-    tensor outputs (the first only for batch norm, as `moved_bytes`), 0 for views and allocations and
+    tensor outputs (the first only for batch norm, as `moved_bytes`, and for a pool traced with its
+    indices: under inference mode a real max pool runs without them), 0 for views and allocations and
     for an op that writes into a tensor it was given (in place, `out=`: its schema's returns alias an
     argument). The latency model charges these writes at the bandwidth of a write into memory not
     touched lately (a network's fresh output seldom lands where the op before it wrote)."""
     if _traffic_kind(func) == _MOVES_NOTHING or any(r.alias_info is not None for r in func._schema.returns):
         return 0
-    outputs = _first_tensor(out) if _traffic_kind(func) == _FIRST_OUTPUT_ONLY else out
+    first = _traffic_kind(func) == _FIRST_OUTPUT_ONLY or func.overloadpacket.__name__.endswith("_with_indices")
+    outputs = _first_tensor(out) if first else out
     return sum(map(distinct_bytes, _tensors(outputs)))

@@ -209,4 +209,5 @@ class Roofline:
     predicted_overhead_pct: float | None = None
     op_cost_us: float | None = None
     after_op_fraction: float | None = None  # what each op pays on top per second of the op before it
-    cold_write_us_per_mib: float | None = None  # what a 1 MiB new output pays per MiB for cold memory (0: not measured)
+    cold_write_us_per_mib: float | None = None  # what a 1 MiB new output pays per MiB for cold memory (None: no
+    # cold_write points; 0: measured and no slower at 1 MiB)

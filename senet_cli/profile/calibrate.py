@@ -237,7 +237,8 @@ def calibrate(
         elements = max(cold_pool_bytes, 2 * max(cold_bytes)) // size
         cold_pool = torch.zeros(elements, device=torch_device, dtype=torch_dtype)  # touched: no write is a page's first
         jobs += [_Job("cold_write", f"x * 2.0 into cold memory, {nbytes / 2**20:g} MiB",
-                      _ColdScale(cold_pool), ones(max(nbytes // size, 1)), counted=_Scale()) for nbytes in cold_bytes]
+                      _ColdScale(cold_pool, max(nbytes // size, 1)), ones(max(nbytes // size, 1)), counted=_Scale())
+                 for nbytes in cold_bytes]
     for batch in batches:
         first = len(jobs)
         for label, cin, cout, kernel, stride, groups, side in conv_shapes:
@@ -453,26 +454,26 @@ class _Scale:
 
 
 class _ColdScale:
-    """A module computing x * 2.0 into the next slot of `pool`, an input-sized piece of it after
-    another, round the pool: each call's output lands in memory last written a pool's worth of writes
-    before (COLD_POOL_BYTES), as a network's new outputs land in memory other ops touched since.
-    A deep copy (calibrate's fresh copy each round) shares the pool. Built lazily, as _Scale."""
+    """A module computing x * 2.0 (x of `elements` elements) into the next `elements`-sized slot of
+    `pool`, round the pool: each call's output lands in memory last written a pool's worth of writes
+    before (COLD_POOL_BYTES), as a network's new outputs land in memory other ops touched since. The
+    slots are cut once, here, and the call only picks the next, so that it does no more than the
+    warm copy's `x * 2.0` besides writing elsewhere (the charge is the difference: slicing and a
+    module attribute set on every call cost 4-8 us, which read as cold memory at 64 KiB). A deep copy
+    (calibrate's fresh copy each round) shares the pool and goes on from the slot the last one reached.
+    Built lazily, as _Scale."""
 
-    def __new__(cls, pool: Any) -> Any:
+    def __new__(cls, pool: Any, elements: int) -> Any:
         import torch
         from torch import nn
 
-        class ColdScale(nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.pool, self.next = pool, 0
+        slots = [pool[start:start + elements] for start in range(0, pool.numel() - elements + 1, elements)]
+        turn = [0]  # the next slot, shared by the copies
 
+        class ColdScale(nn.Module):
             def forward(self, x: Any) -> Any:
-                size = x.numel()
-                if self.next + size > self.pool.numel():
-                    self.next = 0
-                out = self.pool[self.next:self.next + size].view(x.shape)
-                self.next += size
+                out = slots[turn[0]]
+                turn[0] = (turn[0] + 1) % len(slots)
                 return torch.mul(x, 2.0, out=out)
 
             def __deepcopy__(self, memo: dict[int, Any]) -> Any:
