@@ -325,8 +325,25 @@ def fresh_bytes(func: Any, out: Any) -> int:
     for an op that writes into a tensor it was given (in place, `out=`: its schema's returns alias an
     argument). The latency model charges these writes at the bandwidth of a write into memory not
     touched lately (a network's fresh output seldom lands where the op before it wrote)."""
-    if _traffic_kind(func) == _MOVES_NOTHING or any(r.alias_info is not None for r in func._schema.returns):
+    fresh = _fresh_outputs(func)
+    if fresh == _NO_OUTPUT:
         return 0
-    first = _traffic_kind(func) == _FIRST_OUTPUT_ONLY or func.overloadpacket.__name__.endswith("_with_indices")
-    outputs = _first_tensor(out) if first else out
-    return sum(map(distinct_bytes, _tensors(outputs)))
+    return sum(map(distinct_bytes, _tensors(_first_tensor(out) if fresh == _FIRST_OUTPUT else out)))
+
+
+_NO_OUTPUT, _FIRST_OUTPUT, _EVERY_OUTPUT = range(3)
+_FRESH_OUTPUTS: dict[Any, int] = {}  # OpOverload -> which outputs it allocates, decided once per overload (as
+# _TRAFFIC_KIND: count calls fresh_bytes for every op it traces)
+
+
+def _fresh_outputs(func: Any) -> int:
+    which = _FRESH_OUTPUTS.get(func)
+    if which is None:
+        if _traffic_kind(func) == _MOVES_NOTHING or any(r.alias_info is not None for r in func._schema.returns):
+            which = _NO_OUTPUT
+        elif _traffic_kind(func) == _FIRST_OUTPUT_ONLY or func.overloadpacket.__name__.endswith("_with_indices"):
+            which = _FIRST_OUTPUT
+        else:
+            which = _EVERY_OUTPUT
+        _FRESH_OUTPUTS[func] = which
+    return which

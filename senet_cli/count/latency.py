@@ -389,11 +389,11 @@ class DeviceCalibration:
                 measured = {}
                 for name in ("median_us", "rate", "spread"):  # numbers, not strings that float() would read
                     value = p[name] if name != "spread" else p.get(name, 0.0)
+                    signed = name == "rate"  # checked with the point's other figures below
                     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                            0 <= value < math.inf if name != "rate" else True):
+                            signed or 0 <= value < math.inf):
                         raise _BadField(f"{where}: {field} ({_shown(p.get('kind'))}, {_shown(p.get('label'))}): "
-                                        f"{name} must be a number"
-                                        + (" from 0" if name != "rate" else "") + f", got {_shown(value)}")
+                                        f"{name} must be a number{'' if signed else ' from 0'}, got {_shown(value)}")
                     measured[name] = float(value)
                 points.append(RatePoint(str(p["kind"]), str(p["label"]), counts["macs"], counts["bytes"],
                                         measured["median_us"], measured["rate"], depth=counts["depth"],

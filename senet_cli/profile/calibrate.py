@@ -233,12 +233,14 @@ def calibrate(
 
     jobs: list[_Job] = [_Job("memory", f"x * 2.0, {nbytes / 2**20:g} MiB", _Scale(), ones(max(nbytes // size, 1)))
                         for nbytes in memory_bytes]
+    pool_bytes = max(cold_pool_bytes, 2 * max(cold_bytes)) if cold_bytes else 0
     if cold_bytes:
-        elements = max(cold_pool_bytes, 2 * max(cold_bytes)) // size
-        cold_pool = torch.zeros(elements, device=torch_device, dtype=torch_dtype)  # touched: no write is a page's first
-        jobs += [_Job("cold_write", f"x * 2.0 into cold memory, {nbytes / 2**20:g} MiB",
-                      _ColdScale(cold_pool, max(nbytes // size, 1)), ones(max(nbytes // size, 1)), counted=_Scale())
-                 for nbytes in cold_bytes]
+        # touched here, zeroed, so that no timed write is a page's first
+        cold_pool = torch.zeros(pool_bytes // size, device=torch_device, dtype=torch_dtype)
+        for nbytes in cold_bytes:
+            elements = max(nbytes // size, 1)
+            jobs.append(_Job("cold_write", f"x * 2.0 into cold memory, {nbytes / 2**20:g} MiB",
+                             _ColdScale(cold_pool, elements), ones(elements), counted=_Scale()))
     for batch in batches:
         first = len(jobs)
         for label, cin, cout, kernel, stride, groups, side in conv_shapes:
@@ -320,7 +322,7 @@ def calibrate(
                 f"per-op cost: a chain of {CHAIN} module calls x * 2.0 on a 1-element tensor / {CHAIN}, once per "
                 f"round; bandwidth: x * 2.0 (read + write) on {len(memory_bytes)} sizes"
                 + (f", and on {len(cold_bytes)} with its output written slot after slot round a "
-                   f"{max(cold_pool_bytes, 2 * max(cold_bytes)) / 2**20:g} MiB pool (cold_write)" if cold_bytes else "")
+                   f"{pool_bytes / 2**20:g} MiB pool (cold_write)" if cold_bytes else "")
                 + f"; compute: {len(conv_shapes)} "
                 f"conv and {len(linear_shapes)} linear shapes of the zoo's models, max and mean over the map and over "
                 f"the channels of {len(reduce_maps)} feature maps, batch norm on {len(batch_norm_maps)} and x * s "
