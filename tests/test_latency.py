@@ -42,6 +42,17 @@ def cold(op_cost_us: float = OP_COST_US) -> DeviceCalibration:
                                    RatePoint("cold_write", "large cold copy", 0, 10**6, 0.0, 5.0)))
 
 
+def cold_reads(op_cost_us: float = OP_COST_US, cache_bytes: int = 10**5) -> DeviceCalibration:
+    """`cold()` with read points (a sum of 10 kB at 50 GB/s, of 1 MB at 20) and cold-read points (10
+    and 5 GB/s) and caches of `cache_bytes`, schema 6."""
+    device = cold(op_cost_us)
+    return replace(device, cache_bytes=cache_bytes, points=(
+        *device.points, RatePoint("read", "small sum", 0, 10**4, 0.0, 50.0),
+        RatePoint("read", "large sum", 0, 10**6, 0.0, 20.0),
+        RatePoint("cold_read", "small cold sum", 0, 10**4, 0.0, 10.0),
+        RatePoint("cold_read", "large cold sum", 0, 10**6, 0.0, 5.0)))
+
+
 def test_a_compute_bound_op_takes_its_macs_at_its_shape_class_rate_plus_the_op_cost():
     device = synthetic()
     # 1e9 MACs = 2e9 FLOP at 1e12 FLOP/s: 2 ms; its 1e7 bytes at 10 GB/s (past the largest copy): 1 ms
@@ -531,22 +542,25 @@ def test_calibrate_records_its_rounds_and_one_round_shows_no_spread():
 
 def test_count_and_profile_share_the_roofline_keys(tmp_path):
     path = tmp_path / "device.json"
-    path.write_text(json.dumps(cold().to_dict()))
+    path.write_text(json.dumps(cold_reads().to_dict()))
     counted = senet_cli.count("se_resnet18_cifar", roofline=str(path)).to_dict()["roofline"]
     assert counted["calibrated"] is True and counted["op_cost_us"] == OP_COST_US
     assert senet_cli.count("se_resnet18_cifar", roofline="h100").to_dict()["roofline"]["calibrated"] is False
     report = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=1, warmup=0, threads=1, roofline=str(path))
     profiled = report.to_dict()["roofline"]
     shared = {"device", "peak_tflops", "bandwidth_gbs", "source", "calibrated", "op_cost_us", "after_op_fraction",
-              "cold_write_us_per_mib"}
-    per_mib = cold().cold_write_us_per_mib
+              "cold_write_us_per_mib", "cold_read_us_per_mib"}
+    per_mib, read_per_mib = cold().cold_write_us_per_mib, cold_reads().cold_read_us_per_mib
     assert per_mib > 0 and counted["cold_write_us_per_mib"] == pytest.approx(per_mib)
+    assert read_per_mib > 0 and counted["cold_read_us_per_mib"] == pytest.approx(read_per_mib)
     assert shared <= set(counted) and shared <= set(profiled)
     assert {key: counted[key] for key in shared} == {key: profiled[key] for key in shared}
     from senet_cli.render.profile_view import csv_rows
 
     headers, (row,) = csv_rows([report])
     assert row[headers.index("cold_write_us_per_mib")] == pytest.approx(per_mib)  # the CSV holds what the JSON does
+    assert row[headers.index("cold_read_us_per_mib")] == pytest.approx(read_per_mib) and headers[-1] == \
+        "cold_read_us_per_mib"  # new columns go last: a script's column numbers keep
 
 
 def test_profile_puts_the_median_next_to_the_prediction(tmp_path):
@@ -611,7 +625,7 @@ def test_hostile_device_files_get_one_line_that_names_what_is_wrong(tmp_path):
     refused(None, "nested too deeply", text="[" * 100_000 + "]" * 100_000)
     refused(None, f"at most {MAX_FILE_BYTES // 2**20} MiB are read", text=" " * (MAX_FILE_BYTES + 1))
     refused({**good, "points": [good["points"][0]] * (MAX_POINTS + 1)}, "points; senet calibrate writes about 100")
-    refused({**good, "schema": 6}, "has schema 6; this senet reads schema 1, 2, 3, 4 and 5")
+    refused({**good, "schema": 7}, "has schema 7; this senet reads schema 1, 2, 3, 4, 5 and 6")
     refused({**good, "schema": True}, "is not a `senet calibrate` device file")
     refused({**good, "points": 5}, "'points' must be a list")
     refused({**good, "threads": None}, "threads must be a whole number, got None")
@@ -734,7 +748,7 @@ def test_the_after_op_fraction_is_read_checked_and_absent_from_older_files():
                             ("threads", "1", "threads must be a whole number, got '1'"),
                             ("op_cost_us", "5.3", "op_cost_us must be a number, got '5.3'"),
                             ("rounds", True, "rounds must be a whole number, got True"),
-                            ("schema", 3.0, "has schema 3.0; this senet reads schema 1, 2, 3, 4 and 5")):
+                            ("schema", 3.0, "has schema 3.0; this senet reads schema 1, 2, 3, 4, 5 and 6")):
         with pytest.raises(SenetError, match=re.escape(said)):
             DeviceCalibration.from_dict(data | {name: bad})
     with pytest.raises(SenetError, match="^the device file lacks 'threads'$"):
@@ -796,7 +810,7 @@ def test_calibrate_records_the_speed_probe_and_each_points_batch():
     assert {p.label: p.batch for p in calibration.points if p.kind in ("memory", "conv", "matmul")} == {
         "x * 2.0, 0.00390625 MiB": 0, "conv 3x3 8->8 @8, batch 2": 2, "linear 16->4, batch 2": 2}
     data = calibration.to_dict()
-    assert data["schema"] == 5 and data["probe_us"] == calibration.probe_us and "probe_us" in data["units"]
+    assert data["schema"] == 6 and data["probe_us"] == calibration.probe_us and "probe_us" in data["units"]
     assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration
     unprobed = calibrate("cpu", rounds=1, speed_probe=False, **tiny)
     assert unprobed.probe_us == 0.0 and "speed probe" not in unprobed.method
@@ -943,6 +957,86 @@ def test_the_cold_write_keeps_the_bound_below_the_prediction_and_raises_it_by_th
     assert figure not in said[0] and f"new output's write into memory not touched lately {figure}" in said[1]
 
 
+def test_an_input_read_past_the_caches_pays_the_cold_read_per_byte_and_one_within_them_does_not():
+    """An input of 1e6 bytes read cold: 1e6 / 5e9 = 200 us against 1e6 / 20e9 = 50 us looped, so 150 us
+    on top, when its reuse distance passes the 1e5 bytes of cache; within it, or without the points or
+    the cache size, nothing."""
+    from senet_cli.count.latency import FIRST_TOUCH
+
+    device = cold_reads()
+    assert device.cold_read_seconds([(10**6, FIRST_TOUCH)]) == pytest.approx(1.5e-4)
+    assert device.cold_read_seconds([(10**6, 10**5 + 1)]) == pytest.approx(1.5e-4)
+    assert device.cold_read_seconds([(10**4, 10**5)]) == 0.0  # touched within the caches' bytes: warm
+    # two inputs: each by its own size (1e4 bytes: 1 us cold - 0.2 us looped), the warm one free
+    assert device.cold_read_seconds([(10**4, FIRST_TOUCH), (10**6, 10**6), (10**6, 10**4)]) == pytest.approx(
+        0.8e-6 + 1.5e-4)
+    # between calibrated sizes, each bandwidth log-interpolated (1e5 bytes: 7.5 and 35 GB/s)
+    assert device.cold_read_seconds([(10**5, FIRST_TOUCH)]) == pytest.approx(1e5 / 7.5e9 - 1e5 / 35e9)
+    assert device.cold_read_us_per_mib == pytest.approx(device.cold_read_seconds([(2**20, FIRST_TOUCH)]) * 1e6)
+    # added to the bytes time of a memory-bound op, hidden under a compute-bound one's
+    assert device.op_seconds("amax", 0, 10**6, reads=((10**6, FIRST_TOUCH),)) == pytest.approx(
+        1e-4 + 1.5e-4 + 5e-6)
+    assert device.op_seconds("convolution", 10**9, 10**7, reads=((10**6, FIRST_TOUCH),)) == pytest.approx(
+        2e-3 + 5e-6)
+    # a cold sum measured faster than the looped one costs nothing
+    faster = replace(device, points=tuple(replace(p, rate=100.0) if p.kind == "cold_read" else p
+                                          for p in device.points))
+    assert faster.cold_read_seconds([(10**6, FIRST_TOUCH)]) == 0.0 and faster.cold_read_us_per_mib == 0.0
+    # no cache size (0: not known), no points, or a file from before (schema < 6): no input pays
+    for older in (replace(device, cache_bytes=0), cold(), synthetic()):
+        assert older.cold_read_seconds([(10**6, FIRST_TOUCH)]) == 0.0 and older.cold_read_us_per_mib is None
+    assert cold().op_seconds("amax", 0, 10**6, reads=((10**6, FIRST_TOUCH),)) == pytest.approx(1e-4 + 5e-6)
+
+
+def test_the_trace_gives_each_input_its_reuse_distance_in_bytes_moved_since_it_was_last_touched():
+    import torch
+
+    from senet_cli.count.dispatch import trace_costs
+    from senet_cli.count.latency import FIRST_TOUCH
+
+    class Ops(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(16, 16, device="meta"))
+
+        def forward(self, x):  # x: 4 x 16 floats, 256 bytes
+            y = x * 2.0  # reads x (first touch), moves 512
+            y.relu_()  # reads y, just written: 256 moved since (its own)
+            z = torch.nn.functional.linear(y, self.weight)  # the weight's first touch; a t() view touches nothing
+            w = z + x  # x: last touched by the first op; 512 + 512 + 1024 + 256 moved since, + its own 256
+            return w.amax(1)  # w: its own bytes alone
+
+    trace = trace_costs(Ops(), torch.ones(4, 16, device="meta"))
+    assert [op.op for op in trace.ops] == ["mul", "relu", "mm", "add", "amax"]
+    assert [op.bytes for op in trace.ops] == [512, 512, 256 + 1024 + 256, 768, 256 + 16]
+    assert trace.ops[0].reads == ((256, FIRST_TOUCH),)
+    assert trace.ops[1].reads == ((256, 256),)
+    assert trace.ops[2].reads == ((256, 256), (1024, FIRST_TOUCH))
+    assert trace.ops[3].reads == ((256, 256), (256, 512 + 1536 + 256))
+    assert trace.ops[4].reads == ((256, 256),)
+
+    class Square(torch.nn.Module):
+        def forward(self, x):
+            return x * x
+
+    # an input an op reads twice is read once
+    assert [op.reads for op in trace_costs(Square(), torch.ones(4, 16, device="meta")).ops] == [((256, FIRST_TOUCH),)]
+
+
+def test_the_cold_read_keeps_the_bound_below_the_prediction_and_the_notes_give_its_figure():
+    from senet_cli.count import count
+    from senet_cli.render import count_view
+
+    colder, coldest = (count("cbam_resnet18", roofline=calibrated_device(device), input_size=64)
+                       for device in (cold(), cold_reads()))
+    assert coldest.roofline.ms <= coldest.roofline.predicted_ms and colder.roofline.ms == coldest.roofline.ms
+    assert coldest.roofline.predicted_ms > colder.roofline.predicted_ms
+    assert all(row.roofline_ms <= row.predicted_ms for row in coldest.rows)
+    said = " ".join(count_view.per_block_table(coldest).notes)
+    assert f"plus each input read past the caches ({cold_reads().cold_read_us_per_mib:.3g} us per MiB at 1 MiB)" in said
+    assert "read past the caches" not in " ".join(count_view.per_block_table(colder).notes)
+
+
 def test_fresh_bytes_are_an_ops_new_outputs_not_views_in_place_writes_or_out_arguments():
     import torch
 
@@ -997,10 +1091,54 @@ def test_calibrate_measures_cold_writes_round_a_pool_and_a_schema_4_file_with_on
     assert any(note.startswith("cold_write: the memory points' copy") for note in table.notes)
     assert ("cold_write", "x * 2.0 into cold memory, 0.00390625 MiB") in [row[:2] for row in table.rows]
     data = calibration.to_dict()
-    assert data["schema"] == 5 and "cold_write" in data["units"]
+    assert data["schema"] == 6 and "cold_write" in data["units"]
     assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration
     index = next(i for i, p in enumerate(data["points"], 1) if p["kind"] == "cold_write")
     with pytest.raises(SenetError, match=re.escape(f"a cold_write point (point {index} of {len(data['points'])}) "
                                                    "came with schema 5; this file is schema 4")):
         DeviceCalibration.from_dict(data | {"schema": 4})
     assert not any(p.kind == "cold_write" for p in calibrate("cpu", rounds=1, **(tiny | {"cold_bytes": ()})).points)
+
+
+def test_calibrate_measures_reads_looped_and_round_the_pool_and_the_caches_they_are_charged_past():
+    import copy
+
+    import torch
+
+    from senet_cli.profile.calibrate import _ColdSum, _private_cache_bytes, calibrate
+
+    pool = torch.arange(64, dtype=torch.float32)
+    summed = _ColdSum(pool, 24)
+    assert [float(summed(torch.ones(1))) for _ in range(3)] == [sum(range(24)), sum(range(24, 48)), sum(range(24))]
+    assert float(copy.deepcopy(summed)(torch.ones(1))) == sum(range(24, 48))  # a fresh copy goes on round the pool
+    tiny = dict(threads=1, batches=(1,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
+                linear_shapes=(), memory_bytes=(2**12,), cold_bytes=(2**12,), read_bytes=(2**12, 2**16),
+                cold_pool_bytes=2**20, reduce_maps=(), batch_norm_maps=(), channel_maps=(), bmm_shapes=(),
+                after_op_pairs=())
+    calibration = calibrate("cpu", rounds=2, **tiny)
+    reads = [(p.kind, p.bytes) for p in calibration.points if p.kind in ("read", "cold_read")]
+    # x.sum(): x read, a 4-byte sum written
+    assert reads == [("read", 2**12 + 4), ("cold_read", 2**12 + 4), ("read", 2**16 + 4), ("cold_read", 2**16 + 4)]
+    assert calibration.cache_bytes == _private_cache_bytes(torch.device("cpu"), 1)
+    assert "looped (read) and over slot after slot of the same pool (cold_read)" in calibration.method
+    if calibration.cache_bytes:  # Linux: the L2 of one core
+        from senet_cli.render.calibrate_view import calibration_table
+
+        table = calibration_table(calibration)
+        assert f"cold reads {calibration.cold_read_us_per_mib:.3g} us per MiB past" in (table.caption or "")
+        assert any(note.startswith("read, cold_read: a sum looped") for note in table.notes)
+    data = calibration.to_dict()
+    assert data["cache_bytes"] == calibration.cache_bytes and "cache_bytes: bytes" in data["units"]
+    assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration
+    index = next(i for i, p in enumerate(data["points"], 1) if p["kind"] == "read")
+    with pytest.raises(SenetError, match=re.escape(f"a read point (point {index} of {len(data['points'])}) came "
+                                                   "with schema 6; this file is schema 5")):
+        DeviceCalibration.from_dict(data | {"schema": 5})
+    no_reads = [p for p in data["points"] if p["kind"] not in ("read", "cold_read")]
+    with pytest.raises(SenetError, match="cache_bytes came with schema 6; this file is schema 5"):
+        DeviceCalibration.from_dict(data | {"schema": 5, "points": no_reads, "cache_bytes": 2**21})
+    for bad in (-1, 1.5, True, "2097152"):
+        with pytest.raises(SenetError, match="cache_bytes must be a whole number"):
+            DeviceCalibration.from_dict(data | {"cache_bytes": bad})
+    assert DeviceCalibration.from_dict({k: v for k, v in data.items() if k != "cache_bytes"}).cache_bytes == 0
+    assert not any(p.kind == "read" for p in calibrate("cpu", rounds=1, **(tiny | {"read_bytes": ()})).points)

@@ -166,6 +166,7 @@ def _roofline(device: DevicePeaks, timer: OpTimer, rows: Sequence[Any], base_row
         op_cost_us=device.calibration.op_cost_us if device.calibration is not None else None,
         after_op_fraction=device.calibration.after_op_fraction if device.calibration is not None else None,
         cold_write_us_per_mib=device.calibration.cold_write_us_per_mib if device.calibration is not None else None,
+        cold_read_us_per_mib=device.calibration.cold_read_us_per_mib if device.calibration is not None else None,
     )
 
 

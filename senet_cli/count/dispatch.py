@@ -29,8 +29,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from senet_cli.count.formulas import FORMULAS, FREE_OPS, fresh_bytes, moved_bytes, op_name
-from senet_cli.count.latency import BATCH_NORMS, BINARY_OPS, CONV_OPS, REDUCTIONS
+from senet_cli.count.formulas import FORMULAS, FREE_OPS, distinct_bytes, fresh_bytes, moved_bytes, op_name, read_tensors
+from senet_cli.count.latency import BATCH_NORMS, BINARY_OPS, CONV_OPS, FIRST_TOUCH, REDUCTIONS
 
 AUTOCAST_LOWER = frozenset({
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "convolution",
@@ -62,6 +62,8 @@ class OpRecord:
     stride: int = 0  # a reduction's element stride along its innermost reduced dimension (1: contiguous); a
     # convolution's largest spatial stride; else 0
     written: int = 0  # bytes written into the op's own new output (formulas.fresh_bytes): 0 in place
+    reads: tuple[tuple[int, int], ...] = ()  # (bytes, reuse distance) of each input storage it reads: the bytes
+    # the pass moved since that memory was last touched, its own included (latency.FIRST_TOUCH: not before)
 
 
 @dataclass
@@ -212,6 +214,8 @@ class _CostMode(TorchDispatchMode):
         self.trace = trace
         self.stack = stack
         self.memo = memo
+        self.moved = 0  # bytes the traced ops moved so far
+        self.touched: dict[int, int] = {}  # a live storage -> `moved` when an op last read or wrote it
 
     def _run(self, func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
         if not self.memo.is_pure(func):
@@ -239,6 +243,8 @@ class _CostMode(TorchDispatchMode):
             self.trace.uncounted[op_name(packet)] += 1
             return out
         moved = moved_bytes(func, args, kwargs, out)
+        reads = self._reads(func, args, kwargs) if moved else {}
+        self._touch(out, args, kwargs, reads, moved)
         if macs or elementwise or moved:
             name = op_name(packet)
             depth = stride = 0
@@ -253,8 +259,55 @@ class _CostMode(TorchDispatchMode):
             elif name in BINARY_OPS:
                 depth = _per_channel_run(args, out)
             self.trace.ops.append(OpRecord(self.stack[-1], name, macs, elementwise, moved, depth, stride,
-                                           fresh_bytes(func, out)))
+                                           fresh_bytes(func, out), tuple(reads.values())))
         return out
+
+    def _reads(self, func: Any, args: Any, kwargs: dict[str, Any]) -> dict[int, tuple[int, int]]:
+        """(bytes, reuse distance) of each storage the op reads, by storage: the bytes the ops since
+        it was last touched moved, plus its own (FIRST_TOUCH when no op of this pass touched it: a
+        parameter, the input). Read before the op's own traffic is added."""
+        reads: dict[int, tuple[int, int]] = {}
+        for tensor in read_tensors(func, args, kwargs):
+            key = _storage_key(tensor)
+            if key is None or key in reads:
+                continue
+            size = distinct_bytes(tensor)
+            last = self.touched.get(key)
+            reads[key] = (size, FIRST_TOUCH if last is None else self.moved - last + size)
+        return reads
+
+    def _touch(self, out: Any, args: Any, kwargs: dict[str, Any], reads: dict[int, tuple[int, int]],
+               moved: int) -> None:
+        """Count the op's traffic and mark what it read and what it made as touched now. A view made
+        by an op that moves nothing is the same memory, not a touch; an allocation is new memory (its
+        storage may sit where a freed one was)."""
+        def aliased() -> set[int | None]:
+            return {_storage_key(tensor) for tensor in _output_tensors((args, list(kwargs.values())))}
+
+        self.moved += moved
+        for key in reads:
+            self.touched[key] = self.moved
+        for tensor in _output_tensors(out):
+            made = _storage_key(tensor)
+            if made is not None and (moved or made not in self.touched and made not in aliased()):
+                self.touched[made] = self.moved
+
+
+def _storage_key(tensor: torch.Tensor) -> int | None:
+    """The identity of the memory behind a tensor while it lives (None for a tensor without storage)."""
+    try:
+        return int(tensor.untyped_storage()._cdata)
+    except (RuntimeError, NotImplementedError, AttributeError):
+        return None
+
+
+def _output_tensors(out: Any) -> list[torch.Tensor]:
+    """The tensors of an op's output, through tuples and lists."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, (tuple, list)):
+        return [tensor for item in out for tensor in _output_tensors(item)]
+    return []
 
 
 def _conv_stride(args: Any) -> int:

@@ -308,14 +308,24 @@ def moved_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any
     kind = _traffic_kind(func)
     if kind == _MOVES_NOTHING:
         return 0
+    outputs = _first_tensor(out) if kind == _FIRST_OUTPUT_ONLY else out
+    return sum(map(distinct_bytes, read_tensors(func, args, kwargs))) + sum(map(distinct_bytes, _tensors(outputs)))
+
+
+def read_tensors(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> list[torch.Tensor]:
+    """The tensors one call of `func` reads, as `moved_bytes` counts them: each tensor input (an
+    `out=` tensor is written, not read; an op that overwrites its first argument does not read it);
+    none for views and allocations."""
+    kind = _traffic_kind(func)
+    if kind == _MOVES_NOTHING:
+        return []
     inputs = _tensors(args)
-    if kwargs:  # an `out=` tensor is written, not read: it counts once, as the output
+    if kwargs:
         outs = _out_arguments(func)
         inputs += _tensors([value for name, value in kwargs.items() if name not in outs])
     if kind == _OVERWRITES_FIRST and args and isinstance(args[0], torch.Tensor):
         inputs = inputs[1:]
-    outputs = _first_tensor(out) if kind == _FIRST_OUTPUT_ONLY else out
-    return sum(map(distinct_bytes, inputs)) + sum(map(distinct_bytes, _tensors(outputs)))
+    return inputs
 
 
 def fresh_bytes(func: Any, out: Any) -> int:

@@ -17,10 +17,19 @@ with four corrections, each measured by calibrate on the machine itself:
 - a cold-write cost per byte of each new output: calibrate's copies run warm (the allocator hands
   a looped op back the buffer it just wrote), but in a network an op's output lands in memory last
   touched many megabytes of traffic before, and writing there is slower (on this project's CPU a
-  copy of 3 MiB took 2.4x as long): the difference, measured at each size, is charged per byte.
+  copy of 3 MiB took 2.4x as long): the difference, measured at each size, is charged per byte;
+- a cold-read cost per byte of each input read from memory the caches no longer hold: looped,
+  calibrate's ops read inputs the caches keep (a reduction of 24.5 MiB ran in 1.05 ms on this
+  project's CPU), but in a network an op reads what another op wrote once, and this Xeon's shared
+  L3 keeps no line it has not seen reused: read right after it was written elsewhere, the same
+  reduction took 3.1 ms, as after flushing the caches. An input is read cold when more bytes than
+  the caches private to the cores hold (`cache_bytes`) were touched since it was last touched
+  (its reuse distance, count's trace); the charge is calibrate's sum over memory not touched lately
+  (`cold_read` points) less its looped sum (`read` points), at the input's size.
 
     predicted(op) = max(2 x MACs / achieved_rate(shape),
-                        bytes / achieved_bandwidth(bytes) + cold_write(new output bytes)) + op_cost
+                        bytes / achieved_bandwidth(bytes) + cold_write(new output bytes)
+                        + cold_read(inputs past the caches)) + op_cost
 
 An op that launches work is one of count's traced ops (views and allocations move nothing and are
 not traced); `kernels` counts them. The roofline bound of a calibrated device uses the best rate and
@@ -34,7 +43,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,14 +51,17 @@ from typing import Any
 from senet_cli.errors import ArgumentError, SenetError
 from senet_cli.vocabulary import DEVICES
 
-SCHEMA = 5
+SCHEMA = 6
 """The device file's format version: 2 added the bmm, batch_norm and channelwise kinds, 3 the
-after-op fraction, 4 the speed probe's time and each point's batch, 5 the cold_write points. A file
-of an older schema is read as it is (its per-channel ops then take the memory points' bandwidth, no
-op pays for the one before it, no speed is compared, a point's batch is read from its label, no
-output pays for landing in cold memory, as before); a file of a newer schema is refused with one
-line."""
-READ_SCHEMAS = (1, 2, 3, 4, 5)
+after-op fraction, 4 the speed probe's time and each point's batch, 5 the cold_write points, 6 the
+read and cold_read points and cache_bytes. A file of an older schema is read as it is (its
+per-channel ops then take the memory points' bandwidth, no op pays for the one before it, no speed
+is compared, a point's batch is read from its label, no output pays for landing in cold memory, no
+input for being read from it, as before); a file of a newer schema is refused with one line."""
+READ_SCHEMAS = (1, 2, 3, 4, 5, 6)
+FIRST_TOUCH = 2**62
+"""A read's reuse distance when the pass had not touched its memory before (parameters, the input):
+farther than any cache."""
 MAX_FILE_BYTES = 8 * 2**20
 """Largest device file read (senet calibrate writes about 30 KiB): bounded before it is read."""
 MAX_COUNT = 10**18
@@ -65,7 +77,7 @@ MAX_POINTS = 10_000
 """Most points read from a device file (senet calibrate writes about 100)."""
 
 KINDS = ("conv", "matmul", "bmm", "max_pool", "avg_pool", "max_reduce", "sum_reduce", "batch_norm", "channelwise",
-         "memory", "cold_write")
+         "memory", "cold_write", "read", "cold_read")
 """Shape classes' kinds: convolutions, matrix products (mm, addmm: linear layers), batched ones (bmm,
 baddbmm: GC's context pooling, a matrix-vector product per image, ran at 0.6 GFLOPS on this
 project's CPU where a linear layer of similar MACs ran 20x faster; non-local and DANet affinities), max and
@@ -79,7 +91,9 @@ this project's CPU both ran 2.6-3.4x slower than a copy on a 2048-channel 7x7 ma
 channel's 49 elements are one short loop, and batch norm adds a fixed cost of its own), and other
 ops without MACs, whose time is their bytes; and `cold_write`, the same copy as the memory points
 with its output written into memory not touched lately: no op is of that kind, each op's new output
-pays the difference (DeviceCalibration.cold_write_seconds)."""
+pays the difference (DeviceCalibration.cold_write_seconds); `read` and `cold_read`, a sum looped over
+one tensor and over tensors in memory not touched lately: no op is of those kinds either, each input
+read past the caches pays the difference (DeviceCalibration.cold_read_seconds)."""
 
 MAX_REDUCTIONS = frozenset({"amax", "amin", "max", "min"})
 """Reductions that keep an extreme (`max` and `min` with a dim return indices too)."""
@@ -116,7 +130,7 @@ def op_kind(op: str, macs: int, depth: int = 0) -> str:
 
 
 BYTES_KINDS = frozenset({"max_pool", "avg_pool", "max_reduce", "sum_reduce", "batch_norm", "channelwise", "memory",
-                         "cold_write"})
+                         "cold_write", "read", "cold_read"})
 """Kinds whose rate is a bandwidth (GB/s) looked up by bytes, not a compute rate."""
 UNITS = ("op_cost_us, median_us: microseconds (median); rate: TFLOPS (2 x MACs per second / 1e12) for "
          + ", ".join(kind for kind in KINDS if kind not in BYTES_KINDS) + "; GB/s (1e9 bytes per second) for "
@@ -124,7 +138,7 @@ UNITS = ("op_cost_us, median_us: microseconds (median); rate: TFLOPS (2 x MACs p
          "depth: elements reduced into each output (conv, matmul, bmm, reductions) or covered by each channel's "
          "value (batch_norm, channelwise); stride: a conv's; batch: the batch size a point ran at; after_op_fraction: "
          "seconds an op pays on top per second of the op before it; probe_us: microseconds (median) of the speed "
-         "probe")
+         "probe; cache_bytes: bytes")
 """The device file's `units`: every kind named with its rate's unit (made from KINDS and BYTES_KINDS)."""
 NEAREST_KINDS = frozenset({"max_reduce", "sum_reduce", "batch_norm", "channelwise"})
 """Bytes kinds whose rate is the nearest calibrated point's in (log bytes, log depth[, log stride]):
@@ -177,6 +191,8 @@ class DeviceCalibration:
     rounds: int = 0  # interleaved rounds each point's median is over (0: not known, a file from before)
     after_op_fraction: float = 0.0  # what an op pays on top for the op before it, per second of that op's time
     probe_us: float = 0.0  # median microseconds of profile/probe.py's fixed op while calibrating (0: not measured)
+    cache_bytes: int = 0  # what the caches private to the threads' cores hold together: an input with a reuse
+    # distance past it is read cold (0: not known, no input pays)
 
     @property
     def setting(self) -> str:
@@ -272,10 +288,11 @@ class DeviceCalibration:
         return min(candidates, key=distance).rate
 
     def op_seconds(self, op: str, macs: int, moved_bytes: int, depth: int = 0, stride: int = 0,
-                   written: int = 0) -> float:
+                   written: int = 0, reads: Sequence[tuple[int, int]] = ()) -> float:
         """Predicted seconds of one traced op: max(compute at its class's rate, bytes at the achieved
         bandwidth for its size, or for its size, reach and stride if a reduction, plus the cold-write
-        cost of the `written` bytes of its new output) + the per-op cost."""
+        cost of the `written` bytes of its new output and the cold-read cost of its `reads`, (bytes,
+        reuse distance) per input) + the per-op cost."""
         kind = op_kind(op, macs, depth)
         compute = 2.0 * macs / (self.compute_tflops(kind, macs, moved_bytes, depth, stride) * 1e12) if macs else 0.0
         if kind in NEAREST_KINDS:
@@ -283,7 +300,7 @@ class DeviceCalibration:
         else:
             bandwidth = self.bandwidth_for(moved_bytes, kind if kind in BYTES_KINDS else "memory")
         memory = moved_bytes / (bandwidth * 1e9)
-        memory = (memory if moved_bytes else 0.0) + self.cold_write_seconds(written)
+        memory = (memory if moved_bytes else 0.0) + self.cold_write_seconds(written) + self.cold_read_seconds(reads)
         return max(compute, memory) + self.op_cost_us * 1e-6
 
     def cold_write_seconds(self, written: int) -> float:
@@ -314,7 +331,44 @@ class DeviceCalibration:
             return None
         return self.cold_write_seconds(2**20) * 1e6
 
-    def forward_predictor(self) -> Callable[[str, int, int, int, int, int], float]:
+    def cold_read_seconds(self, reads: Sequence[tuple[int, int]]) -> float:
+        """Seconds an op pays on top of its bytes time for the inputs it reads from memory the caches
+        no longer hold: of `reads`, (bytes, reuse distance) per input, those whose distance (the
+        bytes the pass touched since that memory was last touched, its own included; FIRST_TOUCH for
+        the parameters and the input) passes `cache_bytes` each pay what calibrate's sum of that
+        size took over memory not touched lately (`cold_read` points) less what it took looped
+        (`read` points), never below 0. 0 for a device file without those points or cache_bytes
+        (schema < 6).
+
+        Why: calibrate loops each op on one input, which the caches keep; in a network an op reads
+        what another op wrote once. On this project's CPU (2 MiB of L2 per core, a shared L3 that
+        keeps no line it has not seen reused) a max over the map of a 24.5 MiB tensor took 1.05 ms
+        looped and 3.1 ms right after the tensor was written elsewhere, as after flushing the
+        caches (benchmarks/cold_reads.py); inside CBAM-ResNet-50 at batch 8 its reductions ran at
+        0.45-0.8 of the looped prediction."""
+        if not self.cache_bytes or not reads:
+            return 0.0
+        colds = [p for p in self.points if p.kind == "cold_read"]
+        warms = [p for p in self.points if p.kind == "read"]
+        if not colds or not warms:
+            return 0.0
+        seconds = 0.0
+        for size, distance in reads:
+            if size > 0 and distance > self.cache_bytes:
+                cold = size / (self.bandwidth_for(size, "cold_read") * 1e9)
+                seconds += max(cold - size / (self.bandwidth_for(size, "read") * 1e9), 0.0)
+        return seconds
+
+    @property
+    def cold_read_us_per_mib(self) -> float | None:
+        """What each MiB of a 1 MiB input read past the caches pays (microseconds per MiB,
+        `cold_read_seconds` at 1 MiB): the cold-read term in one figure; None without cold_read
+        points or cache_bytes (no input pays)."""
+        if not self.cache_bytes or not any(p.kind == "cold_read" for p in self.points):
+            return None
+        return self.cold_read_seconds([(2**20, FIRST_TOUCH)]) * 1e6
+
+    def forward_predictor(self) -> Callable[..., float]:
         """The predicted seconds of each op of one forward pass, called in the order they ran: its
         `op_seconds`, plus `after_op_fraction` x the op before it's. An op right after a long one runs
         slower than looped alone (a batch norm 2.9x after a 3x3 conv of 256 channels at 28x28 on this
@@ -322,9 +376,10 @@ class DeviceCalibration:
         what the next op needs); calibrate measures this as a part of the long op's time."""
         previous = 0.0
 
-        def predict(op: str, macs: int, moved_bytes: int, depth: int = 0, stride: int = 0, written: int = 0) -> float:
+        def predict(op: str, macs: int, moved_bytes: int, depth: int = 0, stride: int = 0, written: int = 0,
+                    reads: Sequence[tuple[int, int]] = ()) -> float:
             nonlocal previous
-            seconds = self.op_seconds(op, macs, moved_bytes, depth, stride, written)
+            seconds = self.op_seconds(op, macs, moved_bytes, depth, stride, written, reads)
             extra, previous = self.after_op_fraction * previous, seconds
             return seconds + extra
 
@@ -355,7 +410,7 @@ class DeviceCalibration:
             "method": self.method, "load_before": self.load_before, "load_after": self.load_after,
             "cpu_count": self.cpu_count, "busy": self.busy, "rounds": self.rounds,
             "after_op_fraction": self.after_op_fraction, "probe_us": self.probe_us,
-            "units": UNITS,
+            "cache_bytes": self.cache_bytes, "units": UNITS,
         }
 
     @classmethod
@@ -417,7 +472,8 @@ class DeviceCalibration:
                               str(data.get("created", "")), number("seconds", 0.0), str(data.get("method", "")),
                               number("load_before", -1.0), number("load_after", -1.0),
                               number("cpu_count", 0, whole=True), number("rounds", 0, whole=True),
-                              number("after_op_fraction", 0.0), number("probe_us", 0.0))
+                              number("after_op_fraction", 0.0), number("probe_us", 0.0),
+                              number("cache_bytes", 0, whole=True))
         except _BadField as error:
             raise SenetError(str(error)) from None
         except KeyError as error:
@@ -445,10 +501,17 @@ class DeviceCalibration:
             raise SenetError(f"{where}: probe_us must be 0 (no probe) or a number of microseconds from "
                              f"{MIN_PROBE_US:g} to 1e6, got {_shown(calibration.probe_us)}")
         batched = next((index for index, p in enumerate(points, 1) if p.batch), 0)
+        if not 0 <= calibration.cache_bytes <= MAX_COUNT:
+            raise SenetError(f"{where}: cache_bytes must be a whole number from 0 to 1e18, "
+                             f"got {_shown(calibration.cache_bytes)}")
         cold = next((index for index, p in enumerate(points, 1) if p.kind == "cold_write"), 0)
+        read = next((index for index, p in enumerate(points, 1) if p.kind in ("read", "cold_read")), 0)
         for name, since, present in (("after_op_fraction", 3, bool(calibration.after_op_fraction)),
                                      (f"a cold_write point (point {cold} of {len(points)})" if cold else "", 5,
                                       bool(cold)),
+                                     (f"a {points[read - 1].kind} point (point {read} of {len(points)})" if read
+                                      else "", 6, bool(read)),
+                                     ("cache_bytes", 6, bool(calibration.cache_bytes)),
                                      ("probe_us", 4, bool(calibration.probe_us)),
                                      (f"a point's batch (point {batched} of {len(points)}, "
                                       f"{_shown(points[batched - 1].label)})" if batched else "", 4, bool(batched))):
@@ -513,6 +576,12 @@ def cold_write_text(us_per_mib: float | None) -> str:
     """The cold-write term, for the notes of count and profile ("" when the device file measured none)."""
     return ("" if us_per_mib is None else
             f", plus its new output's write into memory not touched lately ({us_per_mib:.3g} us per MiB at 1 MiB)")
+
+
+def cold_read_text(us_per_mib: float | None) -> str:
+    """The cold-read term, for the notes of count and profile ("" when the device file measured none)."""
+    return ("" if us_per_mib is None else
+            f", plus each input read past the caches ({us_per_mib:.3g} us per MiB at 1 MiB)")
 
 
 def is_device_file(spec: str) -> bool:

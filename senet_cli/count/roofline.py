@@ -211,3 +211,5 @@ class Roofline:
     after_op_fraction: float | None = None  # what each op pays on top per second of the op before it
     cold_write_us_per_mib: float | None = None  # what a 1 MiB new output pays per MiB for cold memory (None: no
     # cold_write points; 0: measured and no slower at 1 MiB)
+    cold_read_us_per_mib: float | None = None  # what a 1 MiB input read past the caches pays per MiB (None: no
+    # cold_read points or cache size)

@@ -19,6 +19,13 @@ windows, and the median drops them. What is measured:
   256 MiB pool (each output lands in memory not touched lately, as a network's new outputs do:
   looped alone, an op gets back the buffer it has just written, which is still in the caches), as
   bandwidth; the model charges each op's new output the difference per byte.
+- cold reads: a sum over 64 KiB to 64 MiB, looped over one tensor (`read`) and over slot after slot
+  of the same pool (`cold_read`): looped, an op reads an input the caches keep; in a network it
+  reads what another op wrote once, which on this project's Xeon comes from memory as soon as more
+  than the core's 2 MiB of L2 was touched since. The model charges each input read past the caches
+  (count's reuse distance against `cache_bytes`) the difference per byte. `cache_bytes` is the L2
+  of the cores the threads run on (Linux's sysfs; 0, no input charged, where it cannot be read) or a
+  GPU's L2.
 - pooling (a max pool and adaptive average pools), as bandwidth: these windowed kernels run far
   below a copy's bandwidth on a CPU;
 - reductions (max and mean, over the map and over the channels, on each ResNet stage's feature
@@ -173,6 +180,7 @@ def calibrate(
     linear_shapes: Sequence[tuple[str, int, int]] = LINEAR_SHAPES,
     memory_bytes: Sequence[int] = MEMORY_BYTES,
     cold_bytes: Sequence[int] = COLD_BYTES,
+    read_bytes: Sequence[int] | None = None,
     cold_pool_bytes: int = COLD_POOL_BYTES,
     reduce_maps: Sequence[tuple[int, int]] = REDUCE_MAPS,
     batch_norm_maps: Sequence[tuple[int, int]] = BATCH_NORM_MAPS,
@@ -188,8 +196,10 @@ def calibrate(
     (the latency model predicts only in the dtype it was calibrated in); batches: the batch sizes
     each compute shape runs at (default 1 and 8 on CPU, 1 and 64 on CUDA); memory_bytes and cold_bytes:
     the input sizes of the warm and the cold-write copies (empty cold_bytes: no cold_write point, no
-    output pays for cold memory); cold_pool_bytes: the memory the cold writes go round (at least
-    twice the largest); min_run_time: seconds
+    output pays for cold memory); read_bytes: the sizes of the read and cold-read sums (default: the
+    cold writes' sizes; empty, or empty cold_bytes: none, no input pays for being read cold);
+    cold_pool_bytes: the memory the cold writes and reads go round (at least twice the largest);
+    min_run_time: seconds
     per measurement (at least one call); rounds: the most times every point is measured,
     interleaved (round 1 measures every point, then round 2 ...), its median over the rounds kept;
     budget_s: no round is started that would end past this many seconds from the start (rounds
@@ -233,7 +243,8 @@ def calibrate(
 
     jobs: list[_Job] = [_Job("memory", f"x * 2.0, {nbytes / 2**20:g} MiB", _Scale(), ones(max(nbytes // size, 1)))
                         for nbytes in memory_bytes]
-    pool_bytes = max(cold_pool_bytes, 2 * max(cold_bytes)) if cold_bytes else 0
+    read_bytes = tuple(cold_bytes if read_bytes is None else read_bytes) if cold_bytes else ()  # round the same pool
+    pool_bytes = max(cold_pool_bytes, 2 * max((*cold_bytes, *read_bytes))) if cold_bytes else 0
     if cold_bytes:
         # touched here, zeroed, so that no timed write is a page's first
         cold_pool = torch.zeros(pool_bytes // size, device=torch_device, dtype=torch_dtype)
@@ -241,6 +252,11 @@ def calibrate(
             elements = max(nbytes // size, 1)
             jobs.append(_Job("cold_write", f"x * 2.0 into cold memory, {nbytes / 2**20:g} MiB",
                              _ColdScale(cold_pool, elements), ones(elements), counted=_Scale()))
+        for nbytes in read_bytes:
+            elements = max(nbytes // size, 1)
+            jobs.append(_Job("read", f"x.sum(), {nbytes / 2**20:g} MiB", _Sum(), ones(elements)))
+            jobs.append(_Job("cold_read", f"x.sum() of cold memory, {nbytes / 2**20:g} MiB",
+                             _ColdSum(cold_pool, elements), ones(elements), counted=_Sum()))
     for batch in batches:
         first = len(jobs)
         for label, cin, cout, kernel, stride, groups, side in conv_shapes:
@@ -314,6 +330,7 @@ def calibrate(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds=time.perf_counter() - started, load_before=load_before, load_after=_load_average(),
         cpu_count=os.cpu_count() or 0, rounds=done_rounds, after_op_fraction=fraction,
+        cache_bytes=_private_cache_bytes(torch_device, torch.get_num_threads()),
         probe_us=0.0 if probe is None else probe.median_us or 0.0,
         method=(f"torch.utils.benchmark Timer.timeit, about {min_run_time} s of calls per measurement, every point "
                 f"measured in {done_rounds} interleaved rounds (at most {rounds}, budget {budget_s:g} s), each on a "
@@ -323,6 +340,9 @@ def calibrate(
                 f"round; bandwidth: x * 2.0 (read + write) on {len(memory_bytes)} sizes"
                 + (f", and on {len(cold_bytes)} with its output written slot after slot round a "
                    f"{pool_bytes / 2**20:g} MiB pool (cold_write)" if cold_bytes else "")
+                + (f"; reads: x.sum() on {len(read_bytes)} sizes, looped (read) and over slot after slot of the same "
+                   "pool (cold_read); cache_bytes: the L2 of one core (Linux sysfs) x the threads, or the GPU's L2"
+                   if read_bytes else "")
                 + f"; compute: {len(conv_shapes)} "
                 f"conv and {len(linear_shapes)} linear shapes of the zoo's models, max and mean over the map and over "
                 f"the channels of {len(reduce_maps)} feature maps, batch norm on {len(batch_norm_maps)} and x * s "
@@ -482,6 +502,66 @@ class _ColdScale:
                 return type(self)()
 
         return ColdScale()
+
+
+class _Sum:
+    """A module computing x.sum(): a read of x and next to no write (built lazily, as _Scale)."""
+
+    def __new__(cls) -> Any:
+        from torch import nn
+
+        class Sum(nn.Module):
+            def forward(self, x: Any) -> Any:
+                return x.sum()
+
+        return Sum()
+
+
+class _ColdSum:
+    """A module computing the sum of the next `elements`-sized slot of `pool`, round the pool (its
+    input x is ignored): each call reads memory last touched a pool's worth of traffic before, as a
+    network's ops read what other ops wrote once. Slots cut once, shared by deep copies, as
+    _ColdScale's."""
+
+    def __new__(cls, pool: Any, elements: int) -> Any:
+        from torch import nn
+
+        slots = [pool[start:start + elements] for start in range(0, pool.numel() - elements + 1, elements)]
+        turn = [0]
+
+        class ColdSum(nn.Module):
+            def forward(self, x: Any) -> Any:
+                slot = slots[turn[0]]
+                turn[0] = (turn[0] + 1) % len(slots)
+                return slot.sum()
+
+            def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+                return type(self)()
+
+        return ColdSum()
+
+
+def _private_cache_bytes(device: Any, threads: int) -> int:
+    """What the caches private to the cores hold together: on a CPU the L2 of one core (Linux sysfs,
+    cpu0) x the threads, capped at the CPUs; a GPU's L2. 0 where it cannot be read (no input is then
+    charged a cold read)."""
+    if device.type == "cuda":
+        import torch
+
+        return int(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or 0)
+    root = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for index in sorted(os.listdir(root)):
+            with open(os.path.join(root, index, "level"), encoding="ascii") as level:
+                if level.read().strip() != "2":
+                    continue
+            with open(os.path.join(root, index, "size"), encoding="ascii") as size:
+                text = size.read().strip().upper()
+            scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+            return int(text.rstrip("KMG")) * scale * max(1, min(threads, os.cpu_count() or 1))
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 class _FixedOperand:

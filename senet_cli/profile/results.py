@@ -219,5 +219,7 @@ class ProfileReport:
                 "probe_us": None if self.roofline.calibration is None else self.roofline.calibration.probe_us or None,
                 "cold_write_us_per_mib": None if self.roofline.calibration is None
                 else self.roofline.calibration.cold_write_us_per_mib,
+                "cold_read_us_per_mib": None if self.roofline.calibration is None
+                else self.roofline.calibration.cold_read_us_per_mib,
             },
         }

@@ -67,6 +67,11 @@ def calibration_table(calibration: DeviceCalibration) -> TableData:
         notes.append("cold_write: the memory points' copy with its output written into memory not touched lately; "
                      "count and profile charge each op's new output the cold copy's time beyond the warm one's "
                      f"for its size ({cold:.3g} us per MiB at 1 MiB: cold_write_us_per_mib)")
+    if (cold_read := calibration.cold_read_us_per_mib) is not None:
+        notes.append("read, cold_read: a sum looped over one tensor and over memory not touched lately; count and "
+                     "profile charge each input read after more than the cores' private caches "
+                     f"({calibration.cache_bytes / 2**20:g} MiB: cache_bytes) were touched the cold sum's time beyond "
+                     f"the looped one's for its size ({cold_read:.3g} us per MiB at 1 MiB: cold_read_us_per_mib)")
     return table_from_columns(
         columns, calibration.points,
         title=f"{calibration.name} ({calibration.setting}, {calibration.dtype})",
@@ -82,6 +87,8 @@ def summary(calibration: DeviceCalibration) -> str:
             f"its time; best rates: {calibration.peak_tflops:.4g} TFLOPS, {calibration.bandwidth_gbs:.4g} GB/s; "
             + (f"speed probe {calibration.probe_us:,.1f} us; " if calibration.probe_us else "")
             + (f"cold writes {cold:.3g} us per MiB; " if cold is not None else "")
+            + (f"cold reads {cold_read:.3g} us per MiB past {calibration.cache_bytes / 2**20:g} MiB; "
+               if (cold_read := calibration.cold_read_us_per_mib) is not None else "")
             + f"{calibration.seconds:.1f} s in all, setup included"
             + (f", {rounds} round{'' if rounds == 1 else 's'}" if rounds else ""))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from senet_cli.count.latency import cold_write_text, setting_text
+from senet_cli.count.latency import cold_read_text, cold_write_text, setting_text
 from senet_cli.profile.results import (
     NOISY_DRIFT_PCT,
     NOISY_SPREAD_PCT,
@@ -172,7 +172,8 @@ def _notes(report: ProfileReport, keys: frozenset[str]) -> tuple[str, ...]:
             cost = peaks.calibration.op_cost_us
             notes.append(f"predicted: count's latency model on the calibrated device (per op, max(compute at the "
                          f"achieved rate of its shape, bytes at the achieved bandwidth"
-                         f"{cold_write_text(peaks.calibration.cold_write_us_per_mib)}) + {cost:.2f} us per op"
+                         f"{cold_write_text(peaks.calibration.cold_write_us_per_mib)}"
+                         f"{cold_read_text(peaks.calibration.cold_read_us_per_mib)}) + {cost:.2f} us per op"
                          + (f" + {after:.1%} of the op before it" if (after := peaks.calibration.after_op_fraction)
                             else "") + "; "
                          "README 'Why attention costs time')")
@@ -201,11 +202,13 @@ def _device_csv(report: ProfileReport) -> tuple[Any, ...]:
             "" if calibration is None or not calibration.probe_us else calibration.probe_us)
 
 
-def _cold_write_csv(report: ProfileReport) -> float | str:
-    """The device file's cold-write figure ("" without a calibrated device or its cold_write points)."""
+def _cold_csv(report: ProfileReport) -> tuple[float | str, float | str]:
+    """The device file's cold-write and cold-read figures ("" without a calibrated device or its points)."""
     calibration = None if report.roofline is None else report.roofline.calibration
-    cold = None if calibration is None else calibration.cold_write_us_per_mib
-    return "" if cold is None else cold
+    if calibration is None:
+        return "", ""
+    return tuple("" if cold is None else cold  # type: ignore[return-value]
+                 for cold in (calibration.cold_write_us_per_mib, calibration.cold_read_us_per_mib))
 
 
 def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any]]]:
@@ -216,7 +219,8 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
                "measured_over_predicted", "predicted_overhead_pct", "roofline_overhead_pct", "threads",
                "roofline_device", "op_cost_us", "after_op_fraction", "probe_us", "probe_ratio",
                "predicted_at_probe_speed_ms",
-               "measured_over_predicted_at_probe_speed", "cold_write_us_per_mib"]
+               "measured_over_predicted_at_probe_speed", "cold_write_us_per_mib",
+               "cold_read_us_per_mib"]
     rows = []
     for report in reports:
         for r in report.results:
@@ -236,7 +240,7 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
                 report.threads, *_device_csv(report),
                 *("" if value is None else value for value in (r.probe_ratio, r.predicted_at_probe_speed_ms,
                                                                r.over_predicted_at_probe_speed)),
-                _cold_write_csv(report),
+                *_cold_csv(report),
             ])
     return headers, rows
 
