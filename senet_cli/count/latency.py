@@ -19,11 +19,11 @@ with four corrections, each measured by calibrate on the machine itself:
   touched many megabytes of traffic before, and writing there is slower (on this project's CPU a
   copy of 3 MiB took 2.4x as long): the difference, measured at each size, is charged per byte;
 - a cold-read cost per byte of each input read from memory the caches no longer hold: looped,
-  calibrate's ops read inputs the caches keep (a reduction of 24.5 MiB ran in 1.05 ms on this
+  calibrate's ops read inputs the caches keep (a reduction of 24.5 MiB ran in 1.0 ms on this
   project's CPU), but in a network an op reads what another op wrote once, and this Xeon's shared
-  L3 keeps no line it has not seen reused: read right after it was written elsewhere, the same
-  reduction took 3.1 ms, as after flushing the caches. An input is read cold when more bytes than
-  the caches private to the cores hold (`cache_bytes`) were touched since it was last touched
+  L3 keeps no line it has not seen reused: read right after it was written as a new tensor, the
+  same reduction took 2.6 ms, as after a flush of the caches (2.7). An input is read cold when more
+  bytes than the caches private to the cores hold (`cache_bytes`) were touched since it was last touched
   (its reuse distance, count's trace); the charge is calibrate's sum over memory not touched lately
   (`cold_read` points) less its looped sum (`read` points), at the input's size.
 
@@ -342,8 +342,8 @@ class DeviceCalibration:
 
         Why: calibrate loops each op on one input, which the caches keep; in a network an op reads
         what another op wrote once. On this project's CPU (2 MiB of L2 per core, a shared L3 that
-        keeps no line it has not seen reused) a max over the map of a 24.5 MiB tensor took 1.05 ms
-        looped and 3.1 ms right after the tensor was written elsewhere, as after flushing the
+        keeps no line it has not seen reused) a max over the map of a 24.5 MiB tensor took 1.0 ms
+        looped and 2.6 ms right after a new tensor was written, 2.7 ms after flushing the
         caches (benchmarks/cold_reads.py); inside CBAM-ResNet-50 at batch 8 its reductions ran at
         0.45-0.8 of the looped prediction."""
         if not self.cache_bytes or not reads:

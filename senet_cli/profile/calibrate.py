@@ -21,11 +21,12 @@ windows, and the median drops them. What is measured:
   bandwidth; the model charges each op's new output the difference per byte.
 - cold reads: a sum over 64 KiB to 64 MiB, looped over one tensor (`read`) and over slot after slot
   of the same pool (`cold_read`): looped, an op reads an input the caches keep; in a network it
-  reads what another op wrote once, which on this project's Xeon comes from memory as soon as more
-  than the core's 2 MiB of L2 was touched since. The model charges each input read past the caches
-  (count's reuse distance against `cache_bytes`) the difference per byte. `cache_bytes` is the L2
-  of the cores the threads run on (Linux's sysfs; 0, no input charged, where it cannot be read) or a
-  GPU's L2.
+  reads what another op wrote once, which this project's Xeon does not keep in its L3: a 25 MiB
+  tensor read right after it was written came from memory, as after a flush (from 1 to 8 MiB, part
+  of the way: benchmarks/cold_reads.py). The model charges each input read once more than the
+  cores' L2 was touched since (count's reuse distance against `cache_bytes`) the difference per
+  byte. `cache_bytes` is the L2 of the cores the threads run on (Linux's sysfs; 0, no input charged,
+  where it cannot be read) or a GPU's L2.
 - pooling (a max pool and adaptive average pools), as bandwidth: these windowed kernels run far
   below a copy's bandwidth on a CPU;
 - reductions (max and mean, over the map and over the channels, on each ResNet stage's feature
