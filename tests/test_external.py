@@ -195,6 +195,27 @@ def test_a_users_file_counts_with_its_own_gate_class(user_file, cli):
     assert counted["options"] == {"source": "file", "width": width, "attention_classes": [gate]}
 
 
+def test_a_top_level_module_called_stem_or_head_is_a_block_of_its_own(tmp_path):
+    """Rows are keyed apart from module paths: a model whose children are `stem`, `body` and `head`
+    counts each as a block beside the (empty) rows before and after the blocks (it failed the
+    rows-add-up check)."""
+    path = tmp_path / "named.py"
+    path.write_text(textwrap.dedent("""
+        from collections import OrderedDict
+
+        from torch import nn
+
+        def build():
+            return nn.Sequential(OrderedDict([("stem", nn.Conv2d(3, 8, 3)), ("body", nn.Conv2d(8, 8, 3)),
+                                              ("head", nn.Conv2d(8, 4, 1))]))
+    """))
+    report = senet_cli.count(f"{path}:build", input_size=16)
+    assert [b.name for b in report.blocks] == ["stem", "body", "head"]
+    assert [b.params for b in report.blocks] == [3 * 8 * 9 + 8, 8 * 8 * 9 + 8, 8 * 4 + 4]
+    assert report.stem.params == report.head.params == 0 and report.stem.macs == report.head.macs == 0
+    assert report.params == sum(b.params for b in report.blocks)
+
+
 def test_a_module_path_names_the_same_model(user_file, monkeypatch):
     monkeypatch.syspath_prepend(str(user_file.parent))
     report = senet_cli.count("usernet:build", input_size=32, attention_classes=["usernet:ChannelGate"])

@@ -43,14 +43,15 @@ def cold(op_cost_us: float = OP_COST_US) -> DeviceCalibration:
 
 
 def cold_reads(op_cost_us: float = OP_COST_US, cache_bytes: int = 10**5) -> DeviceCalibration:
-    """`cold()` with read points (a sum of 10 kB at 50 GB/s, of 1 MB at 20) and cold-read points (10
-    and 5 GB/s) and caches of `cache_bytes`, schema 6."""
+    """`cold()` with read points (a sum of 10 kB in 0.2 us, of 1 MB in 50 us: 50 and 20 GB/s) and
+    cold-read points (1 and 200 us: 10 and 5 GB/s), each median with the 5 us per-op cost, and caches
+    of `cache_bytes`, schema 6."""
     device = cold(op_cost_us)
     return replace(device, cache_bytes=cache_bytes, points=(
-        *device.points, RatePoint("read", "small sum", 0, 10**4, 0.0, 50.0),
-        RatePoint("read", "large sum", 0, 10**6, 0.0, 20.0),
-        RatePoint("cold_read", "small cold sum", 0, 10**4, 0.0, 10.0),
-        RatePoint("cold_read", "large cold sum", 0, 10**6, 0.0, 5.0)))
+        *device.points, RatePoint("read", "small sum", 0, 10**4, 5.2, 50.0),
+        RatePoint("read", "large sum", 0, 10**6, 55.0, 20.0),
+        RatePoint("cold_read", "small cold sum", 0, 10**4, 6.0, 10.0),
+        RatePoint("cold_read", "large cold sum", 0, 10**6, 205.0, 5.0)))
 
 
 def test_a_compute_bound_op_takes_its_macs_at_its_shape_class_rate_plus_the_op_cost():
@@ -549,7 +550,7 @@ def test_count_and_profile_share_the_roofline_keys(tmp_path):
     report = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=1, warmup=0, threads=1, roofline=str(path))
     profiled = report.to_dict()["roofline"]
     shared = {"device", "peak_tflops", "bandwidth_gbs", "source", "calibrated", "op_cost_us", "after_op_fraction",
-              "cold_write_us_per_mib", "cold_read_us_per_mib"}
+              "cold_write_us_per_mib", "cold_read_us_per_mib", "cache_bytes"}
     per_mib, read_per_mib = cold().cold_write_us_per_mib, cold_reads().cold_read_us_per_mib
     assert per_mib > 0 and counted["cold_write_us_per_mib"] == pytest.approx(per_mib)
     assert read_per_mib > 0 and counted["cold_read_us_per_mib"] == pytest.approx(read_per_mib)
@@ -958,7 +959,7 @@ def test_the_cold_write_keeps_the_bound_below_the_prediction_and_raises_it_by_th
 
 
 def test_an_input_read_past_the_caches_pays_the_cold_read_per_byte_and_one_within_them_does_not():
-    """An input of 1e6 bytes read cold: 1e6 / 5e9 = 200 us against 1e6 / 20e9 = 50 us looped, so 150 us
+    """An input of 1e6 bytes read cold: 205 us against 55 us looped (the per-op cost in both), so 150 us
     on top, when its reuse distance passes the 1e5 bytes of cache; within it, or without the points or
     the cache size, nothing."""
     from senet_cli.count.latency import FIRST_TOUCH
@@ -970,8 +971,9 @@ def test_an_input_read_past_the_caches_pays_the_cold_read_per_byte_and_one_withi
     # two inputs: each by its own size (1e4 bytes: 1 us cold - 0.2 us looped), the warm one free
     assert device.cold_read_seconds([(10**4, FIRST_TOUCH), (10**6, 10**6), (10**6, 10**4)]) == pytest.approx(
         0.8e-6 + 1.5e-4)
-    # between calibrated sizes, each bandwidth log-interpolated (1e5 bytes: 7.5 and 35 GB/s)
-    assert device.cold_read_seconds([(10**5, FIRST_TOUCH)]) == pytest.approx(1e5 / 7.5e9 - 1e5 / 35e9)
+    # between calibrated sizes, each median per byte log-interpolated (1e5 bytes: halfway)
+    cold_per_byte, warm_per_byte = (6e-10 + 2.05e-10) / 2, (5.2e-10 + 5.5e-11) / 2
+    assert device.cold_read_seconds([(10**5, FIRST_TOUCH)]) == pytest.approx(1e5 * (cold_per_byte - warm_per_byte))
     assert device.cold_read_us_per_mib == pytest.approx(device.cold_read_seconds([(2**20, FIRST_TOUCH)]) * 1e6)
     # added to the bytes time of a memory-bound op, hidden under a compute-bound one's
     assert device.op_seconds("amax", 0, 10**6, reads=((10**6, FIRST_TOUCH),)) == pytest.approx(
@@ -979,9 +981,16 @@ def test_an_input_read_past_the_caches_pays_the_cold_read_per_byte_and_one_withi
     assert device.op_seconds("convolution", 10**9, 10**7, reads=((10**6, FIRST_TOUCH),)) == pytest.approx(
         2e-3 + 5e-6)
     # a cold sum measured faster than the looped one costs nothing
-    faster = replace(device, points=tuple(replace(p, rate=100.0) if p.kind == "cold_read" else p
+    faster = replace(device, points=tuple(replace(p, median_us=p.median_us / 100) if p.kind == "cold_read" else p
                                           for p in device.points))
     assert faster.cold_read_seconds([(10**6, FIRST_TOUCH)]) == 0.0 and faster.cold_read_us_per_mib == 0.0
+    # the sums price the term only: they are not the device's bandwidth (a looped sum in the L2 runs
+    # faster than any op is charged), so the roofline bound does not move with them
+    assert device.bandwidth_gbs == cold().bandwidth_gbs == 100.0
+    # half a pair is no measurement: null, not 0
+    for kind in ("read", "cold_read"):
+        half = replace(device, points=tuple(p for p in device.points if p.kind != kind))
+        assert half.cold_read_us_per_mib is None and half.cold_read_seconds([(10**6, FIRST_TOUCH)]) == 0.0
     # no cache size (0: not known), no points, or a file from before (schema < 6): no input pays
     for older in (replace(device, cache_bytes=0), cold(), synthetic()):
         assert older.cold_read_seconds([(10**6, FIRST_TOUCH)]) == 0.0 and older.cold_read_us_per_mib is None
@@ -1015,12 +1024,18 @@ def test_the_trace_gives_each_input_its_reuse_distance_in_bytes_moved_since_it_w
     assert trace.ops[3].reads == ((256, 256), (256, 512 + 1536 + 256))
     assert trace.ops[4].reads == ((256, 256),)
 
-    class Square(torch.nn.Module):
+    class Views(torch.nn.Module):
         def forward(self, x):
-            return x * x
+            first, second = x.chunk(2, 1)  # two halves of one storage
+            both = first + second  # reads both: 256 bytes
+            twice = x * x  # reads one view twice: 256 bytes, once
+            like = torch.zeros_like(x)  # reads nothing: x is a template
+            return both, twice, like
 
-    # an input an op reads twice is read once
-    assert [op.reads for op in trace_costs(Square(), torch.ones(4, 16, device="meta")).ops] == [((256, FIRST_TOUCH),)]
+    ops = trace_costs(Views(), torch.ones(4, 16, device="meta")).ops
+    assert [(op.op, op.reads) for op in ops] == [("add", ((256, FIRST_TOUCH),)), ("mul", ((256, 256),)),
+                                                 ("zeros_like", ())]
+    assert ops[2].bytes == 256  # its output alone
 
 
 def test_the_cold_read_keeps_the_bound_below_the_prediction_and_the_notes_give_its_figure():
@@ -1033,8 +1048,9 @@ def test_the_cold_read_keeps_the_bound_below_the_prediction_and_the_notes_give_i
     assert coldest.roofline.predicted_ms > colder.roofline.predicted_ms
     assert all(row.roofline_ms <= row.predicted_ms for row in coldest.rows)
     said = " ".join(count_view.per_block_table(coldest).notes)
-    assert f"plus each input read past the caches ({cold_reads().cold_read_us_per_mib:.3g} us per MiB at 1 MiB)" in said
-    assert "read past the caches" not in " ".join(count_view.per_block_table(colder).notes)
+    assert (f"plus each input read after more than {1e5 / 2**20:g} MiB of traffic since it was last touched, past the "
+            f"caches ({cold_reads().cold_read_us_per_mib:.3g} us per MiB at 1 MiB)") in said
+    assert "past the caches" not in " ".join(count_view.per_block_table(colder).notes)
 
 
 def test_fresh_bytes_are_an_ops_new_outputs_not_views_in_place_writes_or_out_arguments():
@@ -1106,6 +1122,7 @@ def test_calibrate_measures_reads_looped_and_round_the_pool_and_the_caches_they_
     import torch
 
     from senet_cli.profile.calibrate import _ColdSum, _private_cache_bytes, calibrate
+    from senet_cli.render.calibrate_view import calibration_table, csv_rows
 
     pool = torch.arange(64, dtype=torch.float32)
     summed = _ColdSum(pool, 24)
@@ -1122,10 +1139,9 @@ def test_calibrate_measures_reads_looped_and_round_the_pool_and_the_caches_they_
     assert calibration.cache_bytes == _private_cache_bytes(torch.device("cpu"), 1)
     assert "looped (read) and over slot after slot of the same pool (cold_read)" in calibration.method
     if calibration.cache_bytes:  # Linux: the L2 of one core
-        from senet_cli.render.calibrate_view import calibration_table
-
         table = calibration_table(calibration)
-        assert f"cold reads {calibration.cold_read_us_per_mib:.3g} us per MiB past" in (table.caption or "")
+        assert (f"cold reads {calibration.cold_read_us_per_mib:.3g} us per MiB (inputs touched "
+                f"{calibration.cache_bytes / 2**20:g} MiB of traffic or more before)") in (table.caption or "")
         assert any(note.startswith("read, cold_read: a sum looped") for note in table.notes)
     data = calibration.to_dict()
     assert data["cache_bytes"] == calibration.cache_bytes and "cache_bytes: bytes" in data["units"]
@@ -1142,3 +1158,10 @@ def test_calibrate_measures_reads_looped_and_round_the_pool_and_the_caches_they_
             DeviceCalibration.from_dict(data | {"cache_bytes": bad})
     assert DeviceCalibration.from_dict({k: v for k, v in data.items() if k != "cache_bytes"}).cache_bytes == 0
     assert not any(p.kind == "read" for p in calibrate("cpu", rounds=1, **(tiny | {"read_bytes": ()})).points)
+    unknown = replace(calibration, cache_bytes=0)  # no sysfs: the points are kept, and said to be unused
+    assert unknown.cold_read_us_per_mib is None and "cold reads" not in (calibration_table(unknown).caption or "")
+    assert any(note.startswith("read, cold_read: unused") and "cache_bytes 0" in note
+               for note in calibration_table(unknown).notes)
+    headers, rows = csv_rows([calibration])
+    assert headers[-3:] == ["cache_bytes", "cold_write_us_per_mib", "cold_read_us_per_mib"]
+    assert {row[-3] for row in rows} == {calibration.cache_bytes}

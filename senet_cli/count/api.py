@@ -167,6 +167,7 @@ def _roofline(device: DevicePeaks, timer: OpTimer, rows: Sequence[Any], base_row
         after_op_fraction=device.calibration.after_op_fraction if device.calibration is not None else None,
         cold_write_us_per_mib=device.calibration.cold_write_us_per_mib if device.calibration is not None else None,
         cold_read_us_per_mib=device.calibration.cold_read_us_per_mib if device.calibration is not None else None,
+        cache_bytes=device.calibration.cache_bytes if device.calibration is not None else None,
     )
 
 

@@ -64,6 +64,10 @@ def measure(
 
 
 _MEASURES = ("params", "macs", "elementwise_ops", "bytes")
+_STEM, _HEAD = "\0stem", "\0head"
+"""Row keys of what runs before the first block and after the last: no module path has a NUL (a model
+outside the zoo may have a top-level block called `stem` or `head`)."""
+_SHOWN = {_STEM: "stem", _HEAD: "head"}
 
 
 def _within(path: str, prefix: str) -> bool:
@@ -83,7 +87,7 @@ def _split_rows(
     attention_paths = attention if attention is not None else [
         path for path, m in model.named_modules() if isinstance(m, AttentionModule)
     ]
-    names = ["stem", *(name for name, _ in blocks), "head"]
+    names = [_STEM, *(name for name, _ in blocks), _HEAD]  # keys apart from a block's path, which may be "stem"
     index_of_block = {name: i + 1 for i, (name, _) in enumerate(blocks)}
     totals = {name: [0] * 8 for name in names}  # params, macs, elem, and attention's; bytes, attention's
     bounds = {name: [0.0, 0.0] for name in names}  # roofline seconds, of which memory-bound
@@ -112,7 +116,7 @@ def _split_rows(
     for op in trace.ops:
         block = block_of(op.module)
         block_started = block_started or block is not None
-        row = block or ("head" if block_started else "stem")
+        row = block or (_HEAD if block_started else _STEM)
         cell = totals[row]
         cell[1] += op.macs
         cell[2] += op.elementwise_ops
@@ -139,7 +143,7 @@ def _split_rows(
         block = block_of(path)
         if block is None:
             called = trace.first_call.get(path, math.inf) if path else math.inf
-            row = "stem" if called < first_block_call else "head"
+            row = _STEM if called < first_block_call else _HEAD
         else:
             row = block
         for parameter in module.parameters(recurse=False):
@@ -156,7 +160,7 @@ def _split_rows(
         params, macs, elementwise, attention_params, attention_macs, attention_elementwise, traffic, \
             attention_traffic = totals[name]
         rows.append(BlockCount(
-            name, stage_of.get(name), params, macs, elementwise, attention_params, attention_macs,
+            _SHOWN.get(name, name), stage_of.get(name), params, macs, elementwise, attention_params, attention_macs,
             attention_elementwise, bytes=traffic, attention_bytes=attention_traffic,
             roofline_ms=bounds[name][0] * 1e3 if op_time is not None else None,
             memory_bound_ms=bounds[name][1] * 1e3 if op_time is not None else None,

@@ -266,12 +266,17 @@ class _CostMode(TorchDispatchMode):
         """(bytes, reuse distance) of each storage the op reads, by storage: the bytes the ops since
         it was last touched moved, plus its own (FIRST_TOUCH when no op of this pass touched it: a
         parameter, the input). Read before the op's own traffic is added."""
-        reads: dict[int, tuple[int, int]] = {}
+        views: dict[int, dict[tuple[Any, ...], int]] = {}  # storage -> its distinct views read -> their bytes
+        whole: dict[int, int] = {}  # storage -> its bytes
         for tensor in read_tensors(func, args, kwargs):
             key = _storage_key(tensor)
-            if key is None or key in reads:
-                continue
-            size = distinct_bytes(tensor)
+            if key is not None:
+                views.setdefault(key, {})[(tensor.storage_offset(), tuple(tensor.shape), tensor.stride())] = \
+                    distinct_bytes(tensor)
+                whole[key] = tensor.untyped_storage().nbytes()
+        reads: dict[int, tuple[int, int]] = {}
+        for key, seen in views.items():  # one storage read as x and x: once; as its two halves: both
+            size = min(sum(seen.values()), whole[key])
             last = self.touched.get(key)
             reads[key] = (size, FIRST_TOUCH if last is None else self.moved - last + size)
         return reads
@@ -279,8 +284,8 @@ class _CostMode(TorchDispatchMode):
     def _touch(self, out: Any, args: Any, kwargs: dict[str, Any], reads: dict[int, tuple[int, int]],
                moved: int) -> None:
         """Count the op's traffic and mark what it read and what it made as touched now. A view made
-        by an op that moves nothing is the same memory, not a touch; an allocation is new memory (its
-        storage may sit where a freed one was)."""
+        by an op that moves nothing is the same memory, not a touch; an allocation is new memory, just
+        made (its storage may sit where a freed one was: what that one was last touched is forgotten)."""
         def aliased() -> set[int | None]:
             return {_storage_key(tensor) for tensor in _output_tensors((args, list(kwargs.values())))}
 
@@ -289,7 +294,7 @@ class _CostMode(TorchDispatchMode):
             self.touched[key] = self.moved
         for tensor in _output_tensors(out):
             made = _storage_key(tensor)
-            if made is not None and (moved or made not in self.touched and made not in aliased()):
+            if made is not None and (moved or made not in aliased()):
                 self.touched[made] = self.moved
 
 

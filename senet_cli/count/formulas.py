@@ -243,6 +243,13 @@ BATCH_NORM_OPS: set[OpOverloadPacket] = {
 inverse std they also return (the meta kernels return them anyway, as C float32 values each)."""
 OVERWRITE_OPS: set[OpOverloadPacket] = {aten.copy, aten.fill, aten.zero}
 """Ops (and their in-place forms) that write their first argument's shape without reading its values."""
+SHAPE_TEMPLATE_OPS: set[OpOverloadPacket] = {
+    aten.zeros_like, aten.ones_like, aten.full_like, aten.rand_like, aten.randn_like, aten.randint_like,
+    aten.new_zeros, aten.new_ones, aten.new_full,
+}
+"""Ops that fill a new tensor shaped (or typed) like their first argument without reading its values:
+charged for their output alone, and their first argument is not touched (the latency model's reuse
+distances)."""
 for _packet in list(VIEW_OR_ALLOCATION_OPS) + list(OVERWRITE_OPS):
     _inplace = _inplace_form(_packet)
     if _inplace is not None:
@@ -281,7 +288,7 @@ def _traffic_kind(func: Any) -> int:
         view = bool(returns) and all(r.alias_info is not None and not r.alias_info.is_write for r in returns)
         if packet in VIEW_OR_ALLOCATION_OPS or view:
             kind = _MOVES_NOTHING
-        elif packet in OVERWRITE_OPS:
+        elif packet in OVERWRITE_OPS or packet in SHAPE_TEMPLATE_OPS:
             kind = _OVERWRITES_FIRST
         elif packet in BATCH_NORM_OPS:
             kind = _FIRST_OUTPUT_ONLY

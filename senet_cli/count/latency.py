@@ -140,6 +140,10 @@ UNITS = ("op_cost_us, median_us: microseconds (median); rate: TFLOPS (2 x MACs p
          "seconds an op pays on top per second of the op before it; probe_us: microseconds (median) of the speed "
          "probe; cache_bytes: bytes")
 """The device file's `units`: every kind named with its rate's unit (made from KINDS and BYTES_KINDS)."""
+READ_KINDS = frozenset({"read", "cold_read"})
+"""Kinds that only price the cold-read term: a sum reads at rates no op is charged at (on this
+project's CPU a looped sum of 1 MiB ran at 89-127 GB/s in the L2), so they are not the device's
+bandwidth."""
 NEAREST_KINDS = frozenset({"max_reduce", "sum_reduce", "batch_norm", "channelwise"})
 """Bytes kinds whose rate is the nearest calibrated point's in (log bytes, log depth[, log stride]):
 reductions (depth: elements reduced into each output) and per-channel ops (depth: the map's elements
@@ -226,7 +230,7 @@ class DeviceCalibration:
     @property
     def bandwidth_gbs(self) -> float:
         """The best bandwidth measured (GB/s): the calibrated device's roofline bandwidth."""
-        rates = [p.rate for p in self.points if p.kind in BYTES_KINDS]
+        rates = [p.rate for p in self.points if p.kind in BYTES_KINDS and p.kind not in READ_KINDS]
         return max(rates) if rates else math.inf
 
     def compute_tflops(self, kind: str, macs: int, moved_bytes: int, depth: int = 0, stride: int = 0) -> float:
@@ -337,8 +341,10 @@ class DeviceCalibration:
         bytes the pass touched since that memory was last touched, its own included; FIRST_TOUCH for
         the parameters and the input) passes `cache_bytes` each pay what calibrate's sum of that
         size took over memory not touched lately (`cold_read` points) less what it took looped
-        (`read` points), never below 0. 0 for a device file without those points or cache_bytes
-        (schema < 6).
+        (`read` points), never below 0: their medians per byte, each interpolated in log bytes (the
+        per-op cost in both cancels; a small sum takes less than that cost, so its rate after the
+        cost is taken off is no measure). 0 for a device file without both kinds of points or
+        cache_bytes (schema < 6).
 
         Why: calibrate loops each op on one input, which the caches keep; in a network an op reads
         what another op wrote once. On this project's CPU (2 MiB of L2 per core, a shared L3 that
@@ -355,8 +361,7 @@ class DeviceCalibration:
         seconds = 0.0
         for size, distance in reads:
             if size > 0 and distance > self.cache_bytes:
-                cold = size / (self.bandwidth_for(size, "cold_read") * 1e9)
-                seconds += max(cold - size / (self.bandwidth_for(size, "read") * 1e9), 0.0)
+                seconds += max(_seconds_per_byte(colds, size) - _seconds_per_byte(warms, size), 0.0) * size
         return seconds
 
     @property
@@ -364,7 +369,7 @@ class DeviceCalibration:
         """What each MiB of a 1 MiB input read past the caches pays (microseconds per MiB,
         `cold_read_seconds` at 1 MiB): the cold-read term in one figure; None without cold_read
         points or cache_bytes (no input pays)."""
-        if not self.cache_bytes or not any(p.kind == "cold_read" for p in self.points):
+        if not self.cache_bytes or not all(any(p.kind == kind for p in self.points) for kind in READ_KINDS):
             return None
         return self.cold_read_seconds([(2**20, FIRST_TOUCH)]) * 1e6
 
@@ -547,6 +552,20 @@ class DeviceCalibration:
         return cls.from_dict(data, f"device file {path}")
 
 
+def _seconds_per_byte(points: list[RatePoint], size: int) -> float:
+    """Seconds per byte of `points`' medians (per-op cost included: it cancels in a difference of two
+    kinds at one size, where taking it off a sum faster than the cost would not), linear in log bytes
+    between the calibrated sizes around `size`, the nearest one's outside them."""
+    per_byte = sorted((p.bytes, p.median_us * 1e-6 / p.bytes) for p in points if p.bytes > 0)
+    if size <= per_byte[0][0]:
+        return per_byte[0][1]
+    for (low, low_value), (high, high_value) in zip(per_byte, per_byte[1:], strict=False):
+        if low <= size <= high:
+            share = (math.log(size) - math.log(low)) / (math.log(high) - math.log(low)) if high > low else 0
+            return (1 - share) * low_value + share * high_value
+    return per_byte[-1][1]
+
+
 class _BadField(Exception):
     """A device-file field of the wrong type or out of range: a point's count, a device's number (its
     message is the one line shown)."""
@@ -578,10 +597,11 @@ def cold_write_text(us_per_mib: float | None) -> str:
             f", plus its new output's write into memory not touched lately ({us_per_mib:.3g} us per MiB at 1 MiB)")
 
 
-def cold_read_text(us_per_mib: float | None) -> str:
+def cold_read_text(us_per_mib: float | None, cache_bytes: int | None) -> str:
     """The cold-read term, for the notes of count and profile ("" when the device file measured none)."""
-    return ("" if us_per_mib is None else
-            f", plus each input read past the caches ({us_per_mib:.3g} us per MiB at 1 MiB)")
+    return ("" if us_per_mib is None or not cache_bytes else
+            f", plus each input read after more than {cache_bytes / 2**20:g} MiB of traffic since it was last "
+            f"touched, past the caches ({us_per_mib:.3g} us per MiB at 1 MiB)")
 
 
 def is_device_file(spec: str) -> bool:

@@ -213,3 +213,4 @@ class Roofline:
     # cold_write points; 0: measured and no slower at 1 MiB)
     cold_read_us_per_mib: float | None = None  # what a 1 MiB input read past the caches pays per MiB (None: no
     # cold_read points or cache size)
+    cache_bytes: int | None = None  # the reuse distance past which an input is read cold (None: no calibration)

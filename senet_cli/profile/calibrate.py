@@ -543,26 +543,31 @@ class _ColdSum:
 
 
 def _private_cache_bytes(device: Any, threads: int) -> int:
-    """What the caches private to the cores hold together: on a CPU the L2 of one core (Linux sysfs,
-    cpu0) x the threads, capped at the CPUs; a GPU's L2. 0 where it cannot be read (no input is then
-    charged a cold read)."""
+    """What the caches private to the threads' cores hold together: on a CPU the size of one L2 (Linux
+    sysfs, cpu0) x the threads, at most the L2s there are (two threads on one core's SMT siblings
+    share its L2); a GPU's L2. 0 where it cannot be read (no input is then charged a cold read)."""
     if device.type == "cuda":
         import torch
 
         return int(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or 0)
-    root = "/sys/devices/system/cpu/cpu0/cache"
+    root = "/sys/devices/system/cpu"
     try:
-        for index in sorted(os.listdir(root)):
-            with open(os.path.join(root, index, "level"), encoding="ascii") as level:
-                if level.read().strip() != "2":
-                    continue
-            with open(os.path.join(root, index, "size"), encoding="ascii") as size:
-                text = size.read().strip().upper()
-            scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
-            return int(text.rstrip("KMG")) * scale * max(1, min(threads, os.cpu_count() or 1))
+        for index in sorted(os.listdir(f"{root}/cpu0/cache")):
+            if _read_text(f"{root}/cpu0/cache/{index}/level") != "2":
+                continue
+            text = _read_text(f"{root}/cpu0/cache/{index}/size").upper()
+            size = int(text.rstrip("KMG")) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+            shared = {_read_text(f"{root}/{cpu}/cache/{index}/shared_cpu_list") for cpu in os.listdir(root)
+                      if cpu.startswith("cpu") and cpu[3:].isdigit() and os.path.exists(f"{root}/{cpu}/cache/{index}")}
+            return size * max(1, min(threads, len(shared)))
     except (OSError, ValueError):
         pass
     return 0
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="ascii") as stream:
+        return stream.read().strip()
 
 
 class _FixedOperand:

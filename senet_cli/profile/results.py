@@ -221,5 +221,6 @@ class ProfileReport:
                 else self.roofline.calibration.cold_write_us_per_mib,
                 "cold_read_us_per_mib": None if self.roofline.calibration is None
                 else self.roofline.calibration.cold_read_us_per_mib,
+                "cache_bytes": None if self.roofline.calibration is None else self.roofline.calibration.cache_bytes,
             },
         }

@@ -69,9 +69,14 @@ def calibration_table(calibration: DeviceCalibration) -> TableData:
                      f"for its size ({cold:.3g} us per MiB at 1 MiB: cold_write_us_per_mib)")
     if (cold_read := calibration.cold_read_us_per_mib) is not None:
         notes.append("read, cold_read: a sum looped over one tensor and over memory not touched lately; count and "
-                     "profile charge each input read after more than the cores' private caches "
-                     f"({calibration.cache_bytes / 2**20:g} MiB: cache_bytes) were touched the cold sum's time beyond "
-                     f"the looped one's for its size ({cold_read:.3g} us per MiB at 1 MiB: cold_read_us_per_mib)")
+                     "profile charge each input read after more bytes than the cores' private caches hold "
+                     f"({calibration.cache_bytes / 2**20:g} MiB: cache_bytes) were touched since it was last touched "
+                     f"the cold sum's time beyond the looped one's for its size ({cold_read:.3g} us per MiB at 1 MiB: "
+                     "cold_read_us_per_mib)")
+    elif any(p.kind in ("read", "cold_read") for p in calibration.points):
+        notes.append("read, cold_read: unused, no input is charged for a cold read"
+                     + (": the cores' cache size could not be read (cache_bytes 0)" if not calibration.cache_bytes
+                        else ": the file lacks one of the two kinds"))
     return table_from_columns(
         columns, calibration.points,
         title=f"{calibration.name} ({calibration.setting}, {calibration.dtype})",
@@ -87,8 +92,8 @@ def summary(calibration: DeviceCalibration) -> str:
             f"its time; best rates: {calibration.peak_tflops:.4g} TFLOPS, {calibration.bandwidth_gbs:.4g} GB/s; "
             + (f"speed probe {calibration.probe_us:,.1f} us; " if calibration.probe_us else "")
             + (f"cold writes {cold:.3g} us per MiB; " if cold is not None else "")
-            + (f"cold reads {cold_read:.3g} us per MiB past {calibration.cache_bytes / 2**20:g} MiB; "
-               if (cold_read := calibration.cold_read_us_per_mib) is not None else "")
+            + (f"cold reads {cold_read:.3g} us per MiB (inputs touched {calibration.cache_bytes / 2**20:g} MiB of "
+               "traffic or more before); " if (cold_read := calibration.cold_read_us_per_mib) is not None else "")
             + f"{calibration.seconds:.1f} s in all, setup included"
             + (f", {rounds} round{'' if rounds == 1 else 's'}" if rounds else ""))
 
@@ -97,8 +102,11 @@ def csv_rows(calibrations: Sequence[DeviceCalibration]) -> tuple[list[str], list
     """One CSV row per measured point, the device's figures repeated on each."""
     headers = ["device", "name", "dtype", "threads", "op_cost_us", "after_op_fraction", "probe_us", "peak_tflops",
                "bandwidth_gbs", "rounds", "busy", "created", "kind", "label", "batch", "macs", "bytes", "depth",
-               "stride", "median_us", "spread", "rate", "rate_unit"]
+               "stride", "median_us", "spread", "rate", "rate_unit", "cache_bytes", "cold_write_us_per_mib",
+               "cold_read_us_per_mib"]
     rows = [[c.device, c.name, c.dtype, c.threads, c.op_cost_us, c.after_op_fraction, c.probe_us, c.peak_tflops,
              c.bandwidth_gbs, c.rounds, c.busy, c.created, p.kind, p.label, _batch(p), p.macs, p.bytes, p.depth,
-             p.stride, p.median_us, p.spread, p.rate, _unit(p.kind)] for c in calibrations for p in c.points]
+             p.stride, p.median_us, p.spread, p.rate, _unit(p.kind), c.cache_bytes,
+             *("" if value is None else value for value in (c.cold_write_us_per_mib, c.cold_read_us_per_mib))]
+            for c in calibrations for p in c.points]
     return headers, rows

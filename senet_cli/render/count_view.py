@@ -342,7 +342,8 @@ def notes(report: CountReport, explain: bool, hint: str, shown: frozenset[str], 
         lines.append(
             "predicted: the latency model of the device file, per op max(2 x MACs at the rate calibrate measured "
             f"for the nearest shape, bytes at the bandwidth it measured for that size and kind"
-            f"{cold_write_text(roof.cold_write_us_per_mib)}{cold_read_text(roof.cold_read_us_per_mib)}) + "
+            f"{cold_write_text(roof.cold_write_us_per_mib)}"
+            f"{cold_read_text(roof.cold_read_us_per_mib, roof.cache_bytes)}) + "
             f"{roof.op_cost_us:.2f} us per op{_after_op(roof.after_op_fraction)}, summed; eager, unfused, "
             "channels-first; README 'Why attention costs time'"
         )

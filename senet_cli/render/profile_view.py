@@ -168,13 +168,14 @@ def _notes(report: ProfileReport, keys: frozenset[str]) -> tuple[str, ...]:
             f"bandwidth), unfused eager bytes; launch overhead, kernel efficiency and caches are not in it; per "
             f"batch {where}" + (f"; {bounds}" if bounds else "")
         )
-        if peaks.calibration is not None and keys & PREDICTED_KEYS:
-            cost = peaks.calibration.op_cost_us
+        if (calibration := peaks.calibration) is not None and keys & PREDICTED_KEYS:
+            cost = calibration.op_cost_us
             notes.append(f"predicted: count's latency model on the calibrated device (per op, max(compute at the "
                          f"achieved rate of its shape, bytes at the achieved bandwidth"
-                         f"{cold_write_text(peaks.calibration.cold_write_us_per_mib)}"
-                         f"{cold_read_text(peaks.calibration.cold_read_us_per_mib)}) + {cost:.2f} us per op"
-                         + (f" + {after:.1%} of the op before it" if (after := peaks.calibration.after_op_fraction)
+                         f"{cold_write_text(calibration.cold_write_us_per_mib)}"
+                         f"{cold_read_text(calibration.cold_read_us_per_mib, calibration.cache_bytes)}) + "
+                         f"{cost:.2f} us per op"
+                         + (f" + {after:.1%} of the op before it" if (after := calibration.after_op_fraction)
                             else "") + "; "
                          "README 'Why attention costs time')")
         if peaks.calibration is not None and keys & PROBE_KEYS:
