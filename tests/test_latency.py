@@ -943,19 +943,26 @@ def test_a_new_output_pays_the_cold_write_per_byte_and_an_in_place_one_does_not(
     assert synthetic().op_seconds("mul", 0, 10**6, written=5 * 10**5) == pytest.approx(1e-4 + 5e-6)
 
 
-def test_the_cold_write_keeps_the_bound_below_the_prediction_and_raises_it_by_the_new_outputs():
+@pytest.mark.parametrize("model, before, after, said, unsaid", [
+    ("se_resnet18", synthetic, cold, lambda: f"new output's write into memory not touched lately "
+     f"({cold().cold_write_us_per_mib:.3g} us per MiB at 1 MiB)", "not touched lately"),
+    ("cbam_resnet18", cold, cold_reads, lambda: f"plus each input read after more than {1e5 / 2**20:g} MiB of "
+     f"traffic since it was last touched, past the caches ({cold_reads().cold_read_us_per_mib:.3g} us per MiB at "
+     "1 MiB)", "past the caches"),
+])
+def test_each_cold_term_keeps_the_bound_below_the_prediction_raises_it_and_gives_its_figure(
+        model, before, after, said, unsaid):
+    """The cold-write term (synthetic to cold) and the cold-read term (cold to cold_reads): the bound
+    unchanged and never above the prediction, the prediction higher, the note's figure the term's."""
     from senet_cli.count import count
+    from senet_cli.render import count_view
 
-    plain, colder = (count("se_resnet18", roofline=calibrated_device(device), input_size=64)
-                     for device in (synthetic(), cold()))
+    plain, colder = (count(model, roofline=calibrated_device(device()), input_size=64) for device in (before, after))
     assert colder.roofline.ms <= colder.roofline.predicted_ms and plain.roofline.ms == colder.roofline.ms
     assert colder.roofline.predicted_ms > plain.roofline.predicted_ms
     assert all(row.roofline_ms <= row.predicted_ms for row in colder.rows)
-    from senet_cli.render import count_view
-
-    said = [" ".join(count_view.per_block_table(report).notes) for report in (plain, colder)]
-    figure = f"({cold().cold_write_us_per_mib:.3g} us per MiB at 1 MiB)"
-    assert figure not in said[0] and f"new output's write into memory not touched lately {figure}" in said[1]
+    notes = [" ".join(count_view.per_block_table(report).notes) for report in (plain, colder)]
+    assert unsaid not in notes[0] and said() in notes[1]
 
 
 def test_an_input_read_past_the_caches_pays_the_cold_read_per_byte_and_one_within_them_does_not():
@@ -1036,21 +1043,6 @@ def test_the_trace_gives_each_input_its_reuse_distance_in_bytes_moved_since_it_w
     assert [(op.op, op.reads) for op in ops] == [("add", ((256, FIRST_TOUCH),)), ("mul", ((256, 256),)),
                                                  ("zeros_like", ())]
     assert ops[2].bytes == 256  # its output alone
-
-
-def test_the_cold_read_keeps_the_bound_below_the_prediction_and_the_notes_give_its_figure():
-    from senet_cli.count import count
-    from senet_cli.render import count_view
-
-    colder, coldest = (count("cbam_resnet18", roofline=calibrated_device(device), input_size=64)
-                       for device in (cold(), cold_reads()))
-    assert coldest.roofline.ms <= coldest.roofline.predicted_ms and colder.roofline.ms == coldest.roofline.ms
-    assert coldest.roofline.predicted_ms > colder.roofline.predicted_ms
-    assert all(row.roofline_ms <= row.predicted_ms for row in coldest.rows)
-    said = " ".join(count_view.per_block_table(coldest).notes)
-    assert (f"plus each input read after more than {1e5 / 2**20:g} MiB of traffic since it was last touched, past the "
-            f"caches ({cold_reads().cold_read_us_per_mib:.3g} us per MiB at 1 MiB)") in said
-    assert "past the caches" not in " ".join(count_view.per_block_table(colder).notes)
 
 
 def test_fresh_bytes_are_an_ops_new_outputs_not_views_in_place_writes_or_out_arguments():

@@ -29,7 +29,16 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from senet_cli.count.formulas import FORMULAS, FREE_OPS, distinct_bytes, fresh_bytes, moved_bytes, op_name, read_tensors
+from senet_cli.count.formulas import (
+    FORMULAS,
+    FREE_OPS,
+    distinct_bytes,
+    fresh_bytes,
+    moved_bytes,
+    op_name,
+    read_tensors,
+    tensors_in,
+)
 from senet_cli.count.latency import BATCH_NORMS, BINARY_OPS, CONV_OPS, FIRST_TOUCH, REDUCTIONS
 
 AUTOCAST_LOWER = frozenset({
@@ -287,12 +296,12 @@ class _CostMode(TorchDispatchMode):
         by an op that moves nothing is the same memory, not a touch; an allocation is new memory, just
         made (its storage may sit where a freed one was: what that one was last touched is forgotten)."""
         def aliased() -> set[int | None]:
-            return {_storage_key(tensor) for tensor in _output_tensors((args, list(kwargs.values())))}
+            return {_storage_key(tensor) for tensor in tensors_in((args, list(kwargs.values())))}
 
         self.moved += moved
         for key in reads:
             self.touched[key] = self.moved
-        for tensor in _output_tensors(out):
+        for tensor in tensors_in(out):
             made = _storage_key(tensor)
             if made is not None and (moved or made not in aliased()):
                 self.touched[made] = self.moved
@@ -306,13 +315,6 @@ def _storage_key(tensor: torch.Tensor) -> int | None:
         return None
 
 
-def _output_tensors(out: Any) -> list[torch.Tensor]:
-    """The tensors of an op's output, through tuples and lists."""
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, (tuple, list)):
-        return [tensor for item in out for tensor in _output_tensors(item)]
-    return []
 
 
 def _conv_stride(args: Any) -> int:

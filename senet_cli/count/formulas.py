@@ -268,11 +268,12 @@ def distinct_bytes(tensor: torch.Tensor) -> int:
     return elements * tensor.element_size() if tensor.numel() else 0
 
 
-def _tensors(value: Any) -> list[torch.Tensor]:
+def tensors_in(value: Any) -> list[torch.Tensor]:
+    """The tensors of a value, through lists and tuples (an op's arguments or outputs)."""
     if isinstance(value, torch.Tensor):
         return [value]
     if isinstance(value, (list, tuple)):
-        return [tensor for item in value for tensor in _tensors(item)]
+        return [tensor for item in value for tensor in tensors_in(item)]
     return []
 
 
@@ -316,7 +317,7 @@ def moved_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any
     if kind == _MOVES_NOTHING:
         return 0
     outputs = _first_tensor(out) if kind == _FIRST_OUTPUT_ONLY else out
-    return sum(map(distinct_bytes, read_tensors(func, args, kwargs))) + sum(map(distinct_bytes, _tensors(outputs)))
+    return sum(map(distinct_bytes, read_tensors(func, args, kwargs))) + sum(map(distinct_bytes, tensors_in(outputs)))
 
 
 def read_tensors(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> list[torch.Tensor]:
@@ -326,10 +327,10 @@ def read_tensors(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> list
     kind = _traffic_kind(func)
     if kind == _MOVES_NOTHING:
         return []
-    inputs = _tensors(args)
+    inputs = tensors_in(args)
     if kwargs:
         outs = _out_arguments(func)
-        inputs += _tensors([value for name, value in kwargs.items() if name not in outs])
+        inputs += tensors_in([value for name, value in kwargs.items() if name not in outs])
     if kind == _OVERWRITES_FIRST and args and isinstance(args[0], torch.Tensor):
         inputs = inputs[1:]
     return inputs
@@ -345,7 +346,7 @@ def fresh_bytes(func: Any, out: Any) -> int:
     fresh = _fresh_outputs(func)
     if fresh == _NO_OUTPUT:
         return 0
-    return sum(map(distinct_bytes, _tensors(_first_tensor(out) if fresh == _FIRST_OUTPUT else out)))
+    return sum(map(distinct_bytes, tensors_in(_first_tensor(out) if fresh == _FIRST_OUTPUT else out)))
 
 
 _NO_OUTPUT, _FIRST_OUTPUT, _EVERY_OUTPUT = range(3)
