@@ -65,6 +65,7 @@ def main() -> None:
         "without the cold-write points": without(calibration, ("cold_write",)),
         "without the cold-read points": without(calibration, ("read", "cold_read")),
         "without cold writes or cold reads": without(calibration, ("cold_write", "read", "cold_read")),
+        "without the in-place points": without(calibration, ("in_place",)),
         "without the after-op fraction": replace(calibration, after_op_fraction=0.0),
         "without batch_norm/channelwise": without(calibration, PER_CHANNEL),
         "without those and the strided/expanding convs": without(calibration, PER_CHANNEL, NEW_CONVS),

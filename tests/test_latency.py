@@ -316,7 +316,7 @@ def test_calibrate_measures_every_point_in_interleaved_rounds_within_its_budget(
     calibration = calibrate("cpu", rounds=5, on_step=lambda done, total: steps.append((done, total)), **tiny)
     assert "in 5 interleaved rounds" in calibration.method
     jobs = 1 + len(calibration.points)  # the per-op chain and the points; 3 pools at batch 1
-    assert len(calibration.points) == 1 + 1 + 3 + 1 and steps[-1] == (jobs * 6, jobs * 6)  # warm-up + 5 rounds
+    assert len(calibration.points) == 1 + 1 + 1 + 3 + 1 and steps[-1] == (jobs * 6, jobs * 6)  # 5 rounds
     assert [done for done, _ in steps] == list(range(1, jobs * 6 + 1))  # the end once (a progress line each)
     assert all(point.spread >= 0 for point in calibration.points)
     steps.clear()
@@ -1004,6 +1004,21 @@ def test_an_input_read_past_the_caches_pays_the_cold_read_per_byte_and_one_withi
     assert cold().op_seconds("amax", 0, 10**6, reads=((10**6, FIRST_TOUCH),)) == pytest.approx(1e-4 + 5e-6)
 
 
+def test_an_op_writing_nothing_new_takes_the_in_place_bandwidth_where_the_file_measured_one():
+    """In place (written 0) at the in_place points' 40 GB/s, a new output at the copies' 10 GB/s; a
+    file without in_place points prices both as copies; a reduction or batch norm keeps its kind."""
+    device = replace(synthetic(), points=(*synthetic().points,
+                                          RatePoint("in_place", "x.mul_(1.0)", 0, 10**6, 0.0, 40.0)))
+    assert device.op_seconds("relu", 0, 10**6, written=0) == pytest.approx(1e6 / 40e9 + 5e-6)
+    assert device.op_seconds("relu", 0, 10**6, written=5 * 10**5) == pytest.approx(1e6 / 10e9 + 5e-6)
+    assert synthetic().op_seconds("relu", 0, 10**6, written=0) == pytest.approx(1e6 / 10e9 + 5e-6)
+    assert device.op_seconds("max_pool2d_with_indices", 0, 10**6) == pytest.approx(2e-3 + 5e-6)
+    assert device.bandwidth_gbs == 100.0  # it prices ops: a bandwidth point (the small copy's is higher)
+    data = device.to_dict()
+    with pytest.raises(SenetError, match=r"an? in_place point \(point 7 of 7\) came with schema 6"):
+        DeviceCalibration.from_dict(data | {"schema": 5})
+
+
 def test_the_trace_gives_each_input_its_reuse_distance_in_bytes_moved_since_it_was_last_touched():
     import torch
 
@@ -1125,6 +1140,8 @@ def test_calibrate_measures_reads_looped_and_round_the_pool_and_the_caches_they_
                 cold_pool_bytes=2**20, reduce_maps=(), batch_norm_maps=(), channel_maps=(), bmm_shapes=(),
                 after_op_pairs=())
     calibration = calibrate("cpu", rounds=2, **tiny)
+    assert [(p.kind, p.bytes) for p in calibration.points if p.kind == "in_place"] == [("in_place", 2 * 2**12)]
+    assert any(note.startswith("in_place: x.mul_(1.0)") for note in calibration_table(calibration).notes)
     reads = [(p.kind, p.bytes) for p in calibration.points if p.kind in ("read", "cold_read")]
     # x.sum(): x read, a 4-byte sum written
     assert reads == [("read", 2**12 + 4), ("cold_read", 2**12 + 4), ("read", 2**16 + 4), ("cold_read", 2**16 + 4)]
@@ -1138,11 +1155,12 @@ def test_calibrate_measures_reads_looped_and_round_the_pool_and_the_caches_they_
     data = calibration.to_dict()
     assert data["cache_bytes"] == calibration.cache_bytes and "cache_bytes: bytes" in data["units"]
     assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration
-    index = next(i for i, p in enumerate(data["points"], 1) if p["kind"] == "read")
-    with pytest.raises(SenetError, match=re.escape(f"a read point (point {index} of {len(data['points'])}) came "
+    no_in_place = [p for p in data["points"] if p["kind"] != "in_place"]
+    index = next(i for i, p in enumerate(no_in_place, 1) if p["kind"] == "read")
+    with pytest.raises(SenetError, match=re.escape(f"a read point (point {index} of {len(no_in_place)}) came "
                                                    "with schema 6; this file is schema 5")):
-        DeviceCalibration.from_dict(data | {"schema": 5})
-    no_reads = [p for p in data["points"] if p["kind"] not in ("read", "cold_read")]
+        DeviceCalibration.from_dict(data | {"schema": 5, "points": no_in_place})
+    no_reads = [p for p in no_in_place if p["kind"] not in ("read", "cold_read")]
     with pytest.raises(SenetError, match="cache_bytes came with schema 6; this file is schema 5"):
         DeviceCalibration.from_dict(data | {"schema": 5, "points": no_reads, "cache_bytes": 2**21})
     for bad in (-1, 1.5, True, "2097152"):

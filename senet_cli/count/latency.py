@@ -77,7 +77,7 @@ MAX_POINTS = 10_000
 """Most points read from a device file (senet calibrate writes about 100)."""
 
 KINDS = ("conv", "matmul", "bmm", "max_pool", "avg_pool", "max_reduce", "sum_reduce", "batch_norm", "channelwise",
-         "memory", "cold_write", "read", "cold_read")
+         "memory", "in_place", "cold_write", "read", "cold_read")
 """Shape classes' kinds: convolutions, matrix products (mm, addmm: linear layers), batched ones (bmm,
 baddbmm: GC's context pooling, a matrix-vector product per image, ran at 0.6 GFLOPS on this
 project's CPU where a linear layer of similar MACs ran 20x faster; non-local and DANet affinities), max and
@@ -89,11 +89,14 @@ whether they are contiguous set the rate), batch norm and the other per-channel 
 op with one operand constant over the map, as SE's gating x * s with s of shape N x C x 1 x 1: on
 this project's CPU both ran 2.6-3.4x slower than a copy on a 2048-channel 7x7 map, where each
 channel's 49 elements are one short loop, and batch norm adds a fixed cost of its own), and other
-ops without MACs, whose time is their bytes; and `cold_write`, the same copy as the memory points
-with its output written into memory not touched lately: no op is of that kind, each op's new output
-pays the difference (DeviceCalibration.cold_write_seconds); `read` and `cold_read`, a sum looped over
-one tensor and over tensors in memory not touched lately: no op is of those kinds either, each input
-read past the caches pays the difference (DeviceCalibration.cold_read_seconds)."""
+ops without MACs, whose time is their bytes (`in_place` for those writing into a tensor they were
+given, as ResNet's ReLU(inplace=True): looped on this project's CPU a 24.5 MiB ReLU in place took
+1.2 ms where the copy moving the same bytes into a new output took 4.6); and `cold_write`, the same
+copy as the memory points with its output written into memory not touched lately: no op is of that
+kind, each op's new output pays the difference (DeviceCalibration.cold_write_seconds); `read` and
+`cold_read`, a sum looped over one tensor and over tensors in memory not touched lately: no op is of
+those kinds either, each input read past the caches pays the difference
+(DeviceCalibration.cold_read_seconds)."""
 
 MAX_REDUCTIONS = frozenset({"amax", "amin", "max", "min"})
 """Reductions that keep an extreme (`max` and `min` with a dim return indices too)."""
@@ -130,7 +133,7 @@ def op_kind(op: str, macs: int, depth: int = 0) -> str:
 
 
 BYTES_KINDS = frozenset({"max_pool", "avg_pool", "max_reduce", "sum_reduce", "batch_norm", "channelwise", "memory",
-                         "cold_write", "read", "cold_read"})
+                         "in_place", "cold_write", "read", "cold_read"})
 """Kinds whose rate is a bandwidth (GB/s) looked up by bytes, not a compute rate."""
 UNITS = ("op_cost_us, median_us: microseconds (median); rate: TFLOPS (2 x MACs per second / 1e12) for "
          + ", ".join(kind for kind in KINDS if kind not in BYTES_KINDS) + "; GB/s (1e9 bytes per second) for "
@@ -294,11 +297,15 @@ class DeviceCalibration:
     def op_seconds(self, op: str, macs: int, moved_bytes: int, depth: int = 0, stride: int = 0,
                    written: int = 0, reads: Sequence[tuple[int, int]] = ()) -> float:
         """Predicted seconds of one traced op: max(compute at its class's rate, bytes at the achieved
-        bandwidth for its size, or for its size, reach and stride if a reduction, plus the cold-write
+        bandwidth for its size (an elementwise op writing nothing new, as one in place, at the
+        `in_place` points' where the file has them), or for its size, reach and stride if a
+        reduction, plus the cold-write
         cost of the `written` bytes of its new output and the cold-read cost of its `reads`, (bytes,
         reuse distance) per input) + the per-op cost."""
         kind = op_kind(op, macs, depth)
         compute = 2.0 * macs / (self.compute_tflops(kind, macs, moved_bytes, depth, stride) * 1e12) if macs else 0.0
+        if kind == "memory" and moved_bytes and not written and any(p.kind == "in_place" for p in self.points):
+            kind = "in_place"  # writes where it read (or into a tensor it was given): no new output to fetch
         if kind in NEAREST_KINDS:
             bandwidth = self.reduction_gbs(kind, moved_bytes, depth, stride)
         else:
@@ -510,11 +517,11 @@ class DeviceCalibration:
             raise SenetError(f"{where}: cache_bytes must be a whole number from 0 to 1e18, "
                              f"got {_shown(calibration.cache_bytes)}")
         cold = next((index for index, p in enumerate(points, 1) if p.kind == "cold_write"), 0)
-        read = next((index for index, p in enumerate(points, 1) if p.kind in ("read", "cold_read")), 0)
+        read = next((index for index, p in enumerate(points, 1) if p.kind in ("read", "cold_read", "in_place")), 0)
         for name, since, present in (("after_op_fraction", 3, bool(calibration.after_op_fraction)),
                                      (f"a cold_write point (point {cold} of {len(points)})" if cold else "", 5,
                                       bool(cold)),
-                                     (f"a {points[read - 1].kind} point (point {read} of {len(points)})" if read
+                                     (f"{_article(points[read - 1].kind)} point (point {read} of {len(points)})" if read
                                       else "", 6, bool(read)),
                                      ("cache_bytes", 6, bool(calibration.cache_bytes)),
                                      ("probe_us", 4, bool(calibration.probe_us)),
@@ -573,6 +580,11 @@ class _BadField(Exception):
 
 CALIBRATE_SECONDS = 50.0
 """A calibration's length where its file does not record one (calibrate's default budget)."""
+
+
+def _article(kind: str) -> str:
+    """ "a read", "an in_place": a point's kind with its article, for a message."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
 
 
 def _shown(value: object) -> str:

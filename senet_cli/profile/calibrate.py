@@ -14,7 +14,9 @@ windows, and the median drops them. What is measured:
   no work.
 - achieved bandwidth: a module computing `x * 2.0` (read once, write once, out of place as eager
   models do) on float tensors from 64 KiB (within any last-level cache) to 256 MiB (well past it);
-  bandwidth = bytes / (median - per-op cost).
+  bandwidth = bytes / (median - per-op cost); and `x.mul_(1.0)` in place on 64 KiB to 64 MiB
+  (`in_place`: an op writing where it reads fetches no new output, and ran 3-4x a copy's bandwidth
+  on this project's CPU at 24.5 MiB).
 - cold writes: the same `x * 2.0` on 64 KiB to 64 MiB, its output written slot after slot round a
   256 MiB pool (each output lands in memory not touched lately, as a network's new outputs do:
   looped alone, an op gets back the buffer it has just written, which is still in the caches), as
@@ -84,6 +86,9 @@ MEMORY_BYTES = tuple(2**k for k in (16, 18, 20, 22, 24, 26, 28))
 """Tensor sizes (bytes of the input) of the bandwidth points: 64 KiB to 256 MiB."""
 COLD_BYTES = tuple(2**k for k in (16, 18, 20, 22, 24, 26))
 """Tensor sizes (bytes of the input) of the cold-write points: 64 KiB to 64 MiB (a network's outputs)."""
+IN_PLACE_MAX_BYTES = 2**26
+"""Largest in-place point: the copies' sizes up to 64 MiB (an in-place ReLU of ResNet-50's stem at
+batch 8 writes 24.5 MiB)."""
 COLD_POOL_BYTES = 2**28
 """Memory the cold-write points write into, slot after slot: 256 MiB, past the caches a write could
 land in warm (on this project's CPU a copy's output rotated over 8 MiB ran 1.1-5x slower than warm,
@@ -182,6 +187,7 @@ def calibrate(
     memory_bytes: Sequence[int] = MEMORY_BYTES,
     cold_bytes: Sequence[int] = COLD_BYTES,
     read_bytes: Sequence[int] | None = None,
+    in_place_bytes: Sequence[int] | None = None,
     cold_pool_bytes: int = COLD_POOL_BYTES,
     reduce_maps: Sequence[tuple[int, int]] = REDUCE_MAPS,
     batch_norm_maps: Sequence[tuple[int, int]] = BATCH_NORM_MAPS,
@@ -200,6 +206,8 @@ def calibrate(
     output pays for cold memory); read_bytes: the sizes of the read and cold-read sums (default: the
     cold writes' sizes; empty, or empty cold_bytes: none, no input pays for being read cold);
     cold_pool_bytes: the memory the cold writes and reads go round (at least twice the largest);
+    in_place_bytes: the sizes of the in-place points, `x.mul_(1.0)` (default: memory_bytes' up to
+    64 MiB; empty: none, in-place ops take the copies' bandwidth);
     min_run_time: seconds
     per measurement (at least one call); rounds: the most times every point is measured,
     interleaved (round 1 measures every point, then round 2 ...), its median over the rounds kept;
@@ -244,6 +252,10 @@ def calibrate(
 
     jobs: list[_Job] = [_Job("memory", f"x * 2.0, {nbytes / 2**20:g} MiB", _Scale(), ones(max(nbytes // size, 1)))
                         for nbytes in memory_bytes]
+    if in_place_bytes is None:
+        in_place_bytes = [nbytes for nbytes in memory_bytes if nbytes <= IN_PLACE_MAX_BYTES]
+    jobs += [_Job("in_place", f"x.mul_(1.0), {nbytes / 2**20:g} MiB", _ScaleInPlace(), ones(max(nbytes // size, 1)))
+             for nbytes in in_place_bytes]
     read_bytes = tuple(cold_bytes if read_bytes is None else read_bytes) if cold_bytes else ()  # round the same pool
     pool_bytes = max(cold_pool_bytes, 2 * max((*cold_bytes, *read_bytes))) if cold_bytes else 0
     if cold_bytes:
@@ -339,6 +351,7 @@ def calibrate(
                 "rounds); "
                 f"per-op cost: a chain of {CHAIN} module calls x * 2.0 on a 1-element tensor / {CHAIN}, once per "
                 f"round; bandwidth: x * 2.0 (read + write) on {len(memory_bytes)} sizes"
+                + (f", x.mul_(1.0) in place on {len(in_place_bytes)} (in_place)" if in_place_bytes else "")
                 + (f", and on {len(cold_bytes)} with its output written slot after slot round a "
                    f"{pool_bytes / 2**20:g} MiB pool (cold_write)" if cold_bytes else "")
                 + (f"; reads: x.sum() on {len(read_bytes)} sizes, looped (read) and over slot after slot of the same "
@@ -503,6 +516,20 @@ class _ColdScale:
                 return type(self)()
 
         return ColdScale()
+
+
+class _ScaleInPlace:
+    """A module computing x.mul_(1.0): one elementwise op writing where it reads, as an in-place ReLU
+    does (built lazily, as _Scale)."""
+
+    def __new__(cls) -> Any:
+        from torch import nn
+
+        class ScaleInPlace(nn.Module):
+            def forward(self, x: Any) -> Any:
+                return x.mul_(1.0)
+
+        return ScaleInPlace()
 
 
 class _Sum:

@@ -63,6 +63,9 @@ def calibration_table(calibration: DeviceCalibration) -> TableData:
         columns = tuple(replace(column, cell=lambda p: "n/a") if column.key == "spread" else column
                         for column in COLUMNS)
         notes.append("spread: n/a with 1 round; calibrate with 3 rounds or more to see how steady each point is")
+    if any(p.kind == "in_place" for p in calibration.points):
+        notes.append("in_place: x.mul_(1.0), writing where it reads; count and profile charge an elementwise op that "
+                     "writes no new output (an in-place ReLU) at its bandwidth, other elementwise ops at the copies'")
     if (cold := calibration.cold_write_us_per_mib) is not None:
         notes.append("cold_write: the memory points' copy with its output written into memory not touched lately; "
                      "count and profile charge each op's new output the cold copy's time beyond the warm one's "
