@@ -26,21 +26,9 @@ import argparse
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
 
 import torch
-
-
-def median_us(read: Callable[[], object], before: Callable[[], object] | None, calls: int) -> float:
-    """Median microseconds of `read()` over `calls` calls, each after `before()` (not timed)."""
-    times = []
-    for _ in range(calls):
-        if before is not None:
-            before()
-        started = time.perf_counter()
-        read()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e6
+from cold_ops import median_us  # benchmarks/ is on the path when this script runs
 
 
 def main() -> None:
@@ -84,10 +72,10 @@ def one_size(mib: float, flush: torch.Tensor, rounds: int, calls: int) -> tuple[
 
     ways: dict[str, list[float]] = {"looped": [], "copy": [], "new": [], "flush": []}
     for _ in range(rounds):
-        ways["looped"].append(median_us(read, None, calls))
-        ways["copy"].append(median_us(read, copy_in, calls))
-        ways["new"].append(median_us(read, new_write, calls))
-        ways["flush"].append(median_us(read, flushed, calls))
+        ways["looped"].append(median_us(read, calls))
+        ways["copy"].append(median_us(read, calls, copy_in))
+        ways["new"].append(median_us(read, calls, new_write))
+        ways["flush"].append(median_us(read, calls, flushed))
     return src.numel() * 4 / 2**20, {way: statistics.median(times) for way, times in ways.items()}
 
 

@@ -315,8 +315,6 @@ def _storage_key(tensor: torch.Tensor) -> int | None:
         return None
 
 
-
-
 def _conv_stride(args: Any) -> int:
     """A convolution's largest spatial stride (aten.convolution's fourth argument): on a CPU a 1x1
     conv with stride 2 ran 1.2-2.2x slower than the same conv on the already halved map."""

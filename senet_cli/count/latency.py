@@ -263,17 +263,7 @@ class DeviceCalibration:
         their range. A kind without points of its own uses the memory points."""
         points = (sorted((p.bytes, p.rate) for p in self.points if p.kind == kind)
                   or sorted((p.bytes, p.rate) for p in self.points if p.kind == "memory"))
-        if not points:
-            return math.inf
-        if moved_bytes <= points[0][0]:
-            return points[0][1]
-        if moved_bytes >= points[-1][0]:
-            return points[-1][1]
-        for (low, low_rate), (high, high_rate) in zip(points, points[1:], strict=False):
-            if low <= moved_bytes <= high:
-                share = (math.log(moved_bytes) - math.log(low)) / (math.log(high) - math.log(low)) if high > low else 0
-                return (1 - share) * low_rate + share * high_rate  # exactly a calibrated rate at either end
-        return points[-1][1]  # unreachable: the sizes are sorted and bracket moved_bytes
+        return _log_interpolated(points, moved_bytes) if points else math.inf
 
     def reduction_gbs(self, kind: str, moved_bytes: int, depth: int, stride: int = 0) -> float:
         """The achieved bandwidth (GB/s) of a reduction of `kind` moving `moved_bytes`, reducing
@@ -561,16 +551,24 @@ class DeviceCalibration:
 
 def _seconds_per_byte(points: list[RatePoint], size: int) -> float:
     """Seconds per byte of `points`' medians (per-op cost included: it cancels in a difference of two
-    kinds at one size, where taking it off a sum faster than the cost would not), linear in log bytes
-    between the calibrated sizes around `size`, the nearest one's outside them."""
-    per_byte = sorted((p.bytes, p.median_us * 1e-6 / p.bytes) for p in points if p.bytes > 0)
-    if size <= per_byte[0][0]:
-        return per_byte[0][1]
-    for (low, low_value), (high, high_value) in zip(per_byte, per_byte[1:], strict=False):
+    kinds at one size, where taking it off a sum faster than the cost would not), interpolated in log
+    bytes (`_log_interpolated`)."""
+    return _log_interpolated(sorted((p.bytes, p.median_us * 1e-6 / p.bytes) for p in points if p.bytes > 0), size)
+
+
+def _log_interpolated(points: list[tuple[int, float]], size: int) -> float:
+    """The value at `size` of (bytes, value) `points` sorted by bytes (at least one): linear in log
+    bytes between the two calibrated sizes around it (exactly a calibrated value at either end), the
+    nearest one's outside their range."""
+    if size <= points[0][0]:
+        return points[0][1]
+    if size >= points[-1][0]:
+        return points[-1][1]
+    for (low, low_value), (high, high_value) in zip(points, points[1:], strict=False):
         if low <= size <= high:
             share = (math.log(size) - math.log(low)) / (math.log(high) - math.log(low)) if high > low else 0
             return (1 - share) * low_value + share * high_value
-    return per_byte[-1][1]
+    return points[-1][1]  # unreachable: the sizes are sorted and bracket `size`
 
 
 class _BadField(Exception):
