@@ -21,6 +21,7 @@ and views still run for real.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -251,8 +252,9 @@ class _CostMode(TorchDispatchMode):
         else:
             self.trace.uncounted[op_name(packet)] += 1
             return out
-        moved = moved_bytes(func, args, kwargs, out)
-        reads = self._reads(func, args, kwargs) if moved else {}
+        inputs = read_tensors(func, args, kwargs)
+        moved = moved_bytes(func, args, kwargs, out, inputs)
+        reads = self._reads(inputs) if moved else {}
         self._touch(out, args, kwargs, reads, moved)
         if macs or elementwise or moved:
             name = op_name(packet)
@@ -271,13 +273,14 @@ class _CostMode(TorchDispatchMode):
                                            fresh_bytes(func, out), tuple(reads.values())))
         return out
 
-    def _reads(self, func: Any, args: Any, kwargs: dict[str, Any]) -> dict[int, tuple[int, int]]:
-        """(bytes, reuse distance) of each storage the op reads, by storage: the bytes the ops since
+    def _reads(self, inputs: Sequence[torch.Tensor]) -> dict[int, tuple[int, int]]:
+        """(bytes, reuse distance) of each storage of `inputs` (the tensors the op reads, formulas'
+        `read_tensors`), by storage: the bytes the ops since
         it was last touched moved, plus its own (FIRST_TOUCH when no op of this pass touched it: a
         parameter, the input). Read before the op's own traffic is added."""
         views: dict[int, dict[tuple[Any, ...], int]] = {}  # storage -> its distinct views read -> their bytes
         whole: dict[int, int] = {}  # storage -> its bytes
-        for tensor in read_tensors(func, args, kwargs):
+        for tensor in inputs:
             key = _storage_key(tensor)
             if key is not None:
                 views.setdefault(key, {})[(tensor.storage_offset(), tuple(tensor.shape), tensor.stride())] = \

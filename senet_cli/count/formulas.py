@@ -309,15 +309,18 @@ def _out_arguments(func: Any) -> frozenset[str]:
     return names
 
 
-def moved_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> int:
+def moved_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any,
+                read: Sequence[torch.Tensor] | None = None) -> int:
     """Bytes one call of `func` (an OpOverload) reads and writes: each tensor input once (parameters
     included), each tensor output once, 0 for views and allocations (see VIEW_OR_ALLOCATION_OPS).
-    An op whose schema says it returns a view moves nothing even when not listed there."""
+    An op whose schema says it returns a view moves nothing even when not listed there. `read`: the
+    op's `read_tensors`, where the caller has them already (count's tracer needs them twice)."""
     kind = _traffic_kind(func)
     if kind == _MOVES_NOTHING:
         return 0
     outputs = _first_tensor(out) if kind == _FIRST_OUTPUT_ONLY else out
-    return sum(map(distinct_bytes, read_tensors(func, args, kwargs))) + sum(map(distinct_bytes, tensors_in(outputs)))
+    inputs = read_tensors(func, args, kwargs) if read is None else read
+    return sum(map(distinct_bytes, inputs)) + sum(map(distinct_bytes, tensors_in(outputs)))
 
 
 def read_tensors(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> list[torch.Tensor]:

@@ -45,6 +45,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,31 @@ class RatePoint:
 
 
 @dataclass(frozen=True)
+class _PointIndex:
+    """A calibration's points sorted by kind, built once per calibration (count prices every traced
+    op against them: scanning and sorting all of them per op took 157 us an op, ResNet-50's count
+    23 -> 50 ms with a device file)."""
+
+    by_kind: dict[str, tuple[RatePoint, ...]]
+    compute: tuple[RatePoint, ...]  # every point whose rate is a compute rate
+    rates: dict[str, list[tuple[int, float]]]  # kind -> (bytes, rate) sorted by bytes
+    per_byte: dict[str, list[tuple[int, float]]]  # kind -> (bytes, median seconds per byte) sorted by bytes: the
+    # per-op cost left in (it cancels in a difference of two kinds at one size, where taking it off a sum faster
+    # than the cost would not)
+
+    @classmethod
+    def of(cls, points: Sequence[RatePoint]) -> _PointIndex:
+        by_kind: dict[str, list[RatePoint]] = {}
+        for point in points:
+            by_kind.setdefault(point.kind, []).append(point)
+        return cls({kind: tuple(found) for kind, found in by_kind.items()},
+                   tuple(p for p in points if p.kind not in BYTES_KINDS),
+                   {kind: sorted((p.bytes, p.rate) for p in found) for kind, found in by_kind.items()},
+                   {kind: sorted((p.bytes, p.median_us * 1e-6 / p.bytes) for p in found if p.bytes > 0)
+                    for kind, found in by_kind.items()})
+
+
+@dataclass(frozen=True)
 class DeviceCalibration:
     """What `senet calibrate` measured on one machine, in one precision and thread count.
 
@@ -200,6 +226,10 @@ class DeviceCalibration:
     probe_us: float = 0.0  # median microseconds of profile/probe.py's fixed op while calibrating (0: not measured)
     cache_bytes: int = 0  # what the caches private to the threads' cores hold together: an input with a reuse
     # distance past it is read cold (0: not known, no input pays)
+
+    @cached_property
+    def _index(self) -> _PointIndex:
+        return _PointIndex.of(self.points)
 
     @property
     def setting(self) -> str:
@@ -241,8 +271,7 @@ class DeviceCalibration:
         among points of the same kind (of any compute kind when that kind was not calibrated); MACs
         per byte stand in for depth where either depth is unknown (0); the stride counts where both
         know it (a strided 1x1 conv reads its input sparsely and ran 1.2-2.2x slower per MAC)."""
-        candidates = [p for p in self.points if p.kind == kind] or [p for p in self.points
-                                                                    if p.kind not in BYTES_KINDS]
+        candidates = self._index.by_kind.get(kind) or self._index.compute
         if not candidates:
             return math.inf
         size, intensity = math.log10(max(macs, 1)), math.log10(max(macs, 1) / max(moved_bytes, 1))
@@ -261,8 +290,7 @@ class DeviceCalibration:
         """The achieved bandwidth (GB/s) for an op of `kind` (a pooling kind or memory) moving `moved_bytes`:
         linear in log bytes between the two calibrated sizes around it, the nearest one's outside
         their range. A kind without points of its own uses the memory points."""
-        points = (sorted((p.bytes, p.rate) for p in self.points if p.kind == kind)
-                  or sorted((p.bytes, p.rate) for p in self.points if p.kind == "memory"))
+        points = self._index.rates.get(kind) or self._index.rates.get("memory")
         return _log_interpolated(points, moved_bytes) if points else math.inf
 
     def reduction_gbs(self, kind: str, moved_bytes: int, depth: int, stride: int = 0) -> float:
@@ -273,7 +301,7 @@ class DeviceCalibration:
         a max over a contiguous 7x7 map of similar size); the memory points' bandwidth for its size
         when none was calibrated (a device file from before that kind was measured) or the depth is
         unknown."""
-        candidates = [p for p in self.points if p.kind == kind and p.depth]
+        candidates = [p for p in self._index.by_kind.get(kind, ()) if p.depth]
         if not candidates or not depth:
             return self.bandwidth_for(moved_bytes, "memory")
         size, reach = math.log10(max(moved_bytes, 1)), math.log10(depth)
@@ -294,7 +322,7 @@ class DeviceCalibration:
         reuse distance) per input) + the per-op cost."""
         kind = op_kind(op, macs, depth)
         compute = 2.0 * macs / (self.compute_tflops(kind, macs, moved_bytes, depth, stride) * 1e12) if macs else 0.0
-        if kind == "memory" and moved_bytes and not written and any(p.kind == "in_place" for p in self.points):
+        if kind == "memory" and moved_bytes and not written and "in_place" in self._index.by_kind:
             kind = "in_place"  # writes where it read (or into a tensor it was given): no new output to fetch
         if kind in NEAREST_KINDS:
             bandwidth = self.reduction_gbs(kind, moved_bytes, depth, stride)
@@ -316,7 +344,7 @@ class DeviceCalibration:
         CBAM-ResNet-50 at batch 1, the gating products' outputs landed in memory last touched a median
         of 6-21 MiB of traffic before (benchmarks/cold_writes.py), and a write past the caches ran
         2.4-6x slower than calibrate's warm copy of the same size."""
-        if not written or not any(p.kind == "cold_write" for p in self.points):
+        if not written or "cold_write" not in self._index.by_kind:
             return 0.0
         moved = 2 * written  # the calibrated copy reads as many bytes as it writes
         cold = moved / (self.bandwidth_for(moved, "cold_write") * 1e9)
@@ -351,14 +379,13 @@ class DeviceCalibration:
         0.45-0.8 of the looped prediction."""
         if not self.cache_bytes or not reads:
             return 0.0
-        colds = [p for p in self.points if p.kind == "cold_read"]
-        warms = [p for p in self.points if p.kind == "read"]
+        colds, warms = self._index.per_byte.get("cold_read"), self._index.per_byte.get("read")
         if not colds or not warms:
             return 0.0
         seconds = 0.0
         for size, distance in reads:
             if size > 0 and distance > self.cache_bytes:
-                seconds += max(_seconds_per_byte(colds, size) - _seconds_per_byte(warms, size), 0.0) * size
+                seconds += max(_log_interpolated(colds, size) - _log_interpolated(warms, size), 0.0) * size
         return seconds
 
     @property
@@ -547,13 +574,6 @@ class DeviceCalibration:
         except RecursionError:
             raise SenetError(f"device file {path} is not a device file: JSON nested too deeply") from None
         return cls.from_dict(data, f"device file {path}")
-
-
-def _seconds_per_byte(points: list[RatePoint], size: int) -> float:
-    """Seconds per byte of `points`' medians (per-op cost included: it cancels in a difference of two
-    kinds at one size, where taking it off a sum faster than the cost would not), interpolated in log
-    bytes (`_log_interpolated`)."""
-    return _log_interpolated(sorted((p.bytes, p.median_us * 1e-6 / p.bytes) for p in points if p.bytes > 0), size)
 
 
 def _log_interpolated(points: list[tuple[int, float]], size: int) -> float:
