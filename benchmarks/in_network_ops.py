@@ -2,15 +2,16 @@
 
 `attention_ops.py` times each attention module alone; a module's ops run differently inside the
 network, after the backbone's long convolutions. This script times every op of a forward pass IN
-the network: a TorchDispatchMode takes the wall clock around each dispatched op (the op alone: the
-modules' Python and the mode's own bookkeeping fall outside), one thread, the models interleaved run
-by run (drift of the machine hits all alike), the median over the runs per op. count's trace of the
-same model, priced with a device file (`forward_predictor`: the per-op cost and the after-op
-fraction included), gives each op's prediction. Ops are grouped by (attention or backbone, op name)
-and matched by module path and op name (views and allocations, which count does not trace, are
-timed but listed apart). Printed per model: each group's measured and predicted microseconds; for
-each model after the first (the baseline), what its attention ops took and what its backbone's ops
-took more or less than the baseline's.
+the network: a TorchDispatchMode reads the wall clock right before and right after each dispatched
+op (the op alone: the modules' Python and the mode's own bookkeeping fall outside), one thread, the
+models interleaved run by run (drift of the machine hits all alike), the median over the runs per
+op. count's trace of the same model, priced with a device file (`forward_predictor`: the per-op cost
+and the after-op fraction included), gives each op's prediction. Ops are grouped by (attention or
+backbone, op name) and matched by module path and op name (views and allocations, which count does
+not trace, are timed and listed apart; an op count traced under another name, or not at that
+module, gets a row of its own, marked). Printed per model: each group's measured and predicted
+microseconds; for each model after the first (the baseline), what its attention ops took and what
+its backbone's ops took more or less than the baseline's.
 
 Then, with --tiny, tiny ops of an SE block (the squeeze's mean, its 1x1 convs, ReLU, sigmoid, batch
 norm) timed looped, right after a 3x3 conv of ResNet's first stage and after a 64 MiB sweep: what an
@@ -41,13 +42,32 @@ from senet_cli.count.latency import DeviceCalibration
 from senet_cli.zoo import build_model
 
 TRACED_AS = {"conv2d": "convolution", "conv1d": "convolution", "batch_norm": "native_batch_norm",
-             "max_pool2d": "max_pool2d_with_indices", "adaptive_avg_pool2d": "mean", "linear": "addmm"}
+             "max_pool2d": "max_pool2d_with_indices", "adaptive_avg_pool2d": "mean", "linear": "addmm",
+             "softmax": "_softmax", "log_softmax": "_log_softmax", "layer_norm": "native_layer_norm",
+             "group_norm": "native_group_norm"}
 """Ops as inference mode dispatches them (what `senet profile` times) -> as count traces them (under
-no_grad on the meta device, where they decompose): the same kernels, matched by these names."""
+no_grad on the meta device, where they decompose): the same kernels, matched by these names.
+`matmul` and `einsum` are named by their operands (`_product_name`)."""
+UNTRACED = "untraced (views, allocations)"
+"""The row of ops count does not trace because they move nothing."""
+
+
+def _product_name(args: Any) -> str:
+    """A matmul or einsum as count traces it: mm for two matrices, bmm for batches of them."""
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    return "mm" if len(tensors) == 2 and all(t.dim() == 2 for t in tensors) else "bmm"
+
+
+def _moves_nothing(func: Any) -> bool:
+    """A view (its schema's outputs alias an input) or an allocation (empty*, new_empty*)."""
+    returns = func._schema.returns
+    view = bool(returns) and all(r.alias_info is not None and not r.alias_info.is_write for r in returns)
+    return view or op_name(func.overloadpacket).lstrip("_").startswith(("empty", "new_empty"))
 
 
 class _OpTimer(TorchDispatchMode):
-    """Appends (module path, op name, seconds) for every op dispatched inside."""
+    """Appends (module path, op name as count traces it, seconds; UNTRACED for a view or allocation)
+    for every op dispatched inside. The clock is read right around the op."""
 
     def __init__(self, record: list[tuple[str, str, float]], stack: list[str]) -> None:
         super().__init__()
@@ -57,8 +77,13 @@ class _OpTimer(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         started = time.perf_counter()
         out = func(*args, **(kwargs or {}))
+        seconds = time.perf_counter() - started
         name = op_name(func.overloadpacket)
-        self.record.append((self.stack[-1], TRACED_AS.get(name, name), time.perf_counter() - started))
+        if _moves_nothing(func):
+            name = UNTRACED
+        elif name in ("matmul", "einsum"):
+            name = _product_name(args if name == "matmul" else args[1])
+        self.record.append((self.stack[-1], TRACED_AS.get(name, name), seconds))
         return out
 
 
@@ -186,6 +211,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     calibration = DeviceCalibration.load(args.calibration)
+    if calibration.threads != args.threads:
+        raise SystemExit(f"{args.calibration} was calibrated on {calibration.threads} thread(s), not {args.threads}: "
+                         f"pass --threads {calibration.threads} or calibrate again")
     names = args.models.split(",")
     models = {name: build_model(name).eval() for name in names}
     x = torch.randn(args.batch, 3, 224, 224)
@@ -199,7 +227,9 @@ def main() -> None:
         charged = predicted(model, args.batch, calibration)
         groups: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
         for (path, op), seconds in measured[name].items():
-            key = group(path, op, attention) if (path, op) in charged else "untraced (views, allocations)"
+            key = UNTRACED if op == UNTRACED else group(path, op, attention)
+            if op != UNTRACED and (path, op) not in charged:
+                key += " (not in count's trace here)"  # named apart: never silently in another row
             groups[key][0] += seconds
         for (path, op), seconds in charged.items():
             groups[group(path, op, attention)][1] += seconds

@@ -1019,7 +1019,6 @@ def test_an_op_writing_nothing_new_takes_the_in_place_bandwidth_where_the_file_m
         DeviceCalibration.from_dict(data | {"schema": 5})
 
 
-
 def test_the_points_are_indexed_once_per_calibration_and_a_copy_with_other_points_gets_its_own_index():
     """count prices every op against a per-kind index built on first use (scanning every point per
     op took 30 us an op on CBAM-ResNet-50); a copy made with other points (latency_ablation.py's
@@ -1032,6 +1031,7 @@ def test_the_points_are_indexed_once_per_calibration_and_a_copy_with_other_point
     assert fewer.op_seconds("relu", 0, 10**6) == pytest.approx(1e6 / 10e9 + 5e-6)
     assert device.op_seconds("relu", 0, 10**6) == pytest.approx(1e6 / 40e9 + 5e-6)
     assert "_index" not in device.to_dict() and DeviceCalibration.from_dict(device.to_dict()) == device
+
 
 def test_the_trace_gives_each_input_its_reuse_distance_in_bytes_moved_since_it_was_last_touched():
     import torch
