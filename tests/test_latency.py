@@ -76,6 +76,28 @@ def test_the_shape_class_is_the_nearest_in_macs_and_depth():
     assert device.op_seconds("convolution", 10**7, 10**3, 9) == pytest.approx(2e7 / 1e10)
 
 
+
+def test_a_batched_product_takes_the_rate_of_the_calibrated_one_alike_in_macs_per_byte():
+    """GC's context pooling is a matrix-vector product per image (0.25 MACs per byte), a non-local
+    block's affinity a matrix-matrix one (18 MACs per byte); a non-local product on a 7x7 map, near
+    a GC point in MACs and depth, took the GC point's rate, 1/50 of its own, before bmm shapes were
+    also told apart by MACs per byte (nonlocal_resnet18's products at batch 1 predicted 2,757 us,
+    measured 573 in the network). Convs and matmuls keep (MACs, depth)."""
+    device = replace(synthetic(), points=(
+        *synthetic().points,
+        RatePoint("bmm", "GC context 1024 @14, batch 8", 1_605_632, 6_461_568, 0.0, 0.002, depth=196, batch=8),
+        RatePoint("bmm", "non-local affinity 196x256 @14", 9_834_496, 555_072, 0.0, 0.1, depth=256, batch=1)))
+    nonlocal_7x7 = dict(macs=1_229_312, moved_bytes=163_856, depth=128)  # 7.5 MACs per byte
+    gc_like = dict(macs=1_605_632, moved_bytes=6_461_568, depth=196)
+    assert device.compute_tflops("bmm", **nonlocal_7x7) == 0.1
+    assert device.compute_tflops("bmm", **gc_like) == 0.002
+    assert device.op_seconds("bmm", 1_229_312, 163_856, depth=128) == pytest.approx(2 * 1_229_312 / 0.1e12 + 5e-6)
+    # a conv keeps (MACs, depth): the point of its depth, though the other is alike in MACs per byte
+    convs = replace(synthetic(), points=(RatePoint("conv", "depth 9", 10**6, 10**6, 0.0, 0.01, depth=9),
+                                         RatePoint("conv", "depth 10", 10**6, 10**4, 0.0, 1.0, depth=10),
+                                         *synthetic().points[3:]))
+    assert convs.compute_tflops("conv", 10**6, 10**4, depth=9) == 0.01
+
 def test_a_strided_conv_takes_the_rate_of_a_strided_one():
     """A 1x1 conv with stride 2 ran 1.2-2.2x slower per MAC than the same conv on the halved map: with
     the stride traced (aten.convolution's argument) and calibrated, it picks the strided point; a

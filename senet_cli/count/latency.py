@@ -148,6 +148,14 @@ READ_KINDS = frozenset({"read", "cold_read"})
 """Kinds that only price the cold-read term: a sum reads at rates no op is charged at (on this
 project's CPU a looped sum of 1 MiB ran at 89-127 GB/s in the L2), so they are not the device's
 bandwidth."""
+INTENSITY_KINDS = frozenset({"bmm"})
+"""Compute kinds whose nearest calibrated shape is also chosen by MACs per byte, beside MACs and
+depth: a batched product is a matrix-vector product per image in GC (0.25 MACs per byte, 0.002-0.03
+TFLOPS on this project's EPYC) and a matrix-matrix one in a non-local block (7-18 MACs per byte, 0.09
+TFLOPS), and a non-local product on a 7x7 map, near a GC shape in MACs and depth, took the GC rate
+(nonlocal_resnet18 at batch 1: its products predicted 2,757 us, 573 measured in the network; 465
+predicted with this). Not convs or matmuls: their rate follows MACs and depth, and adding MACs per
+byte made the validation's worst row 44-46% where it was 25-27%."""
 NEAREST_KINDS = frozenset({"max_reduce", "sum_reduce", "batch_norm", "channelwise"})
 """Bytes kinds whose rate is the nearest calibrated point's in (log bytes, log depth[, log stride]):
 reductions (depth: elements reduced into each output) and per-channel ops (depth: the map's elements
@@ -269,8 +277,9 @@ class DeviceCalibration:
     def compute_tflops(self, kind: str, macs: int, moved_bytes: int, depth: int = 0, stride: int = 0) -> float:
         """The achieved rate of the calibrated shape nearest to (macs, depth, stride) in log space,
         among points of the same kind (of any compute kind when that kind was not calibrated); MACs
-        per byte stand in for depth where either depth is unknown (0); the stride counts where both
-        know it (a strided 1x1 conv reads its input sparsely and ran 1.2-2.2x slower per MAC)."""
+        per byte stand in for depth where either depth is unknown (0), and count beside it for a
+        batched product (INTENSITY_KINDS); the stride counts where both know it (a strided 1x1 conv
+        reads its input sparsely and ran 1.2-2.2x slower per MAC)."""
         candidates = self._index.by_kind.get(kind) or self._index.compute
         if not candidates:
             return math.inf
@@ -282,7 +291,9 @@ class DeviceCalibration:
             else:
                 shape = math.log10(max(point.macs, 1) / max(point.bytes, 1)) - intensity
             apart = math.log10(point.stride) - math.log10(stride) if stride and point.stride else 0.0
-            return (math.log10(max(point.macs, 1)) - size) ** 2 + shape**2 + apart**2
+            reuse = (math.log10(max(point.macs, 1) / max(point.bytes, 1)) - intensity
+                     if depth and point.depth and kind in INTENSITY_KINDS else 0.0)
+            return (math.log10(max(point.macs, 1)) - size) ** 2 + shape**2 + apart**2 + reuse**2
 
         return min(candidates, key=distance).rate
 
