@@ -37,7 +37,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from senet_cli.attention.base import AttentionModule
 from senet_cli.count.dispatch import trace_costs
-from senet_cli.count.formulas import op_name
+from senet_cli.count.formulas import moved_bytes, op_name
 from senet_cli.count.latency import DeviceCalibration
 from senet_cli.zoo import build_model
 
@@ -58,13 +58,6 @@ def _product_name(args: Any) -> str:
     return "mm" if len(tensors) == 2 and all(t.dim() == 2 for t in tensors) else "bmm"
 
 
-def _moves_nothing(func: Any) -> bool:
-    """A view (its schema's outputs alias an input) or an allocation (empty*, new_empty*)."""
-    returns = func._schema.returns
-    view = bool(returns) and all(r.alias_info is not None and not r.alias_info.is_write for r in returns)
-    return view or op_name(func.overloadpacket).lstrip("_").startswith(("empty", "new_empty"))
-
-
 class _OpTimer(TorchDispatchMode):
     """Appends (module path, op name as count traces it, seconds; UNTRACED for a view or allocation)
     for every op dispatched inside. The clock is read right around the op."""
@@ -79,7 +72,7 @@ class _OpTimer(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         seconds = time.perf_counter() - started
         name = op_name(func.overloadpacket)
-        if _moves_nothing(func):
+        if not moved_bytes(func, args, kwargs or {}, out):  # a view or an allocation, as count decides it
             name = UNTRACED
         elif name in ("matmul", "einsum"):
             name = _product_name(args if name == "matmul" else args[1])

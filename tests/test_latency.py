@@ -76,7 +76,6 @@ def test_the_shape_class_is_the_nearest_in_macs_and_depth():
     assert device.op_seconds("convolution", 10**7, 10**3, 9) == pytest.approx(2e7 / 1e10)
 
 
-
 def test_a_batched_product_takes_the_rate_of_the_calibrated_one_alike_in_macs_per_byte():
     """GC's context pooling is a matrix-vector product per image (0.25 MACs per byte), a non-local
     block's affinity a matrix-matrix one (18 MACs per byte); a non-local product on a 7x7 map, near
@@ -97,6 +96,7 @@ def test_a_batched_product_takes_the_rate_of_the_calibrated_one_alike_in_macs_pe
                                          RatePoint("conv", "depth 10", 10**6, 10**4, 0.0, 1.0, depth=10),
                                          *synthetic().points[3:]))
     assert convs.compute_tflops("conv", 10**6, 10**4, depth=9) == 0.01
+
 
 def test_a_strided_conv_takes_the_rate_of_a_strided_one():
     """A 1x1 conv with stride 2 ran 1.2-2.2x slower per MAC than the same conv on the halved map: with

@@ -286,13 +286,13 @@ class DeviceCalibration:
         size, intensity = math.log10(max(macs, 1)), math.log10(max(macs, 1) / max(moved_bytes, 1))
 
         def distance(point: RatePoint) -> float:
+            reuse = math.log10(max(point.macs, 1) / max(point.bytes, 1)) - intensity  # MACs per byte apart
             if depth and point.depth:
                 shape = math.log10(point.depth) - math.log10(depth)
+                reuse = reuse if kind in INTENSITY_KINDS else 0.0
             else:
-                shape = math.log10(max(point.macs, 1) / max(point.bytes, 1)) - intensity
+                shape, reuse = reuse, 0.0  # MACs per byte stand in for the depth
             apart = math.log10(point.stride) - math.log10(stride) if stride and point.stride else 0.0
-            reuse = (math.log10(max(point.macs, 1) / max(point.bytes, 1)) - intensity
-                     if depth and point.depth and kind in INTENSITY_KINDS else 0.0)
             return (math.log10(max(point.macs, 1)) - size) ** 2 + shape**2 + apart**2 + reuse**2
 
         return min(candidates, key=distance).rate
@@ -367,7 +367,7 @@ class DeviceCalibration:
         `cold_write_seconds` at 1 MiB): the cold-write term in one figure; None without cold_write
         points (no output pays), 0 when the cold copy of that size ran no slower than the warm one
         (other sizes may still pay)."""
-        if not any(p.kind == "cold_write" for p in self.points):
+        if "cold_write" not in self._index.by_kind:
             return None
         return self.cold_write_seconds(2**20) * 1e6
 
@@ -404,7 +404,7 @@ class DeviceCalibration:
         """What each MiB of a 1 MiB input read past the caches pays (microseconds per MiB,
         `cold_read_seconds` at 1 MiB): the cold-read term in one figure; None without cold_read
         points or cache_bytes (no input pays)."""
-        if not self.cache_bytes or not all(any(p.kind == kind for p in self.points) for kind in READ_KINDS):
+        if not self.cache_bytes or not READ_KINDS <= self._index.by_kind.keys():
             return None
         return self.cold_read_seconds([(2**20, FIRST_TOUCH)]) * 1e6
 
