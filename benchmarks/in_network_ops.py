@@ -138,7 +138,8 @@ def predicted(model: nn.Module, batch: int, calibration: DeviceCalibration) -> d
     predict = calibration.forward_predictor()
     out: dict[tuple[str, str], float] = collections.defaultdict(float)
     for op in trace.ops:
-        out[(op.module, op.op)] += predict(op.op, op.macs, op.bytes, op.depth, op.stride, op.written, op.reads)
+        out[(op.module, op.op)] += predict(op.op, op.macs, op.bytes, op.depth, op.stride, op.written, op.reads,
+                                           op.width)
     return out
 
 

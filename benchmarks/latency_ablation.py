@@ -67,6 +67,10 @@ def main() -> None:
         "without cold writes or cold reads": without(calibration, ("cold_write", "read", "cold_read")),
         "without the in-place points": without(calibration, ("in_place",)),
         "without the after-op fraction": replace(calibration, after_op_fraction=0.0),
+        "without the pointwise points": without(calibration, ("pointwise",)),
+        "without the convs' widths": replace(calibration,
+                                             points=tuple(replace(p, width=0) for p in calibration.points)),
+        "without the cold-op cost": replace(calibration, cold_op_us=0.0),
         "without batch_norm/channelwise": without(calibration, PER_CHANNEL),
         "without those and the strided/expanding convs": without(calibration, PER_CHANNEL, NEW_CONVS),
     }

@@ -139,7 +139,8 @@ def test_the_per_op_cost_is_all_a_tiny_op_takes():
                                                ("mul", 0), ("native_batch_norm", 0))] == [
         "conv", "bmm", "sum_reduce", "max_reduce", "max_reduce", "max_pool", "avg_pool", "memory", "batch_norm"]
     assert op_kind("addmm", 1) == "matmul" and op_kind("baddbmm", 1) == "bmm"
-    assert op_kind("mul", 0, depth=49) == "channelwise" and op_kind("sigmoid", 0, depth=49) == "memory"
+    assert op_kind("mul", 0, depth=49) == "channelwise" and op_kind("relu", 0, depth=49) == "memory"
+    assert op_kind("sigmoid", 0) == "pointwise" and op_kind("_softmax", 0) == "pointwise"
 
 
 def test_per_channel_ops_are_traced_with_the_map_each_channel_covers():
@@ -299,7 +300,8 @@ def test_calibrate_measures_and_writes_its_schema(tmp_path):
                             linear_shapes=(("linear 64->10", 64, 10),), memory_bytes=(2**12, 2**16),
                             cold_bytes=(2**12,), cold_pool_bytes=2**16,
                             reduce_maps=((8, 8),), batch_norm_maps=((4, 8),), channel_maps=((4, 8),),
-                            bmm_shapes=(("context", 4, 64, 1),))
+                            bmm_shapes=(("context", 4, 64, 1),), pointwise_ops=("silu", "_softmax"),
+                            pointwise_bytes=(2**12 * 784 // 1024,))
     data = calibration.to_dict()
     assert set(data) >= {"schema", "device", "name", "dtype", "threads", "op_cost_us", "peak_tflops", "bandwidth_gbs",
                          "points", "torch_version", "created", "seconds", "method", "units"}
@@ -315,6 +317,10 @@ def test_calibrate_measures_and_writes_its_schema(tmp_path):
     conv = next(p for p in data["points"] if p["kind"] == "conv")
     assert conv["macs"] == 16 * 16 * 9 * 16 * 16 and conv["bytes"] == 4 * (2 * 16 * 16 * 16 + 16 * 16 * 9)
     assert conv["depth"] == 16 * 9 and conv["stride"] == 1  # MACs per output element; its spatial stride
+    assert conv["width"] == 16 and conv["op"] == "" and all(p["width"] == 0 for p in data["points"] if p is not conv)
+    silu, softmax = (next(p for p in data["points"] if p["kind"] == "pointwise" and p["op"] == op)
+                     for op in ("silu", "_softmax"))
+    assert silu["bytes"] == softmax["bytes"] == 2 * 4 * 784 and silu["label"] == "silu, 0.00299072 MiB"  # read, write
     copy = next(p for p in data["points"] if p["kind"] == "memory")
     assert copy["bytes"] == 2 * 2**12  # x * 2.0: read once, written once
     norm = next(p for p in data["points"] if p["kind"] == "batch_norm")
@@ -333,7 +339,7 @@ def test_calibrate_measures_every_point_in_interleaved_rounds_within_its_budget(
 
     tiny = dict(threads=1, batches=(1,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
                 linear_shapes=(("linear 16->4", 16, 4),), memory_bytes=(2**12,), cold_bytes=(), reduce_maps=(),
-                batch_norm_maps=(), channel_maps=(), bmm_shapes=(), after_op_pairs=())
+                batch_norm_maps=(), channel_maps=(), bmm_shapes=(), pointwise_ops=(), after_op_pairs=())
     steps: list[tuple[int, int]] = []
     calibration = calibrate("cpu", rounds=5, on_step=lambda done, total: steps.append((done, total)), **tiny)
     assert "in 5 interleaved rounds" in calibration.method
@@ -404,7 +410,7 @@ def test_every_measurement_runs_on_the_thread_count_calibrate_was_given():
         assert counts and set(counts) == {2}
         tiny = dict(batches=(1,), min_run_time=0.001, rounds=1, conv_shapes=(), linear_shapes=(("linear 4->4", 4, 4),),
                     memory_bytes=(2**12,), cold_bytes=(), reduce_maps=(), batch_norm_maps=(), channel_maps=(),
-                    bmm_shapes=())
+                    bmm_shapes=(), pointwise_ops=())
         assert calibrate("cpu", threads=3, **tiny).threads == 3
         assert torch.get_num_threads() == 3  # what calibrate set is what it measured with and recorded
     finally:
@@ -572,7 +578,7 @@ def test_count_and_profile_share_the_roofline_keys(tmp_path):
     report = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=1, warmup=0, threads=1, roofline=str(path))
     profiled = report.to_dict()["roofline"]
     shared = {"device", "peak_tflops", "bandwidth_gbs", "source", "calibrated", "op_cost_us", "after_op_fraction",
-              "cold_write_us_per_mib", "cold_read_us_per_mib", "cache_bytes"}
+              "cold_write_us_per_mib", "cold_read_us_per_mib", "cache_bytes", "cold_op_us"}
     per_mib, read_per_mib = cold().cold_write_us_per_mib, cold_reads().cold_read_us_per_mib
     assert per_mib > 0 and counted["cold_write_us_per_mib"] == pytest.approx(per_mib)
     assert read_per_mib > 0 and counted["cold_read_us_per_mib"] == pytest.approx(read_per_mib)
@@ -582,8 +588,9 @@ def test_count_and_profile_share_the_roofline_keys(tmp_path):
 
     headers, (row,) = csv_rows([report])
     assert row[headers.index("cold_write_us_per_mib")] == pytest.approx(per_mib)  # the CSV holds what the JSON does
-    assert row[headers.index("cold_read_us_per_mib")] == pytest.approx(read_per_mib) and headers[-1] == \
-        "cold_read_us_per_mib"  # new columns go last: a script's column numbers keep
+    assert row[headers.index("cold_read_us_per_mib")] == pytest.approx(read_per_mib) and headers[-2:] == \
+        ["cold_read_us_per_mib", "cold_op_us"]  # new columns go last: a script's column numbers keep
+    assert row[-1] == counted["cold_op_us"] == 0.0  # cold_reads() measured none
 
 
 def test_profile_puts_the_median_next_to_the_prediction(tmp_path):
@@ -648,7 +655,7 @@ def test_hostile_device_files_get_one_line_that_names_what_is_wrong(tmp_path):
     refused(None, "nested too deeply", text="[" * 100_000 + "]" * 100_000)
     refused(None, f"at most {MAX_FILE_BYTES // 2**20} MiB are read", text=" " * (MAX_FILE_BYTES + 1))
     refused({**good, "points": [good["points"][0]] * (MAX_POINTS + 1)}, "points; senet calibrate writes about 100")
-    refused({**good, "schema": 7}, "has schema 7; this senet reads schema 1, 2, 3, 4, 5 and 6")
+    refused({**good, "schema": 8}, "has schema 8; this senet reads schema 1, 2, 3, 4, 5, 6 and 7")
     refused({**good, "schema": True}, "is not a `senet calibrate` device file")
     refused({**good, "points": 5}, "'points' must be a list")
     refused({**good, "threads": None}, "threads must be a whole number, got None")
@@ -730,7 +737,7 @@ def test_calibrate_records_the_load_and_the_cpus(monkeypatch):
     monkeypatch.setattr(calibrate_module, "_load_average", lambda: next(loads))
     tiny = dict(batches=(1,), min_run_time=0.001, rounds=1, conv_shapes=(), linear_shapes=(("linear 4->4", 4, 4),),
                 memory_bytes=(2**12,), cold_bytes=(), reduce_maps=(), batch_norm_maps=(), channel_maps=(),
-                    bmm_shapes=())
+                    bmm_shapes=(), pointwise_ops=())
     calibration = calibrate_module.calibrate("cpu", threads=1, **tiny)
     assert (calibration.load_before, calibration.load_after, calibration.cpu_count) == (1.5, 2.5, os.cpu_count())
 
@@ -771,7 +778,7 @@ def test_the_after_op_fraction_is_read_checked_and_absent_from_older_files():
                             ("threads", "1", "threads must be a whole number, got '1'"),
                             ("op_cost_us", "5.3", "op_cost_us must be a number, got '5.3'"),
                             ("rounds", True, "rounds must be a whole number, got True"),
-                            ("schema", 3.0, "has schema 3.0; this senet reads schema 1, 2, 3, 4, 5 and 6")):
+                            ("schema", 3.0, "has schema 3.0; this senet reads schema 1, 2, 3, 4, 5, 6 and 7")):
         with pytest.raises(SenetError, match=re.escape(said)):
             DeviceCalibration.from_dict(data | {name: bad})
     with pytest.raises(SenetError, match="^the device file lacks 'threads'$"):
@@ -779,14 +786,15 @@ def test_the_after_op_fraction_is_read_checked_and_absent_from_older_files():
 
 
 def test_calibrate_measures_the_after_op_fraction_on_conv_and_batch_norm_pairs():
-    from senet_cli.profile.calibrate import after_op_fraction, calibrate
+    from senet_cli.profile.calibrate import after_op_costs, calibrate
 
     tiny = dict(threads=1, batches=(1,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
                 linear_shapes=(), memory_bytes=(2**12,), cold_bytes=(), reduce_maps=(), batch_norm_maps=(),
-                channel_maps=(), bmm_shapes=(), after_op_pairs=(("3x3 32->32 @28", 32, 32, 3, 28),))
+                channel_maps=(), bmm_shapes=(), pointwise_ops=(), after_op_pairs=(("3x3 32->32 @28", 32, 32, 3, 28),))
     steps: list[tuple[int, int]] = []
     calibration = calibrate("cpu", rounds=1, on_step=lambda done, total: steps.append((done, total)), **tiny)
     assert 0.0 <= calibration.after_op_fraction <= 1.0 and "after-op fraction: 1 convs" in calibration.method
+    assert calibration.cold_op_us > 0 and "cold-op cost: 5 tiny ops" in calibration.method
     assert steps[-1][0] == steps[-1][1] and len(steps) == steps[-1][1]  # the pair is one step of the progress
     import torch
     from torch import nn
@@ -803,7 +811,85 @@ def test_calibrate_measures_the_after_op_fraction_on_conv_and_batch_norm_pairs()
             return x.view(1, 1)
 
     norm = Sleeps()
-    assert after_op_fraction([(Sleeps(), torch.ones(1), norm)], 5) == pytest.approx(0.5, abs=0.2)
+    assert after_op_costs([(Sleeps(), torch.ones(1), norm)], 5) == (pytest.approx(0.5, abs=0.2), 0.0)
+
+
+def test_calibrate_measures_the_cold_op_cost_and_nets_it_out_of_the_after_op_fraction():
+    """A tiny op that takes 1 ms more after the long op and another op than looped: a cold-op cost of
+    1,000 us; a batch norm that takes 1.5 ms more right after a 2 ms conv then pays (1.5 - 1) / 2 =
+    0.25 of the conv as the after-op fraction, beyond the cold-op cost it pays too."""
+    import torch
+    from torch import nn
+
+    from senet_cli.profile.calibrate import after_op_costs
+
+    class Ticks(nn.Module):
+        """Sleeps `slow` s on the call after `trigger` (a module) last ran, else `fast`."""
+
+        def __init__(self, fast: float, slow: float) -> None:
+            super().__init__()
+            self.fast, self.slow, self.armed = fast, slow, False
+
+        def forward(self, x):
+            import time
+            time.sleep(self.slow if self.armed else self.fast)
+            self.armed = False
+            return x
+
+    norm, tiny = Ticks(0.0, 0.0015), Ticks(0.0, 0.001)
+
+    class Conv(nn.Module):
+        def forward(self, x):
+            import time
+            time.sleep(0.002)
+            norm.armed = tiny.armed = True
+            return x
+
+    fraction, cold_us = after_op_costs([(Conv(), torch.ones(1), norm)], 7, tiny=[(tiny, torch.ones(1))],
+                                       warm=(nn.Identity(), torch.ones(1)))
+    assert cold_us == pytest.approx(1000, abs=400) and fraction == pytest.approx(0.25, abs=0.15)
+
+
+def test_an_op_pays_the_cold_op_cost_when_no_op_of_its_name_ran_within_the_caches_traffic():
+    """forward_predictor charges cold_op_us to an op when the ops since one of its name last started
+    (that one's own bytes included) moved more than cache_bytes, or none ran; not without a measured
+    cost or a known cache size (a file from before schema 7)."""
+    calibration = replace(synthetic(), cold_op_us=20.0, cache_bytes=10**5)
+    times = {op: calibration.op_seconds(op, macs, moved) for op, macs, moved in (
+        ("convolution", 10**8, 10**6), ("relu", 0, 100), ("add", 0, 1000))}
+    predict = calibration.forward_predictor()
+    cold = 20e-6
+    assert predict("convolution", 10**8, 10**6) == pytest.approx(times["convolution"] + cold)  # the first
+    assert predict("convolution", 10**8, 10**6) == pytest.approx(times["convolution"] + cold)  # 1 MB since
+    assert predict("relu", 0, 100) == pytest.approx(times["relu"] + cold)
+    assert predict("relu", 0, 100) == pytest.approx(times["relu"])  # 100 bytes since the last ReLU started
+    assert predict("add", 0, 1000) == pytest.approx(times["add"] + cold)
+    assert predict("relu", 0, 100) == pytest.approx(times["relu"])  # 1,100 bytes since
+    assert predict("add", 0, 1000) == pytest.approx(times["add"])
+    assert predict("convolution", 10**8, 10**6) == pytest.approx(times["convolution"] + cold)  # the last one's 1 MB
+    assert predict("relu", 0, 100) == pytest.approx(times["relu"] + cold)  # the conv's 1 MB since
+    for without in (replace(calibration, cold_op_us=0.0), replace(calibration, cache_bytes=0)):
+        assert without.forward_predictor()("relu", 0, 100) == pytest.approx(times["relu"])
+    devices = {c: calibrated_device(replace(calibration, cold_op_us=c)) for c in (0.0, 20.0)}
+    counted = {c: senet_cli.count("resnet18_cifar", roofline=dev).roofline for c, dev in devices.items()}
+    assert counted[20.0].predicted_ms > counted[0.0].predicted_ms >= counted[0.0].ms == counted[20.0].ms
+    assert counted[20.0].cold_op_us == 20.0
+
+
+def test_the_cold_op_cost_is_read_checked_and_absent_from_older_files():
+    data = replace(synthetic(), cold_op_us=24.5, cache_bytes=2**20).to_dict()
+    assert data["cold_op_us"] == 24.5 and "cold_op_us" in data["units"]
+    assert DeviceCalibration.from_dict(data).cold_op_us == 24.5
+    older = {key: value for key, value in data.items() if key != "cold_op_us"} | {"schema": 6}
+    assert DeviceCalibration.from_dict(older).cold_op_us == 0.0  # schema 6: no op pays for running cold
+    for bad, said in ((-1.0, "cold_op_us must be a number of microseconds from 0 to 1e6, got -1.0"),
+                      (float("nan"), "cold_op_us must be a number of microseconds from 0 to 1e6"),
+                      (1e7, "cold_op_us must be a number of microseconds from 0 to 1e6, got 10000000.0"),
+                      ("24.5", "cold_op_us must be a number, got '24.5'"), (True, "cold_op_us must be a number")):
+        with pytest.raises(SenetError, match=re.escape(said)):
+            DeviceCalibration.from_dict(data | {"cold_op_us": bad})
+    with pytest.raises(SenetError, match="cold_op_us came with schema 7; this file is schema 6"):
+        DeviceCalibration.from_dict(data | {"schema": 6})
 
 
 def test_the_speed_probe_times_one_fixed_product_per_measurement():
@@ -827,13 +913,13 @@ def test_calibrate_records_the_speed_probe_and_each_points_batch():
 
     tiny = dict(threads=1, batches=(2,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
                 linear_shapes=(("linear 16->4", 16, 4),), memory_bytes=(2**12,), cold_bytes=(), reduce_maps=(),
-                batch_norm_maps=(), channel_maps=(), bmm_shapes=(), after_op_pairs=())
+                batch_norm_maps=(), channel_maps=(), bmm_shapes=(), pointwise_ops=(), after_op_pairs=())
     calibration = calibrate("cpu", rounds=3, **tiny)
     assert calibration.probe_us > 0 and "speed probe: a 512 x 512" in calibration.method
     assert {p.label: p.batch for p in calibration.points if p.kind in ("memory", "conv", "matmul")} == {
         "x * 2.0, 0.00390625 MiB": 0, "conv 3x3 8->8 @8, batch 2": 2, "linear 16->4, batch 2": 2}
     data = calibration.to_dict()
-    assert data["schema"] == 6 and data["probe_us"] == calibration.probe_us and "probe_us" in data["units"]
+    assert data["schema"] == 7 and data["probe_us"] == calibration.probe_us and "probe_us" in data["units"]
     assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration
     unprobed = calibrate("cpu", rounds=1, speed_probe=False, **tiny)
     assert unprobed.probe_us == 0.0 and "speed probe" not in unprobed.method
@@ -1138,7 +1224,7 @@ def test_calibrate_measures_cold_writes_round_a_pool_and_a_schema_4_file_with_on
     assert copy.deepcopy(scale)(torch.ones(24)).data_ptr() - pool.data_ptr() == 24 * 4
     tiny = dict(threads=1, batches=(1,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
                 linear_shapes=(), memory_bytes=(2**12, 2**16), cold_bytes=(2**12, 2**16), cold_pool_bytes=2**20,
-                reduce_maps=(), batch_norm_maps=(), channel_maps=(), bmm_shapes=(), after_op_pairs=())
+                reduce_maps=(), batch_norm_maps=(), channel_maps=(), bmm_shapes=(), pointwise_ops=(), after_op_pairs=())
     calibration = calibrate("cpu", rounds=2, **tiny)
     colds = [p for p in calibration.points if p.kind == "cold_write"]
     assert [(p.bytes, p.batch) for p in colds] == [(2 * 2**12, 0), (2 * 2**16, 0)]  # x * 2.0: read, written
@@ -1150,7 +1236,7 @@ def test_calibrate_measures_cold_writes_round_a_pool_and_a_schema_4_file_with_on
     assert any(note.startswith("cold_write: the memory points' copy") for note in table.notes)
     assert ("cold_write", "x * 2.0 into cold memory, 0.00390625 MiB") in [row[:2] for row in table.rows]
     data = calibration.to_dict()
-    assert data["schema"] == 6 and "cold_write" in data["units"]
+    assert data["schema"] == 7 and "cold_write" in data["units"]
     assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration
     index = next(i for i, p in enumerate(data["points"], 1) if p["kind"] == "cold_write")
     with pytest.raises(SenetError, match=re.escape(f"a cold_write point (point {index} of {len(data['points'])}) "
@@ -1174,7 +1260,7 @@ def test_calibrate_measures_reads_looped_and_round_the_pool_and_the_caches_they_
     tiny = dict(threads=1, batches=(1,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
                 linear_shapes=(), memory_bytes=(2**12,), cold_bytes=(2**12,), read_bytes=(2**12, 2**16),
                 cold_pool_bytes=2**20, reduce_maps=(), batch_norm_maps=(), channel_maps=(), bmm_shapes=(),
-                after_op_pairs=())
+                pointwise_ops=(), after_op_pairs=())
     calibration = calibrate("cpu", rounds=2, **tiny)
     assert [(p.kind, p.bytes) for p in calibration.points if p.kind == "in_place"] == [("in_place", 2 * 2**12)]
     assert any(note.startswith("in_place: x.mul_(1.0)") for note in calibration_table(calibration).notes)
@@ -1209,5 +1295,105 @@ def test_calibrate_measures_reads_looped_and_round_the_pool_and_the_caches_they_
     assert any(note.startswith("read, cold_read: unused") and "cache_bytes 0" in note
                for note in calibration_table(unknown).notes)
     headers, rows = csv_rows([calibration])
-    assert headers[-3:] == ["cache_bytes", "cold_write_us_per_mib", "cold_read_us_per_mib"]
-    assert {row[-3] for row in rows} == {calibration.cache_bytes}
+    assert headers[-6:] == ["cache_bytes", "cold_write_us_per_mib", "cold_read_us_per_mib", "width", "op", "cold_op_us"]
+    assert {row[-6] for row in rows} == {calibration.cache_bytes}  # new columns go last
+    widths = {row[headers.index("kind")]: row[-3] for row in rows}
+    assert {row[-1] for row in rows} == {calibration.cold_op_us} and widths["read"] == 0 and widths["conv"] == 8
+
+
+def test_a_conv_takes_the_rate_of_the_calibrated_conv_of_its_width():
+    """A conv's width (output channels per group) tells MobileNetV3's 1x1 projection of 72 -> 24
+    channels on a 28x28 map (0.05 TFLOPS measured in the network) from CBAM's 7x7 conv of 2 -> 1
+    channels, as deep and of about as many MACs (0.007): without it the projection took CBAM's rate
+    and was predicted at 7-10x its time. A point or an op that does not know its width (a file from
+    before schema 7) is matched as before."""
+    points = (RatePoint("conv", "7x7 2->1 @56, batch 8", 2_458_624, 301_448, 0.0, 0.007, depth=98, stride=1,
+                        width=1),
+              RatePoint("conv", "1x1 24->96 @28", 1_806_336, 385_536, 0.0, 0.076, depth=24, stride=1, width=96),
+              RatePoint("memory", "copy", 0, 10**6, 0.0, 10.0))
+    device = DeviceCalibration("cpu", "synthetic", "float32", 1, 0.0, points)
+    projection = dict(macs=1_354_752, moved_bytes=307_008, depth=72, stride=1)
+    assert device.compute_tflops("conv", **projection) == 0.007  # width unknown: CBAM's point is nearer
+    assert device.compute_tflops("conv", **projection, width=24) == 0.076
+    assert device.compute_tflops("conv", **projection | {"depth": 98}, width=1) == 0.007
+    assert device.op_seconds("convolution", 1_354_752, 307_008, 72, 1, width=24) == pytest.approx(
+        2 * 1_354_752 / 0.076e12)
+    without = replace(device, points=tuple(replace(p, width=0) for p in points))
+    assert without.compute_tflops("conv", **projection, width=24) == 0.007  # an older file: as before
+
+
+def test_the_trace_records_each_convs_output_channels_per_group():
+    import torch
+
+    from senet_cli.count.dispatch import trace_costs
+
+    convs = {"dense": (torch.nn.Conv2d(8, 32, 3), 32), "grouped": (torch.nn.Conv2d(8, 32, 3, groups=4), 8),
+             "depthwise": (torch.nn.Conv2d(8, 8, 5, groups=8), 1), "one map": (torch.nn.Conv2d(2, 1, 7), 1),
+             "transposed": (torch.nn.ConvTranspose2d(8, 16, 2, groups=2), 8)}
+    for name, (conv, width) in convs.items():
+        (op,) = trace_costs(conv.to("meta"), torch.empty(2, conv.in_channels, 9, 9, device="meta")).ops
+        assert (name, op.width) == (name, width)
+    (op,) = trace_costs(torch.nn.Linear(8, 4).to("meta"), torch.empty(2, 8, device="meta")).ops
+    assert op.width == 0  # a conv's only
+
+
+def test_an_activation_takes_its_own_calibrated_rate_and_one_without_points_a_copys():
+    """SiLU, sigmoid, GELU run at a fraction of a copy's bandwidth on a CPU (their arithmetic is
+    their time): an op with pointwise points of its own takes their rate, interpolated in log bytes,
+    in place or not; its cold writes and reads run under its arithmetic (the larger, not the sum);
+    an op without points of its own, or in a file from before schema 7, takes the copies'."""
+    device = replace(cold(op_cost_us=0.0), points=(
+        *cold().points, RatePoint("pointwise", "silu, 0.01 MB", 0, 10**4, 0.0, 20.0, op="silu"),
+        RatePoint("pointwise", "silu, 1 MB", 0, 10**6, 0.0, 2.0, op="silu"),
+        RatePoint("pointwise", "sigmoid, 1 MB", 0, 10**6, 0.0, 4.0, op="sigmoid")))
+    assert device.op_seconds("silu", 0, 10**5) == pytest.approx(10**5 / 11e9)  # halfway in log bytes: 11 GB/s
+    assert device.op_seconds("silu", 0, 10**6, written=0) == device.op_seconds("silu", 0, 10**6, written=5 * 10**5)
+    assert device.op_seconds("silu", 0, 10**6, written=5 * 10**5) == pytest.approx(10**6 / 2e9)  # not + cold write
+    assert device.op_seconds("sigmoid", 0, 10**4) == pytest.approx(10**4 / 4e9)  # one size: its rate everywhere
+    # GELU has no points here: a copy's bandwidth (10 GB/s at 1 MB), as an op of the memory kind
+    assert device.op_seconds("gelu", 0, 10**6) == pytest.approx(device.op_seconds("relu", 0, 10**6))
+    cold_heavy = replace(device, points=tuple(replace(p, rate=0.001) if p.kind == "cold_write" else p
+                                              for p in device.points))
+    assert cold_heavy.op_seconds("silu", 0, 10**6, written=5 * 10**5) == pytest.approx(
+        10**6 / 10e9 + cold_heavy.cold_write_seconds(5 * 10**5))  # memory's time, when larger, counts
+    older = replace(device, points=tuple(p for p in device.points if p.kind != "pointwise"))
+    assert older.op_seconds("silu", 0, 10**6) == pytest.approx(10**6 / 10e9)
+
+
+def test_pointwise_points_and_widths_are_read_checked_and_absent_from_older_files():
+    points = (*synthetic().points, RatePoint("pointwise", "silu, 4 MiB", 0, 2**23, 480.0, 17.6, op="silu"),
+              RatePoint("conv", "1x1 72->24 @28", 1_354_752, 307_008, 41.6, 0.072, depth=72, width=24))
+    data = replace(synthetic(), points=points).to_dict()
+    assert data["schema"] == 7 and "width" in data["units"] and "pointwise" in data["units"]
+    read = DeviceCalibration.from_dict(json.loads(json.dumps(data)))
+    assert read.points[-2].op == "silu" and read.points[-1].width == 24 and read == replace(synthetic(), points=points)
+    for index, field, bad, said in (
+            (-2, "op", "", "point 7 of 8 ('pointwise', 'silu, 4 MiB'): a pointwise point must name its op (op)"),
+            (-2, "op", 3, "point 7 of 8 ('pointwise', 'silu, 4 MiB'): op must be an op's name"),
+            (-2, "op", "x" * 101, "op must be an op's name (a string of at most 100 characters)"),
+            (0, "op", "silu", "point 1 of 8 ('conv', 'big'): only a pointwise point names an op"),
+            (2, "width", 4, "point 3 of 8 ('matmul', 'fc'): only a conv point has a width"),
+            (-1, "width", -1, "width must be a whole number from 0 to 1e18, got -1"),
+            (-1, "width", 2.5, "width must be a whole number from 0 to 1e18, got 2.5")):
+        hostile = json.loads(json.dumps(data))
+        hostile["points"][index][field] = bad
+        with pytest.raises(SenetError, match=re.escape(said)):
+            DeviceCalibration.from_dict(hostile)
+    with pytest.raises(SenetError, match=re.escape("a pointwise point (point 7 of 8) came with schema 7; this file is "
+                                                   "schema 6")):
+        DeviceCalibration.from_dict(data | {"schema": 6})  # a hand-edited older file is not half read
+    without_pointwise = data | {"schema": 6, "points": data["points"][:-2] + data["points"][-1:]}
+    with pytest.raises(SenetError, match=re.escape("a conv's width (point 7 of 7) came with schema 7")):
+        DeviceCalibration.from_dict(without_pointwise)
+    older = data | {"schema": 6, "points": [{k: v for k, v in p.items() if k not in ("width", "op")}
+                                            for p in data["points"][:6]]}
+    assert DeviceCalibration.from_dict(older) == synthetic()
+
+
+def test_calibrate_times_only_the_activations_it_knows():
+    from senet_cli.errors import ArgumentError
+    from senet_cli.profile.calibrate import calibrate
+
+    with pytest.raises(ArgumentError, match="relu is not an activation calibrate times; it times sigmoid, silu"):
+        calibrate("cpu", threads=1, batches=(1,), conv_shapes=(), linear_shapes=(), memory_bytes=(2**12,),
+                  cold_bytes=(), pointwise_ops=("relu",), after_op_pairs=(), speed_probe=False)

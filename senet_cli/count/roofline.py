@@ -214,3 +214,5 @@ class Roofline:
     cold_read_us_per_mib: float | None = None  # what a 1 MiB input read past the caches pays per MiB (None: no
     # cold_read points or cache size)
     cache_bytes: int | None = None  # the reuse distance past which an input is read cold (None: no calibration)
+    cold_op_us: float | None = None  # what an op pays when no op of its name ran within cache_bytes of traffic
+    # (None: no calibration; 0: not measured)

@@ -37,6 +37,10 @@ windows, and the median drops them. What is measured:
 - batch norm (inference) on ResNet's stem and stage maps and on one-channel maps, and the product
   x * s with s constant over the map (SE's gating), as bandwidth: on a CPU both run a short loop per
   channel, several times slower per byte than a copy on a 7x7 map;
+- activations and other elementwise math (count/latency.py POINTWISE_OPS: sigmoid, SiLU, hard-swish,
+  GELU, tanh, softmax over rows of 784, ...) on 256 KiB and 4 MiB of a normal sample, one op each, as
+  bandwidth: their arithmetic, not their bytes, sets their time on a CPU (on this project's EPYC
+  SiLU took 3.5x a copy's time, Mish 32x);
 - batched matrix products (torch.bmm): GC's context pooling per stage and a non-local block's, as
   compute: a matrix-vector product per image runs far below a linear layer's rate on a CPU;
 - achieved compute: convolutions and matmuls of the shapes the zoo's models run at 224x224 (ResNet
@@ -45,10 +49,15 @@ windows, and the median drops them. What is measured:
   (median - per-op cost), the work's share never below half the median. MACs and bytes are
   count's own (the same module traced on the meta device), so the model charges an op by the
   figures it was calibrated with.
-- the after-op fraction: after the rounds, five of ResNet-50's convs at batch 1, each followed by
-  its batch norm (`after_op_fraction`): an op right after a long one runs slower than looped alone
-  (what the long op left in the caches and the core is not what the next needs), by a part of the
-  long op's time that the model charges to each op for the op before it.
+- the cold-op cost and the after-op fraction: after the rounds, five of ResNet-50's convs at batch
+  1, each followed by tiny ops of an attention block (a mean, a 1x1 conv on a 1x1 map, a sigmoid, a
+  small batch norm, a max), each after the conv and a 1-element op in between (`cold_op_us`: what
+  the tiny op then takes beyond its time looped; on this project's EPYC 23-25 us, where the ops
+  take 3-10 us looped: their code and the framework's data come back from far caches), and by its
+  batch norm right after it (`after_op_fraction`: what that takes beyond looped and beyond the
+  cold-op cost, per second of the conv's time). The model charges the cold-op cost to each op no op
+  of its name ran within `cache_bytes` of traffic before, and the fraction to each op for the op
+  before it.
 - the speed probe (profile/probe.py): a fixed matrix product after each round, its median kept as
   `probe_us`; `senet profile` times it again beside the models, and the ratio says how fast the
   machine ran then against now (a VM's speed moves by 10-25% between minutes).
@@ -67,7 +76,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from senet_cli.count.latency import BYTES_KINDS, DeviceCalibration, RatePoint
+from senet_cli.count.latency import BYTES_KINDS, POINTWISE_OPS, DeviceCalibration, RatePoint
 from senet_cli.errors import ArgumentError, UnknownChoiceError
 from senet_cli.profile.probe import PROBE_SECONDS, SpeedProbe, probe_text
 from senet_cli.vocabulary import DEVICES, DTYPES
@@ -116,11 +125,14 @@ CONV_SHAPES: tuple[ConvShape, ...] = (
     ("3x3/2 128->128 @56", 128, 128, 3, 2, 1, 56),  # ResNet v1.5's strided 3x3
     ("3x3/2 256->256 @28", 256, 256, 3, 2, 1, 28),
     ("1x1 24->96 @28 (MobileNet)", 24, 96, 1, 1, 1, 28),
+    ("1x1 72->24 @28 (MobileNetV3 projection)", 72, 24, 1, 1, 1, 28),  # few output channels: a width of 24
     ("1x1 96->576 @7 (MobileNet)", 96, 576, 1, 1, 1, 7),
     ("3x3 g32 128->128 @56 (SK, ResNeXt)", 128, 128, 3, 1, 32, 56),
     ("dw 3x3 96 @56 (MobileNet)", 96, 96, 3, 1, 96, 56),
     ("dw 5x5 240 @28 (EfficientNet)", 240, 240, 5, 1, 240, 28),
     ("dw 3x3 672 @14", 672, 672, 3, 1, 672, 14),
+    ("dw 3x3/2 72 @56 (MobileNetV3)", 72, 72, 3, 2, 72, 56),  # strided depthwise: 2-3x slower per MAC
+    ("dw 5x5/2 144 @56 (EfficientNet)", 144, 144, 5, 2, 144, 56),
     ("1x1 256->16 @1 (SE excitation)", 256, 16, 1, 1, 1, 1),  # on a 1x1 map: with a bias, as SE's convs
     ("1x1 2048->128 @1 (SE excitation)", 2048, 128, 1, 1, 1, 1),
     ("1x1 96->24 @1 (MobileNet SE)", 96, 24, 1, 1, 1, 1),
@@ -161,6 +173,11 @@ BMM_SHAPES: tuple[tuple[str, int, int, int], ...] = (
 )
 """(label, M, K, N): batched products [batch, M, K] x [batch, K, N]: GC's context pooling (a
 matrix-vector product per image, over each ResNet-50 stage's map) and a non-local block's two."""
+POINTWISE_BYTES = (2**18, 2**22)
+"""Tensor sizes of the pointwise points: 256 KiB (within a core's L2) and 4 MiB (past it)."""
+SOFTMAX_ROW = 784
+"""Elements per row of the `_softmax` points (a 28x28 map: GC's and a non-local block's softmax run
+over a map's positions)."""
 AFTER_OP_PAIRS: tuple[tuple[str, int, int, int, int], ...] = (
     ("3x3 64->64 @56", 64, 64, 3, 56), ("3x3 128->128 @28", 128, 128, 3, 28), ("3x3 256->256 @14", 256, 256, 3, 14),
     ("3x3 512->512 @7", 512, 512, 3, 7), ("1x1 256->1024 @14", 256, 1024, 1, 14),
@@ -193,6 +210,8 @@ def calibrate(
     batch_norm_maps: Sequence[tuple[int, int]] = BATCH_NORM_MAPS,
     channel_maps: Sequence[tuple[int, int]] = CHANNEL_MAPS,
     bmm_shapes: Sequence[tuple[str, int, int, int]] = BMM_SHAPES,
+    pointwise_ops: Sequence[str] = POINTWISE_OPS,
+    pointwise_bytes: Sequence[int] = POINTWISE_BYTES,
     after_op_pairs: Sequence[tuple[str, int, int, int, int]] = AFTER_OP_PAIRS,
     speed_probe: bool = True,
     on_step: Callable[[int, int], None] | None = None,
@@ -215,7 +234,9 @@ def calibrate(
     then stop early, never below MIN_ROUNDS or `rounds`, whichever is smaller);
     reduce_maps: the (channels, side) feature maps the reductions run on (empty: none, the memory
     points stand in); batch_norm_maps and channel_maps: those batch norm and the per-channel product
-    run on (empty: none); bmm_shapes: the batched products (empty: none); after_op_pairs: the convs
+    run on (empty: none); bmm_shapes: the batched products (empty: none); pointwise_ops and
+    pointwise_bytes: the activations timed one by one (POINTWISE_OPS' names) and their sizes (either
+    empty: none, every activation takes a copy's bandwidth); after_op_pairs: the convs
     each followed by its batch norm, for the after-op fraction (empty: none, 0); speed_probe: time
     profile/probe.py's fixed op after each round (False: none, `probe_us` 0). on_step(done, total)
     reports progress.
@@ -270,6 +291,11 @@ def calibrate(
             jobs.append(_Job("read", f"x.sum(), {nbytes / 2**20:g} MiB", _Sum(), ones(elements)))
             jobs.append(_Job("cold_read", f"x.sum() of cold memory, {nbytes / 2**20:g} MiB",
                              _ColdSum(cold_pool, elements), ones(elements), counted=_Sum()))
+    for op in pointwise_ops:
+        for nbytes in pointwise_bytes:
+            elements = max(nbytes // size, 1)
+            shape = (max(elements // SOFTMAX_ROW, 1), SOFTMAX_ROW) if op == "_softmax" else (elements,)
+            jobs.append(_Job("pointwise", f"{op}, {nbytes / 2**20:g} MiB", _Pointwise(op), randn(*shape), op=op))
     for batch in batches:
         first = len(jobs)
         for label, cin, cout, kernel, stride, groups, side in conv_shapes:
@@ -302,6 +328,7 @@ def calibrate(
     timed = [_Job("per-op cost", "chain", chain, tiny), *jobs]
     pairs = [(ready(nn.Conv2d(cin, cout, kernel, 1, kernel // 2, bias=False)), randn(1, cin, side, side),
               ready(nn.BatchNorm2d(cout))) for _, cin, cout, kernel, side in after_op_pairs]
+    cold_ops = [(ready(module), randn(*shape)) for module, shape in _cold_op_modules()]
     total = len(timed) * (1 + rounds) + len(pairs)
     done = 0
 
@@ -329,7 +356,8 @@ def calibrate(
                              on_call=advance, more=more, after_round=None if probe is None else probe.measure)
     done_rounds = len(times[0])
     total = done + len(pairs)  # what is left: the pairs
-    fraction = after_op_fraction(pairs, AFTER_OP_REPEATS, on_pair=advance) if pairs else 0.0
+    fraction, cold_op_us = after_op_costs(pairs, AFTER_OP_REPEATS, cold_ops, (_Scale(), tiny),
+                                          on_pair=advance) if pairs else (0.0, 0.0)
     if on_step is not None and said != (done, total):  # the budget stopped the rounds: their end, said once
         on_step(done, total)
     op_costs = [time_us / CHAIN for time_us in times[0]]
@@ -342,7 +370,7 @@ def calibrate(
         points=tuple(points), torch_version=torch.__version__,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds=time.perf_counter() - started, load_before=load_before, load_after=_load_average(),
-        cpu_count=os.cpu_count() or 0, rounds=done_rounds, after_op_fraction=fraction,
+        cpu_count=os.cpu_count() or 0, rounds=done_rounds, after_op_fraction=fraction, cold_op_us=cold_op_us,
         cache_bytes=_private_cache_bytes(torch_device, torch.get_num_threads()),
         probe_us=0.0 if probe is None else probe.median_us or 0.0,
         method=(f"torch.utils.benchmark Timer.timeit, about {min_run_time} s of calls per measurement, every point "
@@ -357,15 +385,21 @@ def calibrate(
                 + (f"; reads: x.sum() on {len(read_bytes)} sizes, looped (read) and over slot after slot of the same "
                    "pool (cold_read); cache_bytes: the L2 of one core (Linux sysfs) x the threads, or the GPU's L2"
                    if read_bytes else "")
+                + (f"; pointwise: {len(pointwise_ops)} activations ({', '.join(pointwise_ops)}; _softmax over rows of "
+                   f"{SOFTMAX_ROW}) on {len(pointwise_bytes)} sizes of a normal sample, out of place"
+                   if pointwise_ops and pointwise_bytes else "")
                 + f"; compute: {len(conv_shapes)} "
                 f"conv and {len(linear_shapes)} linear shapes of the zoo's models, max and mean over the map and over "
                 f"the channels of {len(reduce_maps)} feature maps, batch norm on {len(batch_norm_maps)} and x * s "
                 f"(s: N x C x 1 x 1) on {len(channel_maps)}, {len(bmm_shapes)} batched products, at batch "
                 f"{', '.join(map(str, batches))}; "
-                "rates after the per-op cost is taken off; macs and bytes as senet count counts them; after-op "
+                "rates after the per-op cost is taken off; macs and bytes as senet count counts them; cold-op "
+                f"cost: {len(cold_ops) if pairs else 0} tiny ops (a mean, a 1x1 conv on a 1x1 map, a sigmoid, a batch "
+                "norm, a max) each timed after each of the convs below and a 1-element x * 2.0, less timed after "
+                "itself, the median; after-op "
                 f"fraction: {len(pairs)} convs of ResNet-50 at batch 1, each followed by its batch norm, "
                 f"{AFTER_OP_REPEATS} times: (median batch norm right after the conv - median batch norm right after "
-                "itself) / median conv, the median over the convs"
+                "itself - the cold-op cost) / median conv, the median over the convs"
                 + ("" if probe is None else f"; speed probe: {probe_text(torch_device.type)}, about "
                    f"{PROBE_SECONDS} s of calls after each round, the median over the rounds (senet profile times it "
                    "again beside the models: its time then / this one is the machine's speed against the "
@@ -430,13 +464,21 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
     return times
 
 
-def after_op_fraction(pairs: Sequence[tuple[Any, Any, Any]], repeats: int,
-                      on_pair: Callable[[], None] | None = None) -> float:
-    """What an op takes beyond its time looped alone when it runs right after a long op, per second of
-    the long op's time: each (conv, its input, batch norm) of `pairs` runs `repeats` times as conv,
-    batch norm of its output, the same batch norm again (each timed, a CUDA device synchronised around
-    each); per pair, (the median batch norm after the conv - the median batch norm after itself) / the
-    median conv; the median over the pairs, never below 0. `on_pair()` follows each pair."""
+def after_op_costs(pairs: Sequence[tuple[Any, Any, Any]], repeats: int, tiny: Sequence[tuple[Any, Any]] = (),
+                   warm: tuple[Any, Any] | None = None,
+                   on_pair: Callable[[], None] | None = None) -> tuple[float, float]:
+    """(after-op fraction, cold-op cost in microseconds): what an op takes beyond its time looped alone
+    when it runs after a long op. Each (conv, its input, batch norm) of `pairs` runs `repeats` times
+    as conv, batch norm of its output, the same batch norm again; and, for each (module, input) of
+    `tiny`, as conv, `warm` (another op, so that what every op runs is warm again), the tiny op, the
+    tiny op again (each timed, a CUDA device synchronised around each).
+
+    The cold-op cost is the median over every (conv, tiny op) of (the median tiny op after the conv
+    and `warm` - the median tiny op after itself), never below 0: what an op pays for running when
+    no op of its kind ran lately. The fraction is, per pair, (the median batch norm right after the
+    conv - the median batch norm after itself - the cold-op cost) / the median conv, the median over
+    the pairs, never below 0: what the op right after a long one pays beyond that, per second of the
+    long op's time. `on_pair()` follows each pair."""
     import torch
 
     def timed(module: Any, x: Any) -> tuple[float, Any]:
@@ -448,20 +490,35 @@ def after_op_fraction(pairs: Sequence[tuple[Any, Any, Any]], repeats: int,
             torch.cuda.synchronize(x.device)
         return time.perf_counter() - started, out
 
-    fractions = []
+    excess: list[tuple[float, float]] = []  # per pair: (batch norm after the conv - after itself, the conv)
+    colds: list[float] = []
     with torch.inference_mode():
         for conv, x, norm in pairs:
             norm(conv(x))  # allocator, kernel choice
+            for module, y in tiny:
+                module(y)
             long, after, alone = [], [], []
+            after_tiny: list[list[float]] = [[] for _ in tiny]
+            looped_tiny: list[list[float]] = [[] for _ in tiny]
             for _ in range(repeats):
                 seconds, out = timed(conv, x)
                 long.append(seconds)
                 after.append(timed(norm, out)[0])
                 alone.append(timed(norm, out)[0])
-            fractions.append((statistics.median(after) - statistics.median(alone)) / statistics.median(long))
+                for index, (module, y) in enumerate(tiny):
+                    conv(x)
+                    if warm is not None:
+                        warm[0](warm[1])
+                    after_tiny[index].append(timed(module, y)[0])
+                    looped_tiny[index].append(timed(module, y)[0])
+            colds += [statistics.median(a) - statistics.median(b) for a, b in zip(after_tiny, looped_tiny,
+                                                                                  strict=True)]
+            excess.append((statistics.median(after) - statistics.median(alone), statistics.median(long)))
             if on_pair is not None:
                 on_pair()
-    return max(0.0, statistics.median(fractions))
+    cold = max(0.0, statistics.median(colds)) if colds else 0.0
+    fractions = [(extra - cold) / long for extra, long in excess]
+    return (max(0.0, statistics.median(fractions)) if fractions else 0.0), cold * 1e6
 
 
 @dataclass(frozen=True)
@@ -474,6 +531,7 @@ class _Job:
     x: Any
     batch: int = 0  # the batch the shape runs at (0: none, the memory points)
     counted: Any = None  # the module count traces for the point's MACs and bytes, when not `module` itself
+    op: str = ""  # the op a pointwise point measures, as count traces it
 
 
 class _Scale:
@@ -618,6 +676,43 @@ class _FixedOperand:
         return FixedOperand()
 
 
+class _Pointwise:
+    """A module applying one of POINTWISE_OPS (by the name count traces it under) to its input, out
+    of place (`_softmax` over the last dimension). Built lazily, as _Scale."""
+
+    def __new__(cls, op: str) -> Any:
+        import torch
+        from torch import nn
+        from torch.nn import functional
+
+        functions: dict[str, Callable[[Any], Any]] = {
+            "sigmoid": torch.sigmoid, "silu": functional.silu, "hardswish": functional.hardswish,
+            "hardsigmoid": functional.hardsigmoid, "gelu": functional.gelu, "tanh": torch.tanh, "exp": torch.exp,
+            "elu": functional.elu, "softplus": functional.softplus, "mish": functional.mish, "erf": torch.erf,
+            "_softmax": lambda x: torch.softmax(x, -1),
+        }
+        if op not in functions:
+            raise ArgumentError("{op} is not an activation calibrate times; it times " + ", ".join(functions),
+                                arguments=(), op=op)
+        function = functions[op]
+
+        class Pointwise(nn.Module):
+            def forward(self, x: Any) -> Any:
+                return function(x)
+
+        return Pointwise()
+
+
+def _cold_op_modules() -> list[tuple[Any, tuple[int, ...]]]:
+    """The tiny ops the cold-op cost is measured on (module, input shape): an attention block's
+    (SE's squeeze and excitation and gate, CBAM's max, a small batch norm)."""
+    from torch import nn
+
+    return [(_Reduce("mean", (2, 3)), (1, 64, 7, 7)), (nn.Conv2d(64, 16, 1), (1, 64, 1, 1)),
+            (nn.Sigmoid(), (1, 64, 1, 1)), (nn.BatchNorm2d(64), (1, 64, 7, 7)),
+            (_Reduce("amax", (2, 3)), (1, 64, 7, 7))]
+
+
 class _Reduce:
     """A module computing `x.<method>(dims, keepdim=True)`: one reduction (built lazily, as _Scale)."""
 
@@ -646,10 +741,13 @@ def _point(job: _Job, medians: Sequence[float], op_cost: float) -> RatePoint:
     moved = sum(op.bytes for op in trace.ops)
     depth = max((op.depth for op in trace.ops), default=0)  # MACs or reduced elements per output
     stride = max((op.stride for op in trace.ops), default=0)  # a reduction's between elements, a conv's spatial
+    width = max((op.width for op in trace.ops), default=0) if job.kind == "conv" else 0  # output channels per group
+    if job.op and [op.op for op in trace.ops] != [job.op]:  # the model looks a pointwise point up by this name
+        raise RuntimeError(f"calibrate's {job.label} traced as {[op.op for op in trace.ops]}, not {job.op}")
     median = statistics.median(medians)
     spread = (max(medians) - min(medians)) / median if median > 0 else 0.0
     return _with_op_cost(RatePoint(job.kind, job.label, macs, moved, median, 0.0, depth=depth, stride=stride,
-                                     spread=spread, batch=job.batch), op_cost)
+                                     spread=spread, batch=job.batch, width=width, op=job.op), op_cost)
 
 
 def _with_op_cost(point: RatePoint, op_cost: float) -> RatePoint:

@@ -222,5 +222,6 @@ class ProfileReport:
                 "cold_read_us_per_mib": None if self.roofline.calibration is None
                 else self.roofline.calibration.cold_read_us_per_mib,
                 "cache_bytes": None if self.roofline.calibration is None else self.roofline.calibration.cache_bytes,
+                "cold_op_us": None if self.roofline.calibration is None else self.roofline.calibration.cold_op_us,
             },
         }

@@ -94,6 +94,7 @@ def summary(calibration: DeviceCalibration) -> str:
     return (f"per-op cost {calibration.op_cost_us:.2f} us; after a long op, {calibration.after_op_fraction:.1%} of "
             f"its time; best rates: {calibration.peak_tflops:.4g} TFLOPS, {calibration.bandwidth_gbs:.4g} GB/s; "
             + (f"speed probe {calibration.probe_us:,.1f} us; " if calibration.probe_us else "")
+            + (f"cold ops {calibration.cold_op_us:.3g} us; " if calibration.cold_op_us else "")
             + (f"cold writes {cold:.3g} us per MiB; " if cold is not None else "")
             + (f"cold reads {cold_read:.3g} us per MiB (inputs touched {calibration.cache_bytes / 2**20:g} MiB of "
                "traffic or more before); " if (cold_read := calibration.cold_read_us_per_mib) is not None else "")
@@ -106,10 +107,11 @@ def csv_rows(calibrations: Sequence[DeviceCalibration]) -> tuple[list[str], list
     headers = ["device", "name", "dtype", "threads", "op_cost_us", "after_op_fraction", "probe_us", "peak_tflops",
                "bandwidth_gbs", "rounds", "busy", "created", "kind", "label", "batch", "macs", "bytes", "depth",
                "stride", "median_us", "spread", "rate", "rate_unit", "cache_bytes", "cold_write_us_per_mib",
-               "cold_read_us_per_mib"]
+               "cold_read_us_per_mib", "width", "op", "cold_op_us"]
     rows = [[c.device, c.name, c.dtype, c.threads, c.op_cost_us, c.after_op_fraction, c.probe_us, c.peak_tflops,
              c.bandwidth_gbs, c.rounds, c.busy, c.created, p.kind, p.label, _batch(p), p.macs, p.bytes, p.depth,
              p.stride, p.median_us, p.spread, p.rate, _unit(p.kind), c.cache_bytes,
-             *("" if value is None else value for value in (c.cold_write_us_per_mib, c.cold_read_us_per_mib))]
+             *("" if value is None else value for value in (c.cold_write_us_per_mib, c.cold_read_us_per_mib)),
+             p.width, p.op, c.cold_op_us]
             for c in calibrations for p in c.points]
     return headers, rows

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from senet_cli.count.latency import cold_read_text, cold_write_text
+from senet_cli.count.latency import cold_op_text, cold_read_text, cold_write_text
 from senet_cli.count.results import BYTES_CONVENTION, CONVENTION, KERNELS_CONVENTION, BlockCount, CountReport
 from senet_cli.render.config_text import short_options
 from senet_cli.render.tables import Column, TableData, table_from_columns
@@ -344,7 +344,8 @@ def notes(report: CountReport, explain: bool, hint: str, shown: frozenset[str], 
             f"for the nearest shape, bytes at the bandwidth it measured for that size and kind"
             f"{cold_write_text(roof.cold_write_us_per_mib)}"
             f"{cold_read_text(roof.cold_read_us_per_mib, roof.cache_bytes)}) + "
-            f"{roof.op_cost_us:.2f} us per op{_after_op(roof.after_op_fraction)}, summed; eager, unfused, "
+            f"{roof.op_cost_us:.2f} us per op{cold_op_text(roof.cold_op_us, roof.cache_bytes)}"
+            f"{_after_op(roof.after_op_fraction)}, summed; eager, unfused, "
             "channels-first; README 'Why attention costs time'"
         )
     for ref in report.references:

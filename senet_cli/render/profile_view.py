@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from senet_cli.count.latency import cold_read_text, cold_write_text, setting_text
+from senet_cli.count.latency import cold_op_text, cold_read_text, cold_write_text, setting_text
 from senet_cli.profile.results import (
     NOISY_DRIFT_PCT,
     NOISY_SPREAD_PCT,
@@ -174,7 +174,7 @@ def _notes(report: ProfileReport, keys: frozenset[str]) -> tuple[str, ...]:
                          f"achieved rate of its shape, bytes at the achieved bandwidth"
                          f"{cold_write_text(calibration.cold_write_us_per_mib)}"
                          f"{cold_read_text(calibration.cold_read_us_per_mib, calibration.cache_bytes)}) + "
-                         f"{cost:.2f} us per op"
+                         f"{cost:.2f} us per op{cold_op_text(calibration.cold_op_us, calibration.cache_bytes)}"
                          + (f" + {after:.1%} of the op before it" if (after := calibration.after_op_fraction)
                             else "") + "; "
                          "README 'Why attention costs time')")
@@ -203,13 +203,15 @@ def _device_csv(report: ProfileReport) -> tuple[Any, ...]:
             "" if calibration is None or not calibration.probe_us else calibration.probe_us)
 
 
-def _cold_csv(report: ProfileReport) -> tuple[float | str, float | str]:
-    """The device file's cold-write and cold-read figures ("" without a calibrated device or its points)."""
+def _cold_csv(report: ProfileReport) -> tuple[float | str, float | str, float | str]:
+    """The device file's cold-write, cold-read and cold-op figures ("" without a calibrated device or its
+    points)."""
     calibration = None if report.roofline is None else report.roofline.calibration
     if calibration is None:
-        return "", ""
+        return "", "", ""
     return tuple("" if cold is None else cold  # type: ignore[return-value]
-                 for cold in (calibration.cold_write_us_per_mib, calibration.cold_read_us_per_mib))
+                 for cold in (calibration.cold_write_us_per_mib, calibration.cold_read_us_per_mib,
+                              calibration.cold_op_us))
 
 
 def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any]]]:
@@ -221,7 +223,7 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
                "roofline_device", "op_cost_us", "after_op_fraction", "probe_us", "probe_ratio",
                "predicted_at_probe_speed_ms",
                "measured_over_predicted_at_probe_speed", "cold_write_us_per_mib",
-               "cold_read_us_per_mib"]
+               "cold_read_us_per_mib", "cold_op_us"]
     rows = []
     for report in reports:
         for r in report.results:
