@@ -2,7 +2,8 @@
 
 Calibrates N times in a row (same device, threads and dtype) and prints, per measured point, the
 spread of its rate over the runs (max / min - 1), then the median and worst spread over all points,
-by kind, and the per-op cost's. `uptime` before and after: on a shared machine the load moves the rates.
+by kind, and the per-op and cold-op costs. `uptime` before and after: on a shared machine the load moves
+the rates.
 
 It also tells a machine that changed speed from a calibration that scatters: each run's shift (the
 median over all points of its time / the first run's), the spread once each run's shift is divided
@@ -67,6 +68,9 @@ def main() -> None:
     op_cost = spread([run.op_cost_us for run in runs])
     print(f"\nper-op cost {' / '.join(f'{run.op_cost_us:.2f}' for run in runs)} us: spread {op_cost * 100:.1f}%")
     print(f"after-op fraction {' / '.join(f'{run.after_op_fraction:.2%}' for run in runs)}")
+    if all(run.cold_op_us > 0 for run in runs):
+        print(f"cold-op cost {' / '.join(f'{run.cold_op_us:.1f}' for run in runs)} us: spread "
+              f"{spread([run.cold_op_us for run in runs]) * 100:.1f}%")
     for kind, values in spreads.items():
         print(f"{kind}: {len(values)} points, median spread {statistics.median(values) * 100:.1f}%, "
               f"worst {max(values) * 100:.1f}%")

@@ -786,7 +786,7 @@ def test_the_after_op_fraction_is_read_checked_and_absent_from_older_files():
 
 
 def test_calibrate_measures_the_after_op_fraction_on_conv_and_batch_norm_pairs():
-    from senet_cli.profile.calibrate import after_op_costs, calibrate
+    from senet_cli.profile.calibrate import after_op_fraction, calibrate
 
     tiny = dict(threads=1, batches=(1,), min_run_time=0.001, conv_shapes=(("3x3 8->8 @8", 8, 8, 3, 1, 1, 8),),
                 linear_shapes=(), memory_bytes=(2**12,), cold_bytes=(), reduce_maps=(), batch_norm_maps=(),
@@ -811,7 +811,7 @@ def test_calibrate_measures_the_after_op_fraction_on_conv_and_batch_norm_pairs()
             return x.view(1, 1)
 
     norm = Sleeps()
-    assert after_op_costs([(Sleeps(), torch.ones(1), norm)], 5) == (pytest.approx(0.5, abs=0.2), 0.0)
+    assert after_op_fraction([(Sleeps(), torch.ones(1), norm)], 5) == pytest.approx(0.5, abs=0.2)
 
 
 def test_calibrate_measures_the_cold_op_cost_and_nets_it_out_of_the_after_op_fraction():
@@ -821,7 +821,7 @@ def test_calibrate_measures_the_cold_op_cost_and_nets_it_out_of_the_after_op_fra
     import torch
     from torch import nn
 
-    from senet_cli.profile.calibrate import after_op_costs
+    from senet_cli.profile.calibrate import after_op_fraction, cold_op_seconds
 
     class Ticks(nn.Module):
         """Sleeps `slow` s on the call after `trigger` (a module) last ran, else `fast`."""
@@ -845,9 +845,10 @@ def test_calibrate_measures_the_cold_op_cost_and_nets_it_out_of_the_after_op_fra
             norm.armed = tiny.armed = True
             return x
 
-    fraction, cold_us = after_op_costs([(Conv(), torch.ones(1), norm)], 7, tiny=[(tiny, torch.ones(1))],
-                                       warm=(nn.Identity(), torch.ones(1)))
-    assert cold_us == pytest.approx(1000, abs=400) and fraction == pytest.approx(0.25, abs=0.15)
+    cold_s = cold_op_seconds([(Conv(), torch.ones(1))], [(tiny, torch.ones(1))], (nn.Identity(), torch.ones(1)), 7)
+    assert cold_s == pytest.approx(1e-3, abs=4e-4)
+    assert after_op_fraction([(Conv(), torch.ones(1), norm)], 7, cold_s) == pytest.approx(0.25, abs=0.15)
+    assert after_op_fraction([(Conv(), torch.ones(1), norm)], 7) == pytest.approx(0.75, abs=0.15)  # not netted
 
 
 def test_an_op_pays_the_cold_op_cost_when_no_op_of_its_name_ran_within_the_caches_traffic():

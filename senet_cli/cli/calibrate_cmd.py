@@ -30,9 +30,10 @@ def calibrate_command(
     output: OutputPathOpt = None,
     force: ForceOpt = False,
 ) -> None:
-    """Measure this machine: the fixed cost of one op, memory bandwidth by size (warm, and writing into
-    or reading from memory not touched lately), its cores' cache size and conv/matmul throughput on
-    the zoo's shapes, in under a minute.
+    """Measure this machine: the fixed cost of one op (looped, and when its kind has not run lately),
+    memory bandwidth by size (warm, and writing into or reading from memory not touched lately), its
+    cores' cache size, activations' rates and conv/matmul throughput on the zoo's shapes, in under a
+    minute.
 
     Write the result with --output DEVICE.json and give it to count and profile as --roofline DEVICE.json:
     they then predict the time per block (predicted_ms) beside the roofline bound. See README 'Why

@@ -49,15 +49,16 @@ windows, and the median drops them. What is measured:
   (median - per-op cost), the work's share never below half the median. MACs and bytes are
   count's own (the same module traced on the meta device), so the model charges an op by the
   figures it was calibrated with.
-- the cold-op cost and the after-op fraction: after the rounds, five of ResNet-50's convs at batch
-  1, each followed by tiny ops of an attention block (a mean, a 1x1 conv on a 1x1 map, a sigmoid, a
-  small batch norm, a max), each after the conv and a 1-element op in between (`cold_op_us`: what
-  the tiny op then takes beyond its time looped; on this project's EPYC 23-25 us, where the ops
-  take 3-10 us looped: their code and the framework's data come back from far caches), and by its
-  batch norm right after it (`after_op_fraction`: what that takes beyond looped and beyond the
-  cold-op cost, per second of the conv's time). The model charges the cold-op cost to each op no op
-  of its name ran within `cache_bytes` of traffic before, and the fraction to each op for the op
-  before it.
+- the cold-op cost and the after-op fraction: five of ResNet-50's convs at batch 1, each followed
+  by tiny ops of an attention block (a mean, a 1x1 conv on a 1x1 map, a sigmoid, a small batch
+  norm, a max), each after the conv and a 1-element op in between, after every round
+  (`cold_op_us`: what the tiny op then takes beyond its time looped, the median over the rounds;
+  on this project's EPYC 14-27 us, where the ops take 3-10 us looped: their code and the
+  framework's data come back from far caches, and how far moves with the VM's neighbours); and,
+  after the rounds, each conv followed by its batch norm (`after_op_fraction`: what the batch norm
+  right after it takes beyond looped and beyond the cold-op cost, per second of the conv's time).
+  The model charges the cold-op cost to each op no op of its name ran within `cache_bytes` of
+  traffic before, and the fraction to each op for the op before it.
 - the speed probe (profile/probe.py): a fixed matrix product after each round, its median kept as
   `probe_us`; `senet profile` times it again beside the models, and the ratio says how fast the
   machine ran then against now (a VM's speed moves by 10-25% between minutes).
@@ -187,6 +188,10 @@ as in ResNet-50's blocks: what the batch norm then takes beyond its time looped 
 the conv's, is the after-op fraction (DeviceCalibration.forward_predictor)."""
 AFTER_OP_REPEATS = 15
 """Times each pair runs: the medians of the three times are kept."""
+COLD_OP_REPEATS = 3
+"""Times each (conv, tiny op) runs in each round for the cold-op cost (cold_op_seconds), whose median
+over the rounds is kept: measured once at the end, in 2-3 s, six calibrations gave 13.8-26.9 us on
+this project's EPYC, one op's share moving 14.6 -> 23.0 us within 10 s."""
 DEFAULT_BATCHES = dict(zip(DEVICES, ((1, 8), (1, 64)), strict=True))  # per device: cpu, cuda
 
 
@@ -352,12 +357,23 @@ def calibrate(
         return done_rounds < planned
 
     probe = SpeedProbe(torch_device, torch_dtype) if speed_probe else None
+    longs = [(conv, x) for conv, x, _ in pairs]
+    cold_samples: list[float] = []  # one cold-op cost per round: the VM's far caches move with its neighbours
+
+    def after_round() -> None:
+        if probe is not None:
+            probe.measure()
+        if longs and cold_ops:
+            cold_samples.append(cold_op_seconds(longs, cold_ops, (_Scale(), tiny), COLD_OP_REPEATS))
+
+    if longs and cold_ops:  # warm-up: the tiny ops' kernels chosen, their buffers allocated
+        cold_op_seconds(longs, cold_ops, (_Scale(), tiny), 1)
     times = time_interleaved([(job.module, job.x) for job in timed], seconds=min_run_time, rounds=rounds,
-                             on_call=advance, more=more, after_round=None if probe is None else probe.measure)
+                             on_call=advance, more=more, after_round=after_round)
     done_rounds = len(times[0])
     total = done + len(pairs)  # what is left: the pairs
-    fraction, cold_op_us = after_op_costs(pairs, AFTER_OP_REPEATS, cold_ops, (_Scale(), tiny),
-                                          on_pair=advance) if pairs else (0.0, 0.0)
+    cold_op_s = statistics.median(cold_samples) if cold_samples else 0.0
+    fraction = after_op_fraction(pairs, AFTER_OP_REPEATS, cold_op_s, on_pair=advance) if pairs else 0.0
     if on_step is not None and said != (done, total):  # the budget stopped the rounds: their end, said once
         on_step(done, total)
     op_costs = [time_us / CHAIN for time_us in times[0]]
@@ -370,7 +386,7 @@ def calibrate(
         points=tuple(points), torch_version=torch.__version__,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds=time.perf_counter() - started, load_before=load_before, load_after=_load_average(),
-        cpu_count=os.cpu_count() or 0, rounds=done_rounds, after_op_fraction=fraction, cold_op_us=cold_op_us,
+        cpu_count=os.cpu_count() or 0, rounds=done_rounds, after_op_fraction=fraction, cold_op_us=cold_op_s * 1e6,
         cache_bytes=_private_cache_bytes(torch_device, torch.get_num_threads()),
         probe_us=0.0 if probe is None else probe.median_us or 0.0,
         method=(f"torch.utils.benchmark Timer.timeit, about {min_run_time} s of calls per measurement, every point "
@@ -395,8 +411,9 @@ def calibrate(
                 f"{', '.join(map(str, batches))}; "
                 "rates after the per-op cost is taken off; macs and bytes as senet count counts them; cold-op "
                 f"cost: {len(cold_ops) if pairs else 0} tiny ops (a mean, a 1x1 conv on a 1x1 map, a sigmoid, a batch "
-                "norm, a max) each timed after each of the convs below and a 1-element x * 2.0, less timed after "
-                "itself, the median; after-op "
+                f"norm, a max) each timed {COLD_OP_REPEATS} times after each of the convs below and a 1-element "
+                "x * 2.0 and right after itself, after each round: the median over (conv, tiny op) of the median "
+                "difference, the median over the rounds; after-op "
                 f"fraction: {len(pairs)} convs of ResNet-50 at batch 1, each followed by its batch norm, "
                 f"{AFTER_OP_REPEATS} times: (median batch norm right after the conv - median batch norm right after "
                 "itself - the cold-op cost) / median conv, the median over the convs"
@@ -464,61 +481,66 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
     return times
 
 
-def after_op_costs(pairs: Sequence[tuple[Any, Any, Any]], repeats: int, tiny: Sequence[tuple[Any, Any]] = (),
-                   warm: tuple[Any, Any] | None = None,
-                   on_pair: Callable[[], None] | None = None) -> tuple[float, float]:
-    """(after-op fraction, cold-op cost in microseconds): what an op takes beyond its time looped alone
-    when it runs after a long op. Each (conv, its input, batch norm) of `pairs` runs `repeats` times
-    as conv, batch norm of its output, the same batch norm again; and, for each (module, input) of
-    `tiny`, as conv, `warm` (another op, so that what every op runs is warm again), the tiny op, the
-    tiny op again (each timed, a CUDA device synchronised around each).
-
-    The cold-op cost is the median over every (conv, tiny op) of (the median tiny op after the conv
-    and `warm` - the median tiny op after itself), never below 0: what an op pays for running when
-    no op of its kind ran lately. The fraction is, per pair, (the median batch norm right after the
-    conv - the median batch norm after itself - the cold-op cost) / the median conv, the median over
-    the pairs, never below 0: what the op right after a long one pays beyond that, per second of the
-    long op's time. `on_pair()` follows each pair."""
+def _timed(module: Any, x: Any) -> tuple[float, Any]:
+    """Seconds of one `module(x)` (a CUDA device synchronised before and after) and its output."""
     import torch
 
-    def timed(module: Any, x: Any) -> tuple[float, Any]:
-        if x.device.type == "cuda":
-            torch.cuda.synchronize(x.device)
-        started = time.perf_counter()
-        out = module(x)
-        if x.device.type == "cuda":
-            torch.cuda.synchronize(x.device)
-        return time.perf_counter() - started, out
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+    started = time.perf_counter()
+    out = module(x)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+    return time.perf_counter() - started, out
 
-    excess: list[tuple[float, float]] = []  # per pair: (batch norm after the conv - after itself, the conv)
-    colds: list[float] = []
+
+def cold_op_seconds(longs: Sequence[tuple[Any, Any]], tiny: Sequence[tuple[Any, Any]], warm: tuple[Any, Any],
+                    repeats: int) -> float:
+    """What an op takes beyond its time looped alone when no op of its kind ran lately: each (module,
+    input) of `tiny` runs `repeats` times after each (long op, input) of `longs` and `warm` (another
+    op, so that what every op runs is warm again), and right after itself; the median over every
+    (long op, tiny op) of (the median after the long op - the median after itself), never below 0."""
+    import torch
+
+    extras = []
+    with torch.inference_mode():
+        for long, x in longs:
+            for module, y in tiny:
+                after, looped = [], []
+                for _ in range(repeats):
+                    long(x)
+                    warm[0](warm[1])
+                    after.append(_timed(module, y)[0])
+                    looped.append(_timed(module, y)[0])
+                extras.append(statistics.median(after) - statistics.median(looped))
+    return max(0.0, statistics.median(extras)) if extras else 0.0
+
+
+def after_op_fraction(pairs: Sequence[tuple[Any, Any, Any]], repeats: int, cold_op_s: float = 0.0,
+                      on_pair: Callable[[], None] | None = None) -> float:
+    """What the op right after a long op takes beyond its time looped alone and beyond the cold-op
+    cost `cold_op_s` (cold_op_seconds), per second of the long op's time: each (conv, its input,
+    batch norm) of `pairs` runs `repeats` times as conv, batch norm of its output, the same batch
+    norm again (each timed); per pair, (the median batch norm after the conv - the median batch norm
+    after itself - cold_op_s) / the median conv; the median over the pairs, never below 0.
+    `on_pair()` follows each pair."""
+    import torch
+
+    fractions = []
     with torch.inference_mode():
         for conv, x, norm in pairs:
             norm(conv(x))  # allocator, kernel choice
-            for module, y in tiny:
-                module(y)
             long, after, alone = [], [], []
-            after_tiny: list[list[float]] = [[] for _ in tiny]
-            looped_tiny: list[list[float]] = [[] for _ in tiny]
             for _ in range(repeats):
-                seconds, out = timed(conv, x)
+                seconds, out = _timed(conv, x)
                 long.append(seconds)
-                after.append(timed(norm, out)[0])
-                alone.append(timed(norm, out)[0])
-                for index, (module, y) in enumerate(tiny):
-                    conv(x)
-                    if warm is not None:
-                        warm[0](warm[1])
-                    after_tiny[index].append(timed(module, y)[0])
-                    looped_tiny[index].append(timed(module, y)[0])
-            colds += [statistics.median(a) - statistics.median(b) for a, b in zip(after_tiny, looped_tiny,
-                                                                                  strict=True)]
-            excess.append((statistics.median(after) - statistics.median(alone), statistics.median(long)))
+                after.append(_timed(norm, out)[0])
+                alone.append(_timed(norm, out)[0])
+            fractions.append((statistics.median(after) - statistics.median(alone) - cold_op_s)
+                             / statistics.median(long))
             if on_pair is not None:
                 on_pair()
-    cold = max(0.0, statistics.median(colds)) if colds else 0.0
-    fractions = [(extra - cold) / long for extra, long in excess]
-    return (max(0.0, statistics.median(fractions)) if fractions else 0.0), cold * 1e6
+    return max(0.0, statistics.median(fractions)) if fractions else 0.0
 
 
 @dataclass(frozen=True)
