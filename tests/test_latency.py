@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 import senet_cli
-from senet_cli.count.latency import DeviceCalibration, RatePoint, op_kind
+from senet_cli.count.latency import DeviceCalibration, RatePoint, cold_op_group, op_kind
 from senet_cli.count.roofline import calibrated_device, parse_device
 from senet_cli.errors import SenetError
 from senet_cli.profile.results import BatchResult, LatencyStats, Measurement
@@ -795,6 +795,8 @@ def test_calibrate_measures_the_after_op_fraction_on_conv_and_batch_norm_pairs()
     calibration = calibrate("cpu", rounds=1, on_step=lambda done, total: steps.append((done, total)), **tiny)
     assert 0.0 <= calibration.after_op_fraction <= 1.0 and "after-op fraction: 1 convs" in calibration.method
     assert calibration.cold_op_us > 0 and "cold-op cost: 5 tiny ops" in calibration.method
+    assert [group for group, _ in calibration.cold_op_us_by_group] == ["compute", "reduction", "batch_norm",
+                                                                        "elementwise"]
     assert steps[-1][0] == steps[-1][1] and len(steps) == steps[-1][1]  # the pair is one step of the progress
     import torch
     from torch import nn
@@ -845,7 +847,14 @@ def test_calibrate_measures_the_cold_op_cost_and_nets_it_out_of_the_after_op_fra
             norm.armed = tiny.armed = True
             return x
 
-    cold_s = cold_op_seconds([(Conv(), torch.ones(1))], [(tiny, torch.ones(1))], (nn.Identity(), torch.ones(1)), 7)
+    quick = Ticks(0.0, 0.0)  # an op that pays nothing for running cold
+    cold_s, by_group = cold_op_seconds([(Conv(), torch.ones(1))], [("compute", tiny, torch.ones(1)),
+                                                                   ("elementwise", quick, torch.ones(1))],
+                                       (nn.Identity(), torch.ones(1)), 7)
+    assert by_group == {"compute": pytest.approx(1e-3, abs=4e-4), "elementwise": pytest.approx(0.0, abs=2e-4)}
+    assert cold_s == pytest.approx(5e-4, abs=3e-4)  # the median of the two
+    cold_s, _ = cold_op_seconds([(Conv(), torch.ones(1))], [("compute", tiny, torch.ones(1))],
+                                (nn.Identity(), torch.ones(1)), 7)
     assert cold_s == pytest.approx(1e-3, abs=4e-4)
     assert after_op_fraction([(Conv(), torch.ones(1), norm)], 7, cold_s) == pytest.approx(0.25, abs=0.15)
     assert after_op_fraction([(Conv(), torch.ones(1), norm)], 7) == pytest.approx(0.75, abs=0.15)  # not netted
@@ -871,6 +880,14 @@ def test_an_op_pays_the_cold_op_cost_when_no_op_of_its_name_ran_within_the_cache
     assert predict("relu", 0, 100) == pytest.approx(times["relu"] + cold)  # the conv's 1 MB since
     for without in (replace(calibration, cold_op_us=0.0), replace(calibration, cache_bytes=0)):
         assert without.forward_predictor()("relu", 0, 100) == pytest.approx(times["relu"])
+    grouped = replace(calibration, cold_op_us_by_group=(("compute", 30.0), ("elementwise", 4.0)))
+    predict = grouped.forward_predictor()  # each op pays its group's figure; a group not measured, cold_op_us
+    assert predict("convolution", 10**8, 10**6) == pytest.approx(times["convolution"] + 30e-6)
+    assert predict("relu", 0, 100) == pytest.approx(times["relu"] + 4e-6)
+    assert predict("amax", 0, 100) == pytest.approx(grouped.op_seconds("amax", 0, 100) + 20e-6)
+    assert [cold_op_group(op, macs) for op, macs in (("addmm", 1), ("mean", 0), ("max_pool2d_with_indices", 0),
+                                                     ("native_batch_norm", 0), ("sigmoid", 0), ("mul", 0))] == [
+        "compute", "reduction", "reduction", "batch_norm", "elementwise", "elementwise"]
     devices = {c: calibrated_device(replace(calibration, cold_op_us=c)) for c in (0.0, 20.0)}
     counted = {c: senet_cli.count("resnet18_cifar", roofline=dev).roofline for c, dev in devices.items()}
     assert counted[20.0].predicted_ms > counted[0.0].predicted_ms >= counted[0.0].ms == counted[20.0].ms
@@ -891,6 +908,18 @@ def test_the_cold_op_cost_is_read_checked_and_absent_from_older_files():
             DeviceCalibration.from_dict(data | {"cold_op_us": bad})
     with pytest.raises(SenetError, match="cold_op_us came with schema 7; this file is schema 6"):
         DeviceCalibration.from_dict(data | {"schema": 6})
+    grouped = data | {"cold_op_us_by_group": {"elementwise": 4.5, "compute": 30}}
+    assert DeviceCalibration.from_dict(grouped).cold_op_us_by_group == (("compute", 30.0), ("elementwise", 4.5))
+    for bad, said in (([30.0], "cold_op_us_by_group must be an object of compute, reduction, batch_norm, elementwise"),
+                      ({"conv": 3.0}, "cold_op_us_by_group has 'conv'; its groups are compute, reduction"),
+                      ({"compute": -1}, "cold_op_us_by_group's compute must be a number of microseconds from 0 to "
+                                        "1e6, got -1"),
+                      ({"compute": "3"}, "cold_op_us_by_group's compute must be a number"),
+                      ({"compute": float("inf")}, "must be a number of microseconds from 0 to 1e6, got inf")):
+        with pytest.raises(SenetError, match=re.escape(said)):
+            DeviceCalibration.from_dict(data | {"cold_op_us_by_group": bad})
+    with pytest.raises(SenetError, match="cold_op_us_by_group came with schema 7; this file is schema 6"):
+        DeviceCalibration.from_dict(grouped | {"schema": 6, "cold_op_us": 0.0})
 
 
 def test_the_speed_probe_times_one_fixed_product_per_measurement():

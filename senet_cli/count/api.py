@@ -169,6 +169,7 @@ def _roofline(device: DevicePeaks, timer: OpTimer, rows: Sequence[Any], base_row
         cold_read_us_per_mib=device.calibration.cold_read_us_per_mib if device.calibration is not None else None,
         cache_bytes=device.calibration.cache_bytes if device.calibration is not None else None,
         cold_op_us=device.calibration.cold_op_us if device.calibration is not None else None,
+        cold_op_us_by_group=dict(device.calibration.cold_op_us_by_group) if device.calibration is not None else None,
     )
 
 

@@ -112,6 +112,22 @@ kind, each op's new output pays the difference (DeviceCalibration.cold_write_sec
 those kinds either, each input read past the caches pays the difference
 (DeviceCalibration.cold_read_seconds)."""
 
+COLD_OP_GROUPS = {"conv": "compute", "matmul": "compute", "bmm": "compute", "max_reduce": "reduction",
+                  "sum_reduce": "reduction", "max_pool": "reduction", "avg_pool": "reduction",
+                  "batch_norm": "batch_norm"}
+"""Kind (op_kind) -> the group whose cold-op cost an op of that kind pays; every other kind is
+`elementwise`. On this project's EPYC, after a conv and an unrelated op, a 1x1 conv on a 1x1 map
+paid 23-40 us more than looped, a mean or a max 10-23, a small batch norm 16, a sigmoid 4-5: one
+figure for all (the median, 14-28 us) overcharged CBAM's many elementwise ops (its overhead at batch
+1 predicted 6.4 points high in one run) and undercharged SE's convs."""
+COLD_OP_GROUP_NAMES = ("compute", "reduction", "batch_norm", "elementwise")
+
+
+def cold_op_group(op: str, macs: int, depth: int = 0) -> str:
+    """The group (COLD_OP_GROUP_NAMES) whose cold-op cost a traced op pays."""
+    return COLD_OP_GROUPS.get(op_kind(op, macs, depth), "elementwise")
+
+
 MAX_REDUCTIONS = frozenset({"amax", "amin", "max", "min"})
 """Reductions that keep an extreme (`max` and `min` with a dim return indices too)."""
 SUM_REDUCTIONS = frozenset({"mean", "sum", "nansum", "nanmean"})
@@ -157,7 +173,8 @@ def op_kind(op: str, macs: int, depth: int = 0) -> str:
 BYTES_KINDS = frozenset({"max_pool", "avg_pool", "max_reduce", "sum_reduce", "batch_norm", "channelwise", "pointwise",
                          "memory", "in_place", "cold_write", "read", "cold_read"})
 """Kinds whose rate is a bandwidth (GB/s) looked up by bytes, not a compute rate."""
-UNITS = ("op_cost_us, median_us, cold_op_us: microseconds (median); rate: TFLOPS (2 x MACs per second / 1e12) for "
+UNITS = ("op_cost_us, median_us, cold_op_us, cold_op_us_by_group: microseconds (median); rate: TFLOPS (2 x MACs "
+         "per second / 1e12) for "
          + ", ".join(kind for kind in KINDS if kind not in BYTES_KINDS) + "; GB/s (1e9 bytes per second) for "
          + ", ".join(kind for kind in KINDS if kind in BYTES_KINDS) + "; macs and bytes as `senet count` counts them; "
          "depth: elements reduced into each output (conv, matmul, bmm, reductions) or covered by each channel's "
@@ -262,7 +279,9 @@ class DeviceCalibration:
     cache_bytes: int = 0  # what the caches private to the threads' cores hold together: an input with a reuse
     # distance past it is read cold (0: not known, no input pays)
     cold_op_us: float = 0.0  # what an op pays on top when no op of its name ran within cache_bytes of traffic
-    # (microseconds; 0: not measured, schema < 7)
+    # (microseconds, over every tiny op calibrate timed; 0: not measured, schema < 7)
+    cold_op_us_by_group: tuple[tuple[str, float], ...] = ()  # (COLD_OP_GROUPS' group, microseconds): the same per
+    # kind of op, which an op of that group pays instead (empty: every op pays cold_op_us)
 
     @cached_property
     def _index(self) -> _PointIndex:
@@ -466,10 +485,13 @@ class DeviceCalibration:
         SE-ResNet-18 at batch 1, SE's mean, 1x1 convs, ReLU and sigmoid each took 2-46 us more than
         looped (benchmarks/in_network_ops.py); a tiny op's code and the framework's data it touches
         (dispatch, allocator, kernel selection) come back from far caches after a long op, though
-        another op ran in between. calibrate measures that (`cold_op_us`: tiny ops timed after a conv
-        and an unrelated 1-element op, less looped: 23-25 us there) and nets it out of the after-op
-        fraction, which then charges what the op right after a long one pays beyond it."""
+        another op ran in between. calibrate measures that (tiny ops timed after a conv and an
+        unrelated 1-element op, less looped: `cold_op_us` over them all, 10-28 us there, and
+        `cold_op_us_by_group` per COLD_OP_GROUPS' group, which an op of that group pays instead)
+        and nets it out of the after-op fraction, which then charges what the op right after a long
+        one pays beyond it."""
         previous = 0.0
+        by_group = dict(self.cold_op_us_by_group)
         traffic = 0  # bytes the pass has moved so far
         last_run: dict[str, int] = {}  # op name -> `traffic` when an op of that name last started
 
@@ -480,7 +502,7 @@ class DeviceCalibration:
             extra, previous = self.after_op_fraction * previous, seconds
             if self.cold_op_us and self.cache_bytes and traffic - last_run.get(op, -self.cache_bytes - 1) > \
                     self.cache_bytes:
-                extra += self.cold_op_us * 1e-6
+                extra += by_group.get(cold_op_group(op, macs, depth), self.cold_op_us) * 1e-6
             last_run[op] = traffic
             traffic += moved_bytes
             return seconds + extra
@@ -512,7 +534,8 @@ class DeviceCalibration:
             "method": self.method, "load_before": self.load_before, "load_after": self.load_after,
             "cpu_count": self.cpu_count, "busy": self.busy, "rounds": self.rounds,
             "after_op_fraction": self.after_op_fraction, "probe_us": self.probe_us,
-            "cache_bytes": self.cache_bytes, "cold_op_us": self.cold_op_us, "units": UNITS,
+            "cache_bytes": self.cache_bytes, "cold_op_us": self.cold_op_us,
+            "cold_op_us_by_group": dict(self.cold_op_us_by_group), "units": UNITS,
         }
 
     @classmethod
@@ -580,7 +603,8 @@ class DeviceCalibration:
                               number("load_before", -1.0), number("load_after", -1.0),
                               number("cpu_count", 0, whole=True), number("rounds", 0, whole=True),
                               number("after_op_fraction", 0.0), number("probe_us", 0.0),
-                              number("cache_bytes", 0, whole=True), number("cold_op_us", 0.0))
+                              number("cache_bytes", 0, whole=True), number("cold_op_us", 0.0),
+                              _cold_groups(data.get("cold_op_us_by_group", {}), where))
         except _BadField as error:
             raise SenetError(str(error)) from None
         except KeyError as error:
@@ -630,6 +654,7 @@ class DeviceCalibration:
                                      ("cache_bytes", 6, bool(calibration.cache_bytes)),
                                      (newer_name, 7, bool(newer)),
                                      ("cold_op_us", 7, bool(calibration.cold_op_us)),
+                                     ("cold_op_us_by_group", 7, bool(calibration.cold_op_us_by_group)),
                                      ("probe_us", 4, bool(calibration.probe_us)),
                                      (f"a point's batch (point {batched} of {len(points)}, "
                                       f"{_shown(points[batched - 1].label)})" if batched else "", 4, bool(batched))):
@@ -680,6 +705,22 @@ def _log_interpolated(points: list[tuple[int, float]], size: int) -> float:
     return points[-1][1]  # unreachable: the sizes are sorted and bracket `size`
 
 
+def _cold_groups(value: Any, where: str) -> tuple[tuple[str, float], ...]:
+    """A device file's cold_op_us_by_group: a JSON object of COLD_OP_GROUP_NAMES' groups to microseconds
+    from 0 to 1e6, in that order."""
+    if not isinstance(value, dict):
+        raise _BadField(f"{where}: cold_op_us_by_group must be an object of {', '.join(COLD_OP_GROUP_NAMES)} to "
+                        f"microseconds, got {_shown(value)}")
+    for group, us in value.items():
+        if group not in COLD_OP_GROUP_NAMES:
+            raise _BadField(f"{where}: cold_op_us_by_group has {_shown(group)}; its groups are "
+                            + ", ".join(COLD_OP_GROUP_NAMES))
+        if isinstance(us, bool) or not isinstance(us, (int, float)) or not (math.isfinite(us) and 0 <= us < 1e6):
+            raise _BadField(f"{where}: cold_op_us_by_group's {group} must be a number of microseconds from 0 to 1e6, "
+                            f"got {_shown(us)}")
+    return tuple((group, float(value[group])) for group in COLD_OP_GROUP_NAMES if group in value)
+
+
 class _BadField(Exception):
     """A device-file field of the wrong type or out of range: a point's count, a device's number (its
     message is the one line shown)."""
@@ -716,10 +757,14 @@ def cold_write_text(us_per_mib: float | None) -> str:
             f", plus its new output's write into memory not touched lately ({us_per_mib:.3g} us per MiB at 1 MiB)")
 
 
-def cold_op_text(cold_op_us: float | None, cache_bytes: int | None) -> str:
+def cold_op_text(cold_op_us: float | None, cache_bytes: int | None,
+                 by_group: Sequence[tuple[str, float]] = ()) -> str:
     """The cold-op term, for the notes of count and profile ("" when the device file measured none)."""
-    return ("" if not cold_op_us or not cache_bytes else
-            f" + {cold_op_us:.3g} us per op when no op of its name ran within {cache_bytes / 2**20:g} MiB of traffic")
+    if not cold_op_us or not cache_bytes:
+        return ""
+    cost = (" / ".join(f"{us:.3g}" for _, us in by_group) + f" us ({', '.join(group for group, _ in by_group)})"
+            if by_group else f"{cold_op_us:.3g} us")
+    return f" + {cost} per op when no op of its name ran within {cache_bytes / 2**20:g} MiB of traffic"
 
 
 def cold_read_text(us_per_mib: float | None, cache_bytes: int | None) -> str:

@@ -216,3 +216,5 @@ class Roofline:
     cache_bytes: int | None = None  # the reuse distance past which an input is read cold (None: no calibration)
     cold_op_us: float | None = None  # what an op pays when no op of its name ran within cache_bytes of traffic
     # (None: no calibration; 0: not measured)
+    cold_op_us_by_group: dict[str, float] | None = None  # the same per group of op kinds (latency.COLD_OP_GROUPS),
+    # which an op of that group pays instead (None: no calibration; empty: every op pays cold_op_us)

@@ -77,7 +77,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from senet_cli.count.latency import BYTES_KINDS, POINTWISE_OPS, DeviceCalibration, RatePoint
+from senet_cli.count.latency import BYTES_KINDS, COLD_OP_GROUP_NAMES, POINTWISE_OPS, DeviceCalibration, RatePoint
 from senet_cli.errors import ArgumentError, UnknownChoiceError
 from senet_cli.profile.probe import PROBE_SECONDS, SpeedProbe, probe_text
 from senet_cli.vocabulary import DEVICES, DTYPES
@@ -333,7 +333,7 @@ def calibrate(
     timed = [_Job("per-op cost", "chain", chain, tiny), *jobs]
     pairs = [(ready(nn.Conv2d(cin, cout, kernel, 1, kernel // 2, bias=False)), randn(1, cin, side, side),
               ready(nn.BatchNorm2d(cout))) for _, cin, cout, kernel, side in after_op_pairs]
-    cold_ops = [(ready(module), randn(*shape)) for module, shape in _cold_op_modules()]
+    cold_ops = [(group, ready(module), randn(*shape)) for group, module, shape in _cold_op_modules()]
     total = len(timed) * (1 + rounds) + len(pairs)
     done = 0
 
@@ -358,7 +358,8 @@ def calibrate(
 
     probe = SpeedProbe(torch_device, torch_dtype) if speed_probe else None
     longs = [(conv, x) for conv, x, _ in pairs]
-    cold_samples: list[float] = []  # one cold-op cost per round: the VM's far caches move with its neighbours
+    cold_samples: list[tuple[float, dict[str, float]]] = []  # one per round: the VM's far caches move with its
+    # neighbours
 
     def after_round() -> None:
         if probe is not None:
@@ -372,8 +373,11 @@ def calibrate(
                              on_call=advance, more=more, after_round=after_round)
     done_rounds = len(times[0])
     total = done + len(pairs)  # what is left: the pairs
-    cold_op_s = statistics.median(cold_samples) if cold_samples else 0.0
-    fraction = after_op_fraction(pairs, AFTER_OP_REPEATS, cold_op_s, on_pair=advance) if pairs else 0.0
+    cold_op_s = statistics.median(every for every, _ in cold_samples) if cold_samples else 0.0
+    cold_groups = {group: statistics.median(groups[group] for _, groups in cold_samples)
+                   for group in COLD_OP_GROUP_NAMES if cold_samples and group in cold_samples[0][1]}
+    fraction = after_op_fraction(pairs, AFTER_OP_REPEATS, cold_groups.get("batch_norm", cold_op_s),
+                                 on_pair=advance) if pairs else 0.0
     if on_step is not None and said != (done, total):  # the budget stopped the rounds: their end, said once
         on_step(done, total)
     op_costs = [time_us / CHAIN for time_us in times[0]]
@@ -387,6 +391,7 @@ def calibrate(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds=time.perf_counter() - started, load_before=load_before, load_after=_load_average(),
         cpu_count=os.cpu_count() or 0, rounds=done_rounds, after_op_fraction=fraction, cold_op_us=cold_op_s * 1e6,
+        cold_op_us_by_group=tuple((group, seconds * 1e6) for group, seconds in cold_groups.items()),
         cache_bytes=_private_cache_bytes(torch_device, torch.get_num_threads()),
         probe_us=0.0 if probe is None else probe.median_us or 0.0,
         method=(f"torch.utils.benchmark Timer.timeit, about {min_run_time} s of calls per measurement, every point "
@@ -413,10 +418,11 @@ def calibrate(
                 f"cost: {len(cold_ops) if pairs else 0} tiny ops (a mean, a 1x1 conv on a 1x1 map, a sigmoid, a batch "
                 f"norm, a max) each timed {COLD_OP_REPEATS} times after each of the convs below and a 1-element "
                 "x * 2.0 and right after itself, after each round: the median over (conv, tiny op) of the median "
-                "difference, the median over the rounds; after-op "
+                "difference, over all and per group of kinds (compute: the conv; reduction: the mean and the max; "
+                "batch_norm; elementwise: the sigmoid), the median over the rounds; after-op "
                 f"fraction: {len(pairs)} convs of ResNet-50 at batch 1, each followed by its batch norm, "
                 f"{AFTER_OP_REPEATS} times: (median batch norm right after the conv - median batch norm right after "
-                "itself - the cold-op cost) / median conv, the median over the convs"
+                "itself - the batch norm's cold-op cost) / median conv, the median over the convs"
                 + ("" if probe is None else f"; speed probe: {probe_text(torch_device.type)}, about "
                    f"{PROBE_SECONDS} s of calls after each round, the median over the rounds (senet profile times it "
                    "again beside the models: its time then / this one is the machine's speed against the "
@@ -494,26 +500,29 @@ def _timed(module: Any, x: Any) -> tuple[float, Any]:
     return time.perf_counter() - started, out
 
 
-def cold_op_seconds(longs: Sequence[tuple[Any, Any]], tiny: Sequence[tuple[Any, Any]], warm: tuple[Any, Any],
-                    repeats: int) -> float:
-    """What an op takes beyond its time looped alone when no op of its kind ran lately: each (module,
-    input) of `tiny` runs `repeats` times after each (long op, input) of `longs` and `warm` (another
-    op, so that what every op runs is warm again), and right after itself; the median over every
-    (long op, tiny op) of (the median after the long op - the median after itself), never below 0."""
+def cold_op_seconds(longs: Sequence[tuple[Any, Any]], tiny: Sequence[tuple[str, Any, Any]], warm: tuple[Any, Any],
+                    repeats: int) -> tuple[float, dict[str, float]]:
+    """What an op takes beyond its time looped alone when no op of its kind ran lately: each (group,
+    module, input) of `tiny` runs `repeats` times after each (long op, input) of `longs` and `warm`
+    (another op, so that what every op runs is warm again), and right after itself. Returns the
+    median over every (long op, tiny op) of (the median after the long op - the median after
+    itself), and the same median per group (the tiny ops' COLD_OP_GROUP_NAMES), each never below 0."""
     import torch
 
-    extras = []
+    extras: dict[str, list[float]] = {}
     with torch.inference_mode():
         for long, x in longs:
-            for module, y in tiny:
+            for group, module, y in tiny:
                 after, looped = [], []
                 for _ in range(repeats):
                     long(x)
                     warm[0](warm[1])
                     after.append(_timed(module, y)[0])
                     looped.append(_timed(module, y)[0])
-                extras.append(statistics.median(after) - statistics.median(looped))
-    return max(0.0, statistics.median(extras)) if extras else 0.0
+                extras.setdefault(group, []).append(statistics.median(after) - statistics.median(looped))
+    every = [extra for found in extras.values() for extra in found]
+    return (max(0.0, statistics.median(every)) if every else 0.0,
+            {group: max(0.0, statistics.median(found)) for group, found in extras.items()})
 
 
 def after_op_fraction(pairs: Sequence[tuple[Any, Any, Any]], repeats: int, cold_op_s: float = 0.0,
@@ -725,14 +734,15 @@ class _Pointwise:
         return Pointwise()
 
 
-def _cold_op_modules() -> list[tuple[Any, tuple[int, ...]]]:
-    """The tiny ops the cold-op cost is measured on (module, input shape): an attention block's
-    (SE's squeeze and excitation and gate, CBAM's max, a small batch norm)."""
+def _cold_op_modules() -> list[tuple[str, Any, tuple[int, ...]]]:
+    """The tiny ops the cold-op cost is measured on (their COLD_OP_GROUP_NAMES group, module, input
+    shape): an attention block's (SE's squeeze and excitation and gate, CBAM's max, a small batch
+    norm)."""
     from torch import nn
 
-    return [(_Reduce("mean", (2, 3)), (1, 64, 7, 7)), (nn.Conv2d(64, 16, 1), (1, 64, 1, 1)),
-            (nn.Sigmoid(), (1, 64, 1, 1)), (nn.BatchNorm2d(64), (1, 64, 7, 7)),
-            (_Reduce("amax", (2, 3)), (1, 64, 7, 7))]
+    return [("reduction", _Reduce("mean", (2, 3)), (1, 64, 7, 7)), ("compute", nn.Conv2d(64, 16, 1), (1, 64, 1, 1)),
+            ("elementwise", nn.Sigmoid(), (1, 64, 1, 1)), ("batch_norm", nn.BatchNorm2d(64), (1, 64, 7, 7)),
+            ("reduction", _Reduce("amax", (2, 3)), (1, 64, 7, 7))]
 
 
 class _Reduce:

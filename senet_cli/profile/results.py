@@ -223,5 +223,7 @@ class ProfileReport:
                 else self.roofline.calibration.cold_read_us_per_mib,
                 "cache_bytes": None if self.roofline.calibration is None else self.roofline.calibration.cache_bytes,
                 "cold_op_us": None if self.roofline.calibration is None else self.roofline.calibration.cold_op_us,
+                "cold_op_us_by_group": None if self.roofline.calibration is None
+                else dict(self.roofline.calibration.cold_op_us_by_group),
             },
         }

@@ -94,7 +94,9 @@ def summary(calibration: DeviceCalibration) -> str:
     return (f"per-op cost {calibration.op_cost_us:.2f} us; after a long op, {calibration.after_op_fraction:.1%} of "
             f"its time; best rates: {calibration.peak_tflops:.4g} TFLOPS, {calibration.bandwidth_gbs:.4g} GB/s; "
             + (f"speed probe {calibration.probe_us:,.1f} us; " if calibration.probe_us else "")
-            + (f"cold ops {calibration.cold_op_us:.3g} us; " if calibration.cold_op_us else "")
+            + (f"cold ops {calibration.cold_op_us:.3g} us"
+               + (" (" + ", ".join(f"{group} {us:.3g}" for group, us in calibration.cold_op_us_by_group) + ")"
+                  if calibration.cold_op_us_by_group else "") + "; " if calibration.cold_op_us else "")
             + (f"cold writes {cold:.3g} us per MiB; " if cold is not None else "")
             + (f"cold reads {cold_read:.3g} us per MiB (inputs touched {calibration.cache_bytes / 2**20:g} MiB of "
                "traffic or more before); " if (cold_read := calibration.cold_read_us_per_mib) is not None else "")

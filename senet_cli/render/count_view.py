@@ -344,7 +344,8 @@ def notes(report: CountReport, explain: bool, hint: str, shown: frozenset[str], 
             f"for the nearest shape, bytes at the bandwidth it measured for that size and kind"
             f"{cold_write_text(roof.cold_write_us_per_mib)}"
             f"{cold_read_text(roof.cold_read_us_per_mib, roof.cache_bytes)}) + "
-            f"{roof.op_cost_us:.2f} us per op{cold_op_text(roof.cold_op_us, roof.cache_bytes)}"
+            f"{roof.op_cost_us:.2f} us per op"
+            f"{cold_op_text(roof.cold_op_us, roof.cache_bytes, tuple((roof.cold_op_us_by_group or {}).items()))}"
             f"{_after_op(roof.after_op_fraction)}, summed; eager, unfused, "
             "channels-first; README 'Why attention costs time'"
         )

@@ -174,7 +174,9 @@ def _notes(report: ProfileReport, keys: frozenset[str]) -> tuple[str, ...]:
                          f"achieved rate of its shape, bytes at the achieved bandwidth"
                          f"{cold_write_text(calibration.cold_write_us_per_mib)}"
                          f"{cold_read_text(calibration.cold_read_us_per_mib, calibration.cache_bytes)}) + "
-                         f"{cost:.2f} us per op{cold_op_text(calibration.cold_op_us, calibration.cache_bytes)}"
+                         f"{cost:.2f} us per op"
+                         + cold_op_text(calibration.cold_op_us, calibration.cache_bytes,
+                                        calibration.cold_op_us_by_group)
                          + (f" + {after:.1%} of the op before it" if (after := calibration.after_op_fraction)
                             else "") + "; "
                          "README 'Why attention costs time')")
