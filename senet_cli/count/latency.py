@@ -318,8 +318,10 @@ class DeviceCalibration:
 
     @property
     def bandwidth_gbs(self) -> float:
-        """The best bandwidth measured (GB/s): the calibrated device's roofline bandwidth."""
-        rates = [p.rate for p in self.points if p.kind in BYTES_KINDS and p.kind not in READ_KINDS]
+        """The best bandwidth measured (GB/s): the calibrated device's roofline bandwidth (neither the
+        read sums nor the activations, whose rate is their arithmetic's)."""
+        rates = [p.rate for p in self.points
+                 if p.kind in BYTES_KINDS and p.kind not in READ_KINDS and p.kind != "pointwise"]
         return max(rates) if rates else math.inf
 
     def compute_tflops(self, kind: str, macs: int, moved_bytes: int, depth: int = 0, stride: int = 0,
@@ -622,6 +624,8 @@ class DeviceCalibration:
                        else "macs must be at least 1 (its rate is MACs per second)"
                        if point.kind not in BYTES_KINDS and point.macs < 1
                        else "a pointwise point must name its op (op)" if point.kind == "pointwise" and not point.op
+                       else "its op must be one of " + ", ".join(POINTWISE_OPS)
+                       if point.kind == "pointwise" and point.op not in POINTWISE_OPS
                        else "only a pointwise point names an op" if point.op and point.kind != "pointwise"
                        else "only a conv point has a width" if point.width and point.kind != "conv" else "")
             if problem:

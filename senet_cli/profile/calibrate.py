@@ -52,8 +52,9 @@ windows, and the median drops them. What is measured:
 - the cold-op cost and the after-op fraction: five of ResNet-50's convs at batch 1, each followed
   by tiny ops of an attention block (a mean, a 1x1 conv on a 1x1 map, a sigmoid, a small batch
   norm, a max), each after the conv and a 1-element op in between, after every round
-  (`cold_op_us`: what the tiny op then takes beyond its time looped, the median over the rounds;
-  on this project's EPYC 14-27 us, where the ops take 3-10 us looped: their code and the
+  (`cold_op_us`, over all, and `cold_op_us_by_group`, per group of op kinds: what the tiny op then
+  takes beyond its time looped, the median over the rounds; on this project's EPYC 10-28 us over
+  all, a 1x1 conv 23-40, a sigmoid 4-5, where the ops take 2-10 us looped: their code and the
   framework's data come back from far caches, and how far moves with the VM's neighbours); and,
   after the rounds, each conv followed by its batch norm (`after_op_fraction`: what the batch norm
   right after it takes beyond looped and beyond the cold-op cost, per second of the conv's time).
@@ -190,8 +191,9 @@ AFTER_OP_REPEATS = 15
 """Times each pair runs: the medians of the three times are kept."""
 COLD_OP_REPEATS = 3
 """Times each (conv, tiny op) runs in each round for the cold-op cost (cold_op_seconds), whose median
-over the rounds is kept: measured once at the end, in 2-3 s, six calibrations gave 13.8-26.9 us on
-this project's EPYC, one op's share moving 14.6 -> 23.0 us within 10 s."""
+over the rounds is kept (about 0.2 s a round on this project's EPYC): measured once at the end, in
+2-3 s, six calibrations gave 13.8-26.9 us there, one op's share moving 14.6 -> 23.0 us within 10 s;
+measured after every round, 10.2-28.4 us in five (the VM's neighbours move it)."""
 DEFAULT_BATCHES = dict(zip(DEVICES, ((1, 8), (1, 64)), strict=True))  # per device: cpu, cuda
 
 
@@ -447,8 +449,9 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
     round puts that variation inside the rounds, where the median takes it. Every measurement runs on
     torch's current thread count (Timer's own default is one thread, whatever the caller set).
     `more(rounds done, last round's seconds)` returning False stops before `rounds`; `on_call()`
-    follows each warm-up and each measurement; `after_round()` runs after each round, outside the
-    round's seconds (calibrate's speed probe). Runs under inference_mode."""
+    follows each warm-up and each measurement; `after_round()` runs after each round (calibrate's
+    speed probe and cold-op cost), its time counted in the round's seconds `more` is given, so that a
+    budget holds it. Runs under inference_mode."""
     import copy
 
     import torch
@@ -479,9 +482,9 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
                 measured.append(timer(module, x).timeit(number).median * 1e6)
                 if on_call is not None:
                     on_call()
-            round_s = time.perf_counter() - round_started
             if after_round is not None:
                 after_round()
+            round_s = time.perf_counter() - round_started
             if more is not None and not more(done_rounds, round_s):
                 break
     return times
