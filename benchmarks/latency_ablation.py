@@ -70,7 +70,9 @@ def main() -> None:
         "without the pointwise points": without(calibration, ("pointwise",)),
         "without the convs' widths": replace(calibration,
                                              points=tuple(replace(p, width=0) for p in calibration.points)),
-        "without the cold-op cost": replace(calibration, cold_op_us=0.0),
+        "without the cold-op cost (the after-op fraction still netted of it)":
+            replace(calibration, cold_op_us=0.0, cold_op_us_by_group=()),
+        "with one cold-op cost for every op (no groups)": replace(calibration, cold_op_us_by_group=()),
         "without batch_norm/channelwise": without(calibration, PER_CHANNEL),
         "without those and the strided/expanding convs": without(calibration, PER_CHANNEL, NEW_CONVS),
     }

@@ -794,7 +794,7 @@ def test_calibrate_measures_the_after_op_fraction_on_conv_and_batch_norm_pairs()
     steps: list[tuple[int, int]] = []
     calibration = calibrate("cpu", rounds=1, on_step=lambda done, total: steps.append((done, total)), **tiny)
     assert 0.0 <= calibration.after_op_fraction <= 1.0 and "after-op fraction: 1 convs" in calibration.method
-    assert calibration.cold_op_us > 0 and "cold-op cost: 5 tiny ops" in calibration.method
+    assert calibration.cold_op_us >= 0 and "cold-op cost: 5 tiny ops" in calibration.method
     assert [group for group, _ in calibration.cold_op_us_by_group] == ["compute", "reduction", "batch_norm",
                                                                         "elementwise"]
     assert steps[-1][0] == steps[-1][1] and len(steps) == steps[-1][1]  # the pair is one step of the progress
@@ -1350,6 +1350,14 @@ def test_a_conv_takes_the_rate_of_the_calibrated_conv_of_its_width():
         2 * 1_354_752 / 0.076e12)
     without = replace(device, points=tuple(replace(p, width=0) for p in points))
     assert without.compute_tflops("conv", **projection, width=24) == 0.007  # an older file: as before
+    # count carries each conv's width to the model: a model of narrow convs takes the narrow point's rate
+    narrow = replace(synthetic(), points=(RatePoint("conv", "one output map", 10**7, 10**6, 0.0, 0.01, width=1),
+                                          RatePoint("conv", "wide", 10**7, 10**6, 0.0, 1.0, width=512),
+                                          *synthetic().points[3:]))
+    wide = replace(narrow, points=tuple(replace(p, width=512 if p.width == 1 else 1) for p in narrow.points))
+    at_wide_rate, at_narrow_rate = (senet_cli.count("resnet18_cifar", roofline=calibrated_device(d)).roofline
+                                    .predicted_ms for d in (narrow, wide))  # its convs are 16-512 wide: nearer 512
+    assert at_wide_rate < at_narrow_rate / 10
 
 
 def test_the_trace_records_each_convs_output_channels_per_group():
@@ -1359,10 +1367,15 @@ def test_the_trace_records_each_convs_output_channels_per_group():
 
     convs = {"dense": (torch.nn.Conv2d(8, 32, 3), 32), "grouped": (torch.nn.Conv2d(8, 32, 3, groups=4), 8),
              "depthwise": (torch.nn.Conv2d(8, 8, 5, groups=8), 1), "one map": (torch.nn.Conv2d(2, 1, 7), 1),
-             "transposed": (torch.nn.ConvTranspose2d(8, 16, 2, groups=2), 8)}
+             "multiplier 2": (torch.nn.Conv2d(8, 16, 3, groups=8), 2),
+             "transposed": (torch.nn.ConvTranspose2d(8, 12, 2, groups=2), 6)}
     for name, (conv, width) in convs.items():
         (op,) = trace_costs(conv.to("meta"), torch.empty(2, conv.in_channels, 9, 9, device="meta")).ops
         assert (name, op.width) == (name, width)
+    for conv, shape in ((torch.nn.Conv1d(8, 24, 3, groups=2), (2, 8, 9)), (torch.nn.Conv3d(8, 24, 3, groups=4),
+                                                                            (2, 8, 5, 5, 5))):
+        (op,) = trace_costs(conv.to("meta"), torch.empty(*shape, device="meta")).ops
+        assert op.width == 24 // conv.groups
     (op,) = trace_costs(torch.nn.Linear(8, 4).to("meta"), torch.empty(2, 8, device="meta")).ops
     assert op.width == 0  # a conv's only
 
@@ -1427,3 +1440,25 @@ def test_calibrate_times_only_the_activations_it_knows():
     with pytest.raises(ArgumentError, match="relu is not an activation calibrate times; it times sigmoid, silu"):
         calibrate("cpu", threads=1, batches=(1,), conv_shapes=(), linear_shapes=(), memory_bytes=(2**12,),
                   cold_bytes=(), pointwise_ops=("relu",), after_op_pairs=(), speed_probe=False)
+
+
+def test_calibrate_keeps_the_rounds_median_cold_op_cost_and_nets_the_batch_norms_out_of_the_fraction(monkeypatch):
+    """Each round's cold-op sample (overall, per group) is kept as the median over the rounds; the
+    after-op fraction is netted by the batch norm group's figure (what the batch norm after a conv
+    pays for running cold), not by the overall one."""
+    from senet_cli.profile import calibrate as module
+
+    samples = iter([(0.0, {"compute": 0.0, "batch_norm": 0.0}),  # the warm-up call, not kept
+                    (10e-6, {"compute": 30e-6, "batch_norm": 16e-6}), (12e-6, {"compute": 40e-6, "batch_norm": 14e-6}),
+                    (50e-6, {"compute": 20e-6, "batch_norm": 18e-6})])
+    netted: list[float] = []
+    monkeypatch.setattr(module, "cold_op_seconds", lambda *args: next(samples))
+    monkeypatch.setattr(module, "after_op_fraction",
+                        lambda pairs, repeats, cold_op_s=0.0, on_pair=None: netted.append(cold_op_s) or 0.01)
+    tiny = dict(threads=1, batches=(1,), min_run_time=0.001, conv_shapes=(), linear_shapes=(),
+                memory_bytes=(2**12,), cold_bytes=(), reduce_maps=(), batch_norm_maps=(), channel_maps=(),
+                bmm_shapes=(), pointwise_ops=(), speed_probe=False, after_op_pairs=(("3x3 8->8 @8", 8, 8, 3, 8),))
+    calibration = module.calibrate("cpu", rounds=3, **tiny)
+    assert calibration.cold_op_us == pytest.approx(12.0)
+    assert dict(calibration.cold_op_us_by_group) == {"compute": pytest.approx(30.0), "batch_norm": pytest.approx(16.0)}
+    assert netted == [pytest.approx(16e-6)] and calibration.after_op_fraction == 0.01

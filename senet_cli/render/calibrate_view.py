@@ -66,6 +66,10 @@ def calibration_table(calibration: DeviceCalibration) -> TableData:
     if any(p.kind == "in_place" for p in calibration.points):
         notes.append("in_place: x.mul_(1.0), writing where it reads; count and profile charge an elementwise op that "
                      "writes no new output (an in-place ReLU) at its bandwidth, other elementwise ops at the copies'")
+    if any(p.kind == "pointwise" for p in calibration.points):
+        notes.append("pointwise: an activation (its op in the label) on a normal sample, out of place; count and "
+                     "profile charge that op its bytes at this rate, in place or not (its arithmetic, not its "
+                     "bytes, is its time on a CPU), other elementwise ops at the copies' bandwidth")
     if (cold := calibration.cold_write_us_per_mib) is not None:
         notes.append("cold_write: the memory points' copy with its output written into memory not touched lately; "
                      "count and profile charge each op's new output the cold copy's time beyond the warm one's "
