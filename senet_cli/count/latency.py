@@ -393,15 +393,14 @@ class DeviceCalibration:
         kind = op_kind(op, macs, depth)
         compute = (2.0 * macs / (self.compute_tflops(kind, macs, moved_bytes, depth, stride, width) * 1e12)
                    if macs else 0.0)
-        own = self._index.pointwise.get(op) if kind == "pointwise" else None
-        if kind == "pointwise" and not own:
-            kind = "memory"  # an op calibrate did not measure (or a file from before schema 7): a copy's rate
+        if kind == "pointwise":  # its bytes as any elementwise op's; with points of its own, its arithmetic at
+            # their rate as its compute, in place or not (memory's terms then run under it, not after it)
+            if own := self._index.pointwise.get(op):
+                compute = moved_bytes / (_log_interpolated(own, moved_bytes) * 1e9)
+            kind = "memory"
         if kind == "memory" and moved_bytes and not written and "in_place" in self._index.by_kind:
             kind = "in_place"  # writes where it read (or into a tensor it was given): no new output to fetch
-        if own:  # its arithmetic at its own rate, in place or not; memory's terms run under it, not after it
-            compute = moved_bytes / (_log_interpolated(own, moved_bytes) * 1e9)
-            bandwidth = self.bandwidth_for(moved_bytes, "in_place" if not written else "memory")
-        elif kind in NEAREST_KINDS:
+        if kind in NEAREST_KINDS:
             bandwidth = self.reduction_gbs(kind, moved_bytes, depth, stride)
         else:
             bandwidth = self.bandwidth_for(moved_bytes, kind if kind in BYTES_KINDS else "memory")
