@@ -71,6 +71,9 @@ def main() -> None:
     if all(run.cold_op_us > 0 for run in runs):
         print(f"cold-op cost {' / '.join(f'{run.cold_op_us:.1f}' for run in runs)} us: spread "
               f"{spread([run.cold_op_us for run in runs]) * 100:.1f}%")
+    if all(run.fresh_page_us_per_mib > 0 for run in runs):
+        print(f"fresh-page cost {' / '.join(f'{run.fresh_page_us_per_mib:.0f}' for run in runs)} us per MiB: spread "
+              f"{spread([run.fresh_page_us_per_mib for run in runs]) * 100:.1f}%")
     for kind, values in spreads.items():
         print(f"{kind}: {len(values)} points, median spread {statistics.median(values) * 100:.1f}%, "
               f"worst {max(values) * 100:.1f}%")

@@ -13,11 +13,16 @@ before and after each family: on a shared machine the load moves both numbers. s
 its median / its median while calibrating (the device file's probe_us) is the machine's own shift
 since the calibration, which moves predicted / measured by as much. The summary gives the errors
 as they are (the issue's goals) and with each prediction scaled by its family's probe ratio (what
-`senet profile` reports as "median / predicted at probe").
+`senet profile` reports as "median / predicted at probe"). The last column is each model's minor page
+faults per run (MiB first touched, the harness's count) and their time at the calibration's fresh-page
+cost: the prediction charges none, for it predicts a process whose allocator keeps its memory; how
+much a process with glibc's defaults faults depends on what it allocated before
+(senet_cli/profile/pages.py). So the script re-runs itself under GLIBC_KEEP (glibc's trim and mmap
+thresholds raised) unless --glibc-defaults is given; the column should then read 0.
 
 Run: python benchmarks/latency_model.py [--device cpu] [--threads 1] [--batches 1,8] [--iters 5]
      [--warmup 2] [--calibration DEVICE.json] [--json results.json] [--families resnet18,resnet50,tv]
-     [--flush-denormal]
+     [--flush-denormal] [--glibc-defaults]
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
+import sys
 import time
 
 import torch
@@ -35,6 +42,7 @@ from senet_cli.count import count
 from senet_cli.count.roofline import calibrated_device, parse_device
 from senet_cli.profile import time_modules
 from senet_cli.profile.calibrate import calibrate
+from senet_cli.profile.pages import GLIBC_KEEP
 from senet_cli.profile.probe import SpeedProbe
 from senet_cli.subject import subject_for
 from senet_cli.zoo import build_model
@@ -83,14 +91,21 @@ def main() -> None:
     parser.add_argument("--calibration", default=None, help="a senet calibrate device file (default: calibrate now)")
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--json", default=None, help="also write every row here")
+    parser.add_argument("--glibc-defaults", action="store_true",
+                        help="time with glibc's allocator as it comes (default: re-run under GLIBC_KEEP, so that no "
+                        "run pays page faults for memory glibc handed back: the model predicts such a process)")
     parser.add_argument("--flush-denormal", action="store_true",
                         help="time with denormal floats flushed to zero (random-weight GC and SK make denormals "
                         "that a CPU computes several times slower; the model predicts normal arithmetic)")
     args = parser.parse_args()
+    keep_name, keep_value = GLIBC_KEEP.split("=", 1)
+    if not args.glibc_defaults and platform.libc_ver()[0] == "glibc" and os.environ.get(keep_name) != keep_value:
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, keep_name: keep_value})
 
     print(f"# latency model vs measured, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
           f"{', denormals flushed to zero' if args.flush_denormal else ''}")
-    print(f"torch {torch.__version__}; {uptime()}")
+    print(f"torch {torch.__version__}; {uptime()}; allocator: "
+          f"{'glibc as it comes' if args.glibc_defaults else os.environ.get(keep_name, 'not glibc')}")
     if args.calibration:
         device = parse_device(args.calibration)
     else:
@@ -134,14 +149,15 @@ def main() -> None:
             print(f"\n## batch {batch}, {family}: {args.iters} interleaved runs each; before: {before}; "
                   f"after: {after}; speed probe {shift:.3f}x its time while calibrating")
             print("| model | measured (ms) | predicted (ms) | predicted / measured | at probe speed | "
-                  "overhead measured | overhead predicted | difference (points) |")
-            print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+                  "overhead measured | overhead predicted | difference (points) | page faults (MiB, ms) |")
+            print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
             for key, base_key, _ in built:
                 median = measured[key].latency_ms.median
                 ratio = predicted[key] / median
                 row = {"batch": batch, "model": key, "measured_ms": median, "predicted_ms": predicted[key],
                        "ratio": ratio, "noisy": measured[key].latency_ms.noisy,
-                       "machine_shift": shift, "ratio_at_probe_speed": ratio * shift}
+                       "machine_shift": shift, "ratio_at_probe_speed": ratio * shift,
+                       "page_faults_mib": measured[key].page_faults_mib or 0.0}
                 cells = ["", "", ""]
                 if base_key and key != base_key:
                     over = (median - measured[base_key].latency_ms.median) / measured[base_key].latency_ms.median * 100
@@ -149,8 +165,10 @@ def main() -> None:
                     row.update(overhead_measured_pct=over, overhead_predicted_pct=over_p)
                     cells = [f"{over:+.1f}%", f"{over_p:+.1f}%", f"{over_p - over:+.1f}"]
                 rows.append(row)
+                faults_ms = row["page_faults_mib"] * calibration.fresh_page_us_per_mib / 1000
                 print(f"| {key} | {median:.2f}{' (noisy)' if row['noisy'] else ''} | {predicted[key]:.2f} | "
-                      f"{ratio:.2f} | {ratio * shift:.2f} | {' | '.join(cells)} |")
+                      f"{ratio:.2f} | {ratio * shift:.2f} | {' | '.join(cells)} | "
+                      f"{row['page_faults_mib']:,.1f}, {faults_ms:,.1f} |")
     errors = [abs(r["ratio"] - 1) for r in rows]
     adjusted = [abs(r["ratio_at_probe_speed"] - 1) for r in rows]
     goal = [abs(r["overhead_predicted_pct"] - r["overhead_measured_pct"]) for r in rows

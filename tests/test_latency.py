@@ -578,7 +578,7 @@ def test_count_and_profile_share_the_roofline_keys(tmp_path):
     report = senet_cli.profile("se_resnet18_cifar", input_size=32, iters=1, warmup=0, threads=1, roofline=str(path))
     profiled = report.to_dict()["roofline"]
     shared = {"device", "peak_tflops", "bandwidth_gbs", "source", "calibrated", "op_cost_us", "after_op_fraction",
-              "cold_write_us_per_mib", "cold_read_us_per_mib", "cache_bytes", "cold_op_us"}
+              "cold_write_us_per_mib", "cold_read_us_per_mib", "cache_bytes", "cold_op_us", "fresh_page_us_per_mib"}
     per_mib, read_per_mib = cold().cold_write_us_per_mib, cold_reads().cold_read_us_per_mib
     assert per_mib > 0 and counted["cold_write_us_per_mib"] == pytest.approx(per_mib)
     assert read_per_mib > 0 and counted["cold_read_us_per_mib"] == pytest.approx(read_per_mib)
@@ -588,9 +588,13 @@ def test_count_and_profile_share_the_roofline_keys(tmp_path):
 
     headers, (row,) = csv_rows([report])
     assert row[headers.index("cold_write_us_per_mib")] == pytest.approx(per_mib)  # the CSV holds what the JSON does
-    assert row[headers.index("cold_read_us_per_mib")] == pytest.approx(read_per_mib) and headers[-2:] == \
-        ["cold_read_us_per_mib", "cold_op_us"]  # new columns go last: a script's column numbers keep
-    assert row[-1] == counted["cold_op_us"] == 0.0  # cold_reads() measured none
+    assert row[headers.index("cold_read_us_per_mib")] == pytest.approx(read_per_mib) and headers[-5:] == \
+        ["cold_read_us_per_mib", "cold_op_us", "page_faults_mib", "baseline_page_faults_mib",
+         "fresh_page_us_per_mib"]  # new columns go last: a script's column numbers keep
+    assert row[-4] == counted["cold_op_us"] == 0.0  # cold_reads() measured none
+    assert row[-1] == counted["fresh_page_us_per_mib"] == 0.0  # nor a fresh-page cost
+    faults = report.to_dict()["results"][0]
+    assert (row[-3], row[-2]) == (faults["page_faults_mib"], faults["baseline"]["page_faults_mib"])
 
 
 def test_profile_puts_the_median_next_to_the_prediction(tmp_path):
@@ -655,7 +659,7 @@ def test_hostile_device_files_get_one_line_that_names_what_is_wrong(tmp_path):
     refused(None, "nested too deeply", text="[" * 100_000 + "]" * 100_000)
     refused(None, f"at most {MAX_FILE_BYTES // 2**20} MiB are read", text=" " * (MAX_FILE_BYTES + 1))
     refused({**good, "points": [good["points"][0]] * (MAX_POINTS + 1)}, "points; senet calibrate writes about 100")
-    refused({**good, "schema": 8}, "has schema 8; this senet reads schema 1, 2, 3, 4, 5, 6 and 7")
+    refused({**good, "schema": 9}, "has schema 9; this senet reads schema 1, 2, 3, 4, 5, 6, 7 and 8")
     refused({**good, "schema": True}, "is not a `senet calibrate` device file")
     refused({**good, "points": 5}, "'points' must be a list")
     refused({**good, "threads": None}, "threads must be a whole number, got None")
@@ -778,7 +782,7 @@ def test_the_after_op_fraction_is_read_checked_and_absent_from_older_files():
                             ("threads", "1", "threads must be a whole number, got '1'"),
                             ("op_cost_us", "5.3", "op_cost_us must be a number, got '5.3'"),
                             ("rounds", True, "rounds must be a whole number, got True"),
-                            ("schema", 3.0, "has schema 3.0; this senet reads schema 1, 2, 3, 4, 5, 6 and 7")):
+                            ("schema", 3.0, "has schema 3.0; this senet reads schema 1, 2, 3, 4, 5, 6, 7 and 8")):
         with pytest.raises(SenetError, match=re.escape(said)):
             DeviceCalibration.from_dict(data | {name: bad})
     with pytest.raises(SenetError, match="^the device file lacks 'threads'$"):
@@ -949,7 +953,7 @@ def test_calibrate_records_the_speed_probe_and_each_points_batch():
     assert {p.label: p.batch for p in calibration.points if p.kind in ("memory", "conv", "matmul")} == {
         "x * 2.0, 0.00390625 MiB": 0, "conv 3x3 8->8 @8, batch 2": 2, "linear 16->4, batch 2": 2}
     data = calibration.to_dict()
-    assert data["schema"] == 7 and data["probe_us"] == calibration.probe_us and "probe_us" in data["units"]
+    assert data["schema"] == 8 and data["probe_us"] == calibration.probe_us and "probe_us" in data["units"]
     assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration
     unprobed = calibrate("cpu", rounds=1, speed_probe=False, **tiny)
     assert unprobed.probe_us == 0.0 and "speed probe" not in unprobed.method
@@ -1266,7 +1270,7 @@ def test_calibrate_measures_cold_writes_round_a_pool_and_a_schema_4_file_with_on
     assert any(note.startswith("cold_write: the memory points' copy") for note in table.notes)
     assert ("cold_write", "x * 2.0 into cold memory, 0.00390625 MiB") in [row[:2] for row in table.rows]
     data = calibration.to_dict()
-    assert data["schema"] == 7 and "cold_write" in data["units"]
+    assert data["schema"] == 8 and "cold_write" in data["units"]
     assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration
     index = next(i for i, p in enumerate(data["points"], 1) if p["kind"] == "cold_write")
     with pytest.raises(SenetError, match=re.escape(f"a cold_write point (point {index} of {len(data['points'])}) "
@@ -1325,10 +1329,11 @@ def test_calibrate_measures_reads_looped_and_round_the_pool_and_the_caches_they_
     assert any(note.startswith("read, cold_read: unused") and "cache_bytes 0" in note
                for note in calibration_table(unknown).notes)
     headers, rows = csv_rows([calibration])
-    assert headers[-6:] == ["cache_bytes", "cold_write_us_per_mib", "cold_read_us_per_mib", "width", "op", "cold_op_us"]
-    assert {row[-6] for row in rows} == {calibration.cache_bytes}  # new columns go last
-    widths = {row[headers.index("kind")]: row[-3] for row in rows}
-    assert {row[-1] for row in rows} == {calibration.cold_op_us} and widths["read"] == 0 and widths["conv"] == 8
+    assert headers[-7:] == ["cache_bytes", "cold_write_us_per_mib", "cold_read_us_per_mib", "width", "op", "cold_op_us",
+                           "fresh_page_us_per_mib"]
+    assert {row[-7] for row in rows} == {calibration.cache_bytes}  # new columns go last
+    widths = {row[headers.index("kind")]: row[-4] for row in rows}
+    assert {row[-2] for row in rows} == {calibration.cold_op_us} and widths["read"] == 0 and widths["conv"] == 8
 
 
 def test_a_conv_takes_the_rate_of_the_calibrated_conv_of_its_width():
@@ -1407,7 +1412,7 @@ def test_pointwise_points_and_widths_are_read_checked_and_absent_from_older_file
     points = (*synthetic().points, RatePoint("pointwise", "silu, 4 MiB", 0, 2**23, 480.0, 17.6, op="silu"),
               RatePoint("conv", "1x1 72->24 @28", 1_354_752, 307_008, 41.6, 0.072, depth=72, width=24))
     data = replace(synthetic(), points=points).to_dict()
-    assert data["schema"] == 7 and "width" in data["units"] and "pointwise" in data["units"]
+    assert data["schema"] == 8 and "width" in data["units"] and "pointwise" in data["units"]
     read = DeviceCalibration.from_dict(json.loads(json.dumps(data)))
     assert read.points[-2].op == "silu" and read.points[-1].width == 24 and read == replace(synthetic(), points=points)
     for index, field, bad, said in (
@@ -1462,3 +1467,91 @@ def test_calibrate_keeps_the_rounds_median_cold_op_cost_and_nets_the_batch_norms
     assert calibration.cold_op_us == pytest.approx(12.0)
     assert dict(calibration.cold_op_us_by_group) == {"compute": pytest.approx(30.0), "batch_norm": pytest.approx(16.0)}
     assert netted == [pytest.approx(16e-6)] and calibration.after_op_fraction == 0.01
+
+
+def test_no_op_is_charged_for_page_faults_whatever_the_fresh_page_cost():
+    """The prediction is for a process whose allocator keeps its memory: a 64 MiB output costs the
+    same with a fresh-page cost in the file as without (profile counts and prices the faults)."""
+    device = replace(synthetic(), fresh_page_us_per_mib=400.0)
+    plain = synthetic()
+    for op, macs, moved, written in (("mul", 0, 3 * 2**26, 2**26), ("convolution", 10**12, 2**27, 2**26)):
+        assert device.op_seconds(op, macs, moved, written=written) == plain.op_seconds(op, macs, moved,
+                                                                                        written=written)
+    assert device.forward_predictor()("mul", 0, 3 * 2**26, written=2**26) == plain.forward_predictor()(
+        "mul", 0, 3 * 2**26, written=2**26)
+
+
+def test_the_fresh_page_cost_is_read_checked_and_absent_from_older_files():
+    data = replace(synthetic(), fresh_page_us_per_mib=417.0).to_dict()
+    assert data["schema"] == 8 and data["fresh_page_us_per_mib"] == 417.0
+    assert DeviceCalibration.from_dict(data).fresh_page_us_per_mib == 417.0
+    older = {key: value for key, value in data.items() if key != "fresh_page_us_per_mib"} | {"schema": 7}
+    assert DeviceCalibration.from_dict(older).fresh_page_us_per_mib == 0.0  # schema 7: not measured
+    for name, bad, said in (("fresh_page_us_per_mib", -1.0, "fresh_page_us_per_mib must be a number of "
+                             "microseconds from 0 to 1e6, got -1.0"),
+                            ("fresh_page_us_per_mib", float("nan"), "fresh_page_us_per_mib must be a number of "
+                             "microseconds"),
+                            ("fresh_page_us_per_mib", "417", "fresh_page_us_per_mib must be a number, got '417'"),
+                            ("fresh_page_us_per_mib", True, "fresh_page_us_per_mib must be a number, got True")):
+        with pytest.raises(SenetError, match=re.escape(said)):
+            DeviceCalibration.from_dict(data | {name: bad})
+    with pytest.raises(SenetError, match="fresh_page_us_per_mib came with schema 8; this file is schema 7"):
+        DeviceCalibration.from_dict(data | {"schema": 7})
+
+
+def test_page_faults_are_taken_off_each_measurement_at_the_fresh_page_cost(monkeypatch):
+    """time_interleaved counts each measurement's minor faults per call (its warm-up calls included);
+    without_faults takes pages x page size x cost off each time, never below a tenth of it."""
+    import torch
+
+    from senet_cli.profile import calibrate as calibrate_module
+    from senet_cli.profile import pages
+    from senet_cli.profile.calibrate import time_interleaved, without_faults
+
+    counter = iter(range(0, 10**9, 1000))  # each read of the count: 1000 faults more than the last
+    monkeypatch.setattr(pages, "minor_faults", lambda: next(counter))
+    faults: list[list[float]] = []
+    times = time_interleaved([(torch.nn.Identity(), torch.ones(1))], seconds=1e-9, rounds=3, faults=faults)
+    assert len(faults) == 1 and len(faults[0]) == 3
+    assert faults[0] == [1000 / 3] * 3  # one call a measurement (seconds ~0) and Timer's two warm-up calls
+    page = calibrate_module.PAGE_BYTES
+    cost = 1e-9  # seconds per byte
+    assert without_faults([100.0, 100.0], [10.0, 0.0], cost) == pytest.approx([100.0 - 10 * page * 1e-3, 100.0])
+    assert without_faults([100.0], [10**6], cost) == [10.0]  # never below a tenth
+    assert without_faults(times[0], [], cost) == times[0] and without_faults([5.0], [3.0], 0.0) == [5.0]
+
+
+@pytest.mark.skipif(not hasattr(__import__("mmap"), "MAP_PRIVATE"), reason="counts page faults on Unix only")
+def test_a_fresh_page_costs_more_to_write_than_a_mapped_one_and_faults_are_counted():
+    from senet_cli.profile.pages import PAGE_BYTES, fresh_page_seconds, minor_faults
+
+    before = minor_faults()
+    assert before is not None and PAGE_BYTES >= 4096
+    cost = fresh_page_seconds(repeats=3, nbytes=2**22)
+    assert 0 < cost * 2**20 < 0.1  # microseconds to tens of milliseconds per MiB: some, and sane
+    assert (minor_faults() or 0) - before >= 3 * 2**22 // PAGE_BYTES  # every page of each mapping faulted in
+
+
+def test_profile_counts_each_runs_page_faults_and_says_what_they_cost(tmp_path):
+    """On a CPU the harness counts minor faults around each timed run (JSON page_faults_mib, the
+    median in MiB); the table's notes give them per batch, at the device file's cost when it has one."""
+    from senet_cli.profile.pages import GLIBC_KEEP
+    from senet_cli.render.profile_view import _faults_note
+
+    path = tmp_path / "device.json"
+    path.write_text(json.dumps(replace(synthetic(), fresh_page_us_per_mib=400.0).to_dict()))
+    report = senet_cli.profile("se_resnet18_cifar", input_size=32, batches=(2,), iters=2, warmup=0, threads=1,
+                               roofline=str(path))
+    entry = report.to_dict()["results"][0]
+    assert entry["page_faults_mib"] is not None and entry["page_faults_mib"] >= 0
+    assert entry["baseline"]["page_faults_mib"] is not None
+    assert report.to_dict()["roofline"]["fresh_page_us_per_mib"] == 400.0
+    (result,) = report.results
+    faulting = replace(report, results=(replace(result, model=replace(result.model, page_faults_mib=12.5),
+                                                baseline=replace(result.baseline, page_faults_mib=0.0)),))
+    note = _faults_note(faulting)
+    assert f"batch 2: {result.model.model} 12.5 MiB (about 5.00 ms)" in note  # 12.5 MiB x 400 us
+    assert f" {result.baseline.model} " not in note and "which the prediction leaves out" in note and GLIBC_KEEP in note
+    quiet = replace(faulting, results=(replace(result, model=replace(result.model, page_faults_mib=0.0),
+                                               baseline=replace(result.baseline, page_faults_mib=0.0)),))
+    assert _faults_note(quiet) == ""

@@ -153,7 +153,14 @@ def _roofline(device: DevicePeaks, timer: OpTimer, rows: Sequence[Any], base_row
     ms = sum(row.roofline_ms for row in rows)
     baseline_ms = sum(row.roofline_ms for row in base_rows) if base_rows is not None else None
     predicted = baseline_predicted = predicted_overhead = None
-    if device.calibration is not None:
+    calibration = device.calibration
+    measured: dict[str, Any] = {}  # the calibration's own figures (None without one)
+    if calibration is not None:
+        measured = dict(op_cost_us=calibration.op_cost_us, after_op_fraction=calibration.after_op_fraction,
+                        cold_write_us_per_mib=calibration.cold_write_us_per_mib,
+                        cold_read_us_per_mib=calibration.cold_read_us_per_mib, cache_bytes=calibration.cache_bytes,
+                        cold_op_us=calibration.cold_op_us, cold_op_us_by_group=dict(calibration.cold_op_us_by_group),
+                        fresh_page_us_per_mib=calibration.fresh_page_us_per_mib)
         predicted = sum(row.predicted_ms for row in rows)
         baseline_predicted = sum(row.predicted_ms for row in base_rows) if base_rows is not None else None
         predicted_overhead = None if baseline_predicted is None else _pct(predicted, baseline_predicted)
@@ -163,13 +170,7 @@ def _roofline(device: DevicePeaks, timer: OpTimer, rows: Sequence[Any], base_row
         overhead_pct=None if baseline_ms is None else (ms - baseline_ms) / baseline_ms * 100.0 if baseline_ms else 0.0,
         memory_bound_ms=sum(row.memory_bound_ms for row in rows), source=device.source,
         predicted_ms=predicted, baseline_predicted_ms=baseline_predicted, predicted_overhead_pct=predicted_overhead,
-        op_cost_us=device.calibration.op_cost_us if device.calibration is not None else None,
-        after_op_fraction=device.calibration.after_op_fraction if device.calibration is not None else None,
-        cold_write_us_per_mib=device.calibration.cold_write_us_per_mib if device.calibration is not None else None,
-        cold_read_us_per_mib=device.calibration.cold_read_us_per_mib if device.calibration is not None else None,
-        cache_bytes=device.calibration.cache_bytes if device.calibration is not None else None,
-        cold_op_us=device.calibration.cold_op_us if device.calibration is not None else None,
-        cold_op_us_by_group=dict(device.calibration.cold_op_us_by_group) if device.calibration is not None else None,
+        **measured,
     )
 
 

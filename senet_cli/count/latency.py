@@ -60,16 +60,18 @@ from typing import Any
 from senet_cli.errors import ArgumentError, SenetError
 from senet_cli.vocabulary import DEVICES
 
-SCHEMA = 7
+SCHEMA = 8
 """The device file's format version: 2 added the bmm, batch_norm and channelwise kinds, 3 the
 after-op fraction, 4 the speed probe's time and each point's batch, 5 the cold_write points, 6 the
 read and cold_read points and cache_bytes, 7 the pointwise points (with the op each measured), a
-conv point's width and the cold-op cost. A file of an older schema is read as it is (its per-channel ops then take the
+conv point's width and the cold-op cost, 8 the fresh-page cost (points timed without their page
+faults). A file of an older schema is read as it is (its per-channel ops then take the
 memory points' bandwidth, no op pays for the one before it, no speed is compared, a point's batch is
 read from its label, no output pays for landing in cold memory, no input for being read from it,
 activations take a copy's bandwidth, a conv's nearest shape is chosen without its width and no op
-pays for running cold, as before); a file of a newer schema is refused with one line."""
-READ_SCHEMAS = (1, 2, 3, 4, 5, 6, 7)
+pays for running cold, as before; their points' times may hold page faults); a file of a newer
+schema is refused with one line."""
+READ_SCHEMAS = (1, 2, 3, 4, 5, 6, 7, 8)
 FIRST_TOUCH = 2**62
 """A read's reuse distance when the pass had not touched its memory before (parameters, the input):
 farther than any cache."""
@@ -282,6 +284,9 @@ class DeviceCalibration:
     # (microseconds, over every tiny op calibrate timed; 0: not measured, schema < 7)
     cold_op_us_by_group: tuple[tuple[str, float], ...] = ()  # (COLD_OP_GROUPS' group, microseconds): the same per
     # kind of op, which an op of that group pays instead (empty: every op pays cold_op_us)
+    fresh_page_us_per_mib: float = 0.0  # what writing a MiB of freshly mapped memory costs on top of writing it again
+    # (microseconds; 0: not measured, a GPU, or schema < 8): calibrate takes its points' page faults off at this
+    # cost, and profile prices the faults it counts with it; no op is charged it (see op_seconds)
 
     @cached_property
     def _index(self) -> _PointIndex:
@@ -389,7 +394,15 @@ class DeviceCalibration:
         `reads`, (bytes, reuse distance) per input) + the per-op cost. An activation's arithmetic
         hides its memory's time (the larger counts, not their sum): in EfficientNet-B0 at batch 1 on
         this project's EPYC its SiLUs took 2.70 ms, predicted 3.17 with the cold terms added to their
-        arithmetic, 0.85 at a copy's bandwidth."""
+        arithmetic, 0.85 at a copy's bandwidth.
+
+        No op pays for page faults: the prediction is for a process whose allocator keeps the memory
+        it frees (jemalloc, tcmalloc, or glibc with its trim and mmap thresholds raised). With glibc's
+        defaults a CPU forward faults in memory again run after run, and how much depends on what
+        the process allocated before, not on the model alone: EfficientNet-B0 at batch 1 took 22.7
+        MiB of faults a run in a fresh `senet profile` (40.0 ms, 25.4 with the thresholds raised) and
+        none inside a longer benchmark; ResNet-50 at batch 1 none alone and 15 MiB after SE-ResNet-50
+        (profile/pages.py). `senet profile` counts them and prices them at `fresh_page_us_per_mib`."""
         kind = op_kind(op, macs, depth)
         compute = (2.0 * macs / (self.compute_tflops(kind, macs, moved_bytes, depth, stride, width) * 1e12)
                    if macs else 0.0)
@@ -413,9 +426,8 @@ class DeviceCalibration:
         what calibrate's `x * 2.0` of that size took with its output written into memory not touched
         lately (`cold_write` points) less what it took writing where it had just written (the memory
         points), both at their bandwidth for the bytes that copy moves; never below 0, and 0 for a
-        device file without cold_write points (schema < 5). It fades for outputs past about 32 MiB
-        on a CPU with glibc: the allocator maps each such output fresh, so the warm copy already pays
-        its page faults (64 MiB: 11-31 ms warm, 11 ms cold on this project's CPU). In a network an
+        device file without cold_write points (schema < 5). Neither copy's page faults count
+        (calibrate takes them off, schema 8; op_seconds). In a network an
         op's new output seldom lands where the op before it wrote: on this project's CPU, in
         CBAM-ResNet-50 at batch 1, the gating products' outputs landed in memory last touched a median
         of 6-21 MiB of traffic before (benchmarks/cold_writes.py), and a write past the caches ran
@@ -536,7 +548,9 @@ class DeviceCalibration:
             "cpu_count": self.cpu_count, "busy": self.busy, "rounds": self.rounds,
             "after_op_fraction": self.after_op_fraction, "probe_us": self.probe_us,
             "cache_bytes": self.cache_bytes, "cold_op_us": self.cold_op_us,
-            "cold_op_us_by_group": dict(self.cold_op_us_by_group), "units": UNITS,
+            "cold_op_us_by_group": dict(self.cold_op_us_by_group),
+            "fresh_page_us_per_mib": self.fresh_page_us_per_mib,
+            "units": UNITS,
         }
 
     @classmethod
@@ -605,7 +619,8 @@ class DeviceCalibration:
                               number("cpu_count", 0, whole=True), number("rounds", 0, whole=True),
                               number("after_op_fraction", 0.0), number("probe_us", 0.0),
                               number("cache_bytes", 0, whole=True), number("cold_op_us", 0.0),
-                              _cold_groups(data.get("cold_op_us_by_group", {}), where))
+                              _cold_groups(data.get("cold_op_us_by_group", {}), where),
+                              number("fresh_page_us_per_mib", 0.0))
         except _BadField as error:
             raise SenetError(str(error)) from None
         except KeyError as error:
@@ -637,6 +652,9 @@ class DeviceCalibration:
         if not (math.isfinite(calibration.cold_op_us) and 0 <= calibration.cold_op_us < 1e6):
             raise SenetError(f"{where}: cold_op_us must be a number of microseconds from 0 to 1e6, "
                              f"got {_shown(calibration.cold_op_us)}")
+        if not (math.isfinite(calibration.fresh_page_us_per_mib) and 0 <= calibration.fresh_page_us_per_mib < 1e6):
+            raise SenetError(f"{where}: fresh_page_us_per_mib must be a number of microseconds from 0 to 1e6, "
+                             f"got {_shown(calibration.fresh_page_us_per_mib)}")
         if not (calibration.probe_us == 0 or MIN_PROBE_US <= calibration.probe_us < 1e6):  # NaN fails both
             raise SenetError(f"{where}: probe_us must be 0 (no probe) or a number of microseconds from "
                              f"{MIN_PROBE_US:g} to 1e6, got {_shown(calibration.probe_us)}")
@@ -658,6 +676,7 @@ class DeviceCalibration:
                                      (newer_name, 7, bool(newer)),
                                      ("cold_op_us", 7, bool(calibration.cold_op_us)),
                                      ("cold_op_us_by_group", 7, bool(calibration.cold_op_us_by_group)),
+                                     ("fresh_page_us_per_mib", 8, bool(calibration.fresh_page_us_per_mib)),
                                      ("probe_us", 4, bool(calibration.probe_us)),
                                      (f"a point's batch (point {batched} of {len(points)}, "
                                       f"{_shown(points[batched - 1].label)})" if batched else "", 4, bool(batched))):

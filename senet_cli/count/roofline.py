@@ -218,3 +218,5 @@ class Roofline:
     # (None: no calibration; 0: not measured)
     cold_op_us_by_group: dict[str, float] | None = None  # the same per group of op kinds (latency.COLD_OP_GROUPS),
     # which an op of that group pays instead (None: no calibration; empty: every op pays cold_op_us)
+    fresh_page_us_per_mib: float | None = None  # what a MiB of memory first touched costs in page faults (None: no
+    # calibration; 0: not measured, as on a GPU); the prediction charges no op for it (a process keeping its memory)

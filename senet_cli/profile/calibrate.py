@@ -13,7 +13,8 @@ windows, and the median drops them. What is measured:
   timed as one run, / CHAIN, once per round. Dispatch, the module call and the launch, with next to
   no work.
 - achieved bandwidth: a module computing `x * 2.0` (read once, write once, out of place as eager
-  models do) on float tensors from 64 KiB (within any last-level cache) to 256 MiB (well past it);
+  models do, into an output of its own: no page faults, which `fresh pages` below measures apart)
+  on float tensors from 64 KiB (within any last-level cache) to 256 MiB (well past it);
   bandwidth = bytes / (median - per-op cost); and `x.mul_(1.0)` in place on 64 KiB to 64 MiB
   (`in_place`: an op writing where it reads fetches no new output, and ran 3-4x a copy's bandwidth
   on this project's CPU at 24.5 MiB).
@@ -60,6 +61,12 @@ windows, and the median drops them. What is measured:
   right after it takes beyond looped and beyond the cold-op cost, per second of the conv's time).
   The model charges the cold-op cost to each op no op of its name ran within `cache_bytes` of
   traffic before, and the fraction to each op for the op before it.
+- fresh pages (profile/pages.py): after every round, a 32 MiB anonymous mapping made, filled and
+  unmapped, less the same fill of memory already mapped, per MiB, the median over the rounds
+  (`fresh_page_us_per_mib`; 350-520 us per MiB on this project's EPYC, six times a copy's time);
+  every measurement's minor page faults (getrusage) x the page size x that cost are taken off its
+  time, so that no rate depends on where the allocator stood (a depthwise conv at batch 8 faulted
+  its first calls in, then not); `senet profile` prices the faults it counts with it.
 - the speed probe (profile/probe.py): a fixed matrix product after each round, its median kept as
   `probe_us`; `senet profile` times it again beside the models, and the ratio says how fast the
   machine ran then against now (a VM's speed moves by 10-25% between minutes).
@@ -80,6 +87,7 @@ from typing import Any
 
 from senet_cli.count.latency import BYTES_KINDS, COLD_OP_GROUP_NAMES, POINTWISE_OPS, DeviceCalibration, RatePoint
 from senet_cli.errors import ArgumentError, UnknownChoiceError
+from senet_cli.profile.pages import FRESH_BYTES, PAGE_BYTES, fresh_page_seconds
 from senet_cli.profile.probe import PROBE_SECONDS, SpeedProbe, probe_text
 from senet_cli.vocabulary import DEVICES, DTYPES
 
@@ -278,8 +286,8 @@ def calibrate(
     def ready(module: Any) -> Any:
         return module.to(device=torch_device, dtype=torch_dtype).eval()
 
-    jobs: list[_Job] = [_Job("memory", f"x * 2.0, {nbytes / 2**20:g} MiB", _Scale(), ones(max(nbytes // size, 1)))
-                        for nbytes in memory_bytes]
+    jobs: list[_Job] = [_Job("memory", f"x * 2.0, {nbytes / 2**20:g} MiB", _ScaleInto(ones(max(nbytes // size, 1))),
+                             ones(max(nbytes // size, 1)), counted=_Scale()) for nbytes in memory_bytes]
     if in_place_bytes is None:
         in_place_bytes = [nbytes for nbytes in memory_bytes if nbytes <= IN_PLACE_MAX_BYTES]
     jobs += [_Job("in_place", f"x.mul_(1.0), {nbytes / 2**20:g} MiB", _ScaleInPlace(), ones(max(nbytes // size, 1)))
@@ -363,17 +371,24 @@ def calibrate(
     cold_samples: list[tuple[float, dict[str, float]]] = []  # one per round: the VM's far caches move with its
     # neighbours
 
+    fresh_samples: list[float] = []  # seconds per byte of a fresh page, one per round (CPU only)
+
     def after_round() -> None:
         if probe is not None:
             probe.measure()
+        if torch_device.type == "cpu":
+            fresh_samples.append(fresh_page_seconds(repeats=1))
         if longs and cold_ops:
             cold_samples.append(cold_op_seconds(longs, cold_ops, (_Scale(), tiny), COLD_OP_REPEATS))
 
     if longs and cold_ops:  # warm-up: the tiny ops' kernels chosen, their buffers allocated
         cold_op_seconds(longs, cold_ops, (_Scale(), tiny), 1)
+    faults: list[list[float]] = []
     times = time_interleaved([(job.module, job.x) for job in timed], seconds=min_run_time, rounds=rounds,
-                             on_call=advance, more=more, after_round=after_round)
+                             on_call=advance, more=more, after_round=after_round, faults=faults)
     done_rounds = len(times[0])
+    fresh_s = statistics.median(fresh_samples) if fresh_samples else 0.0
+    times = [without_faults(measured, pages, fresh_s) for measured, pages in zip(times, faults, strict=True)]
     total = done + len(pairs)  # what is left: the pairs
     cold_op_s = statistics.median(every for every, _ in cold_samples) if cold_samples else 0.0
     cold_groups = {group: statistics.median(groups[group] for _, groups in cold_samples)
@@ -395,6 +410,7 @@ def calibrate(
         cpu_count=os.cpu_count() or 0, rounds=done_rounds, after_op_fraction=fraction, cold_op_us=cold_op_s * 1e6,
         cold_op_us_by_group=tuple((group, seconds * 1e6) for group, seconds in cold_groups.items()),
         cache_bytes=_private_cache_bytes(torch_device, torch.get_num_threads()),
+        fresh_page_us_per_mib=fresh_s * 2**20 * 1e6,
         probe_us=0.0 if probe is None else probe.median_us or 0.0,
         method=(f"torch.utils.benchmark Timer.timeit, about {min_run_time} s of calls per measurement, every point "
                 f"measured in {done_rounds} interleaved rounds (at most {rounds}, budget {budget_s:g} s), each on a "
@@ -425,6 +441,11 @@ def calibrate(
                 f"fraction: {len(pairs)} convs of ResNet-50 at batch 1, each followed by its batch norm, "
                 f"{AFTER_OP_REPEATS} times: (median batch norm right after the conv - median batch norm right after "
                 "itself - the batch norm's cold-op cost) / median conv, the median over the convs"
+                + ("; fresh pages: an anonymous mapping of "
+                   f"{FRESH_BYTES / 2**20:g} MiB filled once (every page faulted in) and again, after each round, "
+                   "(first - second) / bytes, the median over the rounds; every measurement's minor page faults "
+                   "(getrusage) x the page size x that cost taken off its time (no rate depends on where the "
+                   "allocator stood)" if fresh_s else "")
                 + ("" if probe is None else f"; speed probe: {probe_text(torch_device.type)}, about "
                    f"{PROBE_SECONDS} s of calls after each round, the median over the rounds (senet profile times it "
                    "again beside the models: its time then / this one is the machine's speed against the "
@@ -435,7 +456,8 @@ def calibrate(
 def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds: int,
                      more: Callable[[int, float], bool] | None = None,
                      on_call: Callable[[], None] | None = None,
-                     after_round: Callable[[], object] | None = None) -> list[list[float]]:
+                     after_round: Callable[[], object] | None = None,
+                     faults: list[list[float]] | None = None) -> list[list[float]]:
     """Microseconds per call of each `module(x)` in `calls`, one list per call with one time per round.
 
     Each call is warmed up once (allocator, kernel choice) and timed once, which fixes how many calls
@@ -451,7 +473,10 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
     `more(rounds done, last round's seconds)` returning False stops before `rounds`; `on_call()`
     follows each warm-up and each measurement; `after_round()` runs after each round (calibrate's
     speed probe and cold-op cost), its time counted in the round's seconds `more` is given, so that a
-    budget holds it. Runs under inference_mode."""
+    budget holds it. `faults`, when given a list, gets one list per call, in step with the times: the
+    minor page faults per call of each measurement (pages/getrusage; empty lists where the platform
+    counts none), its warm-up calls included (Timer makes max(number // 100, 2) of them). Runs under
+    inference_mode."""
     import copy
 
     import torch
@@ -464,8 +489,13 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
     def timer(module: Any, x: Any) -> Any:
         return Timer("module(x)", globals={"module": module, "x": x}, num_threads=threads)
 
+    from senet_cli.profile.pages import minor_faults
+
     numbers: list[int] = []
     times: list[list[float]] = [[] for _ in calls]
+    if faults is not None:
+        faults[:] = [[] for _ in calls]
+    counted = minor_faults() is not None and faults is not None
     with torch.inference_mode():
         for module, x in calls:
             module(x)
@@ -479,7 +509,10 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
             for index, (number, measured) in enumerate(zip(numbers, times, strict=True)):
                 module, x = current[index]
                 current[index] = module, x = copy.deepcopy(module), x.clone()  # the old copies are freed here
+                before = minor_faults() if counted else 0
                 measured.append(timer(module, x).timeit(number).median * 1e6)
+                if counted and faults is not None:
+                    faults[index].append(((minor_faults() or 0) - (before or 0)) / (number + max(number // 100, 2)))
                 if on_call is not None:
                     on_call()
             if after_round is not None:
@@ -488,6 +521,17 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
             if more is not None and not more(done_rounds, round_s):
                 break
     return times
+
+
+def without_faults(times_us: Sequence[float], faults: Sequence[float], fresh_s: float) -> list[float]:
+    """Each of `times_us` less what its page faults cost: `faults` (minor faults per call, in step
+    with the times; empty: none counted) x the page size x `fresh_s` (seconds per byte of a fresh
+    page), never below a tenth of the time (a 64 MiB copy into a fresh output spends five sixths of its time
+    faulting on this project's EPYC)."""
+    if not faults or not fresh_s:
+        return list(times_us)
+    return [max(time_us - pages * PAGE_BYTES * fresh_s * 1e6, time_us * 0.1)
+            for time_us, pages in zip(times_us, faults, strict=True)]
 
 
 def _timed(module: Any, x: Any) -> tuple[float, Any]:
@@ -579,6 +623,28 @@ class _Scale:
                 return x * 2.0
 
         return Scale()
+
+
+class _ScaleInto:
+    """A module computing x * 2.0 into an output tensor of its own (`out`, touched when made), as an
+    op whose allocator hands it back the buffer it freed: on a CPU with glibc an output of 32 MiB
+    or more is otherwise mapped fresh on every call, and the copy's time is then mostly page faults
+    (64 MiB on this project's EPYC: 30 ms where the copy takes 5.5), which the fresh-page cost
+    charges apart (profile/pages.py). Built lazily, as _Scale."""
+
+    def __new__(cls, out: Any) -> Any:
+        import torch
+        from torch import nn
+
+        class ScaleInto(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.register_buffer("out", out)
+
+            def forward(self, x: Any) -> Any:
+                return torch.mul(x, 2.0, out=self.get_buffer("out"))
+
+        return ScaleInto()
 
 
 class _ColdScale:

@@ -8,6 +8,7 @@ profile/api.py's module doc and the README).
 from __future__ import annotations
 
 import resource
+import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from senet_cli.profile.pages import PAGE_BYTES, minor_faults
 from senet_cli.profile.probe import SpeedProbe
 from senet_cli.profile.results import LatencyStats, Measurement
 from senet_cli.profile.timing import Timing
@@ -158,12 +160,17 @@ def _time_runners(runners: Mapping[str, Runner], batch: int, size: tuple[int, ..
             step()
         peaks[key] = _peak_memory(step, device, runners[key].module, x)
     samples: dict[str, list[float]] = {key: [] for key in steps}
+    faulted: dict[str, list[int]] = {key: [] for key in steps}  # minor page faults of each timed call (CPU)
+    count_faults = device.type == "cpu" and minor_faults() is not None
     order = list(steps)
     runs, min_time = timing.runs, timing.min_time  # exactly one is set (Timing checks it)
     done = 0
     while True:
         for key in order:
+            before = minor_faults() if count_faults else None
             samples[key].append(_timed(steps[key], device))
+            if before is not None:
+                faulted[key].append((minor_faults() or 0) - before)
         order.reverse()  # alternate who goes first, so neither always follows the other
         if probe is not None:
             probe.measure()
@@ -179,7 +186,8 @@ def _time_runners(runners: Mapping[str, Runner], batch: int, size: tuple[int, ..
         peaks = {key: rss for key in peaks}
     return {
         key: Measurement(runners[key].name, stats := LatencyStats.from_samples(s), batch / stats.median * 1000.0,
-                         peaks[key], len(s))
+                         peaks[key], len(s),
+                         statistics.median(faulted[key]) * PAGE_BYTES / 2**20 if faulted[key] else None)
         for key, s in samples.items()
     }
 

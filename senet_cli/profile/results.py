@@ -71,6 +71,8 @@ class Measurement:
     throughput: float  # images per second, batch / median
     peak_memory_mb: float | None  # MiB (2^20 bytes)
     iterations: int
+    page_faults_mib: float | None = None  # MiB of memory first touched (minor page faults x the page size) per
+    # timed call, the median over the calls (None: a GPU, or a platform that counts none)
 
 
 @dataclass(frozen=True)
@@ -173,12 +175,13 @@ class ProfileReport:
             return {
                 "model": m.model, "latency_ms": vars(m.latency_ms).copy(), "throughput": m.throughput,
                 "peak_memory_mb": m.peak_memory_mb, "iterations": m.iterations, "noisy": m.latency_ms.noisy,
+                "page_faults_mib": m.page_faults_mib,
             }
 
         results = []
         for r in self.results:
             entry = {"batch": r.batch, **(measurement(r.model) or {"latency_ms": None, "throughput": None,
-                                                                    "peak_memory_mb": None})}
+                                                                    "peak_memory_mb": None, "page_faults_mib": None})}
             entry.pop("model", None)
             entry["baseline"] = measurement(r.baseline)
             entry["overhead_pct"] = r.overhead_pct
@@ -225,5 +228,7 @@ class ProfileReport:
                 "cold_op_us": None if self.roofline.calibration is None else self.roofline.calibration.cold_op_us,
                 "cold_op_us_by_group": None if self.roofline.calibration is None
                 else dict(self.roofline.calibration.cold_op_us_by_group),
+                "fresh_page_us_per_mib": None if self.roofline.calibration is None
+                else self.roofline.calibration.fresh_page_us_per_mib,
             },
         }

@@ -102,6 +102,8 @@ def summary(calibration: DeviceCalibration) -> str:
                + (" (" + ", ".join(f"{group} {us:.3g}" for group, us in calibration.cold_op_us_by_group) + ")"
                   if calibration.cold_op_us_by_group else "") + "; " if calibration.cold_op_us else "")
             + (f"cold writes {cold:.3g} us per MiB; " if cold is not None else "")
+            + (f"fresh pages {calibration.fresh_page_us_per_mib:.3g} us per MiB (taken off every point); "
+               if calibration.fresh_page_us_per_mib else "")
             + (f"cold reads {cold_read:.3g} us per MiB (inputs touched {calibration.cache_bytes / 2**20:g} MiB of "
                "traffic or more before); " if (cold_read := calibration.cold_read_us_per_mib) is not None else "")
             + f"{calibration.seconds:.1f} s in all, setup included"
@@ -113,11 +115,11 @@ def csv_rows(calibrations: Sequence[DeviceCalibration]) -> tuple[list[str], list
     headers = ["device", "name", "dtype", "threads", "op_cost_us", "after_op_fraction", "probe_us", "peak_tflops",
                "bandwidth_gbs", "rounds", "busy", "created", "kind", "label", "batch", "macs", "bytes", "depth",
                "stride", "median_us", "spread", "rate", "rate_unit", "cache_bytes", "cold_write_us_per_mib",
-               "cold_read_us_per_mib", "width", "op", "cold_op_us"]
+               "cold_read_us_per_mib", "width", "op", "cold_op_us", "fresh_page_us_per_mib"]
     rows = [[c.device, c.name, c.dtype, c.threads, c.op_cost_us, c.after_op_fraction, c.probe_us, c.peak_tflops,
              c.bandwidth_gbs, c.rounds, c.busy, c.created, p.kind, p.label, _batch(p), p.macs, p.bytes, p.depth,
              p.stride, p.median_us, p.spread, p.rate, _unit(p.kind), c.cache_bytes,
              *("" if value is None else value for value in (c.cold_write_us_per_mib, c.cold_read_us_per_mib)),
-             p.width, p.op, c.cold_op_us]
+             p.width, p.op, c.cold_op_us, c.fresh_page_us_per_mib]
             for c in calibrations for p in c.points]
     return headers, rows

@@ -347,7 +347,7 @@ def notes(report: CountReport, explain: bool, hint: str, shown: frozenset[str], 
             f"{roof.op_cost_us:.2f} us per op"
             f"{cold_op_text(roof.cold_op_us, roof.cache_bytes, tuple((roof.cold_op_us_by_group or {}).items()))}"
             f"{_after_op(roof.after_op_fraction)}, summed; eager, unfused, "
-            "channels-first; README 'Why attention costs time'"
+            "channels-first, no page faults (an allocator keeping its memory); README 'Why attention costs time'"
         )
     for ref in report.references:
         conv = (

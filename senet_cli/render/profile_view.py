@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from senet_cli.count.latency import cold_op_text, cold_read_text, cold_write_text, setting_text
+from senet_cli.profile.pages import GLIBC_KEEP
 from senet_cli.profile.results import (
     NOISY_DRIFT_PCT,
     NOISY_SPREAD_PCT,
@@ -136,6 +137,27 @@ BOUND_KEYS = frozenset(column.key for column in BOUND_COLUMNS)
 """... and the bound's: its note names them where they are shown, the JSON keys where they are not."""
 
 
+def _faults_note(report: ProfileReport) -> str:
+    """One line for the batches whose runs took page faults (JSON page_faults_mib): MiB of memory
+    first touched per run, model and baseline, and what they cost at the device file's fresh-page
+    cost where it has one; "" when none did (or none were counted: a GPU)."""
+    calibration = report.roofline.calibration if report.roofline is not None else None
+    cost = calibration.fresh_page_us_per_mib if calibration is not None else 0.0
+    parts = []
+    for r in report.results:
+        pairs = [(m.model, m.page_faults_mib) for m in (r.model, r.baseline) if m is not None and m.page_faults_mib]
+        if pairs:
+            parts.append(f"batch {r.batch}: " + ", ".join(
+                f"{name} {mib:,.1f} MiB" + (f" (about {mib * cost / 1000:,.2f} ms)" if cost else "")
+                for name, mib in pairs))
+    if not parts:
+        return ""
+    return ("page faults per run (memory first touched, the median over the runs; JSON page_faults_mib): "
+            + "; ".join(parts) + f"; glibc hands freed memory back to the kernel and maps it again on the next run, "
+            f"{'which the prediction leaves out; ' if calibration is not None else ''}jemalloc, tcmalloc or "
+            f"{GLIBC_KEEP} keep it")
+
+
 def _notes(report: ProfileReport, keys: frozenset[str]) -> tuple[str, ...]:
     """The notes for the columns `keys` shown: cautions, how latency is taken, peak memory (when
     its column is shown), per-stage attention, the bound (its figures per batch are not in the table
@@ -145,6 +167,8 @@ def _notes(report: ProfileReport, keys: frozenset[str]) -> tuple[str, ...]:
                  f"overhead = (median - baseline median) / baseline median")
     if "peak_memory_mb" in keys:
         notes.append(f"peak MiB (2^20 bytes; the JSON key is peak_memory_mb): {report.memory}")
+    if faults := _faults_note(report):
+        notes.append(faults)
     speed = [note for note in report.notes if note.startswith(SPEED_NOTE)]  # it speaks of "the predictions":
     notes += [note for note in report.notes if note not in speed]  # after the note that says what they are
     for r in report.results:
@@ -178,7 +202,7 @@ def _notes(report: ProfileReport, keys: frozenset[str]) -> tuple[str, ...]:
                          + cold_op_text(calibration.cold_op_us, calibration.cache_bytes,
                                         calibration.cold_op_us_by_group)
                          + (f" + {after:.1%} of the op before it" if (after := calibration.after_op_fraction)
-                            else "") + "; "
+                            else "") + "; no page faults (an allocator keeping its memory); "
                          "README 'Why attention costs time')")
         if peaks.calibration is not None and keys & PROBE_KEYS:
             probe_us = peaks.calibration.probe_us
@@ -205,15 +229,15 @@ def _device_csv(report: ProfileReport) -> tuple[Any, ...]:
             "" if calibration is None or not calibration.probe_us else calibration.probe_us)
 
 
-def _cold_csv(report: ProfileReport) -> tuple[float | str, float | str, float | str]:
-    """The device file's cold-write, cold-read and cold-op figures ("" without a calibrated device or its
-    points)."""
+def _cold_csv(report: ProfileReport) -> tuple[float | str, ...]:
+    """The device file's cold-write, cold-read, cold-op and fresh-page figures ("" without a calibrated
+    device or its points)."""
     calibration = None if report.roofline is None else report.roofline.calibration
     if calibration is None:
-        return "", "", ""
-    return tuple("" if cold is None else cold  # type: ignore[return-value]
+        return "", "", "", ""
+    return tuple("" if cold is None else cold
                  for cold in (calibration.cold_write_us_per_mib, calibration.cold_read_us_per_mib,
-                              calibration.cold_op_us))
+                              calibration.cold_op_us, calibration.fresh_page_us_per_mib))
 
 
 def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any]]]:
@@ -225,7 +249,8 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
                "roofline_device", "op_cost_us", "after_op_fraction", "probe_us", "probe_ratio",
                "predicted_at_probe_speed_ms",
                "measured_over_predicted_at_probe_speed", "cold_write_us_per_mib",
-               "cold_read_us_per_mib", "cold_op_us"]
+               "cold_read_us_per_mib", "cold_op_us", "page_faults_mib", "baseline_page_faults_mib",
+               "fresh_page_us_per_mib"]
     rows = []
     for report in reports:
         for r in report.results:
@@ -245,7 +270,10 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
                 report.threads, *_device_csv(report),
                 *("" if value is None else value for value in (r.probe_ratio, r.predicted_at_probe_speed_ms,
                                                                r.over_predicted_at_probe_speed)),
-                *_cold_csv(report),
+                *_cold_csv(report)[:3],
+                *("" if value is None else value for value in (m.page_faults_mib if m else None,
+                                                               b.page_faults_mib if b else None)),
+                _cold_csv(report)[3],
             ])
     return headers, rows
 
