@@ -13,6 +13,7 @@ On this project's VM the whole machine runs 5-15% faster or slower for tens of s
 nothing else running; a uniform shift of all points is that, not calibrate's scatter.
 
 Run: python benchmarks/calibrate_repeat.py [--device cpu] [--threads 1] [--runs 2] [--json out.json]
+     [--glibc-defaults]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import subprocess
 from machine_probe import probe_ms
 
 from senet_cli.profile.calibrate import calibrate
+from senet_cli.profile.pages import allocator_text, keep_freed_memory
 
 
 def spread(values: list[float]) -> float:
@@ -40,7 +42,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="calibrate's interleaved rounds (default its own)")
     parser.add_argument("--min-run-time", type=float, default=None)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--glibc-defaults", action="store_true",
+                        help="calibrate with glibc's allocator as it comes (default: keep what it frees, as `senet "
+                        "calibrate` does)")
     args = parser.parse_args()
+    if not args.glibc_defaults:
+        keep_freed_memory()
     print(subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip())
     options = {key: value for key, value in (("rounds", args.rounds), ("min_run_time", args.min_run_time))
                if value is not None}
@@ -50,7 +57,8 @@ def main() -> None:
         runs.append(calibrate(args.device, threads=args.threads, **options))
         probes.append(probe_ms(args.threads))
     print(subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip())
-    print(f"{runs[0].name}, {args.device}, {args.threads} thread(s), {args.runs} runs of "
+    print(f"{runs[0].name}, {args.device}, {args.threads} thread(s), allocator: {allocator_text()}, "
+          f"{args.runs} runs of "
           f"{', '.join(f'{run.seconds:.1f}' for run in runs)} s")
     print("| point | kind | median us | time spread | rates | rate spread | worst in-run spread |")
     print("| --- | --- | --- | ---: | --- | ---: | ---: |")

@@ -17,8 +17,9 @@ as they are (the issue's goals) and with each prediction scaled by its family's 
 faults per run (MiB first touched, the harness's count) and their time at the calibration's fresh-page
 cost: the prediction charges none, for it predicts a process whose allocator keeps its memory; how
 much a process with glibc's defaults faults depends on what it allocated before
-(senet_cli/profile/pages.py). So the script re-runs itself under GLIBC_KEEP (glibc's trim and mmap
-thresholds raised) unless --glibc-defaults is given; the column should then read 0.
+(senet_cli/profile/pages.py). So the script makes glibc keep what it frees (keep_freed_memory: its trim
+and mmap thresholds raised, as GLIBC_KEEP does) unless --glibc-defaults is given; the column should then
+read 0.
 
 Run: python benchmarks/latency_model.py [--device cpu] [--threads 1] [--batches 1,8] [--iters 5]
      [--warmup 2] [--calibration DEVICE.json] [--json results.json] [--families resnet18,resnet50,tv]
@@ -30,10 +31,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
-import sys
 import time
 
 import torch
@@ -42,7 +41,7 @@ from senet_cli.count import count
 from senet_cli.count.roofline import calibrated_device, parse_device
 from senet_cli.profile import time_modules
 from senet_cli.profile.calibrate import calibrate
-from senet_cli.profile.pages import GLIBC_KEEP
+from senet_cli.profile.pages import allocator_text, keep_freed_memory
 from senet_cli.profile.probe import SpeedProbe
 from senet_cli.subject import subject_for
 from senet_cli.zoo import build_model
@@ -92,20 +91,19 @@ def main() -> None:
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--json", default=None, help="also write every row here")
     parser.add_argument("--glibc-defaults", action="store_true",
-                        help="time with glibc's allocator as it comes (default: re-run under GLIBC_KEEP, so that no "
-                        "run pays page faults for memory glibc handed back: the model predicts such a process)")
+                        help="time with glibc's allocator as it comes (default: make it keep what it frees, "
+                        "pages.keep_freed_memory, so that no run pays page faults for memory glibc handed back: "
+                        "the model predicts such a process)")
     parser.add_argument("--flush-denormal", action="store_true",
                         help="time with denormal floats flushed to zero (random-weight GC and SK make denormals "
                         "that a CPU computes several times slower; the model predicts normal arithmetic)")
     args = parser.parse_args()
-    keep_name, keep_value = GLIBC_KEEP.split("=", 1)
-    if not args.glibc_defaults and platform.libc_ver()[0] == "glibc" and os.environ.get(keep_name) != keep_value:
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, keep_name: keep_value})
+    if not args.glibc_defaults:
+        keep_freed_memory()  # the process the model predicts
 
     print(f"# latency model vs measured, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
           f"{', denormals flushed to zero' if args.flush_denormal else ''}")
-    print(f"torch {torch.__version__}; {uptime()}; allocator: "
-          f"{'glibc as it comes' if args.glibc_defaults else os.environ.get(keep_name, 'not glibc')}")
+    print(f"torch {torch.__version__}; {uptime()}; allocator: {allocator_text()}")
     if args.calibration:
         device = parse_device(args.calibration)
     else:

@@ -1499,40 +1499,111 @@ def test_the_fresh_page_cost_is_read_checked_and_absent_from_older_files():
         DeviceCalibration.from_dict(data | {"schema": 7})
 
 
-def test_page_faults_are_taken_off_each_measurement_at_the_fresh_page_cost(monkeypatch):
-    """time_interleaved counts each measurement's minor faults per call (its warm-up calls included);
-    without_faults takes pages x page size x cost off each time, never below a tenth of it."""
+def _fresh_mapping_writer(every_call: bool, nbytes: int = 2**20):
+    """A module writing into a new anonymous mapping of `nbytes` on every call, or on each copy's
+    first call only (as a fresh copy's buffers fault in once); each call also sleeps 0.5 ms, so that a
+    measurement makes a few calls and a warm-up's faults would show in a per-call count."""
+    import mmap
+    import time
+
     import torch
 
-    from senet_cli.profile import calibrate as calibrate_module
-    from senet_cli.profile import pages
-    from senet_cli.profile.calibrate import time_interleaved, without_faults
+    class Writer(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
 
-    counter = iter(range(0, 10**9, 1000))  # each read of the count: 1000 faults more than the last
-    monkeypatch.setattr(pages, "minor_faults", lambda: next(counter))
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            if every_call or self.calls == 1:
+                mapping = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+                memory = torch.frombuffer(mapping, dtype=torch.uint8)
+                memory.fill_(1)
+                del memory
+                mapping.close()
+            time.sleep(0.0005)
+            return x
+
+        def __deepcopy__(self, memo: dict) -> Writer:
+            return Writer()  # a fresh copy: its first call faults
+
+    return Writer()
+
+
+@pytest.mark.skipif(not hasattr(__import__("mmap"), "MAP_PRIVATE"), reason="counts page faults on Unix only")
+def test_time_interleaved_counts_the_page_faults_of_the_timed_calls_only():
+    """A module that faults 1 MiB in on every call shows its pages per call; one whose copies fault
+    only on their first call (Timer's warm-up) shows none: warm-up calls are not counted."""
+    import torch
+
+    from senet_cli.profile.calibrate import time_interleaved
+    from senet_cli.profile.pages import PAGE_BYTES
+
     faults: list[list[float]] = []
-    times = time_interleaved([(torch.nn.Identity(), torch.ones(1))], seconds=1e-9, rounds=3, faults=faults)
-    assert len(faults) == 1 and len(faults[0]) == 3
-    assert faults[0] == [1000 / 3] * 3  # one call a measurement (seconds ~0) and Timer's two warm-up calls
-    page = calibrate_module.PAGE_BYTES
-    cost = 1e-9  # seconds per byte
-    assert without_faults([100.0, 100.0], [10.0, 0.0], cost) == pytest.approx([100.0 - 10 * page * 1e-3, 100.0])
-    assert without_faults([100.0], [10**6], cost) == [10.0]  # never below a tenth
-    assert without_faults(times[0], [], cost) == times[0] and without_faults([5.0], [3.0], 0.0) == [5.0]
+    time_interleaved([(_fresh_mapping_writer(True), torch.ones(1)), (_fresh_mapping_writer(False), torch.ones(1))],
+                     seconds=0.002, rounds=3, faults=faults)
+    pages = 2**20 // PAGE_BYTES
+    assert all(pages <= per_call < pages * 1.5 for per_call in faults[0])
+    assert all(per_call < pages * 0.05 for per_call in faults[1])  # counted with the warm-up: a quarter or more
+
+
+def test_a_points_rounds_without_faults_are_its_measure_and_the_others_pay_their_faults():
+    from senet_cli.profile.calibrate import fault_free
+
+    fault_s = 1e-6  # a second per million faults: 100 faults cost 100 us
+    # three rounds took none, two took 1,000 faults a call (1 ms): the clean three are kept
+    assert fault_free([200.0, 1200.0, 210.0, 1190.0, 205.0], [0, 1000, 0, 1000, 1], fault_s) == [200.0, 210.0, 205.0]
+    # fewer than three clean rounds: every round less its faults' cost, never below a tenth of it
+    assert fault_free([200.0, 1200.0, 1190.0], [0, 1000, 1000], fault_s) == pytest.approx([200.0, 200.0, 190.0])
+    assert fault_free([100.0, 100.0, 100.0], [500, 500, 500], fault_s) == [10.0, 10.0, 10.0]
+    # a round of two with one clean: both rounds are few, the clean one is enough
+    assert fault_free([100.0, 900.0], [0, 800], fault_s) == pytest.approx([100.0, 100.0])
+    assert fault_free([5.0, 6.0], [], fault_s) == [5.0, 6.0] and fault_free([5.0], [3.0], 0.0) == [5.0]
+
+
+def test_calibrate_keeps_each_points_fault_free_rounds_and_records_the_fresh_page_cost(monkeypatch):
+    """calibrate prices faults at the median over its rounds of fresh_page_cost (per fault) and hands
+    each point's rounds and faults to fault_free; the device file keeps the cost per MiB."""
+    from senet_cli.profile import calibrate as module
+    from senet_cli.profile.pages import FreshPages
+
+    costs = iter([FreshPages(2e-6, 4096.0), FreshPages(1e-6, 4096.0), FreshPages(3e-6, 4096.0)])
+    monkeypatch.setattr(module, "fresh_page_cost", lambda repeats=1: next(costs))
+    seen: list[float] = []
+
+    def halved(times_us, faults, fault_s):
+        seen.append(fault_s)
+        assert len(faults) == len(times_us) == 3
+        return [t / 2 for t in times_us]
+
+    monkeypatch.setattr(module, "fault_free", halved)
+    tiny = dict(threads=1, batches=(1,), min_run_time=0.001, conv_shapes=(), linear_shapes=(),
+                memory_bytes=(2**12,), cold_bytes=(), reduce_maps=(), batch_norm_maps=(), channel_maps=(),
+                bmm_shapes=(), pointwise_ops=(), speed_probe=False, after_op_pairs=())
+    calibration = module.calibrate("cpu", rounds=3, **tiny)
+    assert seen and set(seen) == {2e-6}  # the median over the rounds, per fault
+    assert calibration.fresh_page_us_per_mib == pytest.approx(2e-6 / 4096 * 2**20 * 1e6)  # 512 us per MiB
+    monkeypatch.setattr(module, "fault_free", lambda times_us, faults, fault_s: list(times_us))
+    costs = iter([FreshPages(2e-6, 4096.0)] * 3)
+    whole = module.calibrate("cpu", rounds=3, **tiny)
+    halved_point, whole_point = calibration.points[0], whole.points[0]  # the copy of 4 KiB
+    assert halved_point.median_us < whole_point.median_us  # the halved rounds are what the point keeps
 
 
 @pytest.mark.skipif(not hasattr(__import__("mmap"), "MAP_PRIVATE"), reason="counts page faults on Unix only")
 def test_a_fresh_page_costs_more_to_write_than_a_mapped_one_and_faults_are_counted():
-    from senet_cli.profile.pages import PAGE_BYTES, fresh_page_seconds, minor_faults
+    from senet_cli.profile.pages import PAGE_BYTES, fresh_page_cost, minor_faults
 
     before = minor_faults()
     assert before is not None and PAGE_BYTES >= 4096
-    cost = fresh_page_seconds(repeats=3, nbytes=2**22)
-    assert 0 < cost * 2**20 < 0.1  # microseconds to tens of milliseconds per MiB: some, and sane
-    assert (minor_faults() or 0) - before >= 3 * 2**22 // PAGE_BYTES  # every page of each mapping faulted in
+    fresh = fresh_page_cost(repeats=3, nbytes=2**22)
+    assert fresh.bytes_per_fault >= PAGE_BYTES  # a fault maps a page (or a huge page)
+    assert 20 < fresh.us_per_mib < 1e5  # zeroing and mapping a MiB takes more than writing it at 50 GB/s
+    assert (minor_faults() or 0) - before >= 3 * 2**22 // fresh.bytes_per_fault  # each mapping faulted in
+    assert fresh_page_cost(repeats=0).us_per_mib == 0.0
 
 
-def test_profile_counts_each_runs_page_faults_and_says_what_they_cost(tmp_path):
+def test_profile_counts_each_runs_page_faults_and_says_what_they_cost(tmp_path, monkeypatch):
     """On a CPU the harness counts minor faults around each timed run (JSON page_faults_mib, the
     median in MiB); the table's notes give them per batch, at the device file's cost when it has one."""
     from senet_cli.profile.pages import GLIBC_KEEP
@@ -1546,6 +1617,14 @@ def test_profile_counts_each_runs_page_faults_and_says_what_they_cost(tmp_path):
     assert entry["page_faults_mib"] is not None and entry["page_faults_mib"] >= 0
     assert entry["baseline"]["page_faults_mib"] is not None
     assert report.to_dict()["roofline"]["fresh_page_us_per_mib"] == 400.0
+    from senet_cli.profile import harness
+
+    counter = iter(range(0, 10**9, 512))  # every read 512 faults on: 2 MiB of 4 KiB pages per run
+    monkeypatch.setattr(harness, "minor_faults", lambda: next(counter))
+    monkeypatch.setattr(harness, "PAGE_BYTES", 4096)
+    counted = senet_cli.profile("se_resnet18_cifar", input_size=32, batches=(2,), iters=3, warmup=0, threads=1)
+    (run,) = counted.results
+    assert run.model.page_faults_mib == run.baseline.page_faults_mib == 2.0
     (result,) = report.results
     faulting = replace(report, results=(replace(result, model=replace(result.model, page_faults_mib=12.5),
                                                 baseline=replace(result.baseline, page_faults_mib=0.0)),))

@@ -42,6 +42,9 @@ def calibrate_command(
     fmt = prepare_output(fmt, output, force)
     from senet_cli.count.latency import threads_text
     from senet_cli.profile.calibrate import calibrate
+    from senet_cli.profile.pages import keep_freed_memory
+
+    keep_freed_memory()  # measure in a process whose allocator keeps what it frees: the one the model predicts
     from senet_cli.render import calibrate_view
     from senet_cli.render.tables import check_columns
 

@@ -62,11 +62,13 @@ windows, and the median drops them. What is measured:
   The model charges the cold-op cost to each op no op of its name ran within `cache_bytes` of
   traffic before, and the fraction to each op for the op before it.
 - fresh pages (profile/pages.py): after every round, a 32 MiB anonymous mapping made, filled and
-  unmapped, less the same fill of memory already mapped, per MiB, the median over the rounds
-  (`fresh_page_us_per_mib`; 350-520 us per MiB on this project's EPYC, six times a copy's time);
-  every measurement's minor page faults (getrusage) x the page size x that cost are taken off its
-  time, so that no rate depends on where the allocator stood (a depthwise conv at batch 8 faulted
-  its first calls in, then not); `senet profile` prices the faults it counts with it.
+  unmapped, less the same fill of memory already mapped, per page fault, the median over the rounds
+  (`fresh_page_us_per_mib`; 350-520 us per MiB on this project's EPYC, six times a copy's time).
+  Every measurement's minor page faults over its timed calls are counted (getrusage), and a point's
+  median is over its rounds that took none (fault_free), or, where fewer than MIN_ROUNDS did, over
+  every round less its faults at that cost; `senet profile` prices the faults it counts with it.
+  `senet calibrate` first makes its process's glibc keep what it frees (pages.keep_freed_memory):
+  the process the latency model predicts, where ops stop faulting after their first calls.
 - the speed probe (profile/probe.py): a fixed matrix product after each round, its median kept as
   `probe_us`; `senet profile` times it again beside the models, and the ratio says how fast the
   machine ran then against now (a VM's speed moves by 10-25% between minutes).
@@ -87,7 +89,7 @@ from typing import Any
 
 from senet_cli.count.latency import BYTES_KINDS, COLD_OP_GROUP_NAMES, POINTWISE_OPS, DeviceCalibration, RatePoint
 from senet_cli.errors import ArgumentError, UnknownChoiceError
-from senet_cli.profile.pages import FRESH_BYTES, PAGE_BYTES, fresh_page_seconds
+from senet_cli.profile.pages import FRESH_BYTES, FreshPages, allocator_text, fresh_page_cost
 from senet_cli.profile.probe import PROBE_SECONDS, SpeedProbe, probe_text
 from senet_cli.vocabulary import DEVICES, DTYPES
 
@@ -95,6 +97,9 @@ ROUNDS = 21
 """Most interleaved rounds per calibration: every point measured this many times, the median kept."""
 MIN_ROUNDS = 3
 """Fewest rounds, whatever the time budget."""
+CLEAN_SHARE = 0.01
+"""A round whose page faults cost less than this share of its time counts as taken without faults
+(fault_free)."""
 BUDGET_S = 50.0
 """Seconds a calibration aims to finish in (issue 22: under a minute): rounds stop when the next would
 pass it (at least MIN_ROUNDS)."""
@@ -371,13 +376,14 @@ def calibrate(
     cold_samples: list[tuple[float, dict[str, float]]] = []  # one per round: the VM's far caches move with its
     # neighbours
 
-    fresh_samples: list[float] = []  # seconds per byte of a fresh page, one per round (CPU only)
+    fresh_samples: list[FreshPages] = []  # what a page fault costs, one per round (CPU only)
 
     def after_round() -> None:
         if probe is not None:
             probe.measure()
         if torch_device.type == "cpu":
-            fresh_samples.append(fresh_page_seconds(repeats=1))
+            if (sample := fresh_page_cost(repeats=1)).bytes_per_fault:
+                fresh_samples.append(sample)
         if longs and cold_ops:
             cold_samples.append(cold_op_seconds(longs, cold_ops, (_Scale(), tiny), COLD_OP_REPEATS))
 
@@ -387,8 +393,10 @@ def calibrate(
     times = time_interleaved([(job.module, job.x) for job in timed], seconds=min_run_time, rounds=rounds,
                              on_call=advance, more=more, after_round=after_round, faults=faults)
     done_rounds = len(times[0])
-    fresh_s = statistics.median(fresh_samples) if fresh_samples else 0.0
-    times = [without_faults(measured, pages, fresh_s) for measured, pages in zip(times, faults, strict=True)]
+    fresh = FreshPages(statistics.median(s.seconds_per_fault for s in fresh_samples),
+                       statistics.median(s.bytes_per_fault for s in fresh_samples)) if fresh_samples else None
+    times = [fault_free(measured, pages, fresh.seconds_per_fault if fresh else 0.0)
+             for measured, pages in zip(times, faults, strict=True)]
     total = done + len(pairs)  # what is left: the pairs
     cold_op_s = statistics.median(every for every, _ in cold_samples) if cold_samples else 0.0
     cold_groups = {group: statistics.median(groups[group] for _, groups in cold_samples)
@@ -410,7 +418,7 @@ def calibrate(
         cpu_count=os.cpu_count() or 0, rounds=done_rounds, after_op_fraction=fraction, cold_op_us=cold_op_s * 1e6,
         cold_op_us_by_group=tuple((group, seconds * 1e6) for group, seconds in cold_groups.items()),
         cache_bytes=_private_cache_bytes(torch_device, torch.get_num_threads()),
-        fresh_page_us_per_mib=fresh_s * 2**20 * 1e6,
+        fresh_page_us_per_mib=fresh.us_per_mib if fresh else 0.0,
         probe_us=0.0 if probe is None else probe.median_us or 0.0,
         method=(f"torch.utils.benchmark Timer.timeit, about {min_run_time} s of calls per measurement, every point "
                 f"measured in {done_rounds} interleaved rounds (at most {rounds}, budget {budget_s:g} s), each on a "
@@ -442,10 +450,12 @@ def calibrate(
                 f"{AFTER_OP_REPEATS} times: (median batch norm right after the conv - median batch norm right after "
                 "itself - the batch norm's cold-op cost) / median conv, the median over the convs"
                 + ("; fresh pages: an anonymous mapping of "
-                   f"{FRESH_BYTES / 2**20:g} MiB filled once (every page faulted in) and again, after each round, "
-                   "(first - second) / bytes, the median over the rounds; every measurement's minor page faults "
-                   "(getrusage) x the page size x that cost taken off its time (no rate depends on where the "
-                   "allocator stood)" if fresh_s else "")
+                   f"{FRESH_BYTES / 2**20:g} MiB made, filled and unmapped, less the same fill of mapped memory, "
+                   "per fault, after each round, the median over the rounds; every measurement's minor page faults "
+                   "over its timed calls (getrusage): a point's median is over its rounds without faults "
+                   f"(their cost under {CLEAN_SHARE:.0%} of the time) when at least {MIN_ROUNDS} are, else over "
+                   f"every round less its faults at that cost per fault; allocator: {allocator_text()}"
+                   if fresh else "")
                 + ("" if probe is None else f"; speed probe: {probe_text(torch_device.type)}, about "
                    f"{PROBE_SECONDS} s of calls after each round, the median over the rounds (senet profile times it "
                    "again beside the models: its time then / this one is the machine's speed against the "
@@ -474,9 +484,9 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
     follows each warm-up and each measurement; `after_round()` runs after each round (calibrate's
     speed probe and cold-op cost), its time counted in the round's seconds `more` is given, so that a
     budget holds it. `faults`, when given a list, gets one list per call, in step with the times: the
-    minor page faults per call of each measurement (pages/getrusage; empty lists where the platform
-    counts none), its warm-up calls included (Timer makes max(number // 100, 2) of them). Runs under
-    inference_mode."""
+    minor page faults per timed call of each measurement (pages/getrusage, read as Timer's timed loop
+    starts and after it: Timer's warm-up calls, which fault a fresh copy's buffers in, are not counted;
+    empty lists where the platform counts none). Runs under inference_mode."""
     import copy
 
     import torch
@@ -486,16 +496,21 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
     Timer = benchmark_timer()
     threads = torch.get_num_threads()
 
-    def timer(module: Any, x: Any) -> Any:
-        return Timer("module(x)", globals={"module": module, "x": x}, num_threads=threads)
-
     from senet_cli.profile.pages import minor_faults
+
+    marks: list[int] = []  # the fault count as each timed loop starts (Timer runs `setup` before each, warm-up too)
+
+    def timer(module: Any, x: Any) -> Any:
+        if counted:
+            return Timer("module(x)", setup="marks.append(minor_faults())", num_threads=threads,
+                         globals={"module": module, "x": x, "marks": marks, "minor_faults": minor_faults})
+        return Timer("module(x)", globals={"module": module, "x": x}, num_threads=threads)
 
     numbers: list[int] = []
     times: list[list[float]] = [[] for _ in calls]
+    counted = faults is not None and minor_faults() is not None
     if faults is not None:
         faults[:] = [[] for _ in calls]
-    counted = minor_faults() is not None and faults is not None
     with torch.inference_mode():
         for module, x in calls:
             module(x)
@@ -509,10 +524,10 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
             for index, (number, measured) in enumerate(zip(numbers, times, strict=True)):
                 module, x = current[index]
                 current[index] = module, x = copy.deepcopy(module), x.clone()  # the old copies are freed here
-                before = minor_faults() if counted else 0
                 measured.append(timer(module, x).timeit(number).median * 1e6)
-                if counted and faults is not None:
-                    faults[index].append(((minor_faults() or 0) - (before or 0)) / (number + max(number // 100, 2)))
+                if counted and faults is not None:  # the timed calls' faults: since the last loop started
+                    faults[index].append(((minor_faults() or 0) - marks[-1]) / number)
+                    marks.clear()
                 if on_call is not None:
                     on_call()
             if after_round is not None:
@@ -523,15 +538,21 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
     return times
 
 
-def without_faults(times_us: Sequence[float], faults: Sequence[float], fresh_s: float) -> list[float]:
-    """Each of `times_us` less what its page faults cost: `faults` (minor faults per call, in step
-    with the times; empty: none counted) x the page size x `fresh_s` (seconds per byte of a fresh
-    page), never below a tenth of the time (a 64 MiB copy into a fresh output spends five sixths of its time
-    faulting on this project's EPYC)."""
-    if not faults or not fresh_s:
+def fault_free(times_us: Sequence[float], faults: Sequence[float], fault_s: float) -> list[float]:
+    """A point's round times without what page faults added: the rounds whose faults (`faults`, minor
+    faults per call, in step with the times; empty: none counted) cost under CLEAN_SHARE of their time
+    at `fault_s` seconds a fault, when at least MIN_ROUNDS of them are (or every round is); else every
+    round less its faults' cost, never below a tenth of its time. A fault's cost inside an op is not
+    a fresh mapping's: a depthwise conv at batch 8 paid about 1.5x what `fresh_page_cost` measured
+    (its oneDNN reorders fault in their buffers too), so the subtraction is the fallback and rounds
+    that took no faults are the measure."""
+    if not faults or not fault_s:
         return list(times_us)
-    return [max(time_us - pages * PAGE_BYTES * fresh_s * 1e6, time_us * 0.1)
-            for time_us, pages in zip(times_us, faults, strict=True)]
+    costs = [pages * fault_s * 1e6 for pages in faults]
+    clean = [time_us for time_us, cost in zip(times_us, costs, strict=True) if cost < CLEAN_SHARE * time_us]
+    if len(clean) >= min(MIN_ROUNDS, len(times_us)):
+        return clean
+    return [max(time_us - cost, time_us * 0.1) for time_us, cost in zip(times_us, costs, strict=True)]
 
 
 def _timed(module: Any, x: Any) -> tuple[float, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -152,10 +153,13 @@ def _faults_note(report: ProfileReport) -> str:
                 for name, mib in pairs))
     if not parts:
         return ""
-    return ("page faults per run (memory first touched, the median over the runs; JSON page_faults_mib): "
-            + "; ".join(parts) + f"; glibc hands freed memory back to the kernel and maps it again on the next run, "
-            f"{'which the prediction leaves out; ' if calibration is not None else ''}jemalloc, tcmalloc or "
-            f"{GLIBC_KEEP} keep it")
+    left_out = "which the prediction leaves out; " if calibration is not None else ""
+    advice = (f"glibc hands freed memory back to the kernel and maps it again on the next run, {left_out}jemalloc, "
+              f"tcmalloc or {GLIBC_KEEP} keep it" if platform.libc_ver()[0] == "glibc" else
+              f"the allocator handed freed memory back to the system and mapped it again, {left_out}an allocator "
+              "that keeps it does not")
+    return ("page faults per run (memory first touched: faults x the page size, the median over the runs; JSON "
+            "page_faults_mib): " + "; ".join(parts) + "; " + advice)
 
 
 def _notes(report: ProfileReport, keys: frozenset[str]) -> tuple[str, ...]:
@@ -270,10 +274,10 @@ def csv_rows(reports: Sequence[ProfileReport]) -> tuple[list[str], list[list[Any
                 report.threads, *_device_csv(report),
                 *("" if value is None else value for value in (r.probe_ratio, r.predicted_at_probe_speed_ms,
                                                                r.over_predicted_at_probe_speed)),
-                *_cold_csv(report)[:3],
+                *(cold := _cold_csv(report))[:3],
                 *("" if value is None else value for value in (m.page_faults_mib if m else None,
                                                                b.page_faults_mib if b else None)),
-                _cold_csv(report)[3],
+                cold[3],
             ])
     return headers, rows
 
