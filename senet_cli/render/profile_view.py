@@ -149,7 +149,7 @@ def _faults_note(report: ProfileReport) -> str:
         pairs = [(m.model, m.page_faults_mib) for m in (r.model, r.baseline) if m is not None and m.page_faults_mib]
         if pairs:
             parts.append(f"batch {r.batch}: " + ", ".join(
-                f"{name} {mib:,.1f} MiB" + (f" (about {mib * cost / 1000:,.2f} ms)" if cost else "")
+                f"{name} {mib:,.1f} MiB" + (f" (at least {mib * cost / 1000:,.2f} ms)" if cost else "")
                 for name, mib in pairs))
     if not parts:
         return ""
@@ -159,7 +159,8 @@ def _faults_note(report: ProfileReport) -> str:
               f"the allocator handed freed memory back to the system and mapped it again, {left_out}an allocator "
               "that keeps it does not")
     return ("page faults per run (memory first touched: faults x the page size, the median over the runs; JSON "
-            "page_faults_mib): " + "; ".join(parts) + "; " + advice)
+            "page_faults_mib; the time at the device file's cost of a fresh mapping's fault, which a fault inside "
+            "an op exceeds): " + "; ".join(parts) + "; " + advice)
 
 
 def _notes(report: ProfileReport, keys: frozenset[str]) -> tuple[str, ...]:
