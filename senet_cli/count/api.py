@@ -153,14 +153,8 @@ def _roofline(device: DevicePeaks, timer: OpTimer, rows: Sequence[Any], base_row
     ms = sum(row.roofline_ms for row in rows)
     baseline_ms = sum(row.roofline_ms for row in base_rows) if base_rows is not None else None
     predicted = baseline_predicted = predicted_overhead = None
-    calibration = device.calibration
-    measured: dict[str, Any] = {}  # the calibration's own figures (None without one)
-    if calibration is not None:
-        measured = dict(op_cost_us=calibration.op_cost_us, after_op_fraction=calibration.after_op_fraction,
-                        cold_write_us_per_mib=calibration.cold_write_us_per_mib,
-                        cold_read_us_per_mib=calibration.cold_read_us_per_mib, cache_bytes=calibration.cache_bytes,
-                        cold_op_us=calibration.cold_op_us, cold_op_us_by_group=dict(calibration.cold_op_us_by_group),
-                        fresh_page_us_per_mib=calibration.fresh_page_us_per_mib)
+    measured = {} if device.calibration is None else device.calibration.figures()  # else the Roofline's Nones
+    if device.calibration is not None:
         predicted = sum(row.predicted_ms for row in rows)
         baseline_predicted = sum(row.predicted_ms for row in base_rows) if base_rows is not None else None
         predicted_overhead = None if baseline_predicted is None else _pct(predicted, baseline_predicted)

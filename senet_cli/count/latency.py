@@ -72,6 +72,9 @@ activations take a copy's bandwidth, a conv's nearest shape is chosen without it
 pays for running cold, as before; their points' times may hold page faults); a file of a newer
 schema is refused with one line."""
 READ_SCHEMAS = (1, 2, 3, 4, 5, 6, 7, 8)
+FIGURE_KEYS = ("op_cost_us", "after_op_fraction", "cold_write_us_per_mib", "cold_read_us_per_mib", "cache_bytes",
+               "cold_op_us", "cold_op_us_by_group", "fresh_page_us_per_mib")
+"""The keys of DeviceCalibration.figures."""
 FIRST_TOUCH = 2**62
 """A read's reuse distance when the pass had not touched its memory before (parameters, the input):
 farther than any cache."""
@@ -484,6 +487,15 @@ class DeviceCalibration:
         if not self.cache_bytes or not READ_KINDS <= self._index.by_kind.keys():
             return None
         return self.cold_read_seconds([(2**20, FIRST_TOUCH)]) * 1e6
+
+    def figures(self) -> dict[str, Any]:
+        """The figures count's and profile's roofline JSON give beside a prediction (FIGURE_KEYS; each
+        is null there without a calibration)."""
+        return {"op_cost_us": self.op_cost_us, "after_op_fraction": self.after_op_fraction,
+                "cold_write_us_per_mib": self.cold_write_us_per_mib, "cold_read_us_per_mib": self.cold_read_us_per_mib,
+                "cache_bytes": self.cache_bytes, "cold_op_us": self.cold_op_us,
+                "cold_op_us_by_group": dict(self.cold_op_us_by_group),
+                "fresh_page_us_per_mib": self.fresh_page_us_per_mib}
 
     def forward_predictor(self) -> Callable[..., float]:
         """The predicted seconds of each op of one forward pass, called in the order they ran: its

@@ -89,7 +89,7 @@ from typing import Any
 
 from senet_cli.count.latency import BYTES_KINDS, COLD_OP_GROUP_NAMES, POINTWISE_OPS, DeviceCalibration, RatePoint
 from senet_cli.errors import ArgumentError, UnknownChoiceError
-from senet_cli.profile.pages import FRESH_BYTES, FreshPages, allocator_text, fresh_page_cost
+from senet_cli.profile.pages import FRESH_BYTES, FreshPages, allocator_text, fresh_page_cost, minor_faults
 from senet_cli.profile.probe import PROBE_SECONDS, SpeedProbe, probe_text
 from senet_cli.vocabulary import DEVICES, DTYPES
 
@@ -496,19 +496,15 @@ def time_interleaved(calls: Sequence[tuple[Any, Any]], *, seconds: float, rounds
     Timer = benchmark_timer()
     threads = torch.get_num_threads()
 
-    from senet_cli.profile.pages import minor_faults
-
     marks: list[int] = []  # the fault count as each timed loop starts (Timer runs `setup` before each, warm-up too)
+    counted = faults is not None and minor_faults() is not None
 
     def timer(module: Any, x: Any) -> Any:
-        if counted:
-            return Timer("module(x)", setup="marks.append(minor_faults())", num_threads=threads,
-                         globals={"module": module, "x": x, "marks": marks, "minor_faults": minor_faults})
-        return Timer("module(x)", globals={"module": module, "x": x}, num_threads=threads)
+        return Timer("module(x)", setup="marks.append(minor_faults())" if counted else "pass", num_threads=threads,
+                     globals={"module": module, "x": x, "marks": marks, "minor_faults": minor_faults})
 
     numbers: list[int] = []
     times: list[list[float]] = [[] for _ in calls]
-    counted = faults is not None and minor_faults() is not None
     if faults is not None:
         faults[:] = [[] for _ in calls]
     with torch.inference_mode():

@@ -18,6 +18,7 @@ times, so that no rate depends on where the allocator stood."""
 
 from __future__ import annotations
 
+import functools
 import mmap
 import statistics
 import time
@@ -62,15 +63,23 @@ def minor_faults() -> int | None:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
 
 
+@functools.cache
+def is_glibc() -> bool:
+    """Whether this process's C library is glibc (platform.libc_ver reads the interpreter's binary to
+    tell, so once per process)."""
+    import platform
+
+    return platform.libc_ver()[0] == "glibc"
+
+
 def keep_freed_memory() -> bool:
     """Make this process's glibc keep what it frees (mallopt: trim and mmap thresholds at KEEP_BYTES,
     as GLIBC_KEEP does from the environment), so that its ops stop faulting memory in again; for the
     rest of the process (`senet calibrate` measures in such a process, the one the latency model
     predicts). False, and nothing changed, where the C library is not glibc."""
     import ctypes
-    import platform
 
-    if platform.libc_ver()[0] != "glibc":
+    if not is_glibc():
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -92,9 +101,8 @@ def allocator_text() -> str:
     import os
     import platform
 
-    library = platform.libc_ver()[0] or "not glibc"
-    if library != "glibc":
-        return library
+    if not is_glibc():
+        return platform.libc_ver()[0] or "not glibc"
     name, value = GLIBC_KEEP.split("=", 1)
     kept = _kept[0] or value in os.environ.get(name, "")
     return "glibc keeping its memory" if kept else "glibc as it comes"

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from senet_cli.count.latency import FIGURE_KEYS
 from senet_cli.count.roofline import DevicePeaks
 from senet_cli.options import ExternalConfig, ModelConfig
 from senet_cli.profile.timing import Timing
@@ -216,19 +217,8 @@ class ProfileReport:
                 "device": self.roofline.name, "peak_tflops": self.roofline.peak_tflops(timing.dtype, timing.amp),
                 "bandwidth_gbs": self.roofline.bandwidth_gbs, "source": self.roofline.source,
                 "calibrated": self.roofline.calibration is not None,
-                "op_cost_us": None if self.roofline.calibration is None else self.roofline.calibration.op_cost_us,
-                "after_op_fraction": None if self.roofline.calibration is None
-                else self.roofline.calibration.after_op_fraction,
                 "probe_us": None if self.roofline.calibration is None else self.roofline.calibration.probe_us or None,
-                "cold_write_us_per_mib": None if self.roofline.calibration is None
-                else self.roofline.calibration.cold_write_us_per_mib,
-                "cold_read_us_per_mib": None if self.roofline.calibration is None
-                else self.roofline.calibration.cold_read_us_per_mib,
-                "cache_bytes": None if self.roofline.calibration is None else self.roofline.calibration.cache_bytes,
-                "cold_op_us": None if self.roofline.calibration is None else self.roofline.calibration.cold_op_us,
-                "cold_op_us_by_group": None if self.roofline.calibration is None
-                else dict(self.roofline.calibration.cold_op_us_by_group),
-                "fresh_page_us_per_mib": None if self.roofline.calibration is None
-                else self.roofline.calibration.fresh_page_us_per_mib,
+                **(dict.fromkeys(FIGURE_KEYS) if self.roofline.calibration is None
+                   else self.roofline.calibration.figures()),
             },
         }

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from senet_cli.count.latency import cold_op_text, cold_read_text, cold_write_text, setting_text
-from senet_cli.profile.pages import GLIBC_KEEP
+from senet_cli.profile.pages import GLIBC_KEEP, is_glibc
 from senet_cli.profile.results import (
     NOISY_DRIFT_PCT,
     NOISY_SPREAD_PCT,
@@ -155,7 +154,7 @@ def _faults_note(report: ProfileReport) -> str:
         return ""
     left_out = "which the prediction leaves out; " if calibration is not None else ""
     advice = (f"glibc hands freed memory back to the kernel and maps it again on the next run, {left_out}jemalloc, "
-              f"tcmalloc or {GLIBC_KEEP} keep it" if platform.libc_ver()[0] == "glibc" else
+              f"tcmalloc or {GLIBC_KEEP} keep it" if is_glibc() else
               f"the allocator handed freed memory back to the system and mapped it again, {left_out}an allocator "
               "that keeps it does not")
     return ("page faults per run (memory first touched: faults x the page size, the median over the runs; JSON "
