@@ -54,7 +54,8 @@ def predicted_us(module: nn.Module, x: torch.Tensor, calibration: DeviceCalibrat
     """The model's charge for `module(x)` in microseconds, and its traced ops."""
     trace = trace_costs(copy.deepcopy(module).to("meta"), torch.empty(x.shape, device="meta", dtype=x.dtype))
     ops = trace.ops
-    charged = sum(calibration.op_seconds(op.op, op.macs, op.bytes, op.depth, op.stride, op.written, width=op.width)
+    charged = sum(calibration.op_seconds(op.op, op.macs, op.bytes, op.depth, op.stride, op.written, width=op.width,
+                                           positions=op.positions)
                   for op in ops)
     return charged * 1e6, ops
 
@@ -120,7 +121,7 @@ def main() -> None:
                     by_op: dict[str, float] = {}
                     for op in ops:
                         charge_op = calibration.op_seconds(op.op, op.macs, op.bytes, op.depth, op.stride, op.written,
-                                                           width=op.width)
+                                                           width=op.width, positions=op.positions)
                         by_op[op.op] = by_op.get(op.op, 0.0) + charge_op * 1e6
                     for op_name, charge in sorted(by_op.items(), key=lambda item: -item[1]):
                         key = f"aten::{op_name.split('.')[0]}"

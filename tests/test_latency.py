@@ -659,7 +659,7 @@ def test_hostile_device_files_get_one_line_that_names_what_is_wrong(tmp_path):
     refused(None, "nested too deeply", text="[" * 100_000 + "]" * 100_000)
     refused(None, f"at most {MAX_FILE_BYTES // 2**20} MiB are read", text=" " * (MAX_FILE_BYTES + 1))
     refused({**good, "points": [good["points"][0]] * (MAX_POINTS + 1)}, "points; senet calibrate writes about 100")
-    refused({**good, "schema": 9}, "has schema 9; this senet reads schema 1, 2, 3, 4, 5, 6, 7 and 8")
+    refused({**good, "schema": 10}, "has schema 10; this senet reads schema 1, 2, 3, 4, 5, 6, 7, 8 and 9")
     refused({**good, "schema": True}, "is not a `senet calibrate` device file")
     refused({**good, "points": 5}, "'points' must be a list")
     refused({**good, "threads": None}, "threads must be a whole number, got None")
@@ -782,7 +782,7 @@ def test_the_after_op_fraction_is_read_checked_and_absent_from_older_files():
                             ("threads", "1", "threads must be a whole number, got '1'"),
                             ("op_cost_us", "5.3", "op_cost_us must be a number, got '5.3'"),
                             ("rounds", True, "rounds must be a whole number, got True"),
-                            ("schema", 3.0, "has schema 3.0; this senet reads schema 1, 2, 3, 4, 5, 6, 7 and 8")):
+                            ("schema", 3.0, "has schema 3.0; this senet reads schema 1, 2, 3, 4, 5, 6, 7, 8 and 9")):
         with pytest.raises(SenetError, match=re.escape(said)):
             DeviceCalibration.from_dict(data | {name: bad})
     with pytest.raises(SenetError, match="^the device file lacks 'threads'$"):
@@ -953,7 +953,7 @@ def test_calibrate_records_the_speed_probe_and_each_points_batch():
     assert {p.label: p.batch for p in calibration.points if p.kind in ("memory", "conv", "matmul")} == {
         "x * 2.0, 0.00390625 MiB": 0, "conv 3x3 8->8 @8, batch 2": 2, "linear 16->4, batch 2": 2}
     data = calibration.to_dict()
-    assert data["schema"] == 8 and data["probe_us"] == calibration.probe_us and "probe_us" in data["units"]
+    assert data["schema"] == 9 and data["probe_us"] == calibration.probe_us and "probe_us" in data["units"]
     assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration
     unprobed = calibrate("cpu", rounds=1, speed_probe=False, **tiny)
     assert unprobed.probe_us == 0.0 and "speed probe" not in unprobed.method
@@ -1270,7 +1270,7 @@ def test_calibrate_measures_cold_writes_round_a_pool_and_a_schema_4_file_with_on
     assert any(note.startswith("cold_write: the memory points' copy") for note in table.notes)
     assert ("cold_write", "x * 2.0 into cold memory, 0.00390625 MiB") in [row[:2] for row in table.rows]
     data = calibration.to_dict()
-    assert data["schema"] == 8 and "cold_write" in data["units"]
+    assert data["schema"] == 9 and "cold_write" in data["units"]
     assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == calibration
     index = next(i for i, p in enumerate(data["points"], 1) if p["kind"] == "cold_write")
     with pytest.raises(SenetError, match=re.escape(f"a cold_write point (point {index} of {len(data['points'])}) "
@@ -1329,11 +1329,11 @@ def test_calibrate_measures_reads_looped_and_round_the_pool_and_the_caches_they_
     assert any(note.startswith("read, cold_read: unused") and "cache_bytes 0" in note
                for note in calibration_table(unknown).notes)
     headers, rows = csv_rows([calibration])
-    assert headers[-7:] == ["cache_bytes", "cold_write_us_per_mib", "cold_read_us_per_mib", "width", "op", "cold_op_us",
-                           "fresh_page_us_per_mib"]
-    assert {row[-7] for row in rows} == {calibration.cache_bytes}  # new columns go last
-    widths = {row[headers.index("kind")]: row[-4] for row in rows}
-    assert {row[-2] for row in rows} == {calibration.cold_op_us} and widths["read"] == 0 and widths["conv"] == 8
+    assert headers[-8:] == ["cache_bytes", "cold_write_us_per_mib", "cold_read_us_per_mib", "width", "op", "cold_op_us",
+                           "fresh_page_us_per_mib", "positions"]
+    assert {row[-8] for row in rows} == {calibration.cache_bytes}  # new columns go last
+    widths = {row[headers.index("kind")]: row[-5] for row in rows}
+    assert {row[-3] for row in rows} == {calibration.cold_op_us} and widths["read"] == 0 and widths["conv"] == 8
 
 
 def test_a_conv_takes_the_rate_of_the_calibrated_conv_of_its_width():
@@ -1385,6 +1385,80 @@ def test_the_trace_records_each_convs_output_channels_per_group():
     assert op.width == 0  # a conv's only
 
 
+def test_between_dense_convs_the_map_counts_and_not_between_depthwise_ones():
+    """On one CPU thread PyTorch runs an unstrided 1x1 conv at batch under 16 as a matrix product per
+    image, whose third dimension is the map: EfficientNet-B0's 1x1 192 -> 1152 conv on a 7x7 map at
+    batch 8 ran at the rate of a 1x1 conv on a 7x7 map at batch 1, not at that of one on a 14x14 map
+    with the same MACs, depth and width. The map (output positions per image) counts between dense
+    convs only: a depthwise op keeps the point its MACs, depth, stride and width pick. A point or an
+    op that does not know its map (a file from before schema 9) is matched as before."""
+    points = (RatePoint("conv", "1x1 256->1024 @14, batch 1", 51_380_224, 1_855_488, 0.0, 0.093, depth=256,
+                        stride=1, width=1024, positions=196),
+              RatePoint("conv", "1x1 512->2048 @7, batch 1", 51_380_224, 5_406_720, 0.0, 0.071, depth=512,
+                        stride=1, width=2048, positions=49),
+              RatePoint("conv", "dw 3x3 672 @14, batch 8", 9_483_264, 8_452_608, 0.0, 0.02, depth=9, stride=1,
+                        width=1, positions=196),
+              RatePoint("conv", "dw 3x3 96 @56, batch 8", 21_676_032, 19_271_680, 0.0, 0.012, depth=9, stride=1,
+                        width=1, positions=3136),
+              RatePoint("memory", "copy", 0, 10**6, 0.0, 10.0))
+    device = DeviceCalibration("cpu", "synthetic", "float32", 1, 0.0, points)
+    expanding = dict(macs=86_704_128, moved_bytes=2_973_696, depth=192, stride=1, width=1152)  # 8 x 192 @7 -> 1152
+    assert device.compute_tflops("conv", **expanding) == 0.093  # map unknown: the 14x14 point is nearer
+    assert device.compute_tflops("conv", **expanding, positions=49) == 0.071
+    assert device.op_seconds("convolution", 86_704_128, 2_973_696, 192, 1, width=1152, positions=49) == \
+        pytest.approx(2 * 86_704_128 / 0.071e12)
+    older = replace(device, points=tuple(replace(p, positions=0) for p in points))
+    assert older.compute_tflops("conv", **expanding, positions=49) == 0.093  # an older file: as before
+    # a depthwise 3x3 on a 56x56 map at batch 2 (5.4 M MACs): nearer the 14x14 point in MACs; its map
+    # would pull it to the 56x56 point, but between depthwise convs the map does not count
+    depthwise = dict(macs=5_419_008, moved_bytes=4_817_920, depth=9, stride=1, width=1)
+    assert device.compute_tflops("conv", **depthwise, positions=3136) == \
+        device.compute_tflops("conv", **depthwise) == 0.02
+
+
+def test_the_trace_and_calibrate_record_each_convs_map():
+    import torch
+
+    from senet_cli.count.dispatch import trace_costs
+    from senet_cli.profile.calibrate import calibrate
+
+    for conv, shape, positions in ((torch.nn.Conv2d(8, 16, 3, stride=2, padding=1), (2, 8, 9, 9), 25),
+                                   (torch.nn.Conv2d(8, 8, 1, groups=8), (3, 8, 7, 5), 35),
+                                   (torch.nn.Conv1d(8, 4, 3), (2, 8, 10), 8),
+                                   (torch.nn.Conv3d(4, 4, 3), (1, 4, 5, 5, 5), 27)):
+        (op,) = trace_costs(conv.to("meta"), torch.empty(*shape, device="meta")).ops
+        assert op.positions == positions
+    (op,) = trace_costs(torch.nn.Linear(8, 4).to("meta"), torch.empty(2, 8, device="meta")).ops
+    assert op.positions == 0  # a conv's only
+    calibration = calibrate("cpu", rounds=1, min_run_time=1e-4, memory_bytes=(2**16,), cold_bytes=(),
+                            conv_shapes=(("1x1/2 8->16 @10", 8, 16, 1, 2, 1, 10),), linear_shapes=(),
+                            reduce_maps=(), batch_norm_maps=(), channel_maps=(), bmm_shapes=(), pointwise_ops=(),
+                            after_op_pairs=(), speed_probe=False, batches=(2,))
+    (conv,) = (p for p in calibration.points if p.kind == "conv")
+    assert conv.positions == 25 and all(p.positions == 0 for p in calibration.points if p.kind != "conv")
+
+
+def test_a_convs_map_is_read_checked_and_absent_from_older_files():
+    points = (*synthetic().points, RatePoint("conv", "1x1 192->1152 @7", 86_704_128, 2_973_696, 2_435.0, 0.071,
+                                             depth=192, width=1152, positions=49))
+    data = replace(synthetic(), points=points).to_dict()
+    assert data["schema"] == 9 and "positions" in data["units"] and data["points"][-1]["positions"] == 49
+    assert DeviceCalibration.from_dict(json.loads(json.dumps(data))) == replace(synthetic(), points=points)
+    with pytest.raises(SenetError, match=re.escape("a conv's positions (point 7 of 7) came with schema 9; this file "
+                                                   "is schema 8")):
+        DeviceCalibration.from_dict(data | {"schema": 8})
+    copy = {**data["points"][3], "positions": 4}
+    with pytest.raises(SenetError, match=re.escape("point 4 of 7 ('memory', 'small copy'): only a conv point has "
+                                                   "positions")):
+        DeviceCalibration.from_dict(data | {"points": [*data["points"][:3], copy, *data["points"][4:]]})
+    for bad in (-1, 2.0, True, "49"):
+        with pytest.raises(SenetError, match="positions must be a whole number from 0 to 1e18"):
+            DeviceCalibration.from_dict(data | {"points": [*data["points"][:-1], {**data["points"][-1],
+                                                                                  "positions": bad}]})
+    older = {k: v for k, v in data["points"][-1].items() if k != "positions"}
+    assert DeviceCalibration.from_dict(data | {"points": [*data["points"][:-1], older]}).points[-1].positions == 0
+
+
 def test_an_activation_takes_its_own_calibrated_rate_and_one_without_points_a_copys():
     """SiLU, sigmoid, GELU run at a fraction of a copy's bandwidth on a CPU (their arithmetic is
     their time): an op with pointwise points of its own takes their rate, interpolated in log bytes,
@@ -1412,7 +1486,7 @@ def test_pointwise_points_and_widths_are_read_checked_and_absent_from_older_file
     points = (*synthetic().points, RatePoint("pointwise", "silu, 4 MiB", 0, 2**23, 480.0, 17.6, op="silu"),
               RatePoint("conv", "1x1 72->24 @28", 1_354_752, 307_008, 41.6, 0.072, depth=72, width=24))
     data = replace(synthetic(), points=points).to_dict()
-    assert data["schema"] == 8 and "width" in data["units"] and "pointwise" in data["units"]
+    assert data["schema"] == 9 and "width" in data["units"] and "pointwise" in data["units"]
     read = DeviceCalibration.from_dict(json.loads(json.dumps(data)))
     assert read.points[-2].op == "silu" and read.points[-1].width == 24 and read == replace(synthetic(), points=points)
     for index, field, bad, said in (
@@ -1483,7 +1557,7 @@ def test_no_op_is_charged_for_page_faults_whatever_the_fresh_page_cost():
 
 def test_the_fresh_page_cost_is_read_checked_and_absent_from_older_files():
     data = replace(synthetic(), fresh_page_us_per_mib=417.0).to_dict()
-    assert data["schema"] == 8 and data["fresh_page_us_per_mib"] == 417.0
+    assert data["schema"] == 9 and data["fresh_page_us_per_mib"] == 417.0
     assert DeviceCalibration.from_dict(data).fresh_page_us_per_mib == 417.0
     older = {key: value for key, value in data.items() if key != "fresh_page_us_per_mib"} | {"schema": 7}
     assert DeviceCalibration.from_dict(older).fresh_page_us_per_mib == 0.0  # schema 7: not measured

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 OpTime = Callable[[int, int], tuple[float, bool]]
 """(macs, bytes) -> (seconds, memory-bound): roofline.OpTimer.seconds."""
-OpPredict = Callable[[str, int, int, int, int, int, tuple[tuple[int, int], ...], int], float]
+OpPredict = Callable[[str, int, int, int, int, int, tuple[tuple[int, int], ...], int, int], float]
 """(op name, macs, bytes, depth, stride, bytes written fresh, (bytes, reuse distance) of each input,
 a conv's output channels per group) -> predicted seconds: latency.DeviceCalibration.op_seconds."""
 
@@ -125,8 +125,8 @@ def _split_rows(
             seconds, memory_bound = op_time(op.macs, op.bytes)
             bounds[row][0] += seconds
             bounds[row][1] += seconds if memory_bound else 0.0
-        op_seconds = (predict(op.op, op.macs, op.bytes, op.depth, op.stride, op.written, op.reads, op.width)
-                      if predict is not None else 0.0)
+        op_seconds = (predict(op.op, op.macs, op.bytes, op.depth, op.stride, op.written, op.reads, op.width,
+                              op.positions) if predict is not None else 0.0)
         attended = in_attention(op.module)
         kernels[row][0] += 1
         kernels[row][1] += attended

@@ -20,6 +20,7 @@ and views still run for real.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ class OpRecord:
     stride: int = 0  # a reduction's element stride along its innermost reduced dimension (1: contiguous); a
     # convolution's largest spatial stride; else 0
     width: int = 0  # a convolution's output channels per group (1: depthwise, or one output map); else 0
+    positions: int = 0  # a convolution's output positions per image (a 2-d one's H_out x W_out); else 0
     written: int = 0  # bytes written into the op's own new output (formulas.fresh_bytes): 0 in place
     reads: tuple[tuple[int, int], ...] = ()  # (bytes, reuse distance) of each input storage it reads: the bytes
     # the pass moved since that memory was last touched, its own included (latency.FIRST_TOUCH: not before)
@@ -259,11 +261,11 @@ class _CostMode(TorchDispatchMode):
         self._touch(out, args, kwargs, reads, moved)
         if macs or elementwise or moved:
             name = op_name(packet)
-            depth = stride = width = 0
+            depth = stride = width = positions = 0
             if macs:
                 depth = macs // max(_output_numel(out), 1)
                 if name in CONV_OPS:
-                    stride, width = _conv_stride(args), _conv_width(name, args)
+                    stride, width, positions = _conv_stride(args), _conv_width(name, args), _conv_positions(out)
             elif name in REDUCTIONS and args and isinstance(args[0], torch.Tensor):
                 depth = args[0].numel() // max(_output_numel(out), 1)
                 stride = _reduced_stride(args[0], args[1] if len(args) > 1 else kwargs.get("dim"))
@@ -272,7 +274,7 @@ class _CostMode(TorchDispatchMode):
             elif name in BINARY_OPS:
                 depth = _per_channel_run(args, out)
             self.trace.ops.append(OpRecord(self.stack[-1], name, macs, elementwise, moved, depth, stride, width,
-                                           fresh_bytes(func, out), tuple(reads.values())))
+                                           positions, fresh_bytes(func, out), tuple(reads.values())))
         return out
 
     def _reads(self, inputs: Sequence[torch.Tensor]) -> dict[int, tuple[int, int]]:
@@ -334,6 +336,20 @@ def _conv_width(name: str, args: Any) -> int:
         return max(int(weight.shape[0]) // groups, 1)
     except (AttributeError, IndexError, TypeError, ValueError):
         return 0
+
+
+def _conv_positions(out: Any) -> int:
+    """A convolution's output positions per image (its output's elements per channel: H_out x W_out
+    for a 2-d one). On a CPU the same 1x1 conv runs slower per MAC on a small map: one thread runs an
+    unstrided 1x1 conv at batch under 16 as a matrix product per image (PyTorch's THNN path, not
+    oneDNN), whose third dimension is the map, and a depthwise conv's rows get short. On this
+    project's EPYC a 1x1 conv of 192 -> 1152 channels on a 7x7 map at batch 8 ran at 0.071 TFLOPS,
+    one of 256 -> 1024 on a 14x14 map with the same MACs and a like depth and width at 0.093.
+    0 when not known."""
+    tensor = out if isinstance(out, torch.Tensor) else None
+    if tensor is None or tensor.dim() < 3:
+        return 0
+    return max(math.prod(int(size) for size in tensor.shape[2:]), 1)
 
 
 def _conv_stride(args: Any) -> int:

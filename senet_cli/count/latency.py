@@ -7,8 +7,9 @@ with these corrections, each measured by calibrate on the machine itself:
 
 - compute time at the *achieved* rate of the op's shape class: a conv or matmul is charged at the
   rate calibrate measured for the calibrated shape nearest to it in (log MACs, log depth[, log
-  stride, log width]), depth being the MACs per output element (a conv's C_in / groups x kernel
-  area, a matmul's K) and a conv's width its output channels per group, so a depthwise 3x3 (depth
+  stride, log width, log map]), depth being the MACs per output element (a conv's C_in / groups x
+  kernel area, a matmul's K), a conv's width its output channels per group and its map its output
+  positions per image (between dense convs: a small map is slow at any batch), so a depthwise 3x3 (depth
   9, width 1) or a 1x1 conv on a 1x1 map (SE's excitation: few MACs) is not credited with the rate
   of a large 3x3 conv (depth 576 and more), nor MobileNet's 1x1 projection to 24 channels with that
   of CBAM's 7x7 conv to one map;
@@ -60,18 +61,18 @@ from typing import Any
 from senet_cli.errors import ArgumentError, SenetError
 from senet_cli.vocabulary import DEVICES
 
-SCHEMA = 8
+SCHEMA = 9
 """The device file's format version: 2 added the bmm, batch_norm and channelwise kinds, 3 the
 after-op fraction, 4 the speed probe's time and each point's batch, 5 the cold_write points, 6 the
 read and cold_read points and cache_bytes, 7 the pointwise points (with the op each measured), a
 conv point's width and the cold-op cost, 8 the fresh-page cost (points timed without their page
-faults). A file of an older schema is read as it is (its per-channel ops then take the
-memory points' bandwidth, no op pays for the one before it, no speed is compared, a point's batch is
-read from its label, no output pays for landing in cold memory, no input for being read from it,
-activations take a copy's bandwidth, a conv's nearest shape is chosen without its width and no op
-pays for running cold, as before; their points' times may hold page faults); a file of a newer
-schema is refused with one line."""
-READ_SCHEMAS = (1, 2, 3, 4, 5, 6, 7, 8)
+faults), 9 a conv point's positions (its output's H x W). A file of an older schema is read as it
+is (its per-channel ops then take the memory points' bandwidth, no op pays for the one before it,
+no speed is compared, a point's batch is read from its label, no output pays for landing in cold
+memory, no input for being read from it, activations take a copy's bandwidth, a conv's nearest
+shape is chosen without its width or its map and no op pays for running cold, as before; their
+points' times may hold page faults); a file of a newer schema is refused with one line."""
+READ_SCHEMAS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 FIGURE_KEYS = ("op_cost_us", "after_op_fraction", "cold_write_us_per_mib", "cold_read_us_per_mib", "cache_bytes",
                "cold_op_us", "cold_op_us_by_group", "fresh_page_us_per_mib")
 """The keys of DeviceCalibration.figures."""
@@ -183,7 +184,8 @@ UNITS = ("op_cost_us, median_us, cold_op_us, cold_op_us_by_group: microseconds (
          + ", ".join(kind for kind in KINDS if kind not in BYTES_KINDS) + "; GB/s (1e9 bytes per second) for "
          + ", ".join(kind for kind in KINDS if kind in BYTES_KINDS) + "; macs and bytes as `senet count` counts them; "
          "depth: elements reduced into each output (conv, matmul, bmm, reductions) or covered by each channel's "
-         "value (batch_norm, channelwise); width: a conv's output channels per group; op: the op a pointwise point "
+         "value (batch_norm, channelwise); width: a conv's output channels per group; positions: a conv's output "
+         "positions per image (H_out x W_out); op: the op a pointwise point "
          "measured; stride: a conv's; batch: the batch size a point ran at; after_op_fraction: "
          "seconds an op pays on top per second of the op before it; probe_us: microseconds (median) of the speed "
          "probe; cache_bytes: bytes")
@@ -226,6 +228,8 @@ class RatePoint:
     spread: float = 0.0  # (max - min) / median of the medians of calibrate's interleaved rounds
     batch: int = 0  # the batch size the shape ran at (0: none, as the memory points, or not recorded: schema < 4)
     width: int = 0  # a conv's output channels per group (0: not a conv, or not recorded: schema < 7)
+    positions: int = 0  # a conv's output positions per image, H_out x W_out (0: not a conv, or not recorded:
+    # schema < 9)
     op: str = ""  # the op (as count traces it) a pointwise point measured; else ""
 
 
@@ -333,8 +337,8 @@ class DeviceCalibration:
         return max(rates) if rates else math.inf
 
     def compute_tflops(self, kind: str, macs: int, moved_bytes: int, depth: int = 0, stride: int = 0,
-                       width: int = 0) -> float:
-        """The achieved rate of the calibrated shape nearest to (macs, depth, stride, width) in log
+                       width: int = 0, positions: int = 0) -> float:
+        """The achieved rate of the calibrated shape nearest to (macs, depth, stride, width, positions) in log
         space, among points of the same kind (of any compute kind when that kind was not calibrated);
         MACs per byte stand in for depth where either depth is unknown (0), and count beside it for a
         batched product (INTENSITY_KINDS); the stride counts where both know it (a strided 1x1 conv
@@ -342,7 +346,15 @@ class DeviceCalibration:
         output channels per group (without it, on this project's EPYC, MobileNetV3's 1x1 projections
         of 72-288 -> 24-96 channels took the rate of CBAM's 7x7 conv to one map, 0.007 TFLOPS, and
         were predicted at 7-10x their time in the network; its depthwise 5x5 convs took a dense 1x1
-        conv's, 0.07, and were predicted at a quarter of theirs)."""
+        conv's, 0.07, and were predicted at a quarter of theirs). Between two dense convs (both
+        widths above 1) their maps count too, their output positions per image: on one CPU thread
+        PyTorch runs an unstrided 1x1 conv at batch under 16 as one matrix product per image, whose
+        third dimension is the map, so the batch does not make up for a small map (EfficientNet-B0's
+        1x1 convs on 7x7 maps at batch 8 took the rate of a 1x1 conv on a 14x14 map, and were
+        predicted at 0.65-0.76 of their time in the network; 0.98-1.02 with the map). Not between
+        depthwise convs: with few calibrated ones, the nearest map drew a 5x5 conv to a 3x3 one's
+        rate and an unstrided one to a strided one's, and the validation's worst row went from 9% to
+        28%."""
         candidates = self._index.by_kind.get(kind) or self._index.compute
         if not candidates:
             return math.inf
@@ -357,7 +369,10 @@ class DeviceCalibration:
                 shape, reuse = reuse, 0.0  # MACs per byte stand in for the depth
             apart = math.log10(point.stride) - math.log10(stride) if stride and point.stride else 0.0
             wide = math.log10(point.width) - math.log10(width) if width and point.width else 0.0
-            return (math.log10(max(point.macs, 1)) - size) ** 2 + shape**2 + apart**2 + reuse**2 + wide**2
+            dense = width > 1 and point.width > 1  # neither depthwise nor to one map
+            mapped = (math.log10(point.positions) - math.log10(positions)
+                      if dense and positions and point.positions else 0.0)
+            return (math.log10(max(point.macs, 1)) - size) ** 2 + shape**2 + apart**2 + reuse**2 + wide**2 + mapped**2
 
         return min(candidates, key=distance).rate
 
@@ -388,7 +403,8 @@ class DeviceCalibration:
         return min(candidates, key=distance).rate
 
     def op_seconds(self, op: str, macs: int, moved_bytes: int, depth: int = 0, stride: int = 0,
-                   written: int = 0, reads: Sequence[tuple[int, int]] = (), width: int = 0) -> float:
+                   written: int = 0, reads: Sequence[tuple[int, int]] = (), width: int = 0,
+                   positions: int = 0) -> float:
         """Predicted seconds of one traced op: max(compute at its class's rate (an activation with
         pointwise points of its own: its bytes at their rate), bytes at the achieved bandwidth for
         its size (an elementwise op writing nothing new, as one in place, at the `in_place` points'
@@ -407,8 +423,8 @@ class DeviceCalibration:
         none inside a longer benchmark; ResNet-50 at batch 1 none alone and 15 MiB after SE-ResNet-50
         (profile/pages.py). `senet profile` counts them and prices them at `fresh_page_us_per_mib`."""
         kind = op_kind(op, macs, depth)
-        compute = (2.0 * macs / (self.compute_tflops(kind, macs, moved_bytes, depth, stride, width) * 1e12)
-                   if macs else 0.0)
+        compute = (2.0 * macs / (self.compute_tflops(kind, macs, moved_bytes, depth, stride, width, positions)
+                                 * 1e12) if macs else 0.0)
         if kind == "pointwise":  # its bytes as any elementwise op's; with points of its own, its arithmetic at
             # their rate as its compute, in place or not (memory's terms then run under it, not after it)
             if own := self._index.pointwise.get(op):
@@ -521,9 +537,9 @@ class DeviceCalibration:
         last_run: dict[str, int] = {}  # op name -> `traffic` when an op of that name last started
 
         def predict(op: str, macs: int, moved_bytes: int, depth: int = 0, stride: int = 0, written: int = 0,
-                    reads: Sequence[tuple[int, int]] = (), width: int = 0) -> float:
+                    reads: Sequence[tuple[int, int]] = (), width: int = 0, positions: int = 0) -> float:
             nonlocal previous, traffic
-            seconds = self.op_seconds(op, macs, moved_bytes, depth, stride, written, reads, width)
+            seconds = self.op_seconds(op, macs, moved_bytes, depth, stride, written, reads, width, positions)
             extra, previous = self.after_op_fraction * previous, seconds
             if self.cold_op_us and self.cache_bytes and traffic - last_run.get(op, -self.cache_bytes - 1) > \
                     self.cache_bytes:
@@ -587,7 +603,7 @@ class DeviceCalibration:
             for index, p in enumerate(raw_points, 1):
                 field = f"point {index} of {len(raw_points)}"
                 counts = {}
-                for name in ("macs", "bytes", "depth", "stride", "batch", "width"):
+                for name in ("macs", "bytes", "depth", "stride", "batch", "width", "positions"):
                     value = p[name] if name in ("macs", "bytes") else p.get(name, 0)
                     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
                         raise _BadField(f"{where}: {field} ({_shown(p.get('kind'))}, {_shown(p.get('label'))}): "
@@ -609,7 +625,7 @@ class DeviceCalibration:
                 points.append(RatePoint(str(p["kind"]), str(p["label"]), counts["macs"], counts["bytes"],
                                         measured["median_us"], measured["rate"], depth=counts["depth"],
                                         stride=counts["stride"], spread=measured["spread"], batch=counts["batch"],
-                                        width=counts["width"], op=op))
+                                        width=counts["width"], positions=counts["positions"], op=op))
             field = ""  # the device's own fields
 
             def number(name: str, default: float | None = None, whole: bool = False) -> Any:
@@ -653,7 +669,8 @@ class DeviceCalibration:
                        else "its op must be one of " + ", ".join(POINTWISE_OPS)
                        if point.kind == "pointwise" and point.op not in POINTWISE_OPS
                        else "only a pointwise point names an op" if point.op and point.kind != "pointwise"
-                       else "only a conv point has a width" if point.width and point.kind != "conv" else "")
+                       else "only a conv point has a width" if point.width and point.kind != "conv"
+                       else "only a conv point has positions" if point.positions and point.kind != "conv" else "")
             if problem:
                 raise SenetError(f"{where}: point {index} of {len(points)} ({_shown(point.kind)}, "
                                  f"{_shown(point.label)}): {problem}")  # as the fields' lines name a point
@@ -677,6 +694,7 @@ class DeviceCalibration:
         cold = next((index for index, p in enumerate(points, 1) if p.kind == "cold_write"), 0)
         read = next((index for index, p in enumerate(points, 1) if p.kind in ("read", "cold_read", "in_place")), 0)
         newer = next((index for index, p in enumerate(points, 1) if p.kind == "pointwise" or p.width), 0)
+        mapped = next((index for index, p in enumerate(points, 1) if p.positions), 0)
         newer_name = ("" if not newer else f"a pointwise point (point {newer} of {len(points)})"
                       if points[newer - 1].kind == "pointwise" else f"a conv's width (point {newer} of {len(points)})")
         for name, since, present in (("after_op_fraction", 3, bool(calibration.after_op_fraction)),
@@ -689,6 +707,8 @@ class DeviceCalibration:
                                      ("cold_op_us", 7, bool(calibration.cold_op_us)),
                                      ("cold_op_us_by_group", 7, bool(calibration.cold_op_us_by_group)),
                                      ("fresh_page_us_per_mib", 8, bool(calibration.fresh_page_us_per_mib)),
+                                     (f"a conv's positions (point {mapped} of {len(points)})" if mapped else "", 9,
+                                      bool(mapped)),
                                      ("probe_us", 4, bool(calibration.probe_us)),
                                      (f"a point's batch (point {batched} of {len(points)}, "
                                       f"{_shown(points[batched - 1].label)})" if batched else "", 4, bool(batched))):

@@ -860,12 +860,14 @@ def _point(job: _Job, medians: Sequence[float], op_cost: float) -> RatePoint:
     depth = max((op.depth for op in trace.ops), default=0)  # MACs or reduced elements per output
     stride = max((op.stride for op in trace.ops), default=0)  # a reduction's between elements, a conv's spatial
     width = max((op.width for op in trace.ops), default=0) if job.kind == "conv" else 0  # output channels per group
+    positions = max((op.positions for op in trace.ops), default=0) if job.kind == "conv" else 0  # H_out x W_out
     if job.op and [op.op for op in trace.ops] != [job.op]:  # the model looks a pointwise point up by this name
         raise RuntimeError(f"calibrate's {job.label} traced as {[op.op for op in trace.ops]}, not {job.op}")
     median = statistics.median(medians)
     spread = (max(medians) - min(medians)) / median if median > 0 else 0.0
     return _with_op_cost(RatePoint(job.kind, job.label, macs, moved, median, 0.0, depth=depth, stride=stride,
-                                     spread=spread, batch=job.batch, width=width, op=job.op), op_cost)
+                                     spread=spread, batch=job.batch, width=width, positions=positions, op=job.op),
+                          op_cost)
 
 
 def _with_op_cost(point: RatePoint, op_cost: float) -> RatePoint:

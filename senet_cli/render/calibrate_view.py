@@ -115,11 +115,11 @@ def csv_rows(calibrations: Sequence[DeviceCalibration]) -> tuple[list[str], list
     headers = ["device", "name", "dtype", "threads", "op_cost_us", "after_op_fraction", "probe_us", "peak_tflops",
                "bandwidth_gbs", "rounds", "busy", "created", "kind", "label", "batch", "macs", "bytes", "depth",
                "stride", "median_us", "spread", "rate", "rate_unit", "cache_bytes", "cold_write_us_per_mib",
-               "cold_read_us_per_mib", "width", "op", "cold_op_us", "fresh_page_us_per_mib"]
+               "cold_read_us_per_mib", "width", "op", "cold_op_us", "fresh_page_us_per_mib", "positions"]
     rows = [[c.device, c.name, c.dtype, c.threads, c.op_cost_us, c.after_op_fraction, c.probe_us, c.peak_tflops,
              c.bandwidth_gbs, c.rounds, c.busy, c.created, p.kind, p.label, _batch(p), p.macs, p.bytes, p.depth,
              p.stride, p.median_us, p.spread, p.rate, _unit(p.kind), c.cache_bytes,
              *("" if value is None else value for value in (c.cold_write_us_per_mib, c.cold_read_us_per_mib)),
-             p.width, p.op, c.cold_op_us, c.fresh_page_us_per_mib]
+             p.width, p.op, c.cold_op_us, c.fresh_page_us_per_mib, p.positions]
             for c in calibrations for p in c.points]
     return headers, rows
