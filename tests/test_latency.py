@@ -1414,6 +1414,38 @@ def test_between_dense_convs_the_map_counts_and_not_between_depthwise_ones():
     depthwise = dict(macs=5_419_008, moved_bytes=4_817_920, depth=9, stride=1, width=1)
     assert device.compute_tflops("conv", **depthwise, positions=3136) == \
         device.compute_tflops("conv", **depthwise) == 0.02
+    # nor between a dense op and a point of width 1: a grouped conv of 2 outputs a group on a 7x7 map
+    # keeps the one-map point nearer in width and MACs, though a dense point has its map
+    grouped = (RatePoint("conv", "one map @56", 10**7, 10**6, 0.0, 0.007, depth=18, stride=1, width=1, positions=3136),
+               RatePoint("conv", "2 a group @7", 10**7 * 3, 10**6, 0.0, 0.05, depth=18, stride=1, width=2,
+                         positions=49), RatePoint("memory", "copy", 0, 10**6, 0.0, 10.0))
+    assert replace(device, points=grouped).compute_tflops("conv", 10**7, 10**6, depth=18, stride=1, width=2,
+                                                          positions=49) == 0.007
+    # strided dense convs too (all of them go to oneDNN, one product per image on one thread as well)
+    strided = tuple(replace(p, stride=2) if p.kind == "conv" else p for p in points)
+    assert replace(device, points=strided).compute_tflops("conv", **expanding | {"stride": 2}, positions=49) == 0.071
+    # only where calibrate ran on one CPU thread: with more, and on a GPU, one product covers the batch
+    for other in (replace(device, threads=2), replace(device, device="cuda")):
+        assert other.compute_tflops("conv", **expanding, positions=49) == 0.093
+
+
+def test_count_predicts_a_1x1_conv_on_a_small_map_at_the_rate_of_its_map(tmp_path):
+    """End to end: count's trace carries each conv's map through blocks.py and forward_predictor to
+    the prediction (a 1x1 conv of 192 -> 1152 channels on a 7x7 map at batch 8: 86.7 M MACs)."""
+    net = tmp_path / "smallmap.py"
+    net.write_text("from torch import nn\n\n\ndef build():\n"
+                   "    return nn.Sequential(nn.Conv2d(3, 192, 1), nn.Conv2d(192, 1152, 1))\n")
+    macs = 8 * 49 * 192 * 1152
+    near_in_shape = RatePoint("conv", "1x1 @14, fast", macs, 10**6, 0.0, 1.0, depth=192, stride=1, width=1152,
+                              positions=196)
+    near_in_map = RatePoint("conv", "1x1 @7, slow", 2 * macs, 10**6, 0.0, 0.01, depth=384, stride=1, width=1152,
+                            positions=49)
+    device = replace(synthetic(), points=(near_in_shape, near_in_map, *synthetic().points[3:]))
+    with_map, without = (senet_cli.count(f"{net}:build", batch=8, input_size=7, roofline=calibrated_device(d))
+                         .roofline.predicted_ms
+                         for d in (device, replace(device, points=tuple(replace(p, positions=0)
+                                                                         for p in device.points))))
+    assert with_map > 2 * macs / 0.01e12 * 1e3 > 10 * without  # 17.3 ms at the slow point's rate, not 0.17
 
 
 def test_the_trace_and_calibrate_record_each_convs_map():

@@ -16,6 +16,7 @@ from torch import nn
 from senet_cli import vocabulary
 from senet_cli.attention.base import AttentionModule
 from senet_cli.count.dispatch import Trace
+from senet_cli.count.latency import OpPredict
 from senet_cli.count.on_cpu import traced
 from senet_cli.count.results import BlockCount
 
@@ -25,9 +26,6 @@ if TYPE_CHECKING:
 
 OpTime = Callable[[int, int], tuple[float, bool]]
 """(macs, bytes) -> (seconds, memory-bound): roofline.OpTimer.seconds."""
-OpPredict = Callable[[str, int, int, int, int, int, tuple[tuple[int, int], ...], int, int], float]
-"""(op name, macs, bytes, depth, stride, bytes written fresh, (bytes, reuse distance) of each input,
-a conv's output channels per group) -> predicted seconds: latency.DeviceCalibration.op_seconds."""
 
 
 def measure(

@@ -342,10 +342,10 @@ def _conv_positions(out: Any) -> int:
     """A convolution's output positions per image (its output's elements per channel: H_out x W_out
     for a 2-d one). On a CPU the same 1x1 conv runs slower per MAC on a small map: one thread runs an
     unstrided 1x1 conv at batch under 16 as a matrix product per image (PyTorch's THNN path, not
-    oneDNN), whose third dimension is the map, and a depthwise conv's rows get short. On this
-    project's EPYC a 1x1 conv of 192 -> 1152 channels on a 7x7 map at batch 8 ran at 0.071 TFLOPS,
-    one of 256 -> 1024 on a 14x14 map with the same MACs and a like depth and width at 0.093.
-    0 when not known."""
+    oneDNN), whose third dimension is the map. On this project's EPYC a 1x1 conv of 192 -> 1152
+    channels on a 7x7 map at batch 8 ran at 0.071 TFLOPS, calibrate's 1x1 convs on 7x7 maps at
+    0.068-0.073 at batch 1 and 8 alike, and one of 256 -> 1024 on a 14x14 map at batch 1, the
+    nearest in MACs, depth and width, at 0.093. 0 when not known."""
     tensor = out if isinstance(out, torch.Tensor) else None
     if tensor is None or tensor.dim() < 3:
         return 0

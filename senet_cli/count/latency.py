@@ -9,7 +9,8 @@ with these corrections, each measured by calibrate on the machine itself:
   rate calibrate measured for the calibrated shape nearest to it in (log MACs, log depth[, log
   stride, log width, log map]), depth being the MACs per output element (a conv's C_in / groups x
   kernel area, a matmul's K), a conv's width its output channels per group and its map its output
-  positions per image (between dense convs: a small map is slow at any batch), so a depthwise 3x3 (depth
+  positions per image (between dense convs, calibrated on one CPU thread: there PyTorch runs an
+  unstrided 1x1 conv at batch under 16 as one matrix product per image), so a depthwise 3x3 (depth
   9, width 1) or a 1x1 conv on a 1x1 map (SE's excitation: few MACs) is not credited with the rate
   of a large 3x3 conv (depth 576 and more), nor MobileNet's 1x1 projection to 24 channels with that
   of CBAM's 7x7 conv to one map;
@@ -76,6 +77,10 @@ READ_SCHEMAS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 FIGURE_KEYS = ("op_cost_us", "after_op_fraction", "cold_write_us_per_mib", "cold_read_us_per_mib", "cache_bytes",
                "cold_op_us", "cold_op_us_by_group", "fresh_page_us_per_mib")
 """The keys of DeviceCalibration.figures."""
+OpPredict = Callable[[str, int, int, int, int, int, Sequence[tuple[int, int]], int, int], float]
+"""(op name, macs, bytes, depth, stride, bytes written fresh, (bytes, reuse distance) of each input,
+a conv's output channels per group, a conv's output positions per image) -> predicted seconds
+(DeviceCalibration.forward_predictor: op_seconds and what the op pays for the ops before it)."""
 FIRST_TOUCH = 2**62
 """A read's reuse distance when the pass had not touched its memory before (parameters, the input):
 farther than any cache."""
@@ -351,14 +356,17 @@ class DeviceCalibration:
         PyTorch runs an unstrided 1x1 conv at batch under 16 as one matrix product per image, whose
         third dimension is the map, so the batch does not make up for a small map (EfficientNet-B0's
         1x1 convs on 7x7 maps at batch 8 took the rate of a 1x1 conv on a 14x14 map, and were
-        predicted at 0.65-0.76 of their time in the network; 0.98-1.02 with the map). Not between
-        depthwise convs: with few calibrated ones, the nearest map drew a 5x5 conv to a 3x3 one's
-        rate and an unstrided one to a strided one's, and the validation's worst row went from 9% to
-        28%."""
+        predicted at 0.65-0.76 of their time in the network; 0.98-1.02 with the map). Only in a
+        calibration of one CPU thread (with more, and on a GPU, the same convs run one product over
+        the whole batch, through oneDNN or cuDNN, and the batch does make up for the map). Not
+        between depthwise convs: with few calibrated ones, the nearest map drew a 5x5 conv to a 3x3
+        one's rate and an unstrided one to a strided one's, and the validation's worst row went from
+        9% to 28%."""
         candidates = self._index.by_kind.get(kind) or self._index.compute
         if not candidates:
             return math.inf
         size, intensity = math.log10(max(macs, 1)), math.log10(max(macs, 1) / max(moved_bytes, 1))
+        per_image = self.device == "cpu" and self.threads == 1  # where PyTorch's THNN path runs 1x1 convs
 
         def distance(point: RatePoint) -> float:
             reuse = math.log10(max(point.macs, 1) / max(point.bytes, 1)) - intensity  # MACs per byte apart
@@ -369,7 +377,7 @@ class DeviceCalibration:
                 shape, reuse = reuse, 0.0  # MACs per byte stand in for the depth
             apart = math.log10(point.stride) - math.log10(stride) if stride and point.stride else 0.0
             wide = math.log10(point.width) - math.log10(width) if width and point.width else 0.0
-            dense = width > 1 and point.width > 1  # neither depthwise nor to one map
+            dense = per_image and width > 1 and point.width > 1  # neither depthwise nor to one map
             mapped = (math.log10(point.positions) - math.log10(positions)
                       if dense and positions and point.positions else 0.0)
             return (math.log10(max(point.macs, 1)) - size) ** 2 + shape**2 + apart**2 + reuse**2 + wide**2 + mapped**2
@@ -513,7 +521,7 @@ class DeviceCalibration:
                 "cold_op_us_by_group": dict(self.cold_op_us_by_group),
                 "fresh_page_us_per_mib": self.fresh_page_us_per_mib}
 
-    def forward_predictor(self) -> Callable[..., float]:
+    def forward_predictor(self) -> OpPredict:
         """The predicted seconds of each op of one forward pass, called in the order they ran: its
         `op_seconds`, plus `after_op_fraction` x the op before it's, plus `cold_op_us` when no op of
         its name ran within `cache_bytes` of traffic (its own included: a conv moving 2 MiB leaves no
