@@ -138,8 +138,7 @@ def predicted(model: nn.Module, batch: int, calibration: DeviceCalibration) -> d
     predict = calibration.forward_predictor()
     out: dict[tuple[str, str], float] = collections.defaultdict(float)
     for op in trace.ops:
-        out[(op.module, op.op)] += predict(op.op, op.macs, op.bytes, op.depth, op.stride, op.written, op.reads,
-                                           op.width, op.positions)
+        out[(op.module, op.op)] += op.predicted_by(predict)
     return out
 
 

@@ -43,8 +43,7 @@ def main() -> None:
     trace = trace_costs(meta, torch.empty(x.shape, device="meta"))
     predict = calibration.forward_predictor()  # in the order the ops ran: each pays for the one before it
     for op in trace.ops:
-        charged[op.module] += predict(op.op, op.macs, op.bytes, op.depth, op.stride, op.written, op.reads,
-                                      op.width, op.positions) * 1e6
+        charged[op.module] += op.predicted_by(predict) * 1e6
         ops[op.module] += 1
 
     model = senet_cli.build_model(args.model).eval()

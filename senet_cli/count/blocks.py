@@ -123,8 +123,7 @@ def _split_rows(
             seconds, memory_bound = op_time(op.macs, op.bytes)
             bounds[row][0] += seconds
             bounds[row][1] += seconds if memory_bound else 0.0
-        op_seconds = (predict(op.op, op.macs, op.bytes, op.depth, op.stride, op.written, op.reads, op.width,
-                              op.positions) if predict is not None else 0.0)
+        op_seconds = op.predicted_by(predict) if predict is not None else 0.0
         attended = in_attention(op.module)
         kernels[row][0] += 1
         kernels[row][1] += attended

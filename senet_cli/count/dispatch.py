@@ -41,7 +41,7 @@ from senet_cli.count.formulas import (
     read_tensors,
     tensors_in,
 )
-from senet_cli.count.latency import BATCH_NORMS, BINARY_OPS, CONV_OPS, FIRST_TOUCH, REDUCTIONS
+from senet_cli.count.latency import BATCH_NORMS, BINARY_OPS, CONV_OPS, FIRST_TOUCH, REDUCTIONS, OpPredict
 
 AUTOCAST_LOWER = frozenset({
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "convolution",
@@ -77,6 +77,12 @@ class OpRecord:
     written: int = 0  # bytes written into the op's own new output (formulas.fresh_bytes): 0 in place
     reads: tuple[tuple[int, int], ...] = ()  # (bytes, reuse distance) of each input storage it reads: the bytes
     # the pass moved since that memory was last touched, its own included (latency.FIRST_TOUCH: not before)
+
+    def predicted_by(self, predict: OpPredict) -> float:
+        """The seconds `predict` (latency.DeviceCalibration.forward_predictor) gives this op: the one
+        place that hands a record's fields to the latency model, in OpPredict's order."""
+        return predict(self.op, self.macs, self.bytes, self.depth, self.stride, self.written, self.reads, self.width,
+                       self.positions)
 
 
 @dataclass
